@@ -1,0 +1,134 @@
+"""One pyarrow schema per table, each field described with its unit; builders write through these."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: pa.DataType
+    description: str
+    nullable: bool = False
+
+    def to_arrow(self) -> pa.Field:
+        return pa.field(self.name, self.type, nullable=self.nullable,
+                        metadata={"description": self.description})
+
+
+_LOGP = "log-probability in nats (natural log), <= 0"
+_TOPK_NOTE = "K = the build's top_k_candidates, most probable first"
+
+PROMPTS = (
+    Field("problem_id", pa.string(), "problem identifier from the benchmark, as a string"),
+    Field("benchmark", pa.string(), "benchmark name (toy-arith, aime24, amc23, gsm8k or a file stem)"),
+    Field("question", pa.string(), "problem statement as given by the benchmark"),
+    Field("gold_answer", pa.string(), "reference answer (GSM8K: the text after ####)"),
+    Field("prompt", pa.string(), "exact text fed to the models: chat template applied to question + instruction"),
+)
+
+GENERATIONS = (
+    Field("generation_id", pa.string(), "unique id: '<sampler>/<problem_id>/<sample_index>'"),
+    Field("problem_id", pa.string(), "problem this answers (prompts.problem_id)"),
+    Field("benchmark", pa.string(), "benchmark name"),
+    Field("sampler", pa.string(), "model that sampled the response: 'base' or an RL model name"),
+    Field("sample_index", pa.int32(), "0-based index of the sample for this problem and sampler"),
+    Field("seed", pa.int64(), "torch seed of the generation batch this response came from"),
+    Field("response_text", pa.string(), "decoded response, special tokens removed"),
+    Field("n_tokens", pa.int32(), "number of response tokens (including the end-of-sequence token if emitted)"),
+    Field("finish_reason", pa.string(), "'stop' (end-of-sequence emitted) or 'length' (hit max_new_tokens)"),
+    Field("extracted_answer", pa.string(), "content of the last \\boxed{} in the response; null if none", True),
+    Field("correct", pa.bool_(), "math-verify verdict against gold_answer; null if grading failed or timed out", True),
+    Field("engine", pa.string(), "generation engine: 'hf' or 'vllm'"),
+)
+
+TOKENS = (
+    Field("generation_id", pa.string(), "generation this token belongs to (generations.generation_id)"),
+    Field("sampler", pa.string(), "model that sampled the response (copied from generations for easy filtering)"),
+    Field("rl_model", pa.string(), "RL model compared with base at this position"),
+    Field("position", pa.int32(), "0-based index of the token in the response"),
+    Field("rel_position", pa.float32(), "position / (n_tokens - 1), in [0, 1]; 0 when n_tokens = 1"),
+    Field("token_id", pa.int32(), "sampled token id"),
+    Field("token", pa.string(), "sampled token decoded on its own"),
+    Field("logp_base", pa.float32(), f"base {_LOGP} of the sampled token"),
+    Field("logp_rl", pa.float32(), f"RL {_LOGP} of the sampled token"),
+    Field("entropy_base", pa.float32(), "entropy of the base next-token distribution, nats, in [0, ln V]"),
+    Field("entropy_rl", pa.float32(), "entropy of the RL next-token distribution, nats, in [0, ln V]"),
+    Field("js", pa.float32(), "Jensen-Shannon divergence of p_base and p_rl, nats, in [0, ln 2]"),
+    Field("kl_base_rl", pa.float32(), "KL(p_base || p_rl), nats, >= 0"),
+    Field("kl_rl_base", pa.float32(), "KL(p_rl || p_base), nats, >= 0"),
+    Field("rank_base", pa.int32(), "1-based rank of the sampled token under base (1 = most probable; ties share the best rank)"),
+    Field("rank_rl", pa.int32(), "1-based rank of the sampled token under RL"),
+    Field("top1_base", pa.int32(), "most probable token id under base"),
+    Field("top1_rl", pa.int32(), "most probable token id under RL"),
+    Field("rl_top1_rank_base", pa.int32(), "1-based rank under base of the RL top-1 token"),
+    Field("topk_base_ids", pa.list_(pa.int32()), f"base top-K token ids; {_TOPK_NOTE}"),
+    Field("topk_base_logp", pa.list_(pa.float32()), f"base top-K {_LOGP}; {_TOPK_NOTE}"),
+    Field("topk_rl_ids", pa.list_(pa.int32()), f"RL top-K token ids; {_TOPK_NOTE}"),
+    Field("topk_rl_logp", pa.list_(pa.float32()), f"RL top-K {_LOGP}; {_TOPK_NOTE}"),
+    Field("topk_overlap", pa.float32(), "|top-K base ∩ top-K RL| / K, in [0, 1]"),
+)
+
+CROSS_SAMPLES = (
+    Field("cross_id", pa.string(), "unique id: '<protocol>/<direction>/<rl_model>/<threshold>/<budget>/<problem_id>/<sample_index>'"),
+    Field("problem_id", pa.string(), "problem answered (prompts.problem_id)"),
+    Field("rl_model", pa.string(), "RL model paired with base"),
+    Field("protocol", pa.string(), "'threshold' (intervene where JS >= threshold) or 'resample'"),
+    Field("direction", pa.string(), "'forward' (base drives, RL intervenes) or 'reverse' (RL drives, base intervenes)"),
+    Field("threshold", pa.float64(), "JS threshold in nats for an intervention (resample: null)", True),
+    Field("budget", pa.float64(), "most interventions allowed; +inf = unlimited; a fraction of tokens when budget_unit = 'fraction'"),
+    Field("budget_unit", pa.string(), "'tokens' or 'fraction'"),
+    Field("sample_index", pa.int32(), "0-based sample index for this problem and setting"),
+    Field("seed", pa.int64(), "torch seed of the decoding batch"),
+    Field("response_text", pa.string(), "decoded response, special tokens removed"),
+    Field("n_tokens", pa.int32(), "number of response tokens"),
+    Field("n_interventions", pa.int32(), "number of tokens taken from the intervening model"),
+    Field("intervention_positions", pa.list_(pa.int32()), "0-based response positions of the interventions"),
+    Field("intervention_fraction", pa.float64(), "n_interventions / n_tokens, in [0, 1]"),
+    Field("extracted_answer", pa.string(), "content of the last \\boxed{}; null if none", True),
+    Field("correct", pa.bool_(), "math-verify verdict; null if grading failed or timed out", True),
+    Field("finish_reason", pa.string(), "'stop' or 'length'"),
+)
+
+TABLE_FIELDS: dict[str, tuple[Field, ...]] = {
+    "prompts": PROMPTS,
+    "generations": GENERATIONS,
+    "tokens": TOKENS,
+    "cross_samples": CROSS_SAMPLES,
+}
+
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "prompts": ("problem_id",),
+    "generations": ("generation_id",),
+    "tokens": ("generation_id", "rl_model", "position"),
+    "cross_samples": ("cross_id",),
+}
+
+
+def schema(table: str) -> pa.Schema:
+    """The pyarrow schema of `table`, with field descriptions and the schema version as metadata."""
+    fields = TABLE_FIELDS[table]
+    return pa.schema([f.to_arrow() for f in fields],
+                     metadata={"schema_version": SCHEMA_VERSION, "table": table})
+
+
+def to_arrow(table: str, rows: list[dict]) -> pa.Table:
+    """Rows (dicts) to an Arrow table of `table`'s schema; fails on a missing or mistyped column."""
+    return pa.Table.from_pylist(rows, schema=schema(table))
+
+
+def write_parquet(table: pa.Table, path: str | os.PathLike) -> None:
+    """Write atomically: a temporary file in the same directory, renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)

@@ -1,0 +1,44 @@
+"""The `tokenshift` command line: one click group; each part registers its own commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+import click
+
+from tokenshift import __version__
+from tokenshift.errors import TokenshiftError
+
+
+class _Group(click.Group):
+    """A group that prints TokenshiftError as one line and exits 2, with no traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TokenshiftError as err:
+            click.echo(f"Error: {err}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tokenshift")
+def cli() -> None:
+    """Build, validate, publish and query token-level base-vs-RL shift datasets."""
+
+
+def _register() -> None:
+    from tokenshift.toy.commands import toy_pair
+
+    cli.add_command(toy_pair)
+
+
+_register()
+
+
+def main() -> None:
+    cli()
