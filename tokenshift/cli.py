@@ -32,9 +32,11 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from tokenshift.builders.commands import build
     from tokenshift.toy.commands import toy_pair
 
     cli.add_command(toy_pair)
+    cli.add_command(build)
 
 
 _register()

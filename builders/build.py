@@ -1,0 +1,353 @@
+"""`tokenshift build`: prompts → generations (graded) → per-token scores, shard by shard."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from tokenshift.builders import benchmarks, generate, grade, manifest, models, prompts, score
+from tokenshift.builders.shards import (WORK_DIR, ShardSpec, derive_seed, is_done, mark_done,
+                                        part_name, shard_ranges)
+from tokenshift.errors import TokenshiftError
+from tokenshift.schemas.tables import TABLE_FIELDS, schema, to_arrow, write_parquet
+
+CONFIG_FILE = "config.json"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that determines a build's tables; recorded verbatim in the manifest."""
+
+    out: str
+    base: str | None = None  # None: the embedded toy base
+    rl: tuple[str, ...] = ()  # empty: the embedded toy rl
+    revision: str | None = None
+    benchmark: str = "toy-arith"
+    question_field: str | None = None
+    answer_field: str | None = None
+    id_field: str | None = None
+    limit: int | None = None
+    samples: int = 4
+    max_new_tokens: int = 512
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k_candidates: int = 10
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    engine: str = "hf"
+    instruction: str = prompts.DEFAULT_INSTRUCTION
+    use_chat_template: bool = True
+    batch_size: int = 64
+    shard_size: int = 32
+    shard: str = "0/1"
+    score_memory_mb: int = 1024
+    grade_timeout_s: float = 30.0
+    trust_remote_code: bool = False
+
+    def identity(self) -> dict:
+        """The fields that decide the tables (a resumed or re-run build must match them)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "out"}
+
+
+@dataclass
+class _Pair:
+    """Loaded models of a build: base, the RL models by name, and their shared tokenizer."""
+
+    tokenizer: object
+    base_spec: models.ModelSpec
+    rl_specs: list[models.ModelSpec]
+    base: object = None
+    rls: dict = field(default_factory=dict)
+
+    def load(self, config: BuildConfig) -> None:
+        if self.base is not None:
+            return
+        load = lambda spec: models.load_model(spec, config.device, config.dtype, config.trust_remote_code)
+        self.base = load(self.base_spec)
+        self.rls = {spec.name: load(spec) for spec in self.rl_specs}
+        vocab = len(self.tokenizer)
+        for name, model in [("base", self.base), *self.rls.items()]:
+            models.check_vocab_fits(model, vocab, name)
+
+
+def validate_config(config: BuildConfig) -> None:
+    """Reject bad parameters before anything is loaded or written."""
+    checks = [
+        (config.samples >= 1, f"--samples must be >= 1 (got {config.samples})"),
+        (config.limit is None or config.limit >= 1, f"--limit must be >= 1 (got {config.limit})"),
+        (config.max_new_tokens >= 1, f"--max-new-tokens must be >= 1 (got {config.max_new_tokens})"),
+        (config.temperature >= 0, f"--temperature must be >= 0 (got {config.temperature})"),
+        (0 < config.top_p <= 1, f"--top-p must be in (0, 1] (got {config.top_p})"),
+        (config.top_k_candidates >= 1, f"--top-k-candidates must be >= 1 (got {config.top_k_candidates})"),
+        (config.engine in generate.ENGINES, f"unknown --engine {config.engine!r}: use hf or vllm"),
+        (config.dtype in models.DTYPES, f"unknown --dtype {config.dtype!r}: use float32 or bfloat16"),
+        (config.batch_size >= 1 and config.shard_size >= 1, "--batch-size and --shard-size must be >= 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise TokenshiftError(message)
+    models.check_device(config.device)
+    ShardSpec.parse(config.shard)
+
+
+def model_specs(config: BuildConfig) -> tuple[models.ModelSpec, list[models.ModelSpec]]:
+    """Base and RL specs; the embedded toy pair stands in for missing --base/--rl."""
+    if config.base is None or not config.rl:
+        from tokenshift.toy.paths import embedded_base_dir, embedded_rl_dir
+    base = models.parse_model_spec(config.base or str(embedded_base_dir()), "base", config.revision)
+    rl_args = config.rl or (str(embedded_rl_dir()),)
+    rls = [models.parse_model_spec(arg, models.model_name(arg), config.revision) for arg in rl_args]
+    names = [spec.name for spec in rls]
+    if len(set(names)) != len(names) or "base" in names:
+        raise TokenshiftError(f"RL model names must be unique and not 'base' (got {', '.join(names)}): "
+                              "pass directories with distinct names")
+    return base, rls
+
+
+def prepare_out(config: BuildConfig, overwrite: bool) -> Path:
+    """Refuse a finished build (unless overwrite) or one started with another config."""
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise TokenshiftError(f"--out {out} is a file: choose a directory")
+    finished = (out / manifest.MANIFEST).exists()
+    started = (out / WORK_DIR / CONFIG_FILE).exists()
+    if out.exists() and any(out.iterdir()) and not (finished or started):
+        raise TokenshiftError(f"--out {out} is not empty and holds no tokenshift build: "
+                              "choose an empty or new directory")
+    if finished and not overwrite:
+        raise TokenshiftError(f"{out} already holds a finished build: pass --overwrite to replace it, "
+                              "or choose another --out")
+    if started and not overwrite:
+        previous = json.loads((out / WORK_DIR / CONFIG_FILE).read_text())
+        current = json.loads(json.dumps(config.identity()))
+        changed = [k for k in sorted(set(previous) | set(current)) if previous.get(k) != current.get(k)]
+        if changed:
+            k = changed[0]
+            raise TokenshiftError(f"{out} was started with another config ({k}: {previous.get(k)!r} "
+                                  f"-> {current.get(k)!r}): rerun with the same flags, pass "
+                                  "--overwrite, or choose another --out")
+    return out
+
+
+def _clear_build(out: Path) -> None:
+    for name in [*TABLE_FIELDS, WORK_DIR]:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+    for name in (manifest.MANIFEST, "README.md", "validation.json"):
+        (out / name).unlink(missing_ok=True)
+
+
+def command_line(config: BuildConfig) -> str:
+    """The `tokenshift build` command that reproduces this build (non-default flags only)."""
+    defaults = BuildConfig(out=config.out)
+    parts = ["tokenshift", "build", "--out", config.out]
+    for f in dataclasses.fields(BuildConfig):
+        value = getattr(config, f.name)
+        if f.name == "out" or value == getattr(defaults, f.name):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "rl":
+            for arg in value:
+                parts += ["--rl", arg]
+        elif f.name == "use_chat_template":
+            parts.append("--no-chat-template")
+        elif isinstance(value, bool):
+            parts.append(flag)
+        else:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
+def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = True) -> Path:
+    """Build (or resume) the tables under config.out; returns the build directory."""
+    started_at = time.time()
+    validate_config(config)
+    out = prepare_out(config, overwrite)
+    problems = benchmarks.load_benchmark(
+        config.benchmark, config.limit,
+        benchmarks.Fields(config.question_field, config.answer_field, config.id_field))
+    base_spec, rl_specs = model_specs(config)
+    tokenizer = models.load_tokenizer(base_spec, config.trust_remote_code)
+    for spec in rl_specs:
+        models.check_same_vocabulary(tokenizer, models.load_tokenizer(spec, config.trust_remote_code),
+                                     "base", spec.name)
+    pair = _Pair(tokenizer, base_spec, rl_specs)
+    prompt_texts = [prompts.format_prompt(tokenizer, p.question, config.instruction,
+                                          config.use_chat_template) for p in problems]
+    if overwrite:
+        _clear_build(out)
+    (out / WORK_DIR).mkdir(parents=True, exist_ok=True)
+    manifest.write_json_atomic(out / WORK_DIR / CONFIG_FILE, config.identity())
+
+    spec = ShardSpec.parse(config.shard)
+    shards = [(k, r) for k, r in enumerate(shard_ranges(len(problems), config.shard_size)) if spec.owns(k)]
+    todo = [(k, r) for k, r in shards if not is_done(out, "tokens", k)]
+    bar = tqdm(total=len(todo), desc="shards", unit="shard", disable=not progress)
+    for k, rows in todo:
+        shard_problems = [problems[i] for i in rows]
+        shard_prompts = [prompt_texts[i] for i in rows]
+        if not is_done(out, "prompts", k):
+            write_parquet(to_arrow("prompts", [
+                {"problem_id": p.problem_id, "benchmark": p.benchmark, "question": p.question,
+                 "gold_answer": p.gold_answer, "prompt": text}
+                for p, text in zip(shard_problems, shard_prompts)]), out / "prompts" / part_name(k))
+            mark_done(out, "prompts", k)
+        pair.load(config)
+        if not is_done(out, "generations", k):
+            table, response_ids = _generations(config, pair, k, shard_problems, shard_prompts, progress)
+            write_parquet(response_ids, out / WORK_DIR / "response_ids" / part_name(k))
+            write_parquet(table, out / "generations" / part_name(k))
+            mark_done(out, "generations", k)
+        generations = pq.read_table(out / "generations" / part_name(k),
+                                    columns=["generation_id", "problem_id", "sampler"]).to_pylist()
+        response_ids = pq.read_table(out / WORK_DIR / "response_ids" / part_name(k)).column("token_ids")
+        for gen, ids in zip(generations, response_ids.to_pylist()):
+            gen["token_ids"] = ids
+        write_parquet(_tokens(config, pair, generations, shard_prompts, shard_problems, progress),
+                      out / "tokens" / part_name(k))
+        mark_done(out, "tokens", k)
+        bar.update(1)
+    bar.close()
+    _write_manifest(out, config, pair, started_at, progress)
+    return out
+
+
+def _prompt_ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _generations(config: BuildConfig, pair: _Pair, shard: int, problems, prompt_texts,
+                 progress: bool) -> tuple[pa.Table, pa.Table]:
+    """Sample every model on the shard's prompts and grade the answers.
+
+    Returns the generations part and, aligned with it, the response token ids (a work file, so
+    scoring never re-tokenises decoded text).
+    """
+    tokenizer = pair.tokenizer
+    prompt_ids = [_prompt_ids(tokenizer, t) for t in prompt_texts]
+    sampling = generate.SamplingConfig(config.max_new_tokens, config.temperature, config.top_p,
+                                       config.batch_size)
+    rows = []
+    samplers = [("base", pair.base_spec, pair.base), *((s.name, s, pair.rls[s.name]) for s in pair.rl_specs)]
+    for name, spec, model in samplers:
+        seed = derive_seed(config.seed, shard, name)
+        bar = tqdm(total=len(prompt_ids) * config.samples, desc=f"generate {name}", unit="answer",
+                   leave=False, disable=not progress)
+        if config.engine == "vllm":
+            samples = generate.generate_vllm(spec.source, spec.revision, tokenizer, prompt_ids,
+                                             config.samples, seed, sampling, config.dtype)
+        else:
+            samples = generate.generate_hf(model, tokenizer, prompt_ids, config.samples, seed,
+                                           sampling, bar)
+        bar.close()
+        for s in samples:
+            problem = problems[s.prompt_index]
+            rows.append({
+                "generation_id": f"{name}/{problem.problem_id}/{s.sample_index}",
+                "problem_id": problem.problem_id, "benchmark": problem.benchmark, "sampler": name,
+                "sample_index": s.sample_index, "seed": seed,
+                "response_text": tokenizer.decode(s.token_ids, skip_special_tokens=True),
+                "n_tokens": len(s.token_ids), "finish_reason": s.finish_reason,
+                "engine": config.engine, "_token_ids": s.token_ids})
+    gold = {p.problem_id: p.gold_answer for p in problems}
+    bar = tqdm(total=len(rows), desc="grade", unit="answer", leave=False, disable=not progress)
+    grades = grade.grade_many([(gold[r["problem_id"]], r["response_text"]) for r in rows],
+                              timeout_s=config.grade_timeout_s, progress=bar)
+    bar.close()
+    for row, g in zip(rows, grades):
+        row["extracted_answer"], row["correct"] = g.extracted_answer, g.correct
+    token_ids = pa.table({"token_ids": pa.array([r.pop("_token_ids") for r in rows],
+                                                type=pa.list_(pa.int32()))})
+    return to_arrow("generations", rows), token_ids
+
+
+def _tokens(config: BuildConfig, pair: _Pair, generations: list[dict], prompt_texts, problems,
+            progress: bool) -> pa.Table:
+    """Score every generation of a shard against every RL model; one row per (generation, rl, position)."""
+    tokenizer = pair.tokenizer
+    vocab = len(tokenizer)
+    prompt_of = {p.problem_id: _prompt_ids(tokenizer, t) for p, t in zip(problems, prompt_texts)}
+    score_config = score.ScoreConfig(top_k=config.top_k_candidates,
+                                     memory_budget_mb=config.score_memory_mb)
+    columns: dict[str, list] = {f.name: [] for f in TABLE_FIELDS["tokens"]}
+    for gen in tqdm(generations, desc="score", unit="answer", leave=False, disable=not progress):
+        response = gen["token_ids"]
+        if not response:
+            continue
+        stats = score.score_pair(pair.base, pair.rls, prompt_of[gen["problem_id"]], response, vocab,
+                                 score_config)
+        n = len(response)
+        positions = np.arange(n, dtype=np.int32)
+        rel = positions / max(n - 1, 1)
+        texts = [_token_text(tokenizer, t) for t in response]
+        for rl_name, s in stats.items():
+            columns["generation_id"].append(np.full(n, gen["generation_id"], dtype=object))
+            columns["sampler"].append(np.full(n, gen["sampler"], dtype=object))
+            columns["rl_model"].append(np.full(n, rl_name, dtype=object))
+            columns["position"].append(positions)
+            columns["rel_position"].append(rel.astype(np.float32))
+            columns["token_id"].append(np.asarray(response, dtype=np.int32))
+            columns["token"].append(np.asarray(texts, dtype=object))
+            for key, value in s.items():
+                columns[key].append(value.numpy())
+    return _tokens_table(columns)
+
+
+_TOKEN_TEXT: dict[tuple[int, int], str] = {}
+
+
+def _token_text(tokenizer, token_id: int) -> str:
+    key = (id(tokenizer), token_id)
+    if key not in _TOKEN_TEXT:
+        _TOKEN_TEXT[key] = tokenizer.decode([token_id])
+    return _TOKEN_TEXT[key]
+
+
+def _tokens_table(columns: dict[str, list]) -> pa.Table:
+    target = schema("tokens")
+    arrays = []
+    for f in target:
+        parts = columns[f.name]
+        if pa.types.is_list(f.type):
+            values = np.concatenate(parts) if parts else np.zeros((0, 1))
+            k = values.shape[1] if values.ndim == 2 else 0
+            flat = pa.array(values.reshape(-1), type=f.type.value_type)
+            offsets = pa.array(np.arange(0, len(values) * k + 1, k or 1, dtype=np.int32)[:len(values) + 1])
+            arrays.append(pa.ListArray.from_arrays(offsets, flat).cast(f.type))
+        else:
+            values = np.concatenate(parts) if parts else np.array([], dtype=object)
+            arrays.append(pa.array(values, type=f.type))
+    return pa.Table.from_arrays(arrays, schema=target)
+
+
+def _write_manifest(out: Path, config: BuildConfig, pair: _Pair, started_at: float, progress: bool) -> None:
+    """Write manifest.json once every shard this process owns is done."""
+    spec = ShardSpec.parse(config.shard)
+    info = {"base": dataclasses.asdict(models.describe(pair.base_spec)),
+            "rl": [dataclasses.asdict(models.describe(s)) for s in pair.rl_specs]}
+    payload = {
+        **manifest.base_manifest(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command_line(config),
+        "config": dataclasses.asdict(config),
+        "shard": str(spec),
+        "models": info,
+        "tokenizer": {"sha256": models.tokenizer_sha256(pair.tokenizer), "vocab_size": len(pair.tokenizer)},
+        "grader": grade.grader_version(),
+        "seeds": {"build": config.seed, "generation": "derive_seed(seed, shard, sampler); per row in generations.seed"},
+        "tables": manifest.table_entries(out),
+        "build_seconds": round(time.time() - started_at, 1),
+    }
+    manifest.write_json_atomic(out / manifest.MANIFEST, payload)

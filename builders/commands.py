@@ -1,0 +1,53 @@
+"""The `tokenshift build` command: flags → a frozen BuildConfig → run_build."""
+
+from __future__ import annotations
+
+import click
+
+from tokenshift.builders.prompts import DEFAULT_INSTRUCTION
+
+
+@click.command("build")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Build directory.")
+@click.option("--base", default=None, metavar="MODEL",
+              help="Base checkpoint: a local directory or a Hub id (ORG/NAME[@REV]). Default: the embedded toy base.")
+@click.option("--rl", multiple=True, metavar="MODEL",
+              help="RL checkpoint(s); repeat for several (e.g. training steps). Default: the embedded toy rl.")
+@click.option("--revision", default=None, help="Hub revision for models given without @REV.")
+@click.option("--benchmark", default="toy-arith", show_default=True, metavar="NAME|PATH",
+              help="toy-arith, aime24, amc23, gsm8k, a .jsonl path, or a Hub dataset id.")
+@click.option("--question-field", default=None, help="Field holding the question in a custom jsonl.")
+@click.option("--answer-field", default=None, help="Field holding the gold answer in a custom jsonl.")
+@click.option("--id-field", default=None, help="Field holding the problem id in a custom jsonl.")
+@click.option("--limit", type=int, default=None, help="Use only the first N problems.")
+@click.option("--samples", type=int, default=4, show_default=True, help="Responses per prompt per model.")
+@click.option("--max-new-tokens", type=int, default=512, show_default=True)
+@click.option("--temperature", type=float, default=1.0, show_default=True, help="0 = greedy.")
+@click.option("--top-p", type=float, default=1.0, show_default=True)
+@click.option("--top-k-candidates", type=int, default=10, show_default=True,
+              help="K of the stored top-K candidate lists.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
+              help="Model weights dtype; statistics are always float32.")
+@click.option("--engine", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True,
+              help="Generation engine (scoring always uses HF).")
+@click.option("--instruction", default=DEFAULT_INSTRUCTION, show_default=True,
+              help="Appended to each question.")
+@click.option("--no-chat-template", is_flag=True, help="Use a plain 'Question/Answer' prompt.")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Sequences per generate() call.")
+@click.option("--shard-size", type=int, default=32, show_default=True, help="Prompts per resumable shard.")
+@click.option("--shard", default="0/1", show_default=True, metavar="I/N",
+              help="Run only shards k with k % N == I (merge the N outputs with `tokenshift merge`).")
+@click.option("--score-memory-mb", type=int, default=1024, show_default=True,
+              help="Working memory for full-vocabulary statistics; sets the chunk of positions.")
+@click.option("--trust-remote-code", is_flag=True, help="Run model code from the checkpoint (off by default).")
+@click.option("--overwrite", is_flag=True, help="Replace a finished build in --out.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def build(overwrite: bool, quiet: bool, no_chat_template: bool, rl: tuple[str, ...], **options) -> None:
+    """Generate, grade and score a base/RL pair over a benchmark into versioned tables."""
+    from tokenshift.builders.build import BuildConfig, run_build
+
+    config = BuildConfig(rl=tuple(rl), use_chat_template=not no_chat_template, **options)
+    out = run_build(config, overwrite=overwrite, progress=not quiet)
+    click.echo(f"build written to {out}")

@@ -1,0 +1,106 @@
+"""Sample responses from one model for a batch of prompts (HF engine, or vLLM when asked)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tokenshift.errors import TokenshiftError
+
+ENGINES = ("hf", "vllm")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    max_new_tokens: int = 512
+    temperature: float = 1.0
+    top_p: float = 1.0
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class Sample:
+    prompt_index: int
+    sample_index: int
+    token_ids: list[int]  # response tokens, the end-of-sequence token included when emitted
+    finish_reason: str  # 'stop' or 'length'
+
+
+def stop_token_ids(model, tokenizer) -> set[int]:
+    """End-of-sequence ids from the generation config and the tokenizer."""
+    ids = getattr(model.generation_config, "eos_token_id", None)
+    ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def trim_response(generated: list[int], stop_ids: set[int], max_new_tokens: int) -> tuple[list[int], str]:
+    """Cut a generated row after its first stop token; pad tokens after it are dropped."""
+    for i, token in enumerate(generated):
+        if token in stop_ids:
+            return generated[:i + 1], "stop"
+    return generated[:max_new_tokens], "length"
+
+
+def sampling_kwargs(config: SamplingConfig) -> dict:
+    """generate() arguments for pure temperature/top-p sampling (no default top-k of 50)."""
+    if config.temperature == 0:
+        return {"do_sample": False, "top_k": None, "top_p": None, "temperature": None}
+    return {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p,
+            "top_k": 0}
+
+
+@torch.inference_mode()
+def generate_hf(model, tokenizer, prompt_ids: list[list[int]], samples: int, seed: int,
+                config: SamplingConfig, progress=None) -> list[Sample]:
+    """`samples` responses per prompt, batched with left padding and a KV cache, seeded once."""
+    device = next(model.parameters()).device
+    stop_ids = stop_token_ids(model, tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stop_ids)
+    jobs = [(p, s) for p in range(len(prompt_ids)) for s in range(samples)]
+    torch.manual_seed(seed)
+    out: list[Sample] = []
+    for lo in range(0, len(jobs), config.batch_size):
+        batch = jobs[lo:lo + config.batch_size]
+        rows = [prompt_ids[p] for p, _ in batch]
+        width = max(map(len, rows))
+        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, width - len(row):] = torch.tensor(row)
+            attention[i, width - len(row):] = 1
+        generated = model.generate(
+            input_ids=input_ids.to(device), attention_mask=attention.to(device),
+            max_new_tokens=config.max_new_tokens, pad_token_id=pad_id,
+            eos_token_id=sorted(stop_ids), **sampling_kwargs(config))
+        for (p, s), row in zip(batch, generated[:, width:].tolist()):
+            tokens, reason = trim_response(row, stop_ids, config.max_new_tokens)
+            out.append(Sample(p, s, tokens, reason))
+        if progress is not None:
+            progress.update(len(batch))
+    return out
+
+
+def generate_vllm(model_source: str, revision: str | None, tokenizer, prompt_ids: list[list[int]],
+                  samples: int, seed: int, config: SamplingConfig, dtype: str) -> list[Sample]:
+    """The same samples through vLLM (optional extra); scoring still uses the HF models."""
+    try:
+        from vllm import LLM, SamplingParams
+        from vllm.inputs import TokensPrompt
+    except ImportError:
+        raise TokenshiftError("--engine vllm needs vLLM: pip install 'tokenshift[vllm]', "
+                              "or use --engine hf") from None
+    llm = LLM(model=model_source, revision=revision, dtype=dtype, seed=seed,
+              trust_remote_code=False)
+    params = SamplingParams(n=samples, temperature=config.temperature, top_p=config.top_p,
+                            top_k=-1 if config.temperature > 0 else 1,
+                            max_tokens=config.max_new_tokens, seed=seed)
+    results = llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompt_ids], params)
+    out = []
+    for p, result in enumerate(results):
+        for s, completion in enumerate(result.outputs):
+            reason = "stop" if completion.finish_reason == "stop" else "length"
+            out.append(Sample(p, s, list(completion.token_ids), reason))
+    return out

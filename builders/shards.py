@@ -1,0 +1,71 @@
+"""Shards of prompts with per-shard completion markers, so any run can stop and resume.
+
+The pattern of datatrove's executors: work is cut into fixed shards; a step writes its output
+atomically, then a marker; a rerun skips marked shards. Which process runs which shard (one
+process, `--shard I/N`, Ray) changes nothing in the output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from tokenshift.errors import TokenshiftError
+
+WORK_DIR = ".tokenshift"
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """This process runs shards k with k % count == index."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> "ShardSpec":
+        if not text:
+            return cls()
+        try:
+            index, count = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise TokenshiftError(f"--shard {text!r} is not I/N: write e.g. --shard 0/4") from None
+        if count < 1 or not 0 <= index < count:
+            raise TokenshiftError(f"--shard {text}: need 0 <= I < N, e.g. --shard 0/4")
+        return cls(index, count)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def owns(self, shard: int) -> bool:
+        return shard % self.count == self.index
+
+
+def shard_ranges(n_items: int, shard_size: int) -> list[range]:
+    """Consecutive blocks of `shard_size` item indices; the partition depends on nothing else."""
+    return [range(lo, min(lo + shard_size, n_items)) for lo in range(0, n_items, shard_size)]
+
+
+def part_name(shard: int) -> str:
+    return f"part-{shard:05d}.parquet"
+
+
+def marker(out: Path, step: str, shard: int) -> Path:
+    return out / WORK_DIR / "done" / f"{step}-{shard:05d}"
+
+
+def is_done(out: Path, step: str, shard: int) -> bool:
+    return marker(out, step, shard).exists()
+
+
+def mark_done(out: Path, step: str, shard: int) -> None:
+    path = marker(out, step, shard)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+
+
+def derive_seed(*parts) -> int:
+    """A stable 31-bit seed from the build seed and a shard's coordinates (no Python hash())."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
