@@ -1,0 +1,141 @@
+"""`tokenshift build` end to end on a tiny random pair: tables, determinism, resume, bad input."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import tokenshift.builders.build as build_module
+from tiny_pair import make_pair
+from tokenshift.builders.build import BuildConfig, run_build
+from tokenshift.errors import TokenshiftError
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    return make_pair(tmp_path_factory.mktemp("pair"), n_rl=2)
+
+
+@pytest.fixture(scope="module")
+def gsm8k(shared_benchmarks):
+    return str(shared_benchmarks / "gsm8k.jsonl")
+
+
+def _config(out, pair, gsm8k, **kw):
+    base, rls = pair
+    defaults = dict(base=str(base), rl=tuple(map(str, rls)), benchmark=gsm8k, limit=5, samples=2,
+                    max_new_tokens=12, shard_size=2)
+    return BuildConfig(out=str(out), **{**defaults, **kw})
+
+
+def _tables(out):
+    return {t: pq.read_table(out / t).sort_by([(c, "ascending") for c in keys])
+            for t, keys in [("prompts", ["problem_id"]), ("generations", ["generation_id"]),
+                            ("tokens", ["generation_id", "rl_model", "position"])]}
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, pair, gsm8k):
+    out = tmp_path_factory.mktemp("straight") / "build"
+    run_build(_config(out, pair, gsm8k), progress=False)
+    return out
+
+
+def test_build_tables_are_consistent(straight):
+    t = _tables(straight)
+    prompts, gens, tokens = (t[k].to_pandas() for k in ("prompts", "generations", "tokens"))
+    assert len(prompts) == 5 and prompts.gold_answer.iloc[0] == "18"
+    assert len(gens) == 5 * 2 * 3  # problems × samples × (base + 2 RL samplers)
+    assert set(gens.sampler) == {"base", "rl0", "rl1"}
+    counts = tokens.groupby(["generation_id", "rl_model"]).size()
+    expected = gens.set_index("generation_id").n_tokens
+    for (gid, _), n in counts.items():
+        assert n == expected[gid]
+    assert set(tokens.rl_model) == {"rl0", "rl1"}
+    assert tokens.rel_position.between(0, 1).all() and tokens.js.between(0, 0.6932).all()
+    manifest = json.loads((straight / "manifest.json").read_text())
+    assert manifest["tables"]["tokens"]["rows"] == len(tokens)
+    assert manifest["config"]["samples"] == 2 and manifest["tokenizer"]["vocab_size"] > 256
+    assert manifest["command"].startswith("tokenshift build --out ")
+
+
+def test_same_command_twice_gives_identical_tables(tmp_path, pair, gsm8k, straight):
+    run_build(_config(tmp_path / "again", pair, gsm8k), progress=False)
+    first = json.loads((straight / "manifest.json").read_text())["tables"]
+    second = json.loads((tmp_path / "again" / "manifest.json").read_text())["tables"]
+    assert first == second  # sha256 of every parquet part
+
+
+def test_resume_after_interruption_equals_straight_build(tmp_path, pair, gsm8k, straight, monkeypatch):
+    out = tmp_path / "resumed"
+    calls = {"n": 0}
+    real = build_module._tokens
+
+    def dies_on_second_shard(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "_tokens", dies_on_second_shard)
+    with pytest.raises(KeyboardInterrupt):
+        run_build(_config(out, pair, gsm8k), progress=False)
+    assert not (out / "manifest.json").exists() and (out / "generations" / "part-00001.parquet").exists()
+    monkeypatch.setattr(build_module, "_tokens", real)
+    run_build(_config(out, pair, gsm8k), progress=False)
+    resumed, straight_t = _tables(out), _tables(straight)
+    for name in resumed:
+        assert resumed[name].equals(straight_t[name]), name
+
+
+def test_finished_build_is_not_overwritten_and_config_change_refused(tmp_path, pair, gsm8k, straight):
+    with pytest.raises(TokenshiftError, match="already holds a finished build.*--overwrite"):
+        run_build(_config(straight, pair, gsm8k), progress=False)
+    out = tmp_path / "partial"
+    (out / ".tokenshift").mkdir(parents=True)
+    (out / ".tokenshift" / "config.json").write_text(json.dumps(_config(out, pair, gsm8k).identity()))
+    with pytest.raises(TokenshiftError, match=r"another config \(samples: 2 -> 3\)"):
+        run_build(_config(out, pair, gsm8k, samples=3), progress=False)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--benchmark", "nope"], "unknown benchmark 'nope'"),
+    (["--samples", "0"], "--samples must be >= 1"),
+    (["--base", "/does/not/exist"], "model path /does/not/exist does not exist"),
+    (["--device", "cuda"], "no CUDA GPU is available"),
+])
+def test_bad_input_is_one_line_error_and_writes_nothing(tmp_path, pair, gsm8k, args, message):
+    from tokenshift.cli import cli
+
+    base, rls = pair
+    out = tmp_path / "out"
+    cmd = ["build", "--out", str(out), "--base", str(base), "--rl", str(rls[0]), "--benchmark", gsm8k,
+           "--limit", "2", "--max-new-tokens", "4", "--quiet", *args]
+    result = CliRunner().invoke(cli, cmd)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_not_a_model_directory_and_mismatched_vocabularies(tmp_path, pair, gsm8k):
+    base, rls = pair
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TokenshiftError, match="is not a model directory"):
+        run_build(_config(tmp_path / "o1", (base, [tmp_path / "empty"]), gsm8k), progress=False)
+    other = make_pair(tmp_path / "other", seed=1)[1][0]
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(other)
+    tok.add_tokens(["<extra_token>"])
+    tok.save_pretrained(other)
+    with pytest.raises(TokenshiftError, match="different vocabularies"):
+        run_build(_config(tmp_path / "o2", (base, [other]), gsm8k), progress=False)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_unreadable_jsonl_row(tmp_path, pair):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "1+1?", "answer": "2"}\n{not json\n')
+    with pytest.raises(TokenshiftError, match=r"bad.jsonl:2 is not valid JSON"):
+        run_build(_config(tmp_path / "o", pair, str(bad)), progress=False)
