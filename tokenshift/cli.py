@@ -32,11 +32,15 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from tokenshift.builders.commands import build
+    from tokenshift.builders.commands import build, merge
+    from tokenshift.queries.commands import query, report
     from tokenshift.toy.commands import toy_pair
 
     cli.add_command(toy_pair)
     cli.add_command(build)
+    cli.add_command(merge)
+    cli.add_command(query)
+    cli.add_command(report)
 
 
 _register()

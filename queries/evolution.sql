@@ -1,0 +1,94 @@
+-- evolution: the sparse-shift statistics summarised per RL checkpoint (one rl_model = one checkpoint).
+--
+-- Per (rl_model, sampler) of tokens, the headline numbers of js_distribution, entropy_vs_divergence,
+-- position_concentration, reranking, mass_reallocation and divergent_tokens, plus the checkpoint's accuracy.
+-- Definitions are those of the individual recipes: "over" = js >= js_threshold; forks = entropy_base >=
+-- the fork_quantile quantile within the group; edges = first or last edge_tokens positions of an answer
+-- (n_tokens from generations); RL top-1 gain = q(t*) - p(t*) with p(t*) bounded in [0, p_K] when the RL
+-- top-1 is outside base's top-K and not otherwise known (see mass_reallocation). checkpoint_step is the
+-- last number in rl_model (e.g. 'rl-step200' -> 200), for ordering checkpoints; NULL if none.
+--
+-- Parameters (override with SET VARIABLE name = value; before pasting):
+--   js_threshold    DOUBLE   0.1    JS threshold, nats
+--   near_zero_js    DOUBLE   0.01   JS below which a position counts as unchanged, nats
+--   edge_tokens     INTEGER  32     length of the first / last segments, tokens
+--   fork_quantile   DOUBLE   0.8    entropy_base quantile above which a position is a fork
+--   top_rank        INTEGER  3      base rank k for "RL top-1 is in base top-k"
+--
+-- Tables: tokens, generations
+--
+-- Columns (one row per rl_model, sampler):
+--   rl_model, checkpoint_step, sampler
+--   n_tokens                   positions
+--   mean_js, p99_js            mean and 99th percentile of JS, nats
+--   share_near_zero            share with js < near_zero_js, fraction
+--   share_over                 share with js >= js_threshold, fraction
+--   edge_token_share           share of positions in the first/last edge_tokens, fraction
+--   over_share_in_edges        share of over-threshold positions in the first/last edge_tokens, fraction
+--   over_share_in_forks        share of over-threshold positions that are forks, fraction
+--   rl_top1_in_base_top        share of positions with rl_top1_rank_base <= top_rank, fraction
+--   rl_top1_in_base_top_over   the same over over-threshold positions only, fraction
+--   mean_topk_overlap          mean topk_overlap, fraction
+--   mean_gain_lo, mean_gain_hi mean probability moved onto the RL top-1 (bounds), probability
+--   top_divergent_token        token text with the most over-threshold positions (ties: lowest token_id)
+--   top_divergent_token_n      its over-threshold positions
+--   rl_accuracy                accuracy of responses sampled by rl_model (graded only), fraction
+
+SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
+SET VARIABLE near_zero_js = COALESCE(getvariable('near_zero_js'), 0.01)::DOUBLE;
+SET VARIABLE edge_tokens = COALESCE(getvariable('edge_tokens'), 32)::INTEGER;
+SET VARIABLE fork_quantile = COALESCE(getvariable('fork_quantile'), 0.8)::DOUBLE;
+SET VARIABLE top_rank = COALESCE(getvariable('top_rank'), 3)::INTEGER;
+
+WITH t AS (
+    SELECT tk.rl_model, tk.sampler, tk.token_id, tk.token, tk.js::DOUBLE AS js,
+           tk.js::DOUBLE >= getvariable('js_threshold') AS is_over,
+           tk.position < getvariable('edge_tokens')
+               OR tk.position >= g.n_tokens - getvariable('edge_tokens') AS is_edge,
+           tk.entropy_base::DOUBLE >= quantile_cont(tk.entropy_base::DOUBLE, getvariable('fork_quantile'))
+               OVER (PARTITION BY tk.rl_model, tk.sampler) AS is_fork,
+           tk.rl_top1_rank_base <= getvariable('top_rank') AS in_top,
+           tk.topk_overlap::DOUBLE AS overlap,
+           exp(tk.topk_rl_logp[1]::DOUBLE) AS q_top1,
+           CASE WHEN list_position(tk.topk_base_ids, tk.top1_rl) IS NOT NULL
+                    THEN exp(tk.topk_base_logp[list_position(tk.topk_base_ids, tk.top1_rl)]::DOUBLE)
+                WHEN tk.rl_top1_rank_base <= len(tk.topk_base_logp)
+                    THEN exp(tk.topk_base_logp[tk.rl_top1_rank_base]::DOUBLE)
+                WHEN tk.top1_rl = tk.token_id THEN exp(tk.logp_base::DOUBLE) END AS p_top1_exact,
+           exp(list_min(tk.topk_base_logp)::DOUBLE) AS p_k
+    FROM tokens AS tk JOIN generations AS g USING (generation_id)
+),
+summary AS (
+    SELECT rl_model, sampler, count(*) AS n_tokens, avg(js) AS mean_js,
+           quantile_cont(js, 0.99) AS p99_js,
+           avg(CASE WHEN js < getvariable('near_zero_js') THEN 1.0 ELSE 0.0 END) AS share_near_zero,
+           avg(CASE WHEN is_over THEN 1.0 ELSE 0.0 END) AS share_over,
+           avg(CASE WHEN is_edge THEN 1.0 ELSE 0.0 END) AS edge_token_share,
+           count_if(is_over AND is_edge) / nullif(count_if(is_over), 0) AS over_share_in_edges,
+           count_if(is_over AND is_fork) / nullif(count_if(is_over), 0) AS over_share_in_forks,
+           avg(CASE WHEN in_top THEN 1.0 ELSE 0.0 END) AS rl_top1_in_base_top,
+           count_if(is_over AND in_top) / nullif(count_if(is_over), 0) AS rl_top1_in_base_top_over,
+           avg(overlap) AS mean_topk_overlap,
+           avg(q_top1 - coalesce(p_top1_exact, p_k)) AS mean_gain_lo,
+           avg(q_top1 - coalesce(p_top1_exact, 0.0)) AS mean_gain_hi
+    FROM t GROUP BY rl_model, sampler
+),
+top_token AS (
+    SELECT rl_model, sampler, arg_min(token, (-n_over, token_id)) AS top_divergent_token,
+           max(n_over) AS top_divergent_token_n
+    FROM (SELECT rl_model, sampler, token_id, any_value(token) AS token, count_if(is_over)::BIGINT AS n_over
+          FROM t GROUP BY rl_model, sampler, token_id HAVING count_if(is_over) > 0)
+    GROUP BY rl_model, sampler
+),
+acc AS (
+    SELECT sampler AS rl_model, avg(correct::DOUBLE) AS rl_accuracy FROM generations GROUP BY sampler
+)
+SELECT s.rl_model, TRY_CAST(regexp_extract(s.rl_model, '(\d+)\D*$', 1) AS BIGINT) AS checkpoint_step,
+       s.sampler, s.n_tokens, s.mean_js, s.p99_js, s.share_near_zero, s.share_over, s.edge_token_share,
+       s.over_share_in_edges, s.over_share_in_forks, s.rl_top1_in_base_top, s.rl_top1_in_base_top_over,
+       s.mean_topk_overlap, s.mean_gain_lo, s.mean_gain_hi,
+       tt.top_divergent_token, tt.top_divergent_token_n, a.rl_accuracy
+FROM summary AS s
+LEFT JOIN top_token AS tt USING (rl_model, sampler)
+LEFT JOIN acc AS a USING (rl_model)
+ORDER BY checkpoint_step NULLS LAST, s.rl_model, s.sampler <> 'base', s.sampler;

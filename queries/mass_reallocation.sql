@@ -1,0 +1,91 @@
+-- mass_reallocation: how much probability RL moves onto its top-1 token, and into / out of base's top-K.
+--
+-- Notation per position: p = base next-token distribution, q = RL's, S = topk_base_ids (base top-K),
+-- R = topk_rl_ids (RL top-K), t* = top1_rl (RL top-1 id), p_K = smallest probability in topk_base_logp,
+-- q_K = smallest in topk_rl_logp. Probabilities are exp(logp) (logp in nats).
+--
+-- 1. Mass moved onto the RL top-1:  gain = q(t*) - p(t*).
+--    q(t*) = exp(topk_rl_logp[1]) (exact). p(t*) is exact when t* is in S (its topk_base_logp entry), when
+--    rl_top1_rank_base <= K (the entry at that rank: ties share the best rank, so it holds p(t*)), or when
+--    t* is the sampled token (exp(logp_base)). Otherwise t* ranks below base's K-th candidate, so
+--    0 <= p(t*) <= p_K and the gain is reported as bounds: gain_lo = q(t*) - p_K, gain_hi = q(t*).
+-- 2. Mass on base's top-K:  base_mass = sum over S of p (exact); rl_mass = sum over S of q.
+--    q(i) for i in S is exact when i is in R or is the sampled token (exp(logp_rl)); every other i in S is
+--    outside RL's top-K, so 0 <= q(i) <= q_K. Bounds: rl_mass_lo = known part;
+--    rl_mass_hi = min(known part + (number unknown) * q_K, 1 - sum of q over R \ S).
+--    net = rl_mass - base_mass: > 0 means RL moved mass into base's top-K (concentrating on base's
+--    candidates), < 0 means mass left base's top-K for tokens base ranked lower.
+-- All means are over positions of the (sampler, rl_model, subset) group, with lo/hi means of the bounds
+-- (equal when every position is exact; exact_share says how often they are).
+--
+-- Parameters (override with SET VARIABLE name = value; before pasting):
+--   js_threshold   DOUBLE  0.1   JS threshold, nats, for the 'over_threshold' subset
+--
+-- Tables: tokens
+--
+-- Columns (one row per sampler, rl_model, subset):
+--   sampler, rl_model, subset        subset is 'all' or 'over_threshold' (js >= js_threshold)
+--   n_tokens                         positions in the subset
+--   rl_top1_in_base_topk             share of positions with t* in S (or rl_top1_rank_base <= K), fraction
+--   mean_q_rl_top1                   mean q(t*), probability
+--   mean_p_rl_top1_lo, _hi           mean p(t*) bounds, probability
+--   mean_gain_lo, mean_gain_hi       mean q(t*) - p(t*) bounds, probability
+--   exact_top1_share                 share of positions where p(t*) is exact, fraction
+--   mean_base_mass_base_topk         mean sum over S of p, probability
+--   mean_rl_mass_base_topk_lo, _hi   mean sum over S of q bounds, probability
+--   mean_net_into_base_topk_lo, _hi  mean (rl_mass - base_mass) bounds, probability
+--   exact_topk_share                 share of positions where rl_mass is exact, fraction
+
+SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
+
+WITH t AS (
+    SELECT sampler, rl_model, js::DOUBLE >= getvariable('js_threshold') AS is_over,
+           exp(topk_rl_logp[1]::DOUBLE) AS q_top1,
+           CASE WHEN list_position(topk_base_ids, top1_rl) IS NOT NULL
+                    THEN exp(topk_base_logp[list_position(topk_base_ids, top1_rl)]::DOUBLE)
+                WHEN rl_top1_rank_base <= len(topk_base_logp)
+                    THEN exp(topk_base_logp[rl_top1_rank_base]::DOUBLE)
+                WHEN top1_rl = token_id THEN exp(logp_base::DOUBLE) END AS p_top1_exact,
+           list_position(topk_base_ids, top1_rl) IS NOT NULL
+               OR rl_top1_rank_base <= len(topk_base_logp) AS top1_in_base_topk,
+           exp(list_min(topk_base_logp)::DOUBLE) AS p_k,
+           exp(list_min(topk_rl_logp)::DOUBLE) AS q_k,
+           list_sum(list_transform(topk_base_logp, lambda lp: exp(lp::DOUBLE))) AS base_mass,
+           list_sum(list_transform(topk_base_ids, lambda i: coalesce(
+               exp(topk_rl_logp[list_position(topk_rl_ids, i)]::DOUBLE),
+               CASE WHEN i = token_id THEN exp(logp_rl::DOUBLE) END, 0.0))) AS rl_mass_known,
+           len(list_filter(topk_base_ids, lambda i: list_position(topk_rl_ids, i) IS NULL AND i <> token_id))
+               AS n_unknown,
+           coalesce(list_sum(list_transform(
+               list_filter(list_zip(topk_rl_ids, topk_rl_logp),
+                           lambda x: list_position(topk_base_ids, x[1]) IS NULL),
+               lambda x: exp(x[2]::DOUBLE))), 0.0) AS rl_mass_outside
+    FROM tokens
+),
+m AS (
+    SELECT *,
+           coalesce(p_top1_exact, 0.0) AS p_top1_lo,
+           coalesce(p_top1_exact, p_k) AS p_top1_hi,
+           rl_mass_known AS rl_mass_lo,
+           least(rl_mass_known + n_unknown * q_k, 1.0 - rl_mass_outside) AS rl_mass_hi
+    FROM t
+),
+s AS (
+    SELECT *, 'all' AS subset FROM m
+    UNION ALL
+    SELECT *, 'over_threshold' FROM m WHERE is_over
+)
+SELECT sampler, rl_model, subset, count(*) AS n_tokens,
+       avg(CASE WHEN top1_in_base_topk THEN 1.0 ELSE 0.0 END) AS rl_top1_in_base_topk,
+       avg(q_top1) AS mean_q_rl_top1,
+       avg(p_top1_lo) AS mean_p_rl_top1_lo, avg(p_top1_hi) AS mean_p_rl_top1_hi,
+       avg(q_top1 - p_top1_hi) AS mean_gain_lo, avg(q_top1 - p_top1_lo) AS mean_gain_hi,
+       avg(CASE WHEN p_top1_exact IS NOT NULL THEN 1.0 ELSE 0.0 END) AS exact_top1_share,
+       avg(base_mass) AS mean_base_mass_base_topk,
+       avg(rl_mass_lo) AS mean_rl_mass_base_topk_lo, avg(rl_mass_hi) AS mean_rl_mass_base_topk_hi,
+       avg(rl_mass_lo - base_mass) AS mean_net_into_base_topk_lo,
+       avg(rl_mass_hi - base_mass) AS mean_net_into_base_topk_hi,
+       avg(CASE WHEN n_unknown = 0 THEN 1.0 ELSE 0.0 END) AS exact_topk_share
+FROM s
+GROUP BY sampler, rl_model, subset
+ORDER BY sampler <> 'base', sampler, rl_model, subset;

@@ -1,0 +1,240 @@
+"""One matplotlib figure per recipe result (Agg backend), labelled with units."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+_FIGSIZE = (12, 4.6)
+_DPI = 110
+
+
+def _series_label(sampler: str, rl_model: str) -> str:
+    who = "base" if sampler == "base" else ("RL" if sampler == rl_model else sampler)
+    return f"{rl_model} vs base, {who}-sampled"
+
+
+def _groups(df: pd.DataFrame) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(zip(df["sampler"], df["rl_model"])))
+
+
+def _style(ax, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+
+
+def _empty(title: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 2.5))
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{title}\n(no rows)", ha="center", va="center")
+    return fig
+
+
+def _natural_key(name: str) -> list:
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.findall(r"\d+|\D+", str(name))]
+
+
+def plot_js_distribution(df: pd.DataFrame) -> plt.Figure:
+    """Left: JS at each percentile (log scale); right: % of tokens with JS >= each threshold."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=_FIGSIZE)
+    for sampler, rl in _groups(df):
+        g = df[(df.sampler == sampler) & (df.rl_model == rl)]
+        pct = g[g.measure == "js_percentile"].sort_values("level")
+        thr = g[g.measure == "share_over"].sort_values("level")
+        left.plot(np.arange(len(pct)), pct.value.clip(lower=1e-8), marker="o", label=_series_label(sampler, rl))
+        right.plot(np.arange(len(thr)), 100 * thr.value, marker="o", label=_series_label(sampler, rl))
+    pct_levels = sorted(df.loc[df.measure == "js_percentile", "level"].unique())
+    thr_levels = sorted(df.loc[df.measure == "share_over", "level"].unique())
+    left.set_xticks(range(len(pct_levels)), [f"p{100 * p:g}" for p in pct_levels])
+    left.set_yscale("log")
+    right.set_xticks(range(len(thr_levels)), [f"≥ {t:g}" for t in thr_levels])
+    _style(left, "JS divergence percentile curve", "percentile of token positions", "JS divergence (nats, log scale)")
+    _style(right, "Share of tokens over each JS threshold", "JS threshold (nats)", "tokens over threshold (%)")
+    right.legend(fontsize=8)
+    fig.suptitle("Divergence is sparse: most positions have near-zero JS", fontsize=12)
+    return fig
+
+
+def plot_entropy_vs_divergence(df: pd.DataFrame) -> plt.Figure:
+    """Mean JS and % over threshold per base-entropy bin; legend gives the fork share of high-JS tokens."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=_FIGSIZE)
+    for sampler, rl in _groups(df):
+        g = df[(df.sampler == sampler) & (df.rl_model == rl)].sort_values("entropy_bin")
+        forks = g.over_share_in_forks.iloc[0]
+        fork_txt = "n/a" if pd.isna(forks) else f"{100 * forks:.0f}%"
+        left.plot(g.entropy_bin, g.mean_js, marker="o", label=_series_label(sampler, rl))
+        right.plot(g.entropy_bin, 100 * g.share_over, marker="o",
+                   label=f"{_series_label(sampler, rl)}; forks hold {fork_txt} of high-JS tokens")
+    n_bins = int(df.entropy_bin.max())
+    for ax in (left, right):
+        ax.set_xticks(range(1, n_bins + 1))
+    _style(left, "Mean JS by base-entropy bin", f"base-entropy bin (1 = lowest of {n_bins}, equal counts)",
+           "mean JS divergence (nats)")
+    _style(right, "High-divergence share by base-entropy bin", f"base-entropy bin (1 = lowest of {n_bins})",
+           "tokens with JS ≥ threshold (%)")
+    right.legend(fontsize=7)
+    fig.suptitle("Divergence concentrates at high-entropy forks", fontsize=12)
+    return fig
+
+
+def plot_position_concentration(df: pd.DataFrame) -> plt.Figure:
+    """% over threshold along relative position, and per first / middle / last segment."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=_FIGSIZE, gridspec_kw={"width_ratios": [3, 2]})
+    groups = _groups(df)
+    width = 0.8 / max(len(groups), 1)
+    parts = ["first", "middle", "last"]
+    for i, (sampler, rl) in enumerate(groups):
+        g = df[(df.sampler == sampler) & (df.rl_model == rl)]
+        bins = g[g.segment == "bin"].sort_values("bin")
+        centre = (bins.rel_position_lo + bins.rel_position_hi) / 2
+        left.plot(centre, 100 * bins.share_over, marker="o", label=_series_label(sampler, rl))
+        seg = g[g.segment != "bin"].set_index("segment").reindex(parts)
+        right.bar(np.arange(3) + (i - (len(groups) - 1) / 2) * width, 100 * seg.share_over.fillna(0), width,
+                  label=_series_label(sampler, rl))
+    right.set_xticks(range(3), ["first tokens", "middle", "last tokens"])
+    _style(left, "High-divergence share along the answer", "relative position in answer (0 = start, 1 = end)",
+           "tokens with JS ≥ threshold (%)")
+    _style(right, "Start / middle / end of answers", "segment (first / last = fixed token count)",
+           "tokens with JS ≥ threshold (%)")
+    left.set_xlim(0, 1)
+    right.legend(fontsize=7)
+    fig.suptitle("Divergence clusters at the start and end of answers", fontsize=12)
+    return fig
+
+
+def plot_reranking(df: pd.DataFrame) -> plt.Figure:
+    """% of positions whose RL top-1 is in base top-k, all positions vs high-divergence ones."""
+    ranks = df[df.measure == "rl_top1_in_base_topk"]
+    fig, axes = plt.subplots(1, 2, figsize=_FIGSIZE, sharey=True)
+    groups = _groups(ranks)
+    levels = sorted(ranks.level.unique())
+    width = 0.8 / max(len(groups), 1)
+    for ax, subset, title in zip(axes, ["all", "over_threshold"], ["all positions", "positions with JS ≥ threshold"]):
+        for i, (sampler, rl) in enumerate(groups):
+            g = ranks[(ranks.sampler == sampler) & (ranks.rl_model == rl) & (ranks.subset == subset)]
+            g = g.set_index("level").reindex(levels)
+            ax.bar(np.arange(len(levels)) + (i - (len(groups) - 1) / 2) * width, 100 * g.value.fillna(0), width,
+                   label=_series_label(sampler, rl))
+        ax.set_xticks(range(len(levels)), [f"top-{int(k)}" for k in levels])
+        _style(ax, f"RL top-1 token's rank under base: {title}", "base rank of RL's top-1 token is within",
+               "positions (%)")
+        ax.set_ylim(0, 105)
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle("RL re-ranks candidates base already had", fontsize=12)
+    return fig
+
+
+def plot_mass_reallocation(df: pd.DataFrame) -> plt.Figure:
+    """Mean probability gained by the RL top-1 token and net change of mass on base's top-K (with bounds)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=_FIGSIZE)
+    groups = _groups(df)
+    width = 0.8 / max(len(groups), 1)
+    subsets = ["all", "over_threshold"]
+    for ax, lo, hi in ((left, "mean_gain_lo", "mean_gain_hi"),
+                       (right, "mean_net_into_base_topk_lo", "mean_net_into_base_topk_hi")):
+        for i, (sampler, rl) in enumerate(groups):
+            g = df[(df.sampler == sampler) & (df.rl_model == rl)].set_index("subset").reindex(subsets)
+            mid, half = (g[lo] + g[hi]) / 2, (g[hi] - g[lo]) / 2
+            ax.bar(np.arange(2) + (i - (len(groups) - 1) / 2) * width, mid.fillna(0), width,
+                   yerr=half.fillna(0), capsize=3, label=_series_label(sampler, rl))
+        ax.set_xticks(range(2), ["all positions", "JS ≥ threshold"])
+        ax.axhline(0, color="black", linewidth=0.8)
+    _style(left, "Probability moved onto RL's top-1 token", "positions",
+           "mean q(t*) − p(t*) (probability)")
+    _style(right, "Net mass into base's top-K candidates", "positions",
+           "mean RL − base mass on base top-K (probability)")
+    right.legend(fontsize=7)
+    fig.suptitle("Mass reallocation (error bars: bounds where a token is outside the stored top-K)", fontsize=12)
+    return fig
+
+
+def plot_cross_sampling_curve(df: pd.DataFrame) -> plt.Figure:
+    """Accuracy vs % of tokens from the other model, per RL model and benchmark, with base/RL references."""
+    panels = list(dict.fromkeys(zip(df.rl_model, df.benchmark.fillna("?"))))
+    cols = min(len(panels), 3)
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols + 1, 4.2 * rows), squeeze=False)
+    for ax, (rl, bench) in zip(axes.flat, panels):
+        g = df[(df.rl_model == rl) & (df.benchmark.fillna("?") == bench)]
+        for (protocol, direction), s in g.groupby(["protocol", "direction"], sort=True):
+            s = s.sort_values("mean_intervention_fraction")
+            style = "-" if direction == "forward" else "--"
+            ax.plot(100 * s.mean_intervention_fraction, 100 * s.accuracy, style, marker="o",
+                    label=f"{protocol}, {direction}")
+        base_acc, rl_acc = g.base_accuracy.iloc[0], g.rl_accuracy.iloc[0]
+        if pd.notna(base_acc):
+            ax.axhline(100 * base_acc, color="grey", linestyle=":", label="base accuracy")
+        if pd.notna(rl_acc):
+            ax.axhline(100 * rl_acc, color="black", linestyle=":", label=f"{rl} accuracy")
+        _style(ax, f"{rl} on {bench}", "tokens taken from the other model (% of answer)", "accuracy (%)")
+        ax.set_ylim(-2, 102)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle("Cross-sampling: forward (base drives) recovers RL, reverse (RL drives) collapses it", fontsize=12)
+    return fig
+
+
+def plot_evolution(df: pd.DataFrame) -> plt.Figure:
+    """Headline shares (%) and mean JS (nats) across RL checkpoints, for RL- and base-sampled answers."""
+    order = sorted(df.rl_model.unique(), key=lambda m: (pd.isna(df.loc[df.rl_model == m, "checkpoint_step"].iloc[0]),
+                                                        _natural_key(m)))
+    x = {m: i for i, m in enumerate(order)}
+    kind = np.where(df.sampler == "base", "base-sampled", np.where(df.sampler == df.rl_model, "RL-sampled", df.sampler))
+    df = df.assign(kind=kind)
+    fig, (left, right) = plt.subplots(1, 2, figsize=_FIGSIZE, gridspec_kw={"width_ratios": [3, 2]})
+    metrics = [("share_over", "tokens with JS ≥ threshold"), ("over_share_in_edges", "high-JS tokens in first/last"),
+               ("over_share_in_forks", "high-JS tokens at forks"), ("rl_top1_in_base_top", "RL top-1 in base top-k")]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for kind_name, g in df.groupby("kind", sort=True):
+        g = g.assign(x=g.rl_model.map(x)).sort_values("x")
+        style = "-" if kind_name == "RL-sampled" else "--"
+        for (col, label), color in zip(metrics, colors):
+            left.plot(g.x, 100 * g[col], style, marker="o", color=color, label=f"{label} ({kind_name})")
+        right.plot(g.x, g.mean_js, style, marker="o", color="tab:purple", label=f"mean JS ({kind_name})")
+    acc = df.drop_duplicates("rl_model").assign(x=lambda d: d.rl_model.map(x)).sort_values("x")
+    left.plot(acc.x, 100 * acc.rl_accuracy, "-", marker="s", color="black", label="RL accuracy")
+    for ax in (left, right):
+        ax.set_xticks(range(len(order)), order, rotation=20 if len(order) > 4 else 0)
+    _style(left, "Shares across checkpoints", "RL checkpoint", "percent (%)")
+    _style(right, "Mean JS across checkpoints", "RL checkpoint", "mean JS divergence (nats)")
+    left.legend(fontsize=6.5, ncol=2)
+    right.legend(fontsize=7)
+    left.set_ylim(-2, 105)
+    fig.suptitle("Evolution of the shift over RL training", fontsize=12)
+    return fig
+
+
+PLOTTERS: dict[str, Callable[[pd.DataFrame], plt.Figure]] = {
+    "js_distribution": plot_js_distribution,
+    "entropy_vs_divergence": plot_entropy_vs_divergence,
+    "position_concentration": plot_position_concentration,
+    "reranking": plot_reranking,
+    "mass_reallocation": plot_mass_reallocation,
+    "cross_sampling_curve": plot_cross_sampling_curve,
+    "evolution": plot_evolution,
+}
+
+
+def save_plot(name: str, df: pd.DataFrame, path: Path) -> bool:
+    """Draw recipe `name`'s figure into PNG `path`; False when the recipe has no plot."""
+    plotter = PLOTTERS.get(name)
+    if plotter is None:
+        return False
+    fig = _empty(name) if df.empty else plotter(df)
+    try:
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
+        fig.savefig(path, dpi=_DPI)
+    finally:
+        plt.close(fig)
+    return True

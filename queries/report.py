@@ -1,0 +1,132 @@
+"""`write_report`: every recipe as CSV, a PNG for the plotted ones, and an index.md linking them all."""
+
+from __future__ import annotations
+
+import math
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from tokenshift import __version__
+from tokenshift.errors import TokenshiftError
+from tokenshift.queries.plots import PLOTTERS, save_plot
+from tokenshift.queries.recipes import load_recipe, recipe_names
+from tokenshift.queries.run import MissingTableError, connect, execute_recipe
+from tokenshift.queries.sources import Source
+
+MARKER = "<!-- tokenshift report -->"
+MAX_MD_ROWS = 100
+TITLES = {
+    "js_distribution": "How sparse is the shift? JS divergence distribution",
+    "entropy_vs_divergence": "Divergence vs base entropy (high-entropy forks)",
+    "position_concentration": "Where in the answer divergence happens",
+    "reranking": "Re-ranking: RL's top-1 among base's candidates",
+    "mass_reallocation": "Probability mass reallocation",
+    "divergent_tokens": "Tokens most often at high-divergence positions",
+    "accuracy": "Accuracy and pass@k",
+    "cross_sampling_curve": "Cross-sampling: accuracy vs tokens swapped",
+    "evolution": "Evolution across RL checkpoints",
+}
+_REPR_COLUMNS = {"token", "top_divergent_token"}
+
+
+def is_report_dir(path: Path) -> bool:
+    """True when `path` holds an index.md written by write_report."""
+    index = path / "index.md"
+    if not index.is_file():
+        return False
+    with index.open(encoding="utf-8") as fh:
+        return fh.readline().strip() == MARKER
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise TokenshiftError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if is_report_dir(out):
+            for name in recipe_names():
+                for suffix in (".csv", ".png"):
+                    (out / f"{name}{suffix}").unlink(missing_ok=True)
+        elif not overwrite:
+            raise TokenshiftError(f"--out {out} is not empty and holds no previous report; "
+                                  f"choose an empty directory or pass --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _cell(value, column: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if column in _REPR_COLUMNS and isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, float):
+        text = "inf" if math.isinf(value) and value > 0 else "-inf" if math.isinf(value) else f"{value:.4g}"
+    else:
+        text = str(value)
+    return text.replace("|", "\\|").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def markdown_table(df: pd.DataFrame, max_rows: int = MAX_MD_ROWS) -> str:
+    """A GitHub-markdown table of `df` (floats to 4 significant digits), cut at max_rows."""
+    if df.empty:
+        return "_(no rows)_"
+    shown = df.head(max_rows)
+    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+    for row in shown.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(v, c) for v, c in zip(row, shown.columns)) + " |")
+    if len(df) > max_rows:
+        lines.append(f"\n_First {max_rows} of {len(df)} rows; all rows in the CSV._")
+    return "\n".join(lines)
+
+
+def _table_counts(con: duckdb.DuckDBPyConnection, src: Source) -> str:
+    counts = [f"{t}: {con.execute(f'SELECT count(*) FROM {t}').fetchone()[0]:,}" for t in src.tables]
+    return ", ".join(counts)
+
+
+def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
+                 overwrite: bool = False) -> Path:
+    """Run every recipe on `source` and write CSVs, PNGs and index.md into `out_dir`; returns index.md's path."""
+    out = Path(out_dir)
+    con, src = connect(source)
+    try:
+        _prepare_out(out, overwrite)
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        head = [MARKER, "# tokenshift report", "",
+                f"- Source: `{src.spec}`", f"- Tables: {_table_counts(con, src)}",
+                f"- Generated {stamp} by tokenshift {__version__}, DuckDB {duckdb.__version__}",
+                "- Units: JS divergence and entropies in nats (natural log; JS ≤ ln 2 ≈ 0.693); shares in the "
+                "CSVs are fractions in [0, 1], shown as % in the figures; positions relative to answer length.",
+                "- Each section is one recipe run with its default parameters; rerun one with "
+                f"`tokenshift query NAME --data {src.spec} --param name=value`, or paste "
+                f"`tokenshift query NAME --data {src.spec} --print-sql` into the duckdb shell.", ""]
+        toc, body = ["## Contents", ""], []
+        for number, name in enumerate(recipe_names(), start=1):
+            recipe = load_recipe(name)
+            title = TITLES.get(name, name.replace("_", " ").capitalize())
+            anchor = name.replace("_", "-")
+            section = [f'<a id="{anchor}"></a>', f"## {number}. {title}", "", f"Recipe `{name}`: {recipe.summary}", ""]
+            try:
+                df = execute_recipe(con, recipe, src, {})
+            except MissingTableError as err:
+                toc.append(f"{number}. [{title}](#{anchor}) — skipped")
+                body += section + [f"**Skipped**: {err}.", ""]
+                continue
+            toc.append(f"{number}. [{title}](#{anchor})")
+            df.to_csv(out / f"{name}.csv", index=False)
+            if recipe.params:
+                defaults = ", ".join(f"`{p.name} = {p.default_sql}`" for p in recipe.params.values())
+                section += [f"Parameters: {defaults}.", ""]
+            if name in PLOTTERS and save_plot(name, df, out / f"{name}.png"):
+                section += [f"![{title}]({name}.png)", ""]
+            section += [f"Table ({len(df)} rows; [{name}.csv]({name}.csv)):", "", markdown_table(df), ""]
+            body += section
+        text = "\n".join(head + toc + [""] + body)
+        tmp = out / ".index.md.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out / "index.md")
+    finally:
+        con.close()
+    return out / "index.md"

@@ -1,0 +1,63 @@
+-- reranking: is RL's top-1 token one base already ranked highly (re-ranking), or new (invention)?
+--
+-- For every (sampler, rl_model) pair, over all positions (subset 'all') and over high-divergence ones
+-- (subset 'over_threshold', js >= js_threshold):
+--   the share of positions whose RL top-1 token has base rank <= k (rl_top1_rank_base, 1-based, ties share
+--   the best rank), for each k in rank_cutoffs; the distribution of topk_overlap (|top-K base ∩ top-K RL| / K,
+--   one row per observed value, rounded to 6 decimals); its mean; the median base rank of the RL top-1.
+--
+-- Parameters (override with SET VARIABLE name = value; before pasting):
+--   js_threshold   DOUBLE     0.1            JS threshold, nats, for the 'over_threshold' subset
+--   rank_cutoffs   INTEGER[]  [1, 3, 5, 10]  base ranks k for "RL top-1 is in base top-k"
+--
+-- Tables: tokens
+--
+-- Columns (one row per sampler, rl_model, subset, measure, level):
+--   sampler, rl_model   as in tokens
+--   subset              'all' or 'over_threshold'
+--   measure             'rl_top1_in_base_topk'     share with rl_top1_rank_base <= level (fraction)
+--                       'topk_overlap_share'       share of positions with topk_overlap = level (fraction)
+--                       'mean_topk_overlap'        mean topk_overlap, fraction in [0, 1] (level NULL)
+--                       'median_rl_top1_rank_base' median base rank of the RL top-1 token (level NULL)
+--   level               k (a base rank) or a topk_overlap value; NULL for the summary measures
+--   value               see measure
+--   n_tokens            positions in the subset
+
+SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
+SET VARIABLE rank_cutoffs = COALESCE(getvariable('rank_cutoffs'), [1, 3, 5, 10])::INTEGER[];
+
+WITH t AS (
+    SELECT sampler, rl_model, 'all' AS subset, rl_top1_rank_base,
+           round(topk_overlap::DOUBLE, 6) AS overlap
+    FROM tokens
+    UNION ALL
+    SELECT sampler, rl_model, 'over_threshold', rl_top1_rank_base, round(topk_overlap::DOUBLE, 6)
+    FROM tokens WHERE js::DOUBLE >= getvariable('js_threshold')
+),
+n AS (
+    SELECT sampler, rl_model, subset, count(*) AS n_tokens,
+           avg(overlap) AS mean_overlap, median(rl_top1_rank_base::DOUBLE) AS median_rank
+    FROM t GROUP BY sampler, rl_model, subset
+),
+ranks AS (
+    SELECT t.sampler, t.rl_model, t.subset, 'rl_top1_in_base_topk' AS measure, k.level::DOUBLE AS level,
+           avg(CASE WHEN t.rl_top1_rank_base <= k.level THEN 1.0 ELSE 0.0 END) AS value
+    FROM t CROSS JOIN (SELECT unnest(getvariable('rank_cutoffs')) AS level) AS k
+    GROUP BY t.sampler, t.rl_model, t.subset, k.level
+),
+overlap_dist AS (
+    SELECT t.sampler, t.rl_model, t.subset, 'topk_overlap_share' AS measure, t.overlap AS level,
+           count(*) / any_value(n.n_tokens) AS value
+    FROM t JOIN n USING (sampler, rl_model, subset)
+    GROUP BY t.sampler, t.rl_model, t.subset, t.overlap
+),
+summary AS (
+    SELECT sampler, rl_model, subset, 'mean_topk_overlap' AS measure, NULL::DOUBLE AS level, mean_overlap AS value
+    FROM n
+    UNION ALL
+    SELECT sampler, rl_model, subset, 'median_rl_top1_rank_base', NULL::DOUBLE, median_rank FROM n
+)
+SELECT r.sampler, r.rl_model, r.subset, r.measure, r.level, r.value, n.n_tokens
+FROM (SELECT * FROM ranks UNION ALL SELECT * FROM overlap_dist UNION ALL SELECT * FROM summary) AS r
+JOIN n USING (sampler, rl_model, subset)
+ORDER BY r.sampler <> 'base', r.sampler, r.rl_model, r.subset, r.measure, r.level;
