@@ -1,0 +1,53 @@
+"""The toy-arith generator: deterministic across processes, disjoint splits, gradable solutions."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+from tokenshift.toy.arith import N_TEST, split_problems, toy_problems
+from tokenshift.toy.grpo import correctness_reward
+from tokenshift.toy.solutions import solution
+
+_DIGEST = ("import hashlib, json; from tokenshift.toy.arith import toy_problems; "
+           "print(hashlib.sha256(json.dumps([toy_problems('test'), toy_problems('train', 500)])"
+           ".encode()).hexdigest())")
+
+
+def test_rows_have_the_contract_keys_and_integer_answers():
+    rows = toy_problems("test", 5)
+    assert [r["problem_id"] for r in rows] == [f"toy-test-{i:04d}" for i in range(5)]
+    for r in rows:
+        assert set(r) == {"problem_id", "question", "answer"}
+        assert int(r["answer"]) > 0 and r["answer"] == str(int(r["answer"]))
+        assert r["question"].endswith("have now?")
+
+
+def test_same_problems_in_fresh_processes_with_different_hash_seeds():
+    here = hashlib.sha256(json.dumps([toy_problems("test"), toy_problems("train", 500)]).encode()).hexdigest()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run([sys.executable, "-c", _DIGEST], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == here
+
+
+def test_splits_are_disjoint_by_question_and_test_is_large_enough():
+    test_q = {p.question for p in split_problems("test")}
+    train_q = {p.question for p in split_problems("train")}
+    assert len(test_q) == N_TEST >= 200
+    assert len(train_q) == len(split_problems("train"))
+    assert not test_q & train_q
+
+
+def test_answer_matches_the_question_arithmetic():
+    p = split_problems("test")[0]
+    assert p.answer == (p.a + (p.b if p.op1 == "+" else -p.b) + (p.c if p.op2 == "+" else -p.c))
+
+
+def test_grading_rewards_only_the_correct_boxed_answer():
+    p = split_problems("test")[1]
+    gold = str(p.answer)
+    right, wrong_op, unboxed = solution(p), solution(p, wrong_first_op=True), solution(p, boxed=False)
+    assert right.endswith(f"\\boxed{{{p.answer}}}.")
+    assert correctness_reward([right, wrong_op, unboxed], [gold] * 3) == [1.0, 0.0, 0.0]
