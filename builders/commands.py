@@ -51,3 +51,16 @@ def build(overwrite: bool, quiet: bool, no_chat_template: bool, rl: tuple[str, .
     config = BuildConfig(rl=tuple(rl), use_chat_template=not no_chat_template, **options)
     out = run_build(config, overwrite=overwrite, progress=not quiet)
     click.echo(f"build written to {out}")
+
+
+@click.command("merge")
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Merged build directory (new).")
+def merge(dirs: tuple[str, ...], out: str) -> None:
+    """Join the builds of `tokenshift build --shard I/N` runs into one build."""
+    from pathlib import Path
+
+    from tokenshift.builders.merge import merge_builds
+
+    merged = merge_builds([Path(d) for d in dirs], Path(out))
+    click.echo(f"merged {len(dirs)} shard builds into {merged}")

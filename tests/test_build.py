@@ -1,6 +1,7 @@
 """`tokenshift build` end to end on a tiny random pair: tables, determinism, resume, bad input."""
 
 import json
+import shlex
 
 import pyarrow.parquet as pq
 import pytest
@@ -139,3 +140,20 @@ def test_unreadable_jsonl_row(tmp_path, pair):
     bad.write_text('{"question": "1+1?", "answer": "2"}\n{not json\n')
     with pytest.raises(TokenshiftError, match=r"bad.jsonl:2 is not valid JSON"):
         run_build(_config(tmp_path / "o", pair, str(bad)), progress=False)
+
+
+def test_sharded_builds_merge_into_the_single_process_build(tmp_path, pair, gsm8k, straight):
+    from tokenshift.builders.merge import merge_builds
+
+    shards = []
+    for index in (1, 0):  # order of runs must not matter
+        out = tmp_path / f"shard{index}"
+        run_build(_config(out, pair, gsm8k, shard=f"{index}/2"), progress=False)
+        shards.append(out)
+    with pytest.raises(TokenshiftError, match="not exactly 0/N"):
+        merge_builds(shards[:1], tmp_path / "incomplete")
+    merged = merge_builds(shards, tmp_path / "merged")
+    first = json.loads((straight / "manifest.json").read_text())
+    second = json.loads((merged / "manifest.json").read_text())
+    assert first["tables"] == second["tables"]  # the same parts, byte for byte
+    assert second["config"]["shard"] == "0/1" and "--shard" not in shlex.split(second["command"])
