@@ -28,12 +28,16 @@
 --   n_tokens                         positions in the subset
 --   rl_top1_in_base_topk             share of positions with t* in S (or rl_top1_rank_base <= K), fraction
 --   mean_q_rl_top1                   mean q(t*), probability
---   mean_p_rl_top1_lo, _hi           mean p(t*) bounds, probability
---   mean_gain_lo, mean_gain_hi       mean q(t*) - p(t*) bounds, probability
+--   mean_p_rl_top1_lo                mean lower bound of p(t*), probability
+--   mean_p_rl_top1_hi                mean upper bound of p(t*), probability
+--   mean_gain_lo                     mean lower bound of q(t*) - p(t*), probability
+--   mean_gain_hi                     mean upper bound of q(t*) - p(t*), probability
 --   exact_top1_share                 share of positions where p(t*) is exact, fraction
 --   mean_base_mass_base_topk         mean sum over S of p, probability
---   mean_rl_mass_base_topk_lo, _hi   mean sum over S of q bounds, probability
---   mean_net_into_base_topk_lo, _hi  mean (rl_mass - base_mass) bounds, probability
+--   mean_rl_mass_base_topk_lo        mean lower bound of the sum over S of q, probability
+--   mean_rl_mass_base_topk_hi        mean upper bound of the sum over S of q, probability
+--   mean_net_into_base_topk_lo       mean lower bound of rl_mass - base_mass, probability
+--   mean_net_into_base_topk_hi       mean upper bound of rl_mass - base_mass, probability
 --   exact_topk_share                 share of positions where rl_mass is exact, fraction
 
 SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;

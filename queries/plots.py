@@ -33,6 +33,20 @@ def _style(ax, title: str, xlabel: str, ylabel: str) -> None:
     ax.grid(True, alpha=0.3)
 
 
+def _legend_below(fig: plt.Figure, ax, ncol: int = 2) -> None:
+    """One figure-level legend under the axes (taken from `ax`), so it never hides data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+        rows = -(-len(handles) // ncol)
+        height = fig.get_figheight()
+        fig._ts_bottom = min((0.25 + 0.2 * rows) / height, 0.4)  # room kept by save_plot
+
+
+def _thr(params: dict[str, str]) -> str:
+    return f"JS ≥ {params['js_threshold']} nats" if "js_threshold" in params else "JS ≥ threshold"
+
+
 def _empty(title: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 2.5))
     ax.axis("off")
@@ -44,7 +58,7 @@ def _natural_key(name: str) -> list:
     return [(0, int(p)) if p.isdigit() else (1, p) for p in re.findall(r"\d+|\D+", str(name))]
 
 
-def plot_js_distribution(df: pd.DataFrame) -> plt.Figure:
+def plot_js_distribution(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
     """Left: JS at each percentile (log scale); right: % of tokens with JS >= each threshold."""
     fig, (left, right) = plt.subplots(1, 2, figsize=_FIGSIZE)
     for sampler, rl in _groups(df):
@@ -58,36 +72,38 @@ def plot_js_distribution(df: pd.DataFrame) -> plt.Figure:
     left.set_xticks(range(len(pct_levels)), [f"p{100 * p:g}" for p in pct_levels])
     left.set_yscale("log")
     right.set_xticks(range(len(thr_levels)), [f"≥ {t:g}" for t in thr_levels])
+    right.set_ylim(bottom=0)
     _style(left, "JS divergence percentile curve", "percentile of token positions", "JS divergence (nats, log scale)")
     _style(right, "Share of tokens over each JS threshold", "JS threshold (nats)", "tokens over threshold (%)")
-    right.legend(fontsize=8)
+    _legend_below(fig, right)
     fig.suptitle("Divergence is sparse: most positions have near-zero JS", fontsize=12)
     return fig
 
 
-def plot_entropy_vs_divergence(df: pd.DataFrame) -> plt.Figure:
+def plot_entropy_vs_divergence(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
     """Mean JS and % over threshold per base-entropy bin; legend gives the fork share of high-JS tokens."""
     fig, (left, right) = plt.subplots(1, 2, figsize=_FIGSIZE)
     for sampler, rl in _groups(df):
         g = df[(df.sampler == sampler) & (df.rl_model == rl)].sort_values("entropy_bin")
         forks = g.over_share_in_forks.iloc[0]
+        top = f"top {100 * (1 - float(params['fork_quantile'])):g}% entropy" if "fork_quantile" in params else "forks"
         fork_txt = "n/a" if pd.isna(forks) else f"{100 * forks:.0f}%"
         left.plot(g.entropy_bin, g.mean_js, marker="o", label=_series_label(sampler, rl))
         right.plot(g.entropy_bin, 100 * g.share_over, marker="o",
-                   label=f"{_series_label(sampler, rl)}; forks hold {fork_txt} of high-JS tokens")
+                   label=f"{_series_label(sampler, rl)}: forks ({top}) hold {fork_txt} of {_thr(params)} tokens")
     n_bins = int(df.entropy_bin.max())
     for ax in (left, right):
         ax.set_xticks(range(1, n_bins + 1))
     _style(left, "Mean JS by base-entropy bin", f"base-entropy bin (1 = lowest of {n_bins}, equal counts)",
            "mean JS divergence (nats)")
     _style(right, "High-divergence share by base-entropy bin", f"base-entropy bin (1 = lowest of {n_bins})",
-           "tokens with JS ≥ threshold (%)")
-    right.legend(fontsize=7)
+           f"tokens with {_thr(params)} (%)")
+    _legend_below(fig, right)
     fig.suptitle("Divergence concentrates at high-entropy forks", fontsize=12)
     return fig
 
 
-def plot_position_concentration(df: pd.DataFrame) -> plt.Figure:
+def plot_position_concentration(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
     """% over threshold along relative position, and per first / middle / last segment."""
     fig, (left, right) = plt.subplots(1, 2, figsize=_FIGSIZE, gridspec_kw={"width_ratios": [3, 2]})
     groups = _groups(df)
@@ -101,25 +117,26 @@ def plot_position_concentration(df: pd.DataFrame) -> plt.Figure:
         seg = g[g.segment != "bin"].set_index("segment").reindex(parts)
         right.bar(np.arange(3) + (i - (len(groups) - 1) / 2) * width, 100 * seg.share_over.fillna(0), width,
                   label=_series_label(sampler, rl))
-    right.set_xticks(range(3), ["first tokens", "middle", "last tokens"])
+    edge = params.get("edge_tokens", "N")
+    right.set_xticks(range(3), [f"first {edge} tokens", "middle", f"last {edge} tokens"])
     _style(left, "High-divergence share along the answer", "relative position in answer (0 = start, 1 = end)",
-           "tokens with JS ≥ threshold (%)")
-    _style(right, "Start / middle / end of answers", "segment (first / last = fixed token count)",
-           "tokens with JS ≥ threshold (%)")
+           f"tokens with {_thr(params)} (%)")
+    _style(right, "Start / middle / end of answers", "segment of the answer",
+           f"tokens with {_thr(params)} (%)")
     left.set_xlim(0, 1)
-    right.legend(fontsize=7)
+    _legend_below(fig, right)
     fig.suptitle("Divergence clusters at the start and end of answers", fontsize=12)
     return fig
 
 
-def plot_reranking(df: pd.DataFrame) -> plt.Figure:
+def plot_reranking(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
     """% of positions whose RL top-1 is in base top-k, all positions vs high-divergence ones."""
     ranks = df[df.measure == "rl_top1_in_base_topk"]
     fig, axes = plt.subplots(1, 2, figsize=_FIGSIZE, sharey=True)
     groups = _groups(ranks)
     levels = sorted(ranks.level.unique())
     width = 0.8 / max(len(groups), 1)
-    for ax, subset, title in zip(axes, ["all", "over_threshold"], ["all positions", "positions with JS ≥ threshold"]):
+    for ax, subset, title in zip(axes, ["all", "over_threshold"], ["all positions", f"positions with {_thr(params)}"]):
         for i, (sampler, rl) in enumerate(groups):
             g = ranks[(ranks.sampler == sampler) & (ranks.rl_model == rl) & (ranks.subset == subset)]
             g = g.set_index("level").reindex(levels)
@@ -129,12 +146,12 @@ def plot_reranking(df: pd.DataFrame) -> plt.Figure:
         _style(ax, f"RL top-1 token's rank under base: {title}", "base rank of RL's top-1 token is within",
                "positions (%)")
         ax.set_ylim(0, 105)
-    axes[1].legend(fontsize=7, loc="lower right")
+    _legend_below(fig, axes[1])
     fig.suptitle("RL re-ranks candidates base already had", fontsize=12)
     return fig
 
 
-def plot_mass_reallocation(df: pd.DataFrame) -> plt.Figure:
+def plot_mass_reallocation(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
     """Mean probability gained by the RL top-1 token and net change of mass on base's top-K (with bounds)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=_FIGSIZE)
     groups = _groups(df)
@@ -147,18 +164,18 @@ def plot_mass_reallocation(df: pd.DataFrame) -> plt.Figure:
             mid, half = (g[lo] + g[hi]) / 2, (g[hi] - g[lo]) / 2
             ax.bar(np.arange(2) + (i - (len(groups) - 1) / 2) * width, mid.fillna(0), width,
                    yerr=half.fillna(0), capsize=3, label=_series_label(sampler, rl))
-        ax.set_xticks(range(2), ["all positions", "JS ≥ threshold"])
+        ax.set_xticks(range(2), ["all positions", f"positions with {_thr(params)}"])
         ax.axhline(0, color="black", linewidth=0.8)
-    _style(left, "Probability moved onto RL's top-1 token", "positions",
-           "mean q(t*) − p(t*) (probability)")
-    _style(right, "Net mass into base's top-K candidates", "positions",
-           "mean RL − base mass on base top-K (probability)")
-    right.legend(fontsize=7)
+    _style(left, "Probability moved onto RL's top-1 token", "",
+           "RL − base prob. of RL top-1 (mean)")
+    _style(right, "Net mass moved into base's top-K candidates", "",
+           "RL − base mass on base top-K (mean)")
+    _legend_below(fig, right)
     fig.suptitle("Mass reallocation (error bars: bounds where a token is outside the stored top-K)", fontsize=12)
     return fig
 
 
-def plot_cross_sampling_curve(df: pd.DataFrame) -> plt.Figure:
+def plot_cross_sampling_curve(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
     """Accuracy vs % of tokens from the other model, per RL model and benchmark, with base/RL references."""
     panels = list(dict.fromkeys(zip(df.rl_model, df.benchmark.fillna("?"))))
     cols = min(len(panels), 3)
@@ -169,23 +186,28 @@ def plot_cross_sampling_curve(df: pd.DataFrame) -> plt.Figure:
         for (protocol, direction), s in g.groupby(["protocol", "direction"], sort=True):
             s = s.sort_values("mean_intervention_fraction")
             style = "-" if direction == "forward" else "--"
-            ax.plot(100 * s.mean_intervention_fraction, 100 * s.accuracy, style, marker="o",
-                    label=f"{protocol}, {direction}")
+            line, = ax.plot(100 * s.mean_intervention_fraction, 100 * s.accuracy, style, marker="o",
+                            label=f"{protocol}, {direction}")
+            for row in s.itertuples():
+                tag = f"{row.threshold:g}" if pd.notna(row.threshold) else f"{row.budget:g}"
+                ax.annotate(tag, (100 * row.mean_intervention_fraction, 100 * row.accuracy), fontsize=6,
+                            color=line.get_color(), xytext=(3, 3), textcoords="offset points")
         base_acc, rl_acc = g.base_accuracy.iloc[0], g.rl_accuracy.iloc[0]
         if pd.notna(base_acc):
             ax.axhline(100 * base_acc, color="grey", linestyle=":", label="base accuracy")
         if pd.notna(rl_acc):
-            ax.axhline(100 * rl_acc, color="black", linestyle=":", label=f"{rl} accuracy")
+            ax.axhline(100 * rl_acc, color="black", linestyle=":", label="RL model accuracy")
         _style(ax, f"{rl} on {bench}", "tokens taken from the other model (% of answer)", "accuracy (%)")
         ax.set_ylim(-2, 102)
-        ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle("Cross-sampling: forward (base drives) recovers RL, reverse (RL drives) collapses it", fontsize=12)
+    _legend_below(fig, max(axes.flat[:len(panels)], key=lambda a: len(a.get_legend_handles_labels()[0])), ncol=3)
+    fig.suptitle("Cross-sampling: forward (base drives) recovers RL, reverse (RL drives) collapses it\n"
+                 "(points labelled with the JS threshold in nats, or the token budget for resample)", fontsize=11)
     return fig
 
 
-def plot_evolution(df: pd.DataFrame) -> plt.Figure:
+def plot_evolution(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
     """Headline shares (%) and mean JS (nats) across RL checkpoints, for RL- and base-sampled answers."""
     order = sorted(df.rl_model.unique(), key=lambda m: (pd.isna(df.loc[df.rl_model == m, "checkpoint_step"].iloc[0]),
                                                         _natural_key(m)))
@@ -193,29 +215,31 @@ def plot_evolution(df: pd.DataFrame) -> plt.Figure:
     kind = np.where(df.sampler == "base", "base-sampled", np.where(df.sampler == df.rl_model, "RL-sampled", df.sampler))
     df = df.assign(kind=kind)
     fig, (left, right) = plt.subplots(1, 2, figsize=_FIGSIZE, gridspec_kw={"width_ratios": [3, 2]})
-    metrics = [("share_over", "tokens with JS ≥ threshold"), ("over_share_in_edges", "high-JS tokens in first/last"),
-               ("over_share_in_forks", "high-JS tokens at forks"), ("rl_top1_in_base_top", "RL top-1 in base top-k")]
+    edge, top = params.get("edge_tokens", "N"), params.get("top_rank", "k")
+    metrics = [("share_over", f"tokens with {_thr(params)}"),
+               ("over_share_in_edges", f"high-JS tokens in first/last {edge}"),
+               ("over_share_in_forks", "high-JS tokens at forks"), ("rl_top1_in_base_top", f"RL top-1 in base top-{top}")]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for kind_name, g in df.groupby("kind", sort=True):
         g = g.assign(x=g.rl_model.map(x)).sort_values("x")
-        style = "-" if kind_name == "RL-sampled" else "--"
+        style, marker = ("-", "o") if kind_name == "RL-sampled" else ("--", "^")
         for (col, label), color in zip(metrics, colors):
-            left.plot(g.x, 100 * g[col], style, marker="o", color=color, label=f"{label} ({kind_name})")
-        right.plot(g.x, g.mean_js, style, marker="o", color="tab:purple", label=f"mean JS ({kind_name})")
+            left.plot(g.x, 100 * g[col], style, marker=marker, color=color, label=f"{label} ({kind_name})")
+        right.plot(g.x, g.mean_js, style, marker=marker, color="tab:purple", label=f"mean JS ({kind_name})")
     acc = df.drop_duplicates("rl_model").assign(x=lambda d: d.rl_model.map(x)).sort_values("x")
     left.plot(acc.x, 100 * acc.rl_accuracy, "-", marker="s", color="black", label="RL accuracy")
     for ax in (left, right):
         ax.set_xticks(range(len(order)), order, rotation=20 if len(order) > 4 else 0)
     _style(left, "Shares across checkpoints", "RL checkpoint", "percent (%)")
     _style(right, "Mean JS across checkpoints", "RL checkpoint", "mean JS divergence (nats)")
-    left.legend(fontsize=6.5, ncol=2)
+    _legend_below(fig, left, ncol=3)
     right.legend(fontsize=7)
     left.set_ylim(-2, 105)
     fig.suptitle("Evolution of the shift over RL training", fontsize=12)
     return fig
 
 
-PLOTTERS: dict[str, Callable[[pd.DataFrame], plt.Figure]] = {
+PLOTTERS: dict[str, Callable[[pd.DataFrame, dict[str, str]], plt.Figure]] = {
     "js_distribution": plot_js_distribution,
     "entropy_vs_divergence": plot_entropy_vs_divergence,
     "position_concentration": plot_position_concentration,
@@ -226,14 +250,14 @@ PLOTTERS: dict[str, Callable[[pd.DataFrame], plt.Figure]] = {
 }
 
 
-def save_plot(name: str, df: pd.DataFrame, path: Path) -> bool:
-    """Draw recipe `name`'s figure into PNG `path`; False when the recipe has no plot."""
+def save_plot(name: str, df: pd.DataFrame, path: Path, params: dict[str, str] | None = None) -> bool:
+    """Draw recipe `name`'s figure into PNG `path` (params: the values used, for labels); False if no plot."""
     plotter = PLOTTERS.get(name)
     if plotter is None:
         return False
-    fig = _empty(name) if df.empty else plotter(df)
+    fig = _empty(name) if df.empty else plotter(df, dict(params or {}))
     try:
-        fig.tight_layout(rect=(0, 0, 1, 0.95))
+        fig.tight_layout(rect=(0, getattr(fig, "_ts_bottom", 0.0), 1, 0.93))
         fig.savefig(path, dpi=_DPI)
     finally:
         plt.close(fig)

@@ -119,7 +119,8 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
             if recipe.params:
                 defaults = ", ".join(f"`{p.name} = {p.default_sql}`" for p in recipe.params.values())
                 section += [f"Parameters: {defaults}.", ""]
-            if name in PLOTTERS and save_plot(name, df, out / f"{name}.png"):
+            labels = {p.name: p.default_sql for p in recipe.params.values()}
+            if name in PLOTTERS and save_plot(name, df, out / f"{name}.png", labels):
                 section += [f"![{title}]({name}.png)", ""]
             section += [f"Table ({len(df)} rows; [{name}.csv]({name}.csv)):", "", markdown_table(df), ""]
             body += section

@@ -28,15 +28,16 @@ SET VARIABLE rank_cutoffs = COALESCE(getvariable('rank_cutoffs'), [1, 3, 5, 10])
 
 WITH t AS (
     SELECT sampler, rl_model, 'all' AS subset, rl_top1_rank_base,
-           round(topk_overlap::DOUBLE, 6) AS overlap
+           topk_overlap::DOUBLE AS overlap_raw, round(topk_overlap::DOUBLE, 6) AS overlap
     FROM tokens
     UNION ALL
-    SELECT sampler, rl_model, 'over_threshold', rl_top1_rank_base, round(topk_overlap::DOUBLE, 6)
+    SELECT sampler, rl_model, 'over_threshold', rl_top1_rank_base,
+           topk_overlap::DOUBLE, round(topk_overlap::DOUBLE, 6)
     FROM tokens WHERE js::DOUBLE >= getvariable('js_threshold')
 ),
 n AS (
     SELECT sampler, rl_model, subset, count(*) AS n_tokens,
-           avg(overlap) AS mean_overlap, median(rl_top1_rank_base::DOUBLE) AS median_rank
+           avg(overlap_raw) AS mean_overlap, median(rl_top1_rank_base::DOUBLE) AS median_rank
     FROM t GROUP BY sampler, rl_model, subset
 ),
 ranks AS (
