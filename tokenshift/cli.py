@@ -34,6 +34,7 @@ def cli() -> None:
 def _register() -> None:
     from tokenshift.builders.commands import build, merge
     from tokenshift.queries.commands import query, report
+    from tokenshift.schemas.commands import validate
     from tokenshift.toy.commands import toy_pair
 
     cli.add_command(toy_pair)
@@ -41,6 +42,7 @@ def _register() -> None:
     cli.add_command(merge)
     cli.add_command(query)
     cli.add_command(report)
+    cli.add_command(validate)
 
 
 _register()

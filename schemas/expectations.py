@@ -1,0 +1,197 @@
+"""The table contract as great-expectations expectations: schema, value ranges, keys, references, consistency.
+
+Every expectation carries meta {table, group, column?, label?, unit?} so results can be grouped and
+reported by the column they are about, even when GX validates a derived helper column.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import great_expectations.expectations as gxe
+import pandas as pd
+import pyarrow as pa
+
+from tokenshift.schemas.tables import PRIMARY_KEYS, TABLE_FIELDS
+
+TOL = 1e-6  # float32 statistics may overshoot an exact bound by rounding
+REL_POSITION_TOL = 1e-5
+LN2 = math.log(2)
+FINISH_REASONS = ("stop", "length")
+ENGINES = ("hf", "vllm")
+PROTOCOLS = ("threshold", "resample")
+DIRECTIONS = ("forward", "reverse")
+BUDGET_UNITS = ("tokens", "fraction")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Build-wide facts the value checks need: V, K, model names and the referenced ids."""
+
+    vocab_size: int | None = None
+    top_k: int | None = None
+    rl_models: tuple[str, ...] = ()
+
+
+def meta(table: str, group: str, column: str | None = None, **extra) -> dict:
+    return {"table": table, "group": group, **({"column": column} if column else {}), **extra}
+
+
+def gx_type_name(arrow_type: pa.DataType) -> str:
+    """The type_ string ExpectColumnValuesToBeOfType matches against the pandas view of `arrow_type`."""
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "str"
+    if pa.types.is_boolean(arrow_type):
+        return "bool"
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return "list"
+    return str(arrow_type.to_pandas_dtype().__name__)
+
+
+def pandas_dtype(arrow_type: pa.DataType):
+    """types_mapper for the pandas views: exact numpy dtypes for numbers; nullable bool/str; arrow lists."""
+    if pa.types.is_boolean(arrow_type):
+        return pd.BooleanDtype()
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pd.StringDtype()
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return pd.ArrowDtype(arrow_type)
+    return None
+
+
+def schema_expectations(table: str, present: set[str]) -> list:
+    """Exact column set, each column present, and each present column of its contract type."""
+    fields = TABLE_FIELDS[table]
+    out = [gxe.ExpectTableColumnsToMatchSet(column_set=[f.name for f in fields], exact_match=True,
+                                            meta=meta(table, "schema"))]
+    for f in fields:
+        out.append(gxe.ExpectColumnToExist(column=f.name, meta=meta(table, "schema")))
+        if f.name in present:
+            out.append(gxe.ExpectColumnValuesToBeOfType(column=f.name, type_=gx_type_name(f.type),
+                                                         meta=meta(table, "schema")))
+    return out
+
+
+def _between(table: str, column: str, low: float | None, high: float | None, tol: float = 0.0,
+             group: str = "values", report_column: str | None = None):
+    return gxe.ExpectColumnValuesToBeBetween(
+        column=column, min_value=None if low is None else low - tol, max_value=None if high is None else high + tol,
+        meta=meta(table, group, report_column))
+
+
+def _in_set(table: str, column: str, values, group: str = "values", report_column: str | None = None):
+    return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(values),
+                                           meta=meta(table, group, report_column))
+
+
+def value_expectations(table: str, ctx: Context) -> list:
+    """Row-local checks: not-null, ranges, allowed values, references and per-row consistency.
+
+    Columns starting with "_" are derived per chunk by `derive_columns` (GX cannot look inside
+    lists or across tables); their results are reported under the column they are about.
+    """
+    fields = TABLE_FIELDS[table]
+    out = [gxe.ExpectColumnValuesToNotBeNull(column=f.name, meta=meta(table, "values"))
+           for f in fields if not f.nullable]
+    samplers = ("base", *ctx.rl_models)
+    if table == "generations":
+        out += [_between(table, "sample_index", 0, None), _between(table, "n_tokens", 0, None),
+                _in_set(table, "finish_reason", FINISH_REASONS), _in_set(table, "engine", ENGINES)]
+        if ctx.rl_models:
+            out.append(_in_set(table, "sampler", samplers))
+    elif table == "tokens":
+        ln_v = math.log(ctx.vocab_size) if ctx.vocab_size else None
+        out += [_between(table, "position", 0, None), _between(table, "rel_position", 0, 1, TOL),
+                _between(table, "token_id", 0, None), _between(table, "top1_base", 0, None),
+                _between(table, "top1_rl", 0, None),
+                _between(table, "logp_base", None, 0, TOL), _between(table, "logp_rl", None, 0, TOL),
+                _between(table, "entropy_base", 0, ln_v, TOL), _between(table, "entropy_rl", 0, ln_v, TOL),
+                _between(table, "js", 0, LN2, TOL),
+                _between(table, "kl_base_rl", 0, None, TOL), _between(table, "kl_rl_base", 0, None, TOL),
+                _between(table, "rank_base", 1, None), _between(table, "rank_rl", 1, None),
+                _between(table, "rl_top1_rank_base", 1, None), _between(table, "topk_overlap", 0, 1, TOL)]
+        if ctx.rl_models:
+            out += [_in_set(table, "rl_model", ctx.rl_models), _in_set(table, "sampler", samplers)]
+        if ctx.top_k:
+            out += [_in_set(table, f"_{c}_len", [ctx.top_k], report_column=c)
+                    for c in ("topk_base_ids", "topk_base_logp", "topk_rl_ids", "topk_rl_logp")]
+        out += [_between(table, "_topk_base_logp_max", None, 0, TOL, report_column="topk_base_logp"),
+                _between(table, "_topk_rl_logp_max", None, 0, TOL, report_column="topk_rl_logp")]
+        out += [
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="_n_tokens", column_B="position", or_equal=False, ignore_row_if="either_value_is_missing",
+                meta=meta(table, "consistency", "position")),
+            gxe.ExpectColumnPairValuesToBeEqual(
+                column_A="sampler", column_B="_generation_sampler", ignore_row_if="either_value_is_missing",
+                meta=meta(table, "consistency", "sampler")),
+            _between(table, "_rel_position_error", None, 0, REL_POSITION_TOL, "consistency", "rel_position"),
+        ]
+    elif table == "cross_samples":
+        out += [_in_set(table, "protocol", PROTOCOLS), _in_set(table, "direction", DIRECTIONS),
+                _in_set(table, "budget_unit", BUDGET_UNITS), _in_set(table, "finish_reason", FINISH_REASONS),
+                _between(table, "threshold", 0, None), _between(table, "budget", 0, None),
+                _between(table, "sample_index", 0, None), _between(table, "n_tokens", 0, None),
+                _between(table, "n_interventions", 0, None), _between(table, "intervention_fraction", 0, 1, TOL),
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="n_tokens", column_B="n_interventions", or_equal=True,
+                    meta=meta(table, "consistency", "n_interventions")),
+                gxe.ExpectColumnPairValuesToBeEqual(
+                    column_A="_intervention_positions_len", column_B="n_interventions",
+                    ignore_row_if="either_value_is_missing", meta=meta(table, "consistency", "intervention_positions"))]
+        if ctx.rl_models:
+            out.append(_in_set(table, "rl_model", ctx.rl_models))
+    elif table == "prompts":
+        pass
+    return out
+
+
+REFERENCES = {  # table -> (column, referenced table) whose key column it must match
+    "generations": ("problem_id", "prompts"),
+    "tokens": ("generation_id", "generations"),
+    "cross_samples": ("problem_id", "prompts"),
+}
+
+
+def reference_expectation(table: str, known_here: list[str]):
+    """Every value of the table's reference column is a key of the referenced table.
+
+    `known_here` is the referenced keys restricted to the values of the frame at hand: same verdict
+    as the full key set, but GX copies an expectation's value set many times per run, so it stays small.
+    """
+    column, _ = REFERENCES[table]
+    return _in_set(table, column, known_here, "references")
+
+
+def key_expectations(table: str, manifest_rows: int | None) -> list:
+    """Primary-key uniqueness, and the table's row count against the manifest, on the key columns of all rows."""
+    keys = PRIMARY_KEYS[table]
+    if len(keys) == 1:
+        out = [gxe.ExpectColumnValuesToBeUnique(column=keys[0], meta=meta(table, "keys"))]
+    else:
+        out = [gxe.ExpectCompoundColumnsToBeUnique(column_list=list(keys), meta=meta(table, "keys"))]
+    if manifest_rows is not None:
+        out.append(gxe.ExpectTableRowCountToEqual(value=manifest_rows, meta=meta(table, "files")))
+    return out
+
+
+def file_expectations(table: str) -> list:
+    """Files on disk vs the manifest, on a frame indexed by relpath (built by validate.files_frame)."""
+    m = lambda column: meta(table, "files", column, label="relpath", unit="files")  # noqa: E731
+    return [
+        gxe.ExpectColumnValuesToBeInSet(column="in_manifest", value_set=[True], meta=m("in_manifest")),
+        gxe.ExpectColumnValuesToBeInSet(column="on_disk", value_set=[True], meta=m("on_disk")),
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="sha256", column_B="manifest_sha256",
+                                            ignore_row_if="either_value_is_missing", meta=m("sha256")),
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="bytes", column_B="manifest_bytes",
+                                            ignore_row_if="either_value_is_missing", meta=m("bytes")),
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="rows", column_B="manifest_rows",
+                                            ignore_row_if="either_value_is_missing", meta=m("rows")),
+    ]
+
+
+def n_tokens_expectations() -> list:
+    """Per (generation, rl_model): tokens rows equal the generation's n_tokens (frame from validate.token_counts)."""
+    return [gxe.ExpectColumnPairValuesToBeEqual(
+        column_A="token_rows", column_B="n_tokens", ignore_row_if="either_value_is_missing",
+        meta=meta("tokens", "consistency", "n_tokens", label="pair", unit="groups"))]

@@ -1,0 +1,339 @@
+"""`tokenshift validate`: check a build directory against the table contract with great-expectations.
+
+GX validates pandas views; what it cannot see directly is first turned into a frame it can check:
+file hashes and sizes become a per-file frame (GX pair-equality against the manifest), cross-table
+references become value sets (GX in-set), and per-generation token counts become a per-group frame
+(GX pair-equality with n_tokens). Only manifest structure, unreadable files and list element types
+(pandas dtypes hide them) are judged in plain Python, and reported in the same CheckResult form.
+Large tables are read file by file in row batches, with only the columns the checks need.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from tokenshift import __version__
+from tokenshift.schemas import expectations as ex
+from tokenshift.schemas.gx_runner import GxRunner
+from tokenshift.schemas.manifest import (REQUIRED_KEYS, REQUIRED_TABLES, file_sha256, listed_files, load_manifest,
+                                         manifest_fingerprint, parquet_on_disk, rl_model_names, tables_in_build,
+                                         top_k, vocab_size)
+from tokenshift.schemas.report import CheckResult, ValidationReport, merge
+from tokenshift.schemas.tables import PRIMARY_KEYS, SCHEMA_VERSION, TABLE_FIELDS
+
+BATCH_ROWS = 500_000
+_SECRET_VALUE = re.compile(r"hf_[A-Za-z0-9]{30,}")
+_SECRET_KEYS = {"token", "hf_token", "access_token", "api_key", "secret", "password"}
+_GLOBAL_COLUMNS = {  # what the key, reference and count checks need from every row
+    "prompts": ("problem_id",),
+    "generations": ("generation_id", "sampler", "n_tokens"),
+    "tokens": ("generation_id", "rl_model", "position"),
+    "cross_samples": ("cross_id",),
+}
+
+
+@dataclass(frozen=True)
+class PartFile:
+    """A readable parquet part of a table and the contract columns usable for value checks."""
+
+    relpath: str
+    path: Path
+    rows: int
+    usable: tuple[str, ...]
+
+
+def validate_build(build_dir: str | Path, batch_rows: int = BATCH_ROWS) -> ValidationReport:
+    """Run every check on the build at `build_dir`; raises TokenshiftError only if it has no readable manifest."""
+    build = Path(build_dir)
+    manifest = load_manifest(build)
+    tables = tables_in_build(build, manifest)
+    runner = GxRunner()
+    results = manifest_checks(build, manifest)
+    parts: dict[str, list[PartFile]] = {}
+    for table in tables:
+        results += runner.run(("files", table), files_frame(build, manifest, table),
+                              lambda t=table: ex.file_expectations(t), unit="files")
+        table_parts, schema_results = schema_checks(runner, build, table)
+        parts[table] = table_parts
+        results += schema_results
+    global_frames = {t: read_columns(parts[t], t, _GLOBAL_COLUMNS[t]) for t in tables}
+    for table in tables:
+        rows = (manifest.get("tables", {}).get(table) or {}).get("rows")
+        frame = global_frames[table].select(list(PRIMARY_KEYS[table])).to_pandas(types_mapper=ex.pandas_dtype)
+        results += runner.run(("keys", table), frame,
+                              lambda t=table, r=rows: ex.key_expectations(t, r if isinstance(r, int) else None))
+    generations = global_frames["generations"].to_pandas(types_mapper=ex.pandas_dtype) \
+        if "generations" in global_frames else None
+    by_generation = None if generations is None else \
+        generations.dropna(subset=["generation_id"]).drop_duplicates("generation_id").set_index("generation_id")
+    ctx = ex.Context(vocab_size=vocab_size(manifest), top_k=top_k(manifest), rl_models=rl_model_names(manifest))
+    for table in tables:
+        column, target = ex.REFERENCES.get(table, (None, None))
+        known = _distinct(global_frames, target, PRIMARY_KEYS[target][0]) if target else None
+        for frame in value_frames(parts[table], table, batch_rows, by_generation):
+            results += runner.run(("values", table), frame, lambda t=table: ex.value_expectations(t, ctx))
+            if known is not None and column in frame.columns:
+                here = [v for v in frame[column].dropna().unique() if v in known]
+                results += runner.run(None, frame[[column]], lambda t=table, h=here: [ex.reference_expectation(t, h)])
+    if "tokens" in global_frames and generations is not None:
+        counts = token_counts_frame(global_frames["tokens"], generations, ctx.rl_models)
+        results += runner.run("n_tokens", counts, ex.n_tokens_expectations, unit="groups")
+    return ValidationReport(build_dir=str(build), results=tuple(merge(results)),
+                            manifest_fingerprint=manifest_fingerprint(manifest), tokenshift_version=__version__)
+
+
+def _derived(table: str, group: str, name: str, column: str | None, bad: int, unit: str, **kw) -> CheckResult:
+    return CheckResult(table=table, group=group, expectation=name, column=column, success=bad == 0,
+                       unexpected_count=bad, unit=unit, engine="derived", **kw)
+
+
+def manifest_checks(build: Path, manifest: dict) -> list[CheckResult]:
+    """Manifest structure (plain Python: it is one JSON object, not a table): keys, versions, tables, secrets."""
+    missing = [k for k in REQUIRED_KEYS if k not in manifest]
+    secrets = sorted(set(_secret_paths(manifest)))
+    unknown = sorted(p.relative_to(build).as_posix() for p in build.rglob("*.parquet")
+                     if not any(part.startswith(".") for part in p.relative_to(build).parts)
+                     and p.relative_to(build).parts[0] not in TABLE_FIELDS)
+    out = [
+        _derived("manifest", "manifest", "manifest_has_required_keys", None, len(missing), "keys",
+                 observed=missing or None),
+        _derived("manifest", "manifest", "schema_version_matches", "schema_version",
+                 int(manifest.get("schema_version") != SCHEMA_VERSION), "keys",
+                 observed=manifest.get("schema_version"), element_count=1),
+        _derived("manifest", "manifest", "tokenizer_vocab_size_recorded", "tokenizer.vocab_size",
+                 int(vocab_size(manifest) is None), "keys", observed=(manifest.get("tokenizer") or {}).get("vocab_size")),
+        _derived("manifest", "manifest", "manifest_has_no_secrets", None, len(secrets), "keys",
+                 examples=tuple(secrets[:5])),
+        _derived("manifest", "files", "no_parquet_outside_tables", None, len(unknown), "files",
+                 examples=tuple(unknown[:5])),
+    ]
+    present = tables_in_build(build, manifest)
+    out += [_derived(t, "manifest", "required_table_present", None, int(t not in present), "files")
+            for t in REQUIRED_TABLES]
+    return out
+
+
+def _secret_paths(value: object, path: str = "") -> Iterator[str]:
+    """JSON paths of values that look like credentials (never the values themselves)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            sub = f"{path}.{k}" if path else str(k)
+            if str(k).lower() in _SECRET_KEYS and isinstance(v, str) and v:
+                yield sub
+            yield from _secret_paths(v, sub)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _secret_paths(v, f"{path}[{i}]")
+    elif isinstance(value, str) and _SECRET_VALUE.search(value):
+        yield path
+
+
+def files_frame(build: Path, manifest: dict, table: str) -> pd.DataFrame:
+    """One row per parquet file on disk or in the manifest: presence, sha256, bytes, rows, both sides."""
+    listed = listed_files(manifest, table)
+    records = []
+    for rel in sorted(set(listed) | set(parquet_on_disk(build, table))):
+        path, entry = build / rel, listed.get(rel) or {}
+        exists = path.is_file()
+        records.append({
+            "relpath": rel, "on_disk": exists, "in_manifest": rel in listed,
+            "sha256": file_sha256(path) if exists else None, "manifest_sha256": entry.get("sha256"),
+            "bytes": path.stat().st_size if exists else None, "manifest_bytes": entry.get("bytes"),
+            "rows": _parquet_rows(path) if exists else None, "manifest_rows": entry.get("rows")})
+    frame = pd.DataFrame.from_records(records, columns=[
+        "relpath", "on_disk", "in_manifest", "sha256", "manifest_sha256", "bytes", "manifest_bytes", "rows",
+        "manifest_rows"])
+    for col in ("bytes", "manifest_bytes", "rows", "manifest_rows"):
+        frame[col] = pd.array(frame[col].tolist(), dtype="Int64")
+    for col in ("sha256", "manifest_sha256"):
+        frame[col] = pd.array(frame[col].tolist(), dtype=pd.StringDtype())
+    return frame.set_index("relpath")
+
+
+def _parquet_rows(path: Path) -> int | None:
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException):
+        return None
+
+
+def schema_checks(runner: GxRunner, build: Path, table: str) -> tuple[list[PartFile], list[CheckResult]]:
+    """Per distinct file schema: exact column set and column types (GX on an empty typed view), list element types."""
+    parts, results = [], []
+    expected = {f.name: f.type for f in TABLE_FIELDS[table]}
+    by_schema: dict[pa.Schema, list[PartFile]] = {}
+    for rel in parquet_on_disk(build, table):
+        path = build / rel
+        try:
+            meta = pq.ParquetFile(path)
+            file_schema, rows = meta.schema_arrow.remove_metadata(), meta.metadata.num_rows
+        except (OSError, pa.ArrowException) as err:
+            results.append(_derived(table, "schema", "parquet_file_readable", None, 1, "files",
+                                    files=(rel,), error=str(err)))
+            continue
+        usable = tuple(n for n, want in expected.items()
+                       if n in file_schema.names and _castable(file_schema.field(n).type, want))
+        part = PartFile(rel, path, rows, usable)
+        parts.append(part)
+        by_schema.setdefault(file_schema, []).append(part)
+    for file_schema, group in by_schema.items():
+        rows, files = sum(p.rows for p in group), tuple(p.relpath for p in group)
+        present = set(file_schema.names)
+        view = file_schema.empty_table().to_pandas(types_mapper=ex.pandas_dtype)
+        results += runner.run(("schema", table), view, lambda: ex.schema_expectations(table, present),
+                              failed_count=rows, files=files)
+        for name, want in expected.items():
+            got = file_schema.field(name).type if name in present else None
+            if got is not None and pa.types.is_list(want) and pa.types.is_list(got):
+                results.append(_derived(table, "schema", "list_element_type_matches_schema", name,
+                                        rows if got != want else 0, "rows", observed=str(got),
+                                        files=files if got != want else ()))
+    return parts, results
+
+
+def _castable(got: pa.DataType, want: pa.DataType) -> bool:
+    """Value checks still run on a column of the wrong numeric width (its type failure is reported apart)."""
+    numeric = lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)  # noqa: E731
+    return got == want or (numeric(got) and numeric(want))
+
+
+def _batches(part: PartFile, table: str, columns: tuple[str, ...], batch_rows: int) -> Iterator[pa.Table]:
+    """Row batches of the usable `columns`, cast to the contract types."""
+    expected = {f.name: f.type for f in TABLE_FIELDS[table]}
+    names = [c for c in columns if c in part.usable]
+    if not names:
+        return
+    for batch in pq.ParquetFile(part.path).iter_batches(batch_size=batch_rows, columns=names):
+        arrays = [batch.column(n) if batch.column(n).type == expected[n] else
+                  pc.cast(batch.column(n), expected[n], safe=False) for n in names]
+        yield pa.Table.from_arrays(arrays, names=names)
+
+
+def table_batches(parts: list[PartFile], table: str, columns: tuple[str, ...], batch_rows: int) -> Iterator[pa.Table]:
+    """The usable `columns` of a table's parts, in batches of up to `batch_rows` rows (across files)."""
+    pending: list[pa.Table] = []
+    for part in parts:
+        for batch in _batches(part, table, columns, batch_rows):
+            if pending and (batch.column_names != pending[0].column_names
+                            or sum(t.num_rows for t in pending) + batch.num_rows > batch_rows):
+                yield pa.concat_tables(pending)
+                pending = []
+            pending.append(batch)
+    if pending:
+        yield pa.concat_tables(pending)
+
+
+def read_columns(parts: list[PartFile], table: str, columns: tuple[str, ...]) -> pa.Table:
+    """`columns` of every row of a table; a column a file lacks (or mistypes beyond a cast) reads as nulls."""
+    target = pa.schema([pa.field(f.name, f.type) for f in TABLE_FIELDS[table] if f.name in columns])
+    pieces = [target.empty_table()]
+    for part in parts:
+        if not any(c in part.usable for c in columns):
+            pieces.append(pa.table([pa.nulls(part.rows, f.type) for f in target], schema=target))
+            continue
+        for batch in _batches(part, table, columns, BATCH_ROWS):
+            pieces.append(pa.table([batch.column(f.name) if f.name in batch.column_names else
+                                    pa.nulls(batch.num_rows, f.type) for f in target], schema=target))
+    return pa.concat_tables(pieces)
+
+
+def _distinct(frames: dict[str, pa.Table], table: str, column: str) -> set[str] | None:
+    if table not in frames:
+        return None
+    return {v for v in pc.unique(frames[table].column(column)).to_pylist() if v is not None}
+
+
+def value_frames(parts: list[PartFile], table: str, batch_rows: int,
+                 generations: pd.DataFrame | None) -> Iterator[pd.DataFrame]:
+    """Pandas views of a table, batch by batch, with the derived helper columns the value checks read.
+
+    `generations` is indexed by generation_id (n_tokens, sampler), for the tokens rows' consistency.
+    """
+    columns = tuple(f.name for f in TABLE_FIELDS[table])
+    for batch in table_batches(parts, table, columns, batch_rows):
+        frame = _widened(batch).to_pandas(types_mapper=ex.pandas_dtype)
+        if table == "tokens":
+            _derive_tokens(batch, frame, generations)
+        elif table == "cross_samples" and "intervention_positions" in batch.column_names:
+            frame["_intervention_positions_len"] = _list_lengths(batch.column("intervention_positions"))
+        yield frame
+
+
+def _widened(batch: pa.Table) -> pa.Table:
+    """Integers to int64 and floats to float64: GX's range check is vectorised only for those pandas dtypes."""
+    arrays = []
+    for col in batch.columns:
+        if pa.types.is_integer(col.type):
+            col = col.cast(pa.int64())
+        elif pa.types.is_floating(col.type):
+            col = col.cast(pa.float64())
+        arrays.append(col)
+    return pa.Table.from_arrays(arrays, names=batch.column_names)
+
+
+def _list_lengths(column: pa.ChunkedArray) -> np.ndarray:
+    """Length of each list as float64 (NaN for a null list), a dtype GX checks vectorised."""
+    return pc.list_value_length(column).cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _list_max(column: pa.ChunkedArray) -> np.ndarray:
+    """Largest element of each list (NaN for a null or empty list)."""
+    column = column.combine_chunks()
+    out = np.full(len(column), -np.inf)
+    values = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.float64)
+    np.maximum.at(out, pc.list_parent_indices(column).to_numpy(zero_copy_only=False), values)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _derive_tokens(batch: pa.Table, frame: pd.DataFrame, generations: pd.DataFrame | None) -> None:
+    """Helper columns: top-K list lengths and maxima, and the generation's n_tokens and sampler per row."""
+    names = set(batch.column_names)
+    for col in ("topk_base_ids", "topk_base_logp", "topk_rl_ids", "topk_rl_logp"):
+        if col in names:
+            frame[f"_{col}_len"] = _list_lengths(batch.column(col))
+    for col in ("topk_base_logp", "topk_rl_logp"):
+        if col in names:
+            frame[f"_{col}_max"] = _list_max(batch.column(col))
+    if generations is None or "generation_id" not in names:
+        return
+    info = generations
+    n_tokens = frame["generation_id"].map(info["n_tokens"]).astype(np.float64)
+    frame["_n_tokens"] = n_tokens
+    frame["_generation_sampler"] = frame["generation_id"].map(info["sampler"]).astype(pd.StringDtype())
+    if {"position", "rel_position"} <= names:
+        expected = frame["position"] / (n_tokens - 1).clip(lower=1)
+        frame["_rel_position_error"] = (frame["rel_position"] - expected).abs()
+
+
+def token_counts_frame(tokens: pa.Table, generations: pd.DataFrame, rl_models: tuple[str, ...]) -> pd.DataFrame:
+    """Tokens rows per (generation, rl_model) next to the generation's n_tokens, one row per expected or seen pair.
+
+    Expected pairs: a base sample is scored against every RL model, an RL sample at least against
+    its own model; a pair that is expected but absent counts 0 rows.
+    """
+    counts = tokens.group_by(["generation_id", "rl_model"]).aggregate([([], "count_all")]).to_pandas(
+        types_mapper=ex.pandas_dtype).rename(columns={"count_all": "token_rows"})
+    models = rl_models or tuple(v for v in counts["rl_model"].dropna().unique())
+    gens = generations.dropna(subset=["generation_id"]).drop_duplicates("generation_id")
+    scored = gens[gens["n_tokens"].fillna(0) > 0]
+    expected = pd.concat([
+        scored[scored["sampler"] == "base"][["generation_id"]].merge(
+            pd.DataFrame({"rl_model": list(models)}), how="cross"),
+        scored[scored["sampler"] != "base"][["generation_id", "sampler"]].rename(columns={"sampler": "rl_model"}),
+    ]).astype(pd.StringDtype())
+    frame = expected.merge(counts.astype({"generation_id": pd.StringDtype(), "rl_model": pd.StringDtype()}),
+                           on=["generation_id", "rl_model"], how="outer")
+    frame["token_rows"] = frame["token_rows"].fillna(0).astype("Int64")
+    frame["n_tokens"] = frame["generation_id"].map(gens.set_index("generation_id")["n_tokens"]).astype("Int64")
+    frame.index = pd.Index(frame["generation_id"].astype(str) + " @ " + frame["rl_model"].astype(str), name="pair")
+    return frame
