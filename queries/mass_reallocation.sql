@@ -12,7 +12,7 @@
 -- 2. Mass on base's top-K:  base_mass = sum over S of p (exact); rl_mass = sum over S of q.
 --    q(i) for i in S is exact when i is in R or is the sampled token (exp(logp_rl)); every other i in S is
 --    outside RL's top-K, so 0 <= q(i) <= q_K. Bounds: rl_mass_lo = known part;
---    rl_mass_hi = min(known part + (number unknown) * q_K, 1 - sum of q over R \ S).
+--    rl_mass_hi = min(known part + (number unknown) * q_K, 1 - sum of q over R \ S), never below rl_mass_lo.
 --    net = rl_mass - base_mass: > 0 means RL moved mass into base's top-K (concentrating on base's
 --    candidates), < 0 means mass left base's top-K for tokens base ranked lower.
 -- All means are over positions of the (sampler, rl_model, subset) group, with lo/hi means of the bounds
@@ -71,7 +71,7 @@ m AS (
            coalesce(p_top1_exact, 0.0) AS p_top1_lo,
            coalesce(p_top1_exact, p_k) AS p_top1_hi,
            rl_mass_known AS rl_mass_lo,
-           least(rl_mass_known + n_unknown * q_k, 1.0 - rl_mass_outside) AS rl_mass_hi
+           greatest(rl_mass_known, least(rl_mass_known + n_unknown * q_k, 1.0 - rl_mass_outside)) AS rl_mass_hi
     FROM t
 ),
 s AS (

@@ -161,7 +161,7 @@ def plot_mass_reallocation(df: pd.DataFrame, params: dict[str, str]) -> plt.Figu
                        (right, "mean_net_into_base_topk_lo", "mean_net_into_base_topk_hi")):
         for i, (sampler, rl) in enumerate(groups):
             g = df[(df.sampler == sampler) & (df.rl_model == rl)].set_index("subset").reindex(subsets)
-            mid, half = (g[lo] + g[hi]) / 2, (g[hi] - g[lo]) / 2
+            mid, half = (g[lo] + g[hi]) / 2, (g[hi] - g[lo]).abs() / 2
             ax.bar(np.arange(2) + (i - (len(groups) - 1) / 2) * width, mid.fillna(0), width,
                    yerr=half.fillna(0), capsize=3, label=_series_label(sampler, rl))
         ax.set_xticks(range(2), ["all positions", f"positions with {_thr(params)}"])

@@ -121,7 +121,9 @@ def preamble_statements(source: str | os.PathLike | Source) -> list[tuple[str | 
 def preamble_sql(source: str | os.PathLike | Source) -> str:
     """The preamble text to paste into the duckdb shell before any recipe: one view per table."""
     src = resolve_source(source)
-    lines = [f"-- tokenshift preamble: views over {src.root}"]
+    lines = [f"-- tokenshift preamble: views over {src.root}",
+             "-- Then paste any recipe (queries/*.sql). Override a parameter first with SET VARIABLE name = value;",
+             "-- variables persist for the session (RESET VARIABLE name; restores the recipe default)."]
     if src.kind == "hf":
         lines.append("-- Hub token from HF_TOKEN or ~/.cache/huggingface/token (needed for private/gated datasets).")
     for table, statement in preamble_statements(src):

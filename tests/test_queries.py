@@ -174,7 +174,7 @@ def _mass_row(row) -> dict:
         else:
             unknown += 1
     outside = sum(q for i, q in rl.items() if i not in base)
-    rl_hi = min(known + unknown * q_k, 1.0 - outside)
+    rl_hi = max(known, min(known + unknown * q_k, 1.0 - outside))
     return {"gain_lo": q_star - p_hi, "gain_hi": q_star - p_lo, "base_mass": sum(base.values()),
             "rl_lo": known, "rl_hi": rl_hi, "in_topk": star in base or row.rl_top1_rank_base <= k,
             "exact": unknown == 0}
