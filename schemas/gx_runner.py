@@ -14,7 +14,9 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from tokenshift.schemas.report import MAX_EXAMPLES, CheckResult
 
-RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
+# SUMMARY adds the index labels of bad rows (what labelled frames report as examples); BASIC is cheaper.
+SUMMARY = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
+BASIC = {"result_format": "BASIC", "partial_unexpected_count": MAX_EXAMPLES}
 
 
 def referenced_columns(expectation) -> set[str]:
@@ -52,7 +54,8 @@ class GxRunner:
         try:
             if not definition.suite.expectations:
                 return []
-            outcome = definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
+            labelled = any((e.meta or {}).get("label") for e in definition.suite.expectations)
+            outcome = definition.run(batch_parameters={"dataframe": frame}, result_format=SUMMARY if labelled else BASIC)
         finally:
             if cache_key is None:
                 self._context.validation_definitions.delete(definition.name)
