@@ -33,6 +33,7 @@ def cli() -> None:
 
 def _register() -> None:
     from tokenshift.builders.commands import build, merge
+    from tokenshift.cards.commands import card
     from tokenshift.queries.commands import query, report
     from tokenshift.schemas.commands import validate
     from tokenshift.toy.commands import toy_pair
@@ -43,6 +44,7 @@ def _register() -> None:
     cli.add_command(query)
     cli.add_command(report)
     cli.add_command(validate)
+    cli.add_command(card)
 
 
 _register()

@@ -1,0 +1,62 @@
+"""Writing DIR/README.md and telling whether it still describes the build (manifest fingerprint)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from huggingface_hub import DatasetCard
+
+from tokenshift.cards.figures import headline_figures
+from tokenshift.cards.render import render_card
+from tokenshift.errors import TokenshiftError
+from tokenshift.schemas.manifest import CARD, load_manifest, manifest_fingerprint
+
+
+def card_marker(path: str | Path) -> dict | None:
+    """The `tokenshift` block of a card's YAML (fingerprint, versions), or None if it has none or is unreadable."""
+    try:
+        card = DatasetCard.load(Path(path))
+    except Exception:  # noqa: BLE001  (any unreadable card is simply "not ours")
+        return None
+    marker = card.data.to_dict().get("tokenshift")
+    return marker if isinstance(marker, dict) and marker.get("manifest_sha256") else None
+
+
+def write_card(build_dir: str | Path, license: str = "apache-2.0", repo_id: str | None = None,
+               force: bool = False) -> Path:
+    """Write DIR/README.md from the manifest and the tables; refuses to replace a README it did not write."""
+    build = Path(build_dir)
+    manifest = load_manifest(build)
+    path = build / CARD
+    if path.exists() and not force and card_marker(path) is None:
+        raise TokenshiftError(f"{path} exists and was not written by `tokenshift card`: move it aside "
+                              "or pass --force to replace it")
+    fingerprint = manifest_fingerprint(manifest)
+    card = render_card(manifest, headline_figures(build, manifest), fingerprint, license, repo_id)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    card.save(tmp)
+    if (card_marker(tmp) or {}).get("manifest_sha256") != fingerprint:  # parse it back before it replaces anything
+        tmp.unlink(missing_ok=True)
+        raise TokenshiftError(f"the card written for {build} does not parse back: report this as a bug")
+    os.replace(tmp, path)
+    return path
+
+
+def check_card(build_dir: str | Path, manifest: dict | None = None, repo_id: str | None = None) -> Path:
+    """The card's path if it exists and matches the manifest (and repo_id, when it names one); else a one-line error."""
+    build = Path(build_dir)
+    manifest = manifest if manifest is not None else load_manifest(build)
+    path = build / CARD
+    fix = f"run `tokenshift card {build}`"
+    if not path.is_file():
+        raise TokenshiftError(f"{path} is missing: {fix} to write the dataset card")
+    marker = card_marker(path)
+    if marker is None:
+        raise TokenshiftError(f"{path} is not a tokenshift dataset card: {fix} (with --force to replace it)")
+    if marker["manifest_sha256"] != manifest_fingerprint(manifest):
+        raise TokenshiftError(f"{path} is stale (the manifest changed since it was written): {fix}")
+    if repo_id and marker.get("repo_id") not in (None, repo_id):
+        raise TokenshiftError(f"{path} was written for {marker['repo_id']}, not {repo_id}: "
+                              f"run `tokenshift card {build} --repo-id {repo_id}`")
+    return path

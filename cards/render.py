@@ -1,0 +1,212 @@
+"""The dataset card of a build: Hub YAML metadata plus a Markdown body (provenance, schema, figures, loading)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from tokenshift.schemas.manifest import rl_model_names
+from tokenshift.schemas.tables import PRIMARY_KEYS, SCHEMA_VERSION, TABLE_FIELDS
+
+PLACEHOLDER_REPO = "ORG/NAME"
+LOCAL_PATH = "path/to/dataset"
+TABLE_INTROS = {
+    "prompts": "one row per benchmark problem: the question, the reference answer and the exact prompt text.",
+    "generations": "one row per sampled response, with its grade.",
+    "tokens": "one row per (response, RL model, position): both models' next-token statistics at that position.",
+    "cross_samples": "one row per cross-sampled response: one model decodes, the other takes over at chosen positions.",
+}
+_SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+          (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))
+
+
+def size_category(rows: int) -> str:
+    """The Hub's size_categories bucket for a number of rows."""
+    return next((label for bound, label in _SIZES if rows < bound), "n>1T" if rows >= 10**12 else "1B<n<10B")
+
+
+def tables_of(manifest: dict) -> list[str]:
+    """Tables the manifest lists, in schema order."""
+    listed = manifest.get("tables") or {}
+    return [t for t in TABLE_FIELDS if t in listed]
+
+
+def card_data(manifest: dict, fingerprint: str, license: str, repo_id: str | None) -> DatasetCardData:
+    """YAML metadata: one config per table (train split = its parquet parts) and the manifest fingerprint."""
+    tables = tables_of(manifest)
+    rows = max([(manifest["tables"][t] or {}).get("rows", 0) for t in tables] or [0])
+    config = manifest.get("config") or {}
+    benchmark = str(config.get("benchmark", "unknown"))
+    configs = [{"config_name": t, "data_files": [{"split": "train", "path": f"{t}/*.parquet"}],
+                **({"default": True} if t == "tokens" else {})} for t in tables]
+    marker = {"manifest_sha256": fingerprint, "schema_version": manifest.get("schema_version", SCHEMA_VERSION),
+              "tokenshift_version": manifest.get("tokenshift_version")}
+    if repo_id:
+        marker["repo_id"] = repo_id
+    return DatasetCardData(
+        pretty_name=pretty_name(manifest), license=license, language=["en"], task_categories=["text-generation"],
+        tags=["tokenshift", "rlvr", "reinforcement-learning", "token-level", "jensen-shannon", "math",
+              f"benchmark:{benchmark}"],
+        size_categories=[size_category(rows)], configs=configs, tokenshift=marker)
+
+
+def pretty_name(manifest: dict) -> str:
+    base = ((manifest.get("models") or {}).get("base") or {}).get("name", "base")
+    rls = ", ".join(rl_model_names(manifest)) or "RL"
+    benchmark = (manifest.get("config") or {}).get("benchmark", "a benchmark")
+    return f"tokenshift: {base} vs {rls} on {benchmark}"
+
+
+def render_card(manifest: dict, figures: dict[str, list[dict]], fingerprint: str, license: str = "apache-2.0",
+                repo_id: str | None = None) -> DatasetCard:
+    """The whole card (metadata + body) as huggingface_hub's DatasetCard."""
+    data = card_data(manifest, fingerprint, license, repo_id)
+    sections = [f"# {data.pretty_name}", _intro(manifest), _provenance(manifest), _figures(manifest, figures),
+                _schemas(manifest), _loading(manifest, repo_id), _rebuild(manifest)]
+    body = "\n\n".join(s.strip() for s in sections if s) + "\n"
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+def _md_table(header: list[str], rows: list[list[object]]) -> str:
+    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _num(value: object, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return "inf" if math.isinf(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _intro(manifest: dict) -> str:
+    return (
+        "Token-level record of how RL fine-tuning shifts a language model's next-token distributions. "
+        "Each response sampled by the base or an RL model is scored by both models at every position: "
+        "log-probabilities of the sampled token, entropies, Jensen-Shannon divergence, both KL directions, "
+        "ranks and top-K candidates. Built with tokenshift "
+        f"{manifest.get('tokenshift_version', '')}, schema version {manifest.get('schema_version', SCHEMA_VERSION)}.\n\n"
+        "Units: natural logarithms throughout. JS divergence is in nats, bounded by ln 2 ≈ 0.6931; "
+        "entropies are in nats, bounded by ln V (V = tokenizer vocabulary size). Thresholds such as "
+        "\"JS > 0.1\" below are choices of this card, not of the data: use any threshold in queries.")
+
+
+def _model_line(model: dict) -> str:
+    parts = [f"`{model.get('name')}`", f"source `{model.get('source')}`"]
+    if model.get("revision"):
+        parts.append(f"revision `{model['revision']}`")
+    if model.get("sha256"):
+        parts.append(f"sha256 `{model['sha256']}`")
+    return ", ".join(parts)
+
+
+def _provenance(manifest: dict) -> str:
+    models = manifest.get("models") or {}
+    config = manifest.get("config") or {}
+    tokenizer = manifest.get("tokenizer") or {}
+    sampling = ", ".join(f"{k} = {config[k]}" for k in
+                         ("samples", "temperature", "top_p", "max_new_tokens", "top_k_candidates", "engine",
+                          "dtype", "device", "seed", "limit", "use_chat_template") if k in config)
+    rows = [
+        ["Base model", _model_line(models.get("base") or {})],
+        *[["RL model", _model_line(m)] for m in models.get("rl") or []],
+        ["Benchmark", f"`{config.get('benchmark')}`"],
+        ["Sampling and scoring", sampling],
+        ["Instruction", config.get("instruction", "–")],
+        ["Tokenizer", f"vocabulary size {tokenizer.get('vocab_size')}, sha256 `{tokenizer.get('sha256')}`"],
+        ["Grader", f"`{manifest.get('grader')}`"],
+        ["Seeds", f"`{json.dumps(manifest.get('seeds'), sort_keys=True)}`"],
+        ["Built", f"{manifest.get('created_at')} in {manifest.get('build_seconds')} s"],
+        ["Libraries", ", ".join(f"{k} {v}" for k, v in sorted((manifest.get("libraries") or {}).items()))],
+    ]
+    if manifest.get("cross_sampling"):
+        rows.append(["Cross-sampling", f"`{json.dumps(manifest['cross_sampling'], sort_keys=True)}`"])
+    return "## Provenance\n\n" + _md_table(["", ""], rows)
+
+
+def _figures(manifest: dict, figures: dict[str, list[dict]]) -> str:
+    out = ["## Headline figures"]
+    if figures.get("accuracy"):
+        out.append("### Accuracy per sampler\n\nAccuracy = correct / responses (ungraded responses count as wrong).")
+        out.append(_md_table(["sampler", "responses", "graded", "correct", "accuracy"], [
+            [r["sampler"], r["responses"], r["graded"], r["correct"], _num(r["accuracy"])]
+            for r in figures["accuracy"]]))
+    if figures.get("js_shares"):
+        share_cols = [k for k in figures["js_shares"][0] if k.startswith("js > ")]
+        out.append("### Share of tokens with JS divergence above a threshold (nats), per RL model\n\n"
+                   "Over all scored positions of all responses compared with that RL model.")
+        out.append(_md_table(["rl_model", "tokens", *share_cols], [
+            [r["rl_model"], r["tokens"], *(_num(r[c]) for c in share_cols)] for r in figures["js_shares"]]))
+    if figures.get("cross_sampling"):
+        out.append("### Cross-sampling\n\nforward: base decodes, the RL model intervenes; reverse: the opposite.")
+        out.append(_md_table(
+            ["rl_model", "direction", "protocol", "threshold", "budget", "unit", "responses", "accuracy",
+             "mean intervention fraction"],
+            [[r["rl_model"], r["direction"], r["protocol"], _num(r["threshold"]), _num(r["budget"]),
+              r["budget_unit"], r["responses"], _num(r["accuracy"]), _num(r["mean_intervention_fraction"])]
+             for r in figures["cross_sampling"]]))
+    if manifest.get("headline"):
+        out.append("### Recorded by the build\n\n" + _md_table(["figure", "value"], [
+            [k, _num(v) if isinstance(v, float) else json.dumps(v)] for k, v in manifest["headline"].items()]))
+    return "\n\n".join(out) if len(out) > 1 else ""
+
+
+def _schemas(manifest: dict) -> str:
+    out = ["## Tables"]
+    for table in tables_of(manifest):
+        entry = manifest["tables"][table] or {}
+        out.append(f"### `{table}` ({entry.get('rows', '?')} rows, {len(entry.get('files') or {})} parquet "
+                   f"file(s) under `{table}/`)\n\n{TABLE_INTROS[table][0].upper()}{TABLE_INTROS[table][1:]} "
+                   f"Primary key: ({', '.join(PRIMARY_KEYS[table])}).")
+        out.append(_md_table(["column", "type", "nullable", "description"], [
+            [f"`{f.name}`", f"`{f.type}`", "yes" if f.nullable else "no", f.description]
+            for f in TABLE_FIELDS[table]]))
+    return "\n\n".join(out)
+
+
+def _loading(manifest: dict, repo_id: str | None) -> str:
+    repo = repo_id or PLACEHOLDER_REPO
+    tables = tables_of(manifest)
+    loads = "\n".join(f'{t} = load_dataset(DATA, "{t}", split="train")' for t in tables)
+    return f'''## Loading
+
+Every table is a config of this dataset (one `train` split made of its parquet parts).
+
+```python
+from datasets import load_dataset
+
+DATA = "{repo}"  # the Hub repository; or a local copy: "{LOCAL_PATH}"
+{loads}
+# pin a published version on the Hub: load_dataset(DATA, "tokens", split="train", revision="v1.0.0")
+```
+
+DuckDB reads the parquet parts directly, from the Hub (`hf://`, pinned with `@<version tag>`) or a local copy:
+
+```python
+import duckdb
+
+duckdb.sql("""
+    SELECT rl_model, avg(CAST(js > 0.1 AS DOUBLE)) AS share_js_above_0_1
+    FROM read_parquet('hf://datasets/{repo}@v1.0.0/tokens/*.parquet')
+    GROUP BY rl_model
+""").show()
+duckdb.sql("SELECT sampler, count(*) FILTER (WHERE correct) / count(*) AS accuracy "
+           "FROM read_parquet('{LOCAL_PATH}/generations/*.parquet') GROUP BY sampler").show()
+```
+
+For a private repository, first run `CREATE SECRET (TYPE HUGGINGFACE, PROVIDER credential_chain)` in DuckDB.
+A local registry written by `tokenshift publish DIR --to PATH --version V` keeps one folder per version;
+`tokenshift.publish.resolve_version("PATH", "latest")` returns the newest one.'''
+
+
+def _rebuild(manifest: dict) -> str:
+    commands = [manifest.get("command") or "(not recorded)"]
+    cross = manifest.get("cross_sampling") or {}
+    if isinstance(cross, dict) and cross.get("command"):
+        commands.append(cross["command"])
+    return "## Rebuilding\n\nThe exact command that produced this build:\n\n```bash\n" + "\n".join(commands) + "\n```"

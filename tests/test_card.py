@@ -1,0 +1,130 @@
+"""`tokenshift card`: a Hub dataset card that parses back, describes the build and loads it (offline)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import datasets
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from huggingface_hub import DatasetCard
+from synthetic_build import add_cross_samples, make_build
+
+from tokenshift.cards.card import check_card, write_card
+from tokenshift.cli import cli
+from tokenshift.errors import TokenshiftError
+from tokenshift.schemas.manifest import load_manifest, manifest_fingerprint
+from tokenshift.schemas.tables import PRIMARY_KEYS, TABLE_FIELDS
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    return make_build(tmp_path_factory.mktemp("pristine") / "build")
+
+
+@pytest.fixture()
+def build(pristine, tmp_path) -> Path:
+    return Path(shutil.copytree(pristine, tmp_path / "build"))
+
+
+@pytest.fixture()
+def carded(build) -> Path:
+    result = CliRunner().invoke(cli, ["card", str(build)])
+    assert result.exit_code == 0, result.output
+    return build
+
+
+def code_blocks(text: str, lang: str = "python") -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)
+
+
+def test_card_metadata_parses_back(carded):
+    manifest = load_manifest(carded)
+    card = DatasetCard.load(carded / "README.md")
+    data = card.data.to_dict()
+    assert data["license"] == "apache-2.0" and data["task_categories"] == ["text-generation"]
+    assert data["pretty_name"] and "tokenshift" in data["tags"]
+    assert data["size_categories"] == ["1K<n<10K"]  # the largest table (tokens) has a few thousand rows
+    configs = {c["config_name"]: c["data_files"] for c in data["configs"]}
+    assert list(configs) == [t for t in TABLE_FIELDS if t in manifest["tables"]]
+    assert all(files == [{"split": "train", "path": f"{t}/*.parquet"}] for t, files in configs.items())
+    assert data["tokenshift"]["manifest_sha256"] == manifest_fingerprint(manifest)
+    assert check_card(carded) == carded / "README.md"
+
+
+def test_card_body_has_provenance_schema_figures_and_rebuild_command(carded):
+    manifest = load_manifest(carded)
+    text = DatasetCard.load(carded / "README.md").text
+    for model in [manifest["models"]["base"], *manifest["models"]["rl"]]:
+        assert all(str(model[k]) in text for k in ("name", "source", "revision", "sha256"))
+    assert manifest["grader"] in text and str(manifest["config"]["benchmark"]) in text
+    assert f"```bash\n{manifest['command']}\n```" in text
+    for table in manifest["tables"]:
+        assert f"Primary key: ({', '.join(PRIMARY_KEYS[table])})" in text
+        for field in TABLE_FIELDS[table]:
+            assert f"| `{field.name}` | `{field.type}` |" in text
+            assert field.description.replace("|", "\\|") in text
+    generations = pq.read_table(carded / "generations", columns=["sampler", "correct"])
+    for sampler in set(generations.column("sampler").to_pylist()):
+        rows = generations.filter(pc.equal(generations.column("sampler"), sampler))
+        correct = sum(1 for v in rows.column("correct").to_pylist() if v)
+        graded = rows.num_rows - rows.column("correct").null_count
+        assert f"| {sampler} | {rows.num_rows} | {graded} | {correct} | {correct / rows.num_rows:.4f} |" in text
+    tokens = pq.read_table(carded / "tokens", columns=["rl_model", "js"])
+    for rl_model in set(tokens.column("rl_model").to_pylist()):
+        js = tokens.filter(pc.equal(tokens.column("rl_model"), rl_model)).column("js").to_numpy()
+        shares = " | ".join(f"{(js > t).mean():.4f}" for t in (0.01, 0.05, 0.1, 0.2))
+        assert f"| {rl_model} | {len(js)} | {shares} |" in text
+
+
+def test_card_loading_lines_work_on_a_local_copy(carded, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    manifest = load_manifest(carded)
+    text = (carded / "README.md").read_text(encoding="utf-8")
+    python_blocks = code_blocks(text)
+    namespace: dict = {}
+    exec(python_blocks[0].replace('DATA = "ORG/NAME"', f"DATA = {str(carded)!r}"), namespace)
+    for table in manifest["tables"]:
+        loaded = namespace[table]
+        assert loaded.num_rows == manifest["tables"][table]["rows"]
+        assert loaded.column_names == [f.name for f in TABLE_FIELDS[table]]
+    local_sql = re.search(r'duckdb\.sql\("SELECT sampler.*?\.show\(\)', python_blocks[1], flags=re.S).group(0)
+    exec("import duckdb\n" + local_sql.replace("path/to/dataset", str(carded)), {})
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_stale_missing_and_foreign_cards(carded):
+    (carded / "validation.json").write_text("{}")  # a report beside the tables does not make the card stale
+    check_card(carded)
+    add_cross_samples(carded)
+    with pytest.raises(TokenshiftError, match=r"stale .*run `tokenshift card "):
+        check_card(carded)
+    write_card(carded)
+    check_card(carded)
+    card = DatasetCard.load(carded / "README.md")
+    assert "cross_samples" in [c["config_name"] for c in card.data.to_dict()["configs"]]
+    assert "### Cross-sampling" in card.text
+    (carded / "README.md").unlink()
+    with pytest.raises(TokenshiftError, match=r"missing: run `tokenshift card "):
+        check_card(carded)
+
+
+def test_card_never_replaces_a_foreign_readme(build):
+    readme = build / "README.md"
+    readme.write_text("# my notes\n")
+    result = CliRunner().invoke(cli, ["card", str(build)])
+    assert result.exit_code == 2 and "not written by `tokenshift card`" in result.output
+    assert readme.read_text() == "# my notes\n"
+    assert CliRunner().invoke(cli, ["card", str(build), "--force", "--repo-id", "org/data",
+                                    "--license", "mit"]).exit_code == 0
+    card = DatasetCard.load(readme)
+    assert card.data.license == "mit" and card.data.to_dict()["tokenshift"]["repo_id"] == "org/data"
+    assert 'DATA = "org/data"' in card.text and "hf://datasets/org/data@" in card.text
+    with pytest.raises(TokenshiftError, match="written for org/data, not org/other"):
+        check_card(build, repo_id="org/other")
+    assert json.loads((build / "manifest.json").read_text())  # the manifest is untouched
