@@ -2,6 +2,8 @@
 
 The decoder runs once per model; the output head and every full-vocabulary statistic run on
 chunks of positions, so peak memory is chunk × vocabulary, not length × vocabulary.
+Each chunk's statistics make few passes over the (position, vocabulary) arrays, reuse one
+workspace, and on CPU run on blocks of a few rows so that the temporaries stay in cache.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ from dataclasses import dataclass
 import torch
 
 LN2 = math.log(2.0)
-# Float32 tensors of one (position, vocabulary) row alive at once in `pair_stats`: two logit
-# rows, two log-softmaxes, two probabilities, their difference, the mixture log, temporaries.
-_WORK_TENSORS = 10
+# Float32 (position, vocabulary) rows alive at once per chunk position: the two models' logits
+# (model dtype, kept for the chunk) and the six rows of the statistics workspace (log-softmaxes,
+# probabilities, two scratch rows). On CPU the workspace covers only _CPU_ROWS rows at a time.
+_WORK_TENSORS = 8
+_CPU_ROWS = 8  # rows per statistics block on CPU: six blocks of 8 × 152k floats fit in cache
+_TOPK_BLOCK = 128  # vocabulary block size of the two-stage top-k
+_TINY = torch.finfo(torch.float32).tiny
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,99 @@ def rank_of(logp: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return (logp > chosen).sum(-1) + 1
 
 
+def _rank(logp: torch.Tensor, value: torch.Tensor, top_values: torch.Tensor,
+          scratch: torch.Tensor) -> torch.Tensor:
+    """`rank_of` for given values; counted within the top-k when every value is in it."""
+    if bool((value >= top_values[:, -1]).all()):
+        return (top_values > value[:, None]).sum(-1) + 1
+    return torch.gt(logp, value[:, None], out=scratch).sum(-1).long() + 1
+
+
+def _topk(logp: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k values and ids of each row: top-k of the k best vocabulary blocks (one cheap pass).
+
+    Any of a row's k largest values lies in one of the k blocks with the largest maxima.
+    """
+    rows, vocab = logp.shape
+    blocks = vocab // _TOPK_BLOCK
+    if blocks < 4 * k:
+        return torch.topk(logp, k, dim=-1)
+    body = logp[:, :blocks * _TOPK_BLOCK].view(rows, blocks, _TOPK_BLOCK)
+    best = body.amax(-1).topk(k, dim=-1).indices
+    offsets = torch.arange(_TOPK_BLOCK, device=logp.device)
+    tail = torch.arange(blocks * _TOPK_BLOCK, vocab, device=logp.device).expand(rows, -1)
+    candidates = torch.cat([(best[:, :, None] * _TOPK_BLOCK + offsets).flatten(1), tail], 1)
+    values, where = logp.gather(1, candidates).topk(k, dim=-1)
+    return values, candidates.gather(1, where)
+
+
+def _row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Σ a·b per row, without a product temporary (one BLAS dot per row on CPU)."""
+    if a.device.type == "cpu":
+        return torch.stack([torch.dot(x, y) for x, y in zip(a, b)])
+    return torch.einsum("ij,ij->i", a, b)
+
+
+def _divergences(lp_b, lp_r, p_b, p_r, scratch_1, scratch_2):
+    """Entropies, both KLs and JS, each a sum of element-wise terms (not a difference of sums)."""
+    diff = torch.sub(lp_b, lp_r, out=scratch_1)
+    entropy_b, entropy_r = -_row_dot(p_b, lp_b), -_row_dot(p_r, lp_r)
+    kl_b_r, kl_r_b = _row_dot(p_b, diff), -_row_dot(p_r, diff)
+    mix = torch.lerp(p_b, p_r, 0.5, out=scratch_1).clamp_min_(_TINY)  # tiny: log stays finite
+    log_m = torch.log(mix, out=scratch_2)
+    js = 0.5 * (_row_dot(p_b, torch.sub(lp_b, log_m, out=scratch_1))
+                + _row_dot(p_r, torch.sub(lp_r, log_m, out=scratch_2)))
+    return entropy_b, entropy_r, kl_b_r, kl_r_b, js
+
+
+def _safe_divergences(lp_b, lp_r):
+    """The same statistics with 0·log 0 = 0, for rows with -inf log-probabilities (masked logits)."""
+    p_b, p_r = lp_b.exp(), lp_r.exp()
+    diff = lp_b - lp_r
+    return (-_xlogy_sum(p_b, lp_b), -_xlogy_sum(p_r, lp_r), _xlogy_sum(p_b, diff),
+            -_xlogy_sum(p_r, diff), js_divergence(lp_b, lp_r, p_b, p_r))
+
+
+def _block_stats(logits_b, logits_r, token_ids, top_k, workspace) -> dict[str, torch.Tensor]:
+    """All statistics for one block of rows, computed in the float32 `workspace`."""
+    lp_b, lp_r, p_b, p_r, scratch_1, scratch_2 = (w[:len(token_ids)] for w in workspace)
+    torch.log_softmax(logits_b, -1, dtype=torch.float32, out=lp_b)
+    torch.log_softmax(logits_r, -1, dtype=torch.float32, out=lp_r)
+    top_b, top_r = _topk(lp_b, top_k), _topk(lp_r, top_k)
+    ids = token_ids[:, None]
+    logp_b, logp_r = lp_b.gather(-1, ids)[:, 0], lp_r.gather(-1, ids)[:, 0]
+    top1_r = top_r[1][:, 0]
+    ranks = (_rank(lp_b, logp_b, top_b[0], scratch_1), _rank(lp_r, logp_r, top_r[0], scratch_1),
+             _rank(lp_b, lp_b.gather(-1, top1_r[:, None])[:, 0], top_b[0], scratch_1))
+    torch.exp(lp_b, out=p_b)
+    torch.exp(lp_r, out=p_r)
+    divergences = _divergences(lp_b, lp_r, p_b, p_r, scratch_1, scratch_2)
+    if not bool(torch.isfinite(torch.stack(divergences)).all()):
+        divergences = _safe_divergences(lp_b, lp_r)
+    entropy_b, entropy_r, kl_b_r, kl_r_b, js = divergences
+    overlap = (top_b[1][:, :, None] == top_r[1][:, None, :]).any(-1).sum(-1)
+    return {
+        "logp_base": logp_b,
+        "logp_rl": logp_r,
+        "entropy_base": entropy_b.clamp_(min=0.0),
+        "entropy_rl": entropy_r.clamp_(min=0.0),
+        "js": js.clamp_(0.0, LN2),
+        "kl_base_rl": kl_b_r.clamp_(min=0.0),
+        "kl_rl_base": kl_r_b.clamp_(min=0.0),
+        "rank_base": ranks[0],
+        "rank_rl": ranks[1],
+        "top1_base": top_b[1][:, 0],
+        "top1_rl": top1_r,
+        "rl_top1_rank_base": ranks[2],
+        "topk_base_ids": top_b[1],
+        "topk_base_logp": top_b[0],
+        "topk_rl_ids": top_r[1],
+        "topk_rl_logp": top_r[0],
+        "topk_overlap": overlap.float() / top_k,
+    }
+
+
+@torch.no_grad()
 def pair_stats(logits_base: torch.Tensor, logits_rl: torch.Tensor, token_ids: torch.Tensor,
                top_k: int) -> dict[str, torch.Tensor]:
     """All statistics for rows of base and RL logits (any dtype; computed in float32).
@@ -58,38 +157,13 @@ def pair_stats(logits_base: torch.Tensor, logits_rl: torch.Tensor, token_ids: to
     Divergences sum element-wise terms (not differences of sums), so near-zero values keep
     float32 precision even over a 152k vocabulary.
     """
-    lp_b = torch.log_softmax(logits_base.float(), dim=-1)
-    lp_r = torch.log_softmax(logits_rl.float(), dim=-1)
-    p_b, p_r = lp_b.exp(), lp_r.exp()
-    entropy_b, entropy_r = -_xlogy_sum(p_b, lp_b), -_xlogy_sum(p_r, lp_r)
-    diff = lp_b - lp_r
-    kl_b_r = _xlogy_sum(p_b, diff)
-    kl_r_b = -_xlogy_sum(p_r, diff)
-    js = js_divergence(lp_b, lp_r, p_b, p_r)
-    del p_b, p_r, diff
-    top_b = torch.topk(lp_b, top_k, dim=-1)
-    top_r = torch.topk(lp_r, top_k, dim=-1)
-    ids = token_ids[:, None]
-    overlap = (top_b.indices[:, :, None] == top_r.indices[:, None, :]).any(-1).sum(-1)
-    return {
-        "logp_base": lp_b.gather(-1, ids)[:, 0],
-        "logp_rl": lp_r.gather(-1, ids)[:, 0],
-        "entropy_base": entropy_b.clamp_(min=0.0),
-        "entropy_rl": entropy_r.clamp_(min=0.0),
-        "js": js,
-        "kl_base_rl": kl_b_r.clamp_(min=0.0),
-        "kl_rl_base": kl_r_b.clamp_(min=0.0),
-        "rank_base": rank_of(lp_b, token_ids),
-        "rank_rl": rank_of(lp_r, token_ids),
-        "top1_base": top_b.indices[:, 0],
-        "top1_rl": top_r.indices[:, 0],
-        "rl_top1_rank_base": rank_of(lp_b, top_r.indices[:, 0]),
-        "topk_base_ids": top_b.indices,
-        "topk_base_logp": top_b.values,
-        "topk_rl_ids": top_r.indices,
-        "topk_rl_logp": top_r.values,
-        "topk_overlap": overlap.float() / top_k,
-    }
+    rows, vocab = logits_base.shape
+    step = _CPU_ROWS if logits_base.device.type == "cpu" else max(rows, 1)
+    workspace = torch.empty(6, min(step, rows), vocab, device=logits_base.device)
+    blocks = [_block_stats(logits_base[lo:lo + step], logits_rl[lo:lo + step],
+                           token_ids[lo:lo + step], top_k, workspace)
+              for lo in range(0, max(rows, 1), step)]
+    return {key: torch.cat([b[key] for b in blocks]) for key in blocks[0]}
 
 
 def final_hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
@@ -98,16 +172,27 @@ def final_hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
     return out.last_hidden_state[0]
 
 
-def head_logits(model, hidden: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """Output-head logits of some hidden rows, restricted to the tokenizer's vocabulary."""
-    logits = model.get_output_embeddings()(hidden)[:, :vocab_size]
+def head_logits(model, hidden: torch.Tensor, vocab_size: int,
+                out: torch.Tensor | None = None) -> torch.Tensor:
+    """Output-head logits of some hidden rows, restricted to the tokenizer's vocabulary.
+
+    With `out`, a plain linear head writes straight into it (no new rows × vocabulary array).
+    """
+    head = model.get_output_embeddings()
+    weight = getattr(head, "weight", None)
+    if (out is not None and type(head) is torch.nn.Linear and head.bias is None
+            and weight.dtype == hidden.dtype == out.dtype):
+        logits = torch.mm(hidden, weight[:vocab_size].T, out=out)
+    else:
+        logits = head(hidden)[:, :vocab_size]
+        logits = logits if out is None else out.copy_(logits)
     config = model.config
     scale = getattr(config, "logit_scale", None)
     if scale:
-        logits = logits * scale
+        logits.mul_(scale)
     softcap = getattr(config, "final_logit_softcapping", None)
     if softcap:
-        logits = torch.tanh(logits / softcap) * softcap
+        logits.div_(softcap).tanh_().mul_(softcap)
     return logits
 
 
@@ -124,16 +209,16 @@ def score_pair(base, rls: dict[str, object], prompt_ids: list[int], response_ids
     start = len(prompt_ids) - 1  # logits at index i predict token i + 1
     hidden_b = final_hidden_states(base, ids)
     hidden_r = {name: final_hidden_states(model, ids) for name, model in rls.items()}
-    chunk = config.chunk_for(vocab_size)
+    chunk = min(config.chunk_for(vocab_size), max(len(response_ids), 1))
+    logits = torch.empty(2, chunk, vocab_size, dtype=hidden_b.dtype, device=device)  # reused
     parts: dict[str, list[dict[str, torch.Tensor]]] = {name: [] for name in rls}
     for lo in range(0, len(response_ids), chunk):
         hi = min(lo + chunk, len(response_ids))
-        logits_b = head_logits(base, hidden_b[start + lo:start + hi], vocab_size)
+        logits_b = head_logits(base, hidden_b[start + lo:start + hi], vocab_size, logits[0, :hi - lo])
         for name, model in rls.items():
-            logits_r = head_logits(model, hidden_r[name][start + lo:start + hi], vocab_size)
+            logits_r = head_logits(model, hidden_r[name][start + lo:start + hi], vocab_size,
+                                   logits[1, :hi - lo])
             stats = pair_stats(logits_b, logits_r, targets[lo:hi], config.top_k)
             parts[name].append({k: v.cpu() for k, v in stats.items()})
-            del logits_r
-        del logits_b
     return {name: {k: torch.cat([p[k] for p in chunks]) for k in chunks[0]}
             for name, chunks in parts.items() if chunks}
