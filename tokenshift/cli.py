@@ -33,7 +33,9 @@ def cli() -> None:
 
 def _register() -> None:
     from tokenshift.builders.commands import build, merge
+    from tokenshift.builders.cross_commands import cross_sample
     from tokenshift.cards.commands import card
+    from tokenshift.publish.commands import publish
     from tokenshift.queries.commands import query, report
     from tokenshift.schemas.commands import validate
     from tokenshift.toy.commands import toy_pair
@@ -41,10 +43,12 @@ def _register() -> None:
     cli.add_command(toy_pair)
     cli.add_command(build)
     cli.add_command(merge)
+    cli.add_command(cross_sample)
     cli.add_command(query)
     cli.add_command(report)
     cli.add_command(validate)
     cli.add_command(card)
+    cli.add_command(publish)
 
 
 _register()

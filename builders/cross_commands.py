@@ -1,0 +1,31 @@
+"""The `tokenshift cross-sample` command: flags → a frozen CrossSampleConfig → run_cross_sample."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("cross-sample")
+@click.argument("build_dir", metavar="DIR")
+@click.option("--direction", type=click.Choice(["forward", "reverse", "both"]), default="both", show_default=True,
+              help="forward: base drives, RL intervenes; reverse: RL drives, base intervenes.")
+@click.option("--thresholds", default="0.05,0.1,0.2", show_default=True,
+              help="JS thresholds in nats, in [0, ln 2] (protocol threshold).")
+@click.option("--budgets", default="0,1,2,4,8,16,32,inf", show_default=True,
+              help="Most interventions per answer; inf = unlimited. Resample: steps 0..max.")
+@click.option("--budget-unit", type=click.Choice(["tokens", "fraction"]), default="tokens", show_default=True,
+              help="fraction: a budget b allows floor(b x max_new_tokens) interventions.")
+@click.option("--samples", type=int, default=None, help="Answers per prompt per setting. Default: the build's.")
+@click.option("--seed", type=int, default=None, help="Default: the build's seed (budget 0 = the build's answers).")
+@click.option("--rl-model", default=None, help="RL model paired with base. Default: the build's first.")
+@click.option("--protocol", type=click.Choice(["threshold", "resample"]), default="threshold", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace cross_samples made with another config.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def cross_sample(build_dir: str, thresholds: str, budgets: str, overwrite: bool, quiet: bool, **options) -> None:
+    """Swap a budget of token decisions between base and RL in a build's prompts; adds table cross_samples."""
+    from tokenshift.builders.cross_sample import CrossSampleConfig, parse_numbers, run_cross_sample
+
+    config = CrossSampleConfig(out=build_dir, thresholds=parse_numbers(thresholds, "--thresholds"),
+                               budgets=parse_numbers(budgets, "--budgets"), **options)
+    out = run_cross_sample(config, overwrite=overwrite, progress=not quiet)
+    click.echo(f"cross_samples written to {out}")

@@ -1,0 +1,195 @@
+"""Decode with two models in lockstep, each with its own KV cache, sharing one random draw per step.
+
+Sampling mirrors `generate()`: temperature then top-p (the warpers `generate()` itself uses),
+softmax, then `torch.multinomial(probs, 1)`, which torch computes as argmax(probs / E) with
+E ~ Exp(1) drawn by `exponential_` on a tensor shaped like `probs`. Drawing E once per step and
+taking that argmax for both models gives the driver exactly the token multinomial would, and
+couples the other model's token to the same draw (Gumbel-max coupling): where the two
+distributions agree the two tokens agree, so a protocol differs from the driver only at its
+interventions.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from tokenshift.builders.generate import SamplingConfig
+from tokenshift.builders.score import js_divergence
+
+
+@dataclass
+class Decoded:
+    """One decoded row: response tokens (stop token included) and what happened at each position."""
+
+    token_ids: list[int]
+    finish_reason: str  # 'stop' or 'length'
+    js: list[float] = field(default_factory=list)  # JS(p_driver, p_other) per position, nats
+    interventions: list[int] = field(default_factory=list)  # positions whose token came from `other`
+
+
+def warpers(sampling: SamplingConfig) -> list:
+    """The logits warpers `generate()` adds for this sampling config (temperature, then top-p)."""
+    from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+    out = []
+    if sampling.temperature not in (0, 1.0):
+        out.append(TemperatureLogitsWarper(sampling.temperature))
+    if sampling.temperature != 0 and sampling.top_p < 1.0:
+        out.append(TopPLogitsWarper(sampling.top_p))
+    return out
+
+
+def sampling_probs(logits: torch.Tensor, sampling: SamplingConfig, warps: list) -> torch.Tensor:
+    """float32 next-token probabilities after the warpers, as `generate()` computes them."""
+    scores = logits
+    for warp in warps:
+        scores = warp(None, scores)
+    return torch.softmax(scores, dim=-1)
+
+
+def exp_noise(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """The Exp(1) draw `torch.multinomial(probs, 1)` makes (same shape, same generator calls)."""
+    return torch.empty_like(probs).exponential_(1, generator=generator)
+
+
+def _left_pad(prefixes: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, prefixes))
+    ids = torch.full((len(prefixes), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prefixes), width), dtype=torch.long)
+    for i, row in enumerate(prefixes):
+        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+        mask[i, width - len(row):] = 1
+    return ids.to(device), mask.to(device)
+
+
+class _Stepper:
+    """One model and its KV cache, fed exactly the inputs `generate()` feeds it."""
+
+    def __init__(self, model):
+        from transformers import DynamicCache
+
+        self.model = model
+        params = inspect.signature(model.forward).parameters
+        self.cache_key = "cache" if "cache" in params else "past_key_values"
+        self.cache = DynamicCache(config=model.config)
+
+    def __call__(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = self.model(input_ids=input_ids, attention_mask=mask, use_cache=True,
+                         **{self.cache_key: self.cache})
+        return out.logits[:, -1].to(copy=True, dtype=torch.float32)
+
+
+def _widen(probs: torch.Tensor, width: int) -> torch.Tensor:
+    """Probabilities over exactly `width` ids (zero for rows the other model lacks)."""
+    if probs.shape[-1] == width:
+        return probs
+    if probs.shape[-1] > width:
+        return probs[:, :width]
+    return torch.nn.functional.pad(probs, (0, width - probs.shape[-1]))
+
+
+@torch.inference_mode()
+def decode_batch(driver, other, prefixes: list[list[int]], limits: list[int], sampling: SamplingConfig,
+                 stop_ids: set[int], pad_id: int, vocab_size: int, generator: torch.Generator | None,
+                 threshold: float = math.inf, caps: list[float] | None = None,
+                 force_first: list[bool] | None = None) -> list[Decoded]:
+    """Decode one left-padded batch; `other` takes over where JS >= threshold while a row's cap allows.
+
+    Each step runs each model once on the new token (prefill once, no prefix recomputation). Row i
+    stops at a stop token or after limits[i] tokens; finished rows are fed the pad token like
+    `generate()` does. force_first[i]: row i's first token comes from `other` regardless of JS and
+    cap (the resample protocol's insertion). With caps all 0 and no forcing, the driver's tokens
+    equal `generate()` with the same generator state (and `sample_alone`).
+    """
+    device = next(driver.parameters()).device
+    n = len(prefixes)
+    caps_t = torch.tensor(caps if caps is not None else [0.0] * n, dtype=torch.float64, device=device)
+    forced = torch.tensor(force_first or [False] * n, dtype=torch.bool, device=device)
+    limit_t = torch.tensor(limits, dtype=torch.long, device=device)
+    stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
+    ids, mask = _left_pad(prefixes, pad_id, device)
+    steppers = [_Stepper(driver), _Stepper(other)]
+    warps = warpers(sampling)
+    greedy = sampling.temperature == 0
+    alive = limit_t > 0
+    n_int = torch.zeros(n, dtype=torch.long, device=device)
+    tokens, js_rows, took = [], [], []
+    logits_d, logits_o = (s(ids, mask) for s in steppers)
+    for step in range(int(limit_t.max().item()) if n else 0):
+        js = js_divergence(torch.log_softmax(logits_d[:, :vocab_size], -1),
+                           torch.log_softmax(logits_o[:, :vocab_size], -1))
+        if greedy:
+            token = logits_d.argmax(-1)
+        else:
+            probs_d = sampling_probs(logits_d, sampling, warps)
+            noise = exp_noise(probs_d, generator)
+            token = (probs_d / noise).argmax(-1)
+        swap = alive & (((js >= threshold) & (n_int.double() < caps_t)) | (forced & (step == 0)))
+        if swap.any():
+            if greedy:
+                token_o = logits_o.argmax(-1)
+            else:
+                token_o = (_widen(sampling_probs(logits_o, sampling, warps), noise.shape[-1]) / noise).argmax(-1)
+            token = torch.where(swap, token_o, token)
+            n_int += swap.long()
+        token = torch.where(alive, token, torch.full_like(token, pad_id))
+        tokens.append(token)
+        js_rows.append(js)
+        took.append(swap)
+        alive = alive & ~torch.isin(token, stops) & (step + 1 < limit_t)
+        if not alive.any():
+            break
+        mask = torch.cat([mask, mask.new_ones((n, 1))], dim=-1)
+        logits_d, logits_o = (s(token[:, None], mask) for s in steppers)
+    return _rows(tokens, js_rows, took, limits, stop_ids)
+
+
+def _rows(tokens, js_rows, took, limits, stop_ids) -> list[Decoded]:
+    """Per-row Decoded from the step-major tensors, each cut after its stop token or limit."""
+    if not tokens:
+        return [Decoded([], "length") for _ in limits]
+    tok = torch.stack(tokens, 1).tolist()
+    js = torch.stack(js_rows, 1).tolist()
+    swap = torch.stack(took, 1).tolist()
+    out = []
+    for i, limit in enumerate(limits):
+        length, reason = len(tok[i][:limit]), "length"
+        for t, token in enumerate(tok[i][:limit]):
+            if token in stop_ids:
+                length, reason = t + 1, "stop"
+                break
+        out.append(Decoded(tok[i][:length], reason, js[i][:length],
+                           [t for t in range(length) if swap[i][t]]))
+    return out
+
+
+@torch.inference_mode()
+def sample_alone(model, prefixes: list[list[int]], max_new_tokens: int, sampling: SamplingConfig,
+                 stop_ids: set[int], pad_id: int, generator: torch.Generator | None) -> list[list[int]]:
+    """Reference single-model sampler: `generate()`'s loop with `torch.multinomial` on one generator."""
+    device = next(model.parameters()).device
+    ids, mask = _left_pad(prefixes, pad_id, device)
+    stepper, warps = _Stepper(model), warpers(sampling)
+    stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
+    alive = torch.ones(len(prefixes), dtype=torch.bool, device=device)
+    logits, generated = stepper(ids, mask), []
+    for _ in range(max_new_tokens):
+        if sampling.temperature == 0:
+            token = logits.argmax(-1)
+        else:
+            token = torch.multinomial(sampling_probs(logits, sampling, warps), 1, generator=generator)[:, 0]
+        token = torch.where(alive, token, torch.full_like(token, pad_id))
+        generated.append(token)
+        alive &= ~torch.isin(token, stops)
+        if not alive.any():
+            break
+        mask = torch.cat([mask, mask.new_ones((len(prefixes), 1))], dim=-1)
+        logits = stepper(token[:, None], mask)
+    from tokenshift.builders.generate import trim_response
+
+    rows = torch.stack(generated, 1).tolist() if generated else [[] for _ in prefixes]
+    return [trim_response(row, stop_ids, max_new_tokens)[0] for row in rows]
