@@ -1,0 +1,81 @@
+"""Publishing to a local registry: TARGET/VERSION/..., written in a hidden temporary folder and renamed into place."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from tokenshift.errors import TokenshiftError
+from tokenshift.publish.contents import checked_build, format_plan, publish_files, require_valid
+from tokenshift.publish.versions import published_versions, refuse_existing, validate_version
+
+_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+
+def copy_file(source: Path, destination: Path) -> str:
+    """Copy in 1 MiB blocks, returning the sha256 of the bytes written."""
+    digest = hashlib.sha256()
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with source.open("rb") as src, destination.open("wb") as dst:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            digest.update(block)
+            dst.write(block)
+        dst.flush()
+        os.fsync(dst.fileno())
+    return digest.hexdigest()
+
+
+def publish_local(build_dir: str | Path, target: str | Path, version: str, dry_run: bool = False,
+                  echo: Callable[[str], None] = print) -> Path:
+    """Publish a valid, carded build as the immutable TARGET/VERSION; returns that folder.
+
+    Refuses an existing version (also v1.2.0 vs 1.2.0). Files are copied into a hidden temporary
+    folder inside TARGET, verified against their hashes, made read-only, and the folder is renamed
+    into place last: an interrupted publish leaves no version, and later publishes ignore hidden folders.
+    """
+    build, root = Path(build_dir), Path(target)
+    version = validate_version(version)
+    if root.exists() and not root.is_dir():
+        raise TokenshiftError(f"--to {root} is a file: choose a directory for the registry")
+    manifest = checked_build(build)
+    destination = root / version
+    _refuse_existing(root, version)
+    require_valid(build)
+    files = publish_files(build, manifest)
+    if dry_run:
+        echo(format_plan(files, str(destination), [f"  version: {version} (new folder {destination})",
+                                                   "dry run: nothing was written"]))
+        return destination
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".publish-{version}-", dir=root))
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; the version folder is for every reader
+    try:
+        for f in files:
+            try:
+                written = copy_file(f.source, staging / f.relpath)
+            except OSError as err:
+                raise TokenshiftError(f"copying {f.relpath} to {root} failed ({err}): nothing was published; "
+                                      "fix the cause and publish again") from None
+            if written != f.sha256:
+                raise TokenshiftError(f"{f.source} changed while publishing (sha256 differs from the manifest): "
+                                      f"nothing was published; run `tokenshift validate {build}`")
+            os.chmod(staging / f.relpath, _READ_ONLY)
+        _refuse_existing(root, version)  # another publish may have won the race meanwhile
+        os.rename(staging, destination)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    echo(f"published {build} as {destination} ({len(files)} files, {sum(f.bytes for f in files):,} bytes)")
+    return destination
+
+
+def _refuse_existing(root: Path, version: str) -> None:
+    existing = list(published_versions(root))
+    if (root / version).exists():  # even a folder that is not a version blocks the rename
+        existing.append(version)
+    refuse_existing(existing, version, str(root))
