@@ -132,7 +132,7 @@ def validate_config(config: CrossSampleConfig) -> None:
     else:
         checks += [
             (config.budget_unit == "tokens", "--protocol resample counts inserted tokens: use --budget-unit tokens"),
-            (all(b.is_integer() for b in config.budgets if not math.isinf(b)),
+            (all(float(b).is_integer() for b in config.budgets if not math.isinf(b)),
              "--protocol resample needs whole-number budgets (steps)"),
             (not any(math.isinf(b) for b in config.budgets),
              "--protocol resample needs finite budgets (it runs max(--budgets) steps): drop inf"),
