@@ -77,11 +77,17 @@ def _md_table(header: list[str], rows: list[list[object]]) -> str:
 
 
 def _num(value: object, digits: int = 4) -> str:
+    """Fixed decimals for shares and accuracies; "–" for null."""
     if value is None:
         return "–"
     if isinstance(value, float):
         return "inf" if math.isinf(value) else f"{value:.{digits}f}"
     return str(value)
+
+
+def _setting(value: object) -> str:
+    """A parameter value as written on a command line (0.1, 8, inf); "–" for null."""
+    return "–" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _intro(manifest: dict) -> str:
@@ -147,7 +153,7 @@ def _figures(manifest: dict, figures: dict[str, list[dict]]) -> str:
         out.append(_md_table(
             ["rl_model", "direction", "protocol", "threshold", "budget", "unit", "responses", "accuracy",
              "mean intervention fraction"],
-            [[r["rl_model"], r["direction"], r["protocol"], _num(r["threshold"]), _num(r["budget"]),
+            [[r["rl_model"], r["direction"], r["protocol"], _setting(r["threshold"]), _setting(r["budget"]),
               r["budget_unit"], r["responses"], _num(r["accuracy"]), _num(r["mean_intervention_fraction"])]
              for r in figures["cross_sampling"]]))
     if manifest.get("headline"):

@@ -3,8 +3,9 @@
 GX validates pandas views; what it cannot see directly is first turned into a frame it can check:
 file hashes and sizes become a per-file frame (GX pair-equality against the manifest), cross-table
 references become value sets (GX in-set), and per-generation token counts become a per-group frame
-(GX pair-equality with n_tokens). Only manifest structure, unreadable files and list element types
-(pandas dtypes hide them) are judged in plain Python, and reported in the same CheckResult form.
+(GX pair-equality with n_tokens). Only manifest structure, unreadable files and the arrow type
+details pandas dtypes hide (list element types, string widths) are judged in plain Python, and
+reported in the same CheckResult form.
 Large tables are read file by file in row batches, with only the columns the checks need.
 """
 
@@ -62,33 +63,49 @@ def validate_build(build_dir: str | Path, batch_rows: int = BATCH_ROWS) -> Valid
     for table in tables:
         results += runner.run(("files", table), files_frame(build, manifest, table),
                               lambda t=table: ex.file_expectations(t), unit="files")
-        table_parts, schema_results = schema_checks(runner, build, table)
-        parts[table] = table_parts
-        results += schema_results
-    global_frames = {t: read_columns(parts[t], t, _GLOBAL_COLUMNS[t]) for t in tables}
-    for table in tables:
-        rows = (manifest.get("tables", {}).get(table) or {}).get("rows")
-        frame = global_frames[table].select(list(PRIMARY_KEYS[table])).to_pandas(types_mapper=ex.pandas_dtype)
-        results += runner.run(("keys", table), frame,
-                              lambda t=table, r=rows: ex.key_expectations(t, r if isinstance(r, int) else None))
-    generations = global_frames["generations"].to_pandas(types_mapper=ex.pandas_dtype) \
-        if "generations" in global_frames else None
-    by_generation = None if generations is None else \
-        generations.dropna(subset=["generation_id"]).drop_duplicates("generation_id").set_index("generation_id")
+        parts[table], found = schema_checks(runner, build, table)
+        results += found
+    columns = {t: read_columns(parts[t], t, _GLOBAL_COLUMNS[t]) for t in tables}
+    results += key_checks(runner, manifest, columns)
+    generations = None
+    if "generations" in columns:
+        generations = columns["generations"].to_pandas(types_mapper=ex.pandas_dtype)
+        generations = generations.dropna(subset=["generation_id"]).drop_duplicates("generation_id")
     ctx = ex.Context(vocab_size=vocab_size(manifest), top_k=top_k(manifest), rl_models=rl_model_names(manifest))
     for table in tables:
-        column, target = ex.REFERENCES.get(table, (None, None))
-        known = _distinct(global_frames, target, PRIMARY_KEYS[target][0]) if target else None
-        for frame in value_frames(parts[table], table, batch_rows, by_generation):
-            results += runner.run(("values", table), frame, lambda t=table: ex.value_expectations(t, ctx))
-            if known is not None and column in frame.columns:
-                here = [v for v in frame[column].dropna().unique() if v in known]
-                results += runner.run(None, frame[[column]], lambda t=table, h=here: [ex.reference_expectation(t, h)])
-    if "tokens" in global_frames and generations is not None:
-        counts = token_counts_frame(global_frames["tokens"], generations, ctx.rl_models)
+        results += value_checks(runner, table, parts[table], ctx, columns, generations, batch_rows)
+    if "tokens" in columns and generations is not None:
+        counts = token_counts_frame(columns["tokens"], generations, ctx.rl_models)
         results += runner.run("n_tokens", counts, ex.n_tokens_expectations, unit="groups")
     return ValidationReport(build_dir=str(build), results=tuple(merge(results)),
                             manifest_fingerprint=manifest_fingerprint(manifest), tokenshift_version=__version__)
+
+
+def key_checks(runner: GxRunner, manifest: dict, columns: dict[str, pa.Table]) -> list[CheckResult]:
+    """Primary keys unique and row counts equal to the manifest's, on the key columns of every row."""
+    results = []
+    for table, data in columns.items():
+        rows = (manifest.get("tables", {}).get(table) or {}).get("rows")
+        frame = data.select(list(PRIMARY_KEYS[table])).to_pandas(types_mapper=ex.pandas_dtype)
+        results += runner.run(("keys", table), frame,
+                              lambda t=table, r=rows: ex.key_expectations(t, r if isinstance(r, int) else None))
+    return results
+
+
+def value_checks(runner: GxRunner, table: str, parts: list[PartFile], ctx: ex.Context,
+                 columns: dict[str, pa.Table], generations: pd.DataFrame | None,
+                 batch_rows: int) -> list[CheckResult]:
+    """Row-local checks batch by batch: values, per-row consistency, and references to the parent table."""
+    column, parent = ex.REFERENCES.get(table, (None, None))
+    known = _distinct(columns[parent], PRIMARY_KEYS[parent][0]) if parent in columns else None
+    by_generation = None if generations is None else generations.set_index("generation_id")
+    results = []
+    for frame in value_frames(parts, table, batch_rows, by_generation):
+        results += runner.run(("values", table), frame, lambda: ex.value_expectations(table, ctx))
+        if known is not None and column in frame.columns:
+            here = [v for v in frame[column].dropna().unique() if v in known]
+            results += runner.run(None, frame[[column]], lambda: [ex.reference_expectation(table, here)])
+    return results
 
 
 def _derived(table: str, group: str, name: str, column: str | None, bad: int, unit: str, **kw) -> CheckResult:
@@ -167,7 +184,7 @@ def _parquet_rows(path: Path) -> int | None:
 
 
 def schema_checks(runner: GxRunner, build: Path, table: str) -> tuple[list[PartFile], list[CheckResult]]:
-    """Per distinct file schema: exact column set and column types (GX on an empty typed view), list element types."""
+    """Per distinct file schema: exact column set and column types (GX on an empty typed view), exact arrow types."""
     parts, results = [], []
     expected = {f.name: f.type for f in TABLE_FIELDS[table]}
     by_schema: dict[pa.Schema, list[PartFile]] = {}
@@ -191,19 +208,31 @@ def schema_checks(runner: GxRunner, build: Path, table: str) -> tuple[list[PartF
         view = file_schema.empty_table().to_pandas(types_mapper=ex.pandas_dtype)
         results += runner.run(("schema", table), view, lambda: ex.schema_expectations(table, present),
                               failed_count=rows, files=files)
-        for name, want in expected.items():
+        for name, want in expected.items():  # what the pandas view hides: list element types, string widths
             got = file_schema.field(name).type if name in present else None
-            if got is not None and pa.types.is_list(want) and pa.types.is_list(got):
-                results.append(_derived(table, "schema", "list_element_type_matches_schema", name,
-                                        rows if got != want else 0, "rows", observed=str(got),
-                                        files=files if got != want else ()))
+            if got is not None and ex.gx_type_name(got) == ex.gx_type_name(want):
+                same = _same_type(got, want)
+                results.append(_derived(table, "schema", "arrow_type_matches_schema", name,
+                                        0 if same else rows, "rows", observed=_type_text(got),
+                                        files=() if same else files))
     return parts, results
 
 
+def _same_type(got: pa.DataType, want: pa.DataType) -> bool:
+    """Equal types, ignoring list element names and nullability (writers differ: item vs element)."""
+    if pa.types.is_list(got) and pa.types.is_list(want):
+        return _same_type(got.value_type, want.value_type)
+    return got == want
+
+
+def _type_text(t: pa.DataType) -> str:
+    return f"list<{_type_text(t.value_type)}>" if pa.types.is_list(t) else str(t)
+
+
 def _castable(got: pa.DataType, want: pa.DataType) -> bool:
-    """Value checks still run on a column of the wrong numeric width (its type failure is reported apart)."""
+    """Value checks still run on a column of a near type (other width; its type failure is reported apart)."""
     numeric = lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)  # noqa: E731
-    return got == want or (numeric(got) and numeric(want))
+    return _same_type(got, want) or (numeric(got) and numeric(want)) or ex.gx_type_name(got) == ex.gx_type_name(want)
 
 
 def _batches(part: PartFile, table: str, columns: tuple[str, ...], batch_rows: int) -> Iterator[pa.Table]:
@@ -213,7 +242,7 @@ def _batches(part: PartFile, table: str, columns: tuple[str, ...], batch_rows: i
     if not names:
         return
     for batch in pq.ParquetFile(part.path).iter_batches(batch_size=batch_rows, columns=names):
-        arrays = [batch.column(n) if batch.column(n).type == expected[n] else
+        arrays = [batch.column(n) if _same_type(batch.column(n).type, expected[n]) else
                   pc.cast(batch.column(n), expected[n], safe=False) for n in names]
         yield pa.Table.from_arrays(arrays, names=names)
 
@@ -246,10 +275,8 @@ def read_columns(parts: list[PartFile], table: str, columns: tuple[str, ...]) ->
     return pa.concat_tables(pieces)
 
 
-def _distinct(frames: dict[str, pa.Table], table: str, column: str) -> set[str] | None:
-    if table not in frames:
-        return None
-    return {v for v in pc.unique(frames[table].column(column)).to_pylist() if v is not None}
+def _distinct(data: pa.Table, column: str) -> set[str]:
+    return {v for v in pc.unique(data.column(column)).to_pylist() if v is not None}
 
 
 def value_frames(parts: list[PartFile], table: str, batch_rows: int,
@@ -318,14 +345,14 @@ def _derive_tokens(batch: pa.Table, frame: pd.DataFrame, generations: pd.DataFra
 def token_counts_frame(tokens: pa.Table, generations: pd.DataFrame, rl_models: tuple[str, ...]) -> pd.DataFrame:
     """Tokens rows per (generation, rl_model) next to the generation's n_tokens, one row per expected or seen pair.
 
-    Expected pairs: a base sample is scored against every RL model, an RL sample at least against
-    its own model; a pair that is expected but absent counts 0 rows.
+    `generations` has one row per generation_id. Expected pairs: a base sample is scored against
+    every RL model, an RL sample at least against its own model; an expected pair that is absent
+    counts 0 rows.
     """
     counts = tokens.group_by(["generation_id", "rl_model"]).aggregate([([], "count_all")]).to_pandas(
         types_mapper=ex.pandas_dtype).rename(columns={"count_all": "token_rows"})
     models = rl_models or tuple(v for v in counts["rl_model"].dropna().unique())
-    gens = generations.dropna(subset=["generation_id"]).drop_duplicates("generation_id")
-    scored = gens[gens["n_tokens"].fillna(0) > 0]
+    scored = generations[generations["n_tokens"].fillna(0) > 0]
     expected = pd.concat([
         scored[scored["sampler"] == "base"][["generation_id"]].merge(
             pd.DataFrame({"rl_model": list(models)}), how="cross"),
@@ -334,6 +361,6 @@ def token_counts_frame(tokens: pa.Table, generations: pd.DataFrame, rl_models: t
     frame = expected.merge(counts.astype({"generation_id": pd.StringDtype(), "rl_model": pd.StringDtype()}),
                            on=["generation_id", "rl_model"], how="outer")
     frame["token_rows"] = frame["token_rows"].fillna(0).astype("Int64")
-    frame["n_tokens"] = frame["generation_id"].map(gens.set_index("generation_id")["n_tokens"]).astype("Int64")
+    frame["n_tokens"] = frame["generation_id"].map(generations.set_index("generation_id")["n_tokens"]).astype("Int64")
     frame.index = pd.Index(frame["generation_id"].astype(str) + " @ " + frame["rl_model"].astype(str), name="pair")
     return frame

@@ -153,13 +153,21 @@ def test_n_tokens_inconsistency(build):
 
 def test_wrong_column_type(build):
     part = first_part(build, "tokens")
-    changed = rewrite(part, lambda t: set_column(t, "position", t.column("position").cast(pa.int64())))
+
+    def retype(t: pa.Table) -> pa.Table:
+        t = set_column(t, "position", t.column("position").cast(pa.int64()))
+        return set_column(t, "topk_base_ids", t.column("topk_base_ids").cast(pa.list_(pa.int64())))
+
+    changed = rewrite(part, retype)
     refresh_manifest_tables(build)
     report = validate_build(build)
     failure = only_failure(report, "expect_column_values_to_be_of_type", "position", "tokens")
     assert failure.group == "schema" and failure.unexpected_count == changed.num_rows
     assert failure.observed == "int64" and failure.files == (part.relative_to(build).as_posix(),)
-    assert len(report.failures) == 1  # the values themselves are still checked, and fine
+    # pandas sees any list as "list": the element type is checked on the arrow schema
+    nested = only_failure(report, "arrow_type_matches_schema", "topk_base_ids", "tokens")
+    assert nested.unexpected_count == changed.num_rows and nested.observed == "list<int64>"
+    assert len(report.failures) == 2  # the values themselves are still checked, and fine
     assert all(r.error is None for r in report.results)
 
 
