@@ -260,3 +260,14 @@ def test_resume_after_interruption_equals_straight_run(tmp_path, build, crossed,
     assert _table(out, "cross_samples").equals(_table(crossed, "cross_samples"))
     tables = lambda d: json.loads((d / "manifest.json").read_text())["tables"]  # noqa: E731
     assert tables(out) == tables(crossed)
+
+
+def test_fraction_budget_is_a_fixed_cap_per_answer():
+    config = cs.CrossSampleConfig(out="x", budgets=(0, 0.05, 0.1, 0.25, math.inf), budget_unit="fraction")
+    cs.validate_config(config)
+    run = cs.Run(config, None, None, None, None, generate.SamplingConfig(max_new_tokens=40), False)
+    assert [run.cap(b) for b in config.budgets] == [0, 2, 4, 10, math.inf]
+    with pytest.raises(TokenshiftError, match=r"fraction needs budgets in \[0, 1\]"):
+        cs.validate_config(dataclasses.replace(config, budgets=(2,)))
+    with pytest.raises(TokenshiftError, match="use --budget-unit tokens"):
+        cs.validate_config(dataclasses.replace(config, protocol="resample", budgets=(1,)))
