@@ -18,13 +18,14 @@ TABLE_INTROS = {
     "tokens": "one row per (response, RL model, position): both models' next-token statistics at that position.",
     "cross_samples": "one row per cross-sampled response: one model decodes, the other takes over at chosen positions.",
 }
-_SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-          (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))
+_SIZES = ((10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"),
+          (10**7, "1M<n<10M"), (10**8, "10M<n<100M"), (10**9, "100M<n<1B"), (10**10, "1B<n<10B"),
+          (10**11, "10B<n<100B"), (10**12, "100B<n<1T"))
 
 
 def size_category(rows: int) -> str:
     """The Hub's size_categories bucket for a number of rows."""
-    return next((label for bound, label in _SIZES if rows < bound), "n>1T" if rows >= 10**12 else "1B<n<10B")
+    return next((label for bound, label in _SIZES if rows < bound), "n>1T")
 
 
 def tables_of(manifest: dict) -> list[str]:

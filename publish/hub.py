@@ -41,12 +41,13 @@ class HubPlan:
 
 
 def parse_hub_target(target: str) -> str | None:
-    """The repo id of an `hf://datasets/ORG/NAME` target; None for anything not starting with hf://."""
-    if not target.startswith("hf://"):
+    """The repo id of an `hf://datasets/ORG/NAME` target; None for a local folder; an error for other URLs."""
+    if "://" not in target:
         return None
     repo_id = target[len(HUB_PREFIX):].strip("/") if target.startswith(HUB_PREFIX) else ""
     if not _REPO_ID.match(repo_id) or ".." in repo_id:
-        raise TokenshiftError(f"--to {target} is not a Hub dataset target: write hf://datasets/ORG/NAME")
+        raise TokenshiftError(f"--to {target} is not a Hub dataset target: write hf://datasets/ORG/NAME "
+                              "or a local folder")
     return repo_id
 
 

@@ -46,7 +46,7 @@ class GxRunner:
         `failed_count` is the bad-row count of a failed table-level expectation (e.g. a wrong type).
         """
         cache_key = None if key is None else (key, tuple(sorted(frame.columns)))
-        definition = self._definitions.get(cache_key) if cache_key is not None else None
+        definition = self._definitions.get(cache_key)
         if definition is None:
             definition = self._define(frame, expectations())
             if cache_key is not None:

@@ -16,6 +16,7 @@ from huggingface_hub import DatasetCard
 from synthetic_build import add_cross_samples, make_build
 
 from tokenshift.cards.card import check_card, write_card
+from tokenshift.cards.render import size_category
 from tokenshift.cli import cli
 from tokenshift.errors import TokenshiftError
 from tokenshift.schemas.manifest import load_manifest, manifest_fingerprint
@@ -128,3 +129,8 @@ def test_card_never_replaces_a_foreign_readme(build):
     with pytest.raises(TokenshiftError, match="written for org/data, not org/other"):
         check_card(build, repo_id="org/other")
     assert json.loads((build / "manifest.json").read_text())  # the manifest is untouched
+
+
+def test_size_categories_follow_the_hub_buckets():
+    assert [size_category(n) for n in (0, 999, 1000, 5_000_000, 10**9, 10**13)] == [
+        "n<1K", "n<1K", "1K<n<10K", "1M<n<10M", "1B<n<10B", "n>1T"]

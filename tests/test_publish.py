@@ -204,7 +204,8 @@ class FakeHfApi:
 def test_hub_target_parsing():
     assert parse_hub_target("hf://datasets/org/name") == "org/name"
     assert parse_hub_target("/some/local/path") is None
-    for bad in ("hf://models/org/name", "hf://datasets/org", "hf://datasets/org/name/extra", "hf://datasets/../x"):
+    for bad in ("hf://models/org/name", "hf://datasets/org", "hf://datasets/org/name/extra", "hf://datasets/../x",
+                "s3://bucket/registry"):
         with pytest.raises(TokenshiftError, match="hf://datasets/ORG/NAME"):
             parse_hub_target(bad)
 
