@@ -35,6 +35,7 @@ def _register() -> None:
     from tokenshift.builders.commands import build, merge
     from tokenshift.builders.cross_commands import cross_sample
     from tokenshift.cards.commands import card
+    from tokenshift.demo import demo
     from tokenshift.publish.commands import publish
     from tokenshift.queries.commands import query, report
     from tokenshift.schemas.commands import validate
@@ -49,6 +50,7 @@ def _register() -> None:
     cli.add_command(validate)
     cli.add_command(card)
     cli.add_command(publish)
+    cli.add_command(demo)
 
 
 _register()

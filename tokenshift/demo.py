@@ -1,0 +1,111 @@
+"""`tokenshift demo`: the main job on the embedded default, end to end, in one command.
+
+build → cross-sample → validate → card → publish (local registry) → report from the published version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from tokenshift.errors import TokenshiftError
+
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    out: str
+    limit: int = 100
+    samples: int = 4
+    checkpoints: bool = True  # score every embedded RL checkpoint (for the evolution analysis)
+    thresholds: tuple[float, ...] = (0.05, 0.1, 0.2)
+    budgets: tuple[float, ...] = (0, 1, 2, 4, INF)
+    cross_limit_samples: int = 2
+    version: str = "v1.0.0"
+    seed: int = 0
+
+
+def _step(index: int, total: int, title: str) -> float:
+    click.secho(f"[{index}/{total}] {title}", bold=True, err=True)
+    return time.time()
+
+
+def run_demo(config: DemoConfig, progress: bool = True) -> dict:
+    """Run every step into config.out; returns the paths and the seconds each step took."""
+    from tokenshift.builders.build import BuildConfig, run_build
+    from tokenshift.builders.cross_sample import CrossSampleConfig, run_cross_sample
+    from tokenshift.cards.card import write_card
+    from tokenshift.publish.local import publish_local
+    from tokenshift.publish.versions import resolve_version
+    from tokenshift.queries.report import write_report
+    from tokenshift.schemas.report import format_summary, write_report as write_validation
+    from tokenshift.toy.paths import embedded_rl_checkpoints
+
+    out = Path(config.out)
+    if (out / "demo.json").exists():
+        raise TokenshiftError(f"{out} already holds a finished demo: choose another --out")
+    build_dir, registry, report_dir = out / "build", out / "registry", out / "report"
+    rl = tuple(str(p) for p in embedded_rl_checkpoints()) if config.checkpoints else ()
+    seconds: dict[str, float] = {}
+
+    t = _step(1, 6, "build: generate, grade and score the embedded pair on toy-arith")
+    run_build(BuildConfig(out=str(build_dir), rl=rl, limit=config.limit, samples=config.samples,
+                          seed=config.seed), progress=progress)
+    seconds["build"] = time.time() - t
+
+    t = _step(2, 6, "cross-sample: forward and reverse, JS thresholds × budgets")
+    run_cross_sample(CrossSampleConfig(out=str(build_dir), thresholds=config.thresholds,
+                                       budgets=config.budgets, samples=config.cross_limit_samples,
+                                       rl_model="rl"), progress=progress)
+    seconds["cross_sample"] = time.time() - t
+
+    t = _step(3, 6, "validate: great-expectations checks of every table")
+    from tokenshift.schemas.validate import validate_build
+
+    report = validate_build(build_dir)
+    write_validation(report, build_dir / "validation.json")
+    click.echo(format_summary(report), err=True)
+    if not report.ok:
+        raise TokenshiftError(f"the demo build failed validation: see {build_dir / 'validation.json'}")
+    seconds["validate"] = time.time() - t
+
+    t = _step(4, 6, "card: Hugging Face dataset card")
+    write_card(build_dir)
+    seconds["card"] = time.time() - t
+
+    t = _step(5, 6, f"publish: local registry version {config.version}")
+    publish_local(build_dir, registry, config.version, echo=lambda s: click.echo(s, err=True))
+    seconds["publish"] = time.time() - t
+
+    t = _step(6, 6, "report: every recipe from the published version")
+    published = resolve_version(registry, "latest")
+    write_report(published, report_dir)
+    seconds["report"] = time.time() - t
+
+    summary = {"config": dataclasses.asdict(config), "build": str(build_dir), "published": str(published),
+               "report": str(report_dir / "index.md"),
+               "seconds": {k: round(v, 1) for k, v in seconds.items()},
+               "total_seconds": round(sum(seconds.values()), 1)}
+    (out / "demo.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
+
+
+@click.command("demo")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for build, registry and report.")
+@click.option("--limit", type=int, default=DemoConfig.limit, show_default=True, help="Toy test problems.")
+@click.option("--samples", type=int, default=DemoConfig.samples, show_default=True, help="Responses per prompt per model.")
+@click.option("--no-checkpoints", is_flag=True, help="Score only the final RL model (skip the evolution analysis).")
+@click.option("--version", "version", default=DemoConfig.version, show_default=True, help="Registry version to publish.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def demo(out: str, limit: int, samples: int, no_checkpoints: bool, version: str, quiet: bool) -> None:
+    """Build, cross-sample, validate, card, publish and report the embedded pair in one command."""
+    summary = run_demo(DemoConfig(out=out, limit=limit, samples=samples, checkpoints=not no_checkpoints,
+                                  version=version), progress=not quiet)
+    click.echo(f"demo finished in {summary['total_seconds']:.0f} s: report {summary['report']}, "
+               f"published {summary['published']}")
