@@ -9,6 +9,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # before the import: no 
 from collections.abc import Callable, Hashable
 
 import great_expectations as gx
+import great_expectations.expectations as gxe
 import pandas as pd
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -21,6 +22,8 @@ BASIC = {"result_format": "BASIC", "partial_unexpected_count": MAX_EXAMPLES}
 
 def referenced_columns(expectation) -> set[str]:
     """Columns an expectation reads (column, column_A/B, column_list); a frame must hold them all."""
+    if isinstance(expectation, gxe.ExpectColumnToExist):  # its point is a column that may be absent
+        return set()
     cols = {getattr(expectation, name, None) for name in ("column", "column_A", "column_B")}
     cols.update(getattr(expectation, "column_list", None) or ())
     return {c for c in cols if c}
@@ -82,6 +85,8 @@ def _to_check(result, failed_count: int | None, files: tuple[str, ...], unit: st
         column = meta.get("column") or "+".join(kwargs["column_list"])
     error = _error_message(result.exception_info)
     observed = res.get("observed_value")
+    if not result.success and (res.get("details") or {}).get("mismatched"):  # column set: just the difference
+        observed = res["details"]["mismatched"]
     count = res.get("unexpected_count")
     if count is None:  # table-level expectation: no per-row counts
         if result.success:

@@ -151,12 +151,13 @@ def test_n_tokens_inconsistency(build):
     assert all(str(e).startswith(gen_id + " @ ") for e in failure.examples)
 
 
-def test_wrong_column_type(build):
+def test_wrong_column_type_and_missing_column(build):
     part = first_part(build, "tokens")
 
     def retype(t: pa.Table) -> pa.Table:
         t = set_column(t, "position", t.column("position").cast(pa.int64()))
-        return set_column(t, "topk_base_ids", t.column("topk_base_ids").cast(pa.list_(pa.int64())))
+        t = set_column(t, "topk_base_ids", t.column("topk_base_ids").cast(pa.list_(pa.int64())))
+        return t.drop_columns(["entropy_rl"])
 
     changed = rewrite(part, retype)
     refresh_manifest_tables(build)
@@ -167,7 +168,11 @@ def test_wrong_column_type(build):
     # pandas sees any list as "list": the element type is checked on the arrow schema
     nested = only_failure(report, "arrow_type_matches_schema", "topk_base_ids", "tokens")
     assert nested.unexpected_count == changed.num_rows and nested.observed == "list<int64>"
-    assert len(report.failures) == 2  # the values themselves are still checked, and fine
+    missing = only_failure(report, "expect_column_to_exist", "entropy_rl", "tokens")
+    assert missing.unexpected_count == changed.num_rows
+    columns = only_failure(report, "expect_table_columns_to_match_set", None, "tokens")
+    assert columns.observed["missing"] == ["entropy_rl"]
+    assert len(report.failures) == 4  # the values themselves are still checked, and fine
     assert all(r.error is None for r in report.results)
 
 
