@@ -7,7 +7,7 @@ import math
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from tokenshift.schemas.manifest import rl_model_names
+from tokenshift.schemas.manifest import listed_tables, rl_model_names, table_entry
 from tokenshift.schemas.tables import PRIMARY_KEYS, SCHEMA_VERSION, TABLE_FIELDS
 
 PLACEHOLDER_REPO = "ORG/NAME"
@@ -28,16 +28,10 @@ def size_category(rows: int) -> str:
     return next((label for bound, label in _SIZES if rows < bound), "n>1T")
 
 
-def tables_of(manifest: dict) -> list[str]:
-    """Tables the manifest lists, in schema order."""
-    listed = manifest.get("tables") or {}
-    return [t for t in TABLE_FIELDS if t in listed]
-
-
 def card_data(manifest: dict, fingerprint: str, license: str, repo_id: str | None) -> DatasetCardData:
     """YAML metadata: one config per table (train split = its parquet parts) and the manifest fingerprint."""
-    tables = tables_of(manifest)
-    rows = max([(manifest["tables"][t] or {}).get("rows", 0) for t in tables] or [0])
+    tables = listed_tables(manifest)
+    rows = max([table_entry(manifest, t).get("rows", 0) for t in tables] or [0])
     config = manifest.get("config") or {}
     benchmark = str(config.get("benchmark", "unknown"))
     configs = [{"config_name": t, "data_files": [{"split": "train", "path": f"{t}/*.parquet"}],
@@ -165,8 +159,8 @@ def _figures(manifest: dict, figures: dict[str, list[dict]]) -> str:
 
 def _schemas(manifest: dict) -> str:
     out = ["## Tables"]
-    for table in tables_of(manifest):
-        entry = manifest["tables"][table] or {}
+    for table in listed_tables(manifest):
+        entry = table_entry(manifest, table)
         out.append(f"### `{table}` ({entry.get('rows', '?')} rows, {len(entry.get('files') or {})} parquet "
                    f"file(s) under `{table}/`)\n\n{TABLE_INTROS[table][0].upper()}{TABLE_INTROS[table][1:]} "
                    f"Primary key: ({', '.join(PRIMARY_KEYS[table])}).")
@@ -178,7 +172,7 @@ def _schemas(manifest: dict) -> str:
 
 def _loading(manifest: dict, repo_id: str | None) -> str:
     repo = repo_id or PLACEHOLDER_REPO
-    tables = tables_of(manifest)
+    tables = listed_tables(manifest)
     loads = "\n".join(f'{t} = load_dataset(DATA, "{t}", split="train")' for t in tables)
     return f'''## Loading
 

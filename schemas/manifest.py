@@ -46,15 +46,27 @@ def parquet_on_disk(build_dir: str | Path, table: str) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in folder.rglob("*.parquet") if p.is_file())
 
 
+def table_entry(manifest: dict, table: str) -> dict:
+    """The manifest's {"rows", "files"} entry of a table; empty when absent or malformed."""
+    tables = manifest.get("tables")
+    entry = tables.get(table) if isinstance(tables, dict) else None
+    return entry if isinstance(entry, dict) else {}
+
+
 def listed_files(manifest: dict, table: str) -> dict[str, dict]:
     """The manifest's {relpath: {sha256, bytes, rows}} of a table (empty if the table is not listed)."""
-    entry = manifest.get("tables", {}).get(table) or {}
-    return dict(entry.get("files") or {})
+    files = table_entry(manifest, table).get("files")
+    return {rel: e for rel, e in files.items() if isinstance(e, dict)} if isinstance(files, dict) else {}
+
+
+def listed_tables(manifest: dict) -> list[str]:
+    """Known tables the manifest lists, in schema order."""
+    return [t for t in TABLE_FIELDS if table_entry(manifest, t)]
 
 
 def tables_in_build(build_dir: str | Path, manifest: dict) -> list[str]:
     """Known tables listed in the manifest or present on disk, in schema order."""
-    listed = manifest.get("tables") or {}
+    listed = listed_tables(manifest)
     return [t for t in TABLE_FIELDS if t in listed or parquet_on_disk(build_dir, t)]
 
 

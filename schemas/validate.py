@@ -26,8 +26,8 @@ from tokenshift import __version__
 from tokenshift.schemas import expectations as ex
 from tokenshift.schemas.gx_runner import GxRunner
 from tokenshift.schemas.manifest import (REQUIRED_KEYS, REQUIRED_TABLES, file_sha256, listed_files, load_manifest,
-                                         manifest_fingerprint, parquet_on_disk, rl_model_names, tables_in_build,
-                                         top_k, vocab_size)
+                                         manifest_fingerprint, parquet_on_disk, rl_model_names, table_entry,
+                                         tables_in_build, top_k, vocab_size)
 from tokenshift.schemas.report import CheckResult, ValidationReport, merge
 from tokenshift.schemas.tables import PRIMARY_KEYS, SCHEMA_VERSION, TABLE_FIELDS
 
@@ -85,7 +85,7 @@ def key_checks(runner: GxRunner, manifest: dict, columns: dict[str, pa.Table]) -
     """Primary keys unique and row counts equal to the manifest's, on the key columns of every row."""
     results = []
     for table, data in columns.items():
-        rows = (manifest.get("tables", {}).get(table) or {}).get("rows")
+        rows = table_entry(manifest, table).get("rows")
         frame = data.select(list(PRIMARY_KEYS[table])).to_pandas(types_mapper=ex.pandas_dtype)
         results += runner.run(("keys", table), frame,
                               lambda t=table, r=rows: ex.key_expectations(t, r if isinstance(r, int) else None))
