@@ -34,7 +34,7 @@ def _js_shares_sql(thresholds: tuple[float, ...]) -> str:
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, files: list[str]) -> list[dict]:
     cursor = con.execute(sql, {"files": files})
     names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def headline_figures(build_dir: str | Path, manifest: dict,

@@ -91,7 +91,8 @@ def _intro(manifest: dict) -> str:
         "Each response sampled by the base or an RL model is scored by both models at every position: "
         "log-probabilities of the sampled token, entropies, Jensen-Shannon divergence, both KL directions, "
         "ranks and top-K candidates. Built with tokenshift "
-        f"{manifest.get('tokenshift_version', '')}, schema version {manifest.get('schema_version', SCHEMA_VERSION)}.\n\n"
+        f"{manifest.get('tokenshift_version', '')}, "
+        f"schema version {manifest.get('schema_version', SCHEMA_VERSION)}.\n\n"
         "Units: natural logarithms throughout. JS divergence is in nats, bounded by ln 2 ≈ 0.6931; "
         "entropies are in nats, bounded by ln V (V = tokenizer vocabulary size). Thresholds such as "
         "\"JS > 0.1\" below are choices of this card, not of the data: use any threshold in queries.")

@@ -58,7 +58,8 @@ class GxRunner:
             if not definition.suite.expectations:
                 return []
             labelled = any((e.meta or {}).get("label") for e in definition.suite.expectations)
-            outcome = definition.run(batch_parameters={"dataframe": frame}, result_format=SUMMARY if labelled else BASIC)
+            outcome = definition.run(batch_parameters={"dataframe": frame},
+                                     result_format=SUMMARY if labelled else BASIC)
         finally:
             if cache_key is None:
                 self._context.validation_definitions.delete(definition.name)

@@ -100,7 +100,7 @@ def format_summary(report: ValidationReport) -> str:
     rows = [("table", "group", "checks", "failed", "status")] + [
         (t, g, str(n), str(bad), "ok" if not bad else "FAIL") for t, g, n, bad in summary_rows(report)]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     failures = report.failures
     if failures:
         lines.append("")

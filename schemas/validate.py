@@ -104,7 +104,7 @@ def value_checks(runner: GxRunner, table: str, parts: list[PartFile], ctx: ex.Co
         results += runner.run(("values", table), frame, lambda: ex.value_expectations(table, ctx))
         if known is not None and column in frame.columns:
             here = [v for v in frame[column].dropna().unique() if v in known]
-            results += runner.run(None, frame[[column]], lambda: [ex.reference_expectation(table, here)])
+            results += runner.run(None, frame[[column]], lambda h=here: [ex.reference_expectation(table, h)])
     return results
 
 
@@ -127,7 +127,8 @@ def manifest_checks(build: Path, manifest: dict) -> list[CheckResult]:
                  int(manifest.get("schema_version") != SCHEMA_VERSION), "keys",
                  observed=manifest.get("schema_version"), element_count=1),
         _derived("manifest", "manifest", "tokenizer_vocab_size_recorded", "tokenizer.vocab_size",
-                 int(vocab_size(manifest) is None), "keys", observed=(manifest.get("tokenizer") or {}).get("vocab_size")),
+                 int(vocab_size(manifest) is None), "keys",
+                 observed=(manifest.get("tokenizer") or {}).get("vocab_size")),
         _derived("manifest", "manifest", "manifest_has_no_secrets", None, len(secrets), "keys",
                  examples=tuple(secrets[:5])),
         _derived("manifest", "files", "no_parquet_outside_tables", None, len(unknown), "files",
@@ -206,7 +207,7 @@ def schema_checks(runner: GxRunner, build: Path, table: str) -> tuple[list[PartF
         rows, files = sum(p.rows for p in group), tuple(p.relpath for p in group)
         present = set(file_schema.names)
         view = file_schema.empty_table().to_pandas(types_mapper=ex.pandas_dtype)
-        results += runner.run(("schema", table), view, lambda: ex.schema_expectations(table, present),
+        results += runner.run(("schema", table), view, lambda p=present: ex.schema_expectations(table, p),
                               failed_count=rows, files=files)
         for name, want in expected.items():  # what the pandas view hides: list element types, string widths
             got = file_schema.field(name).type if name in present else None
