@@ -18,7 +18,7 @@ LN2 = math.log(2.0)
 # (model dtype, kept for the chunk) and the six rows of the statistics workspace (log-softmaxes,
 # probabilities, two scratch rows). On CPU the workspace covers only _CPU_ROWS rows at a time.
 _WORK_TENSORS = 8
-_CPU_ROWS = 8  # rows per statistics block on CPU: six blocks of 8 × 152k floats fit in cache
+_CPU_ROWS = 4  # rows per statistics block on CPU: six blocks of 4 × 152k floats stay in cache
 _TOPK_BLOCK = 128  # vocabulary block size of the two-stage top-k
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -59,10 +59,14 @@ def rank_of(logp: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 def _rank(logp: torch.Tensor, value: torch.Tensor, top_values: torch.Tensor,
           scratch: torch.Tensor) -> torch.Tensor:
-    """`rank_of` for given values; counted within the top-k when every value is in it."""
-    if bool((value >= top_values[:, -1]).all()):
-        return (top_values > value[:, None]).sum(-1) + 1
-    return torch.gt(logp, value[:, None], out=scratch).sum(-1).long() + 1
+    """`rank_of` for given values: counted within the top-k for rows whose value is in it."""
+    rank = (top_values > value[:, None]).sum(-1) + 1
+    outside = (value < top_values[:, -1]).nonzero()[:, 0].tolist()
+    if len(outside) == len(value):
+        return torch.gt(logp, value[:, None], out=scratch).sum(-1).long() + 1
+    for i in outside:
+        rank[i] = torch.gt(logp[i], value[i], out=scratch[i]).sum().long() + 1
+    return rank
 
 
 def _topk(logp: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
