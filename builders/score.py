@@ -15,10 +15,10 @@ import torch
 
 LN2 = math.log(2.0)
 # Float32 (position, vocabulary) rows alive at once per chunk position: the two models' logits
-# (model dtype, kept for the chunk) and the six rows of the statistics workspace (log-softmaxes,
-# probabilities, two scratch rows). On CPU the workspace covers only _CPU_ROWS rows at a time.
-_WORK_TENSORS = 8
-_CPU_ROWS = 4  # rows per statistics block on CPU: six blocks of 4 × 152k floats stay in cache
+# (model dtype, kept for the chunk) and the seven rows of the statistics workspace (log-softmaxes,
+# probabilities, three scratch rows). On CPU the workspace covers only _CPU_ROWS rows at a time.
+_WORK_TENSORS = 9
+_CPU_ROWS = 4  # rows per statistics block on CPU: the workspace (7 × 4 × 152k floats) stays in cache
 _TOPK_BLOCK = 128  # vocabulary block size of the two-stage top-k
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -80,30 +80,36 @@ def _topk(logp: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.topk(logp, k, dim=-1)
     body = logp[:, :blocks * _TOPK_BLOCK].view(rows, blocks, _TOPK_BLOCK)
     best = body.amax(-1).topk(k, dim=-1).indices
-    offsets = torch.arange(_TOPK_BLOCK, device=logp.device)
-    tail = torch.arange(blocks * _TOPK_BLOCK, vocab, device=logp.device).expand(rows, -1)
-    candidates = torch.cat([(best[:, :, None] * _TOPK_BLOCK + offsets).flatten(1), tail], 1)
+    candidates = (best[:, :, None] * _TOPK_BLOCK + torch.arange(_TOPK_BLOCK, device=logp.device)).flatten(1)
+    if vocab > blocks * _TOPK_BLOCK:  # the last, partial block is always a candidate
+        tail = torch.arange(blocks * _TOPK_BLOCK, vocab, device=logp.device).expand(rows, -1)
+        candidates = torch.cat([candidates, tail], 1)
     values, where = logp.gather(1, candidates).topk(k, dim=-1)
     return values, candidates.gather(1, where)
 
 
-def _row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Σ a·b per row, without a product temporary (one BLAS dot per row on CPU)."""
-    if a.device.type == "cpu":
-        return torch.stack([torch.dot(x, y) for x, y in zip(a, b)])
-    return torch.einsum("ij,ij->i", a, b)
+def _dots(rows: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+    """[i, j] = rows[j, i] · vector[i]: one BLAS matrix-vector product per row on CPU, no temporaries."""
+    if vector.device.type == "cpu" and len(vector):
+        return torch.stack([torch.mv(rows[:, i], vector[i]) for i in range(len(vector))])
+    return torch.stack([torch.einsum("iv,iv->i", plane, vector) for plane in rows], 1)
 
 
-def _divergences(lp_b, lp_r, p_b, p_r, scratch_1, scratch_2):
-    """Entropies, both KLs and JS, each a sum of element-wise terms (not a difference of sums)."""
-    diff = torch.sub(lp_b, lp_r, out=scratch_1)
-    entropy_b, entropy_r = -_row_dot(p_b, lp_b), -_row_dot(p_r, lp_r)
-    kl_b_r, kl_r_b = _row_dot(p_b, diff), -_row_dot(p_r, diff)
-    mix = torch.lerp(p_b, p_r, 0.5, out=scratch_1).clamp_min_(_TINY)  # tiny: log stays finite
-    log_m = torch.log(mix, out=scratch_2)
-    js = 0.5 * (_row_dot(p_b, torch.sub(lp_b, log_m, out=scratch_1))
-                + _row_dot(p_r, torch.sub(lp_r, log_m, out=scratch_2)))
-    return entropy_b, entropy_r, kl_b_r, kl_r_b, js
+def _divergences(work: torch.Tensor):
+    """Entropies, both KLs and JS, each a sum of element-wise terms (not a difference of sums).
+
+    `work` holds the planes lp_b, ·, ·, ·, lp_r, p_b, p_r; the three middle ones are filled here
+    so that each probability meets its three partners as one matrix: [lp_b, log(p_b/m), d] and
+    [d, log(p_r/m), lp_r], with d = lp_b - lp_r and m the mixture.
+    """
+    lp_b, u_b, diff, u_r, lp_r, p_b, p_r = work
+    torch.sub(lp_b, lp_r, out=diff)
+    log_m = torch.lerp(p_b, p_r, 0.5, out=u_b).clamp_min_(_TINY).log_()  # tiny: log stays finite
+    torch.sub(lp_r, log_m, out=u_r)
+    torch.sub(lp_b, log_m, out=u_b)
+    dots_b, dots_r = _dots(work[0:3], p_b), _dots(work[2:5], p_r)
+    js = 0.5 * (dots_b[:, 1] + dots_r[:, 1])
+    return -dots_b[:, 0], -dots_r[:, 2], dots_b[:, 2], -dots_r[:, 0], js
 
 
 def _safe_divergences(lp_b, lp_r):
@@ -116,18 +122,19 @@ def _safe_divergences(lp_b, lp_r):
 
 def _block_stats(logits_b, logits_r, token_ids, top_k, workspace) -> dict[str, torch.Tensor]:
     """All statistics for one block of rows, computed in the float32 `workspace`."""
-    lp_b, lp_r, p_b, p_r, scratch_1, scratch_2 = (w[:len(token_ids)] for w in workspace)
+    work = workspace[:, :len(token_ids)]
+    lp_b, scratch, lp_r, p_b, p_r = work[0], work[3], work[4], work[5], work[6]
     torch.log_softmax(logits_b, -1, dtype=torch.float32, out=lp_b)
     torch.log_softmax(logits_r, -1, dtype=torch.float32, out=lp_r)
     top_b, top_r = _topk(lp_b, top_k), _topk(lp_r, top_k)
     ids = token_ids[:, None]
     logp_b, logp_r = lp_b.gather(-1, ids)[:, 0], lp_r.gather(-1, ids)[:, 0]
     top1_r = top_r[1][:, 0]
-    ranks = (_rank(lp_b, logp_b, top_b[0], scratch_1), _rank(lp_r, logp_r, top_r[0], scratch_1),
-             _rank(lp_b, lp_b.gather(-1, top1_r[:, None])[:, 0], top_b[0], scratch_1))
+    ranks = (_rank(lp_b, logp_b, top_b[0], scratch), _rank(lp_r, logp_r, top_r[0], scratch),
+             _rank(lp_b, lp_b.gather(-1, top1_r[:, None])[:, 0], top_b[0], scratch))
     torch.exp(lp_b, out=p_b)
     torch.exp(lp_r, out=p_r)
-    divergences = _divergences(lp_b, lp_r, p_b, p_r, scratch_1, scratch_2)
+    divergences = _divergences(work)
     if not bool(torch.isfinite(torch.stack(divergences)).all()):
         divergences = _safe_divergences(lp_b, lp_r)
     entropy_b, entropy_r, kl_b_r, kl_r_b, js = divergences
@@ -163,7 +170,7 @@ def pair_stats(logits_base: torch.Tensor, logits_rl: torch.Tensor, token_ids: to
     """
     rows, vocab = logits_base.shape
     step = _CPU_ROWS if logits_base.device.type == "cpu" else max(rows, 1)
-    workspace = torch.empty(6, min(step, rows), vocab, device=logits_base.device)
+    workspace = torch.empty(7, min(step, rows), vocab, device=logits_base.device)
     blocks = [_block_stats(logits_base[lo:lo + step], logits_rl[lo:lo + step],
                            token_ids[lo:lo + step], top_k, workspace)
               for lo in range(0, max(rows, 1), step)]
