@@ -98,8 +98,8 @@ def main(argv=None) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         base_dir, rl_dir, label = pick_pair(args, Path(tmp))
-        load = lambda d: AutoModelForCausalLM.from_pretrained(d, dtype=getattr(torch, args.dtype)).to(args.device).eval()  # noqa: E731
-        base, rl = load(base_dir), load(rl_dir)
+        base, rl = (AutoModelForCausalLM.from_pretrained(d, dtype=getattr(torch, args.dtype)).to(args.device).eval()
+                    for d in (base_dir, rl_dir))
     vocab = base.get_output_embeddings().weight.shape[0]
     pad = 0
     print(f"pair: {label} ({sum(p.numel() for p in base.parameters()) / 1e6:.2f}M parameters each)")

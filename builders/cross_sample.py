@@ -313,14 +313,14 @@ def shard_rows(run: Run, shard: int, prompts: list[dict]) -> list[dict]:
             results = threshold_runs(run, decoder, prefixes, seed, f"{direction} shard {shard}")
             for (threshold, budget), decoded in results.items():
                 rows += [_row(run, direction, threshold, budget, prompts[i], s, seed, d)
-                         for (i, s), d in zip(jobs, decoded)]
+                         for (i, s), d in zip(jobs, decoded, strict=True)]
         else:
             steps = resample_runs(run, decoder, prefixes, [i for i, _ in jobs], seed,
-                                  lambda k: derive_seed(run.config.seed, shard, "resample", driver_name, k),
+                                  lambda k, name=driver_name: derive_seed(run.config.seed, shard, "resample", name, k),
                                   f"{direction} shard {shard}")
             for k, (step_seed, states) in enumerate(steps):
                 rows += [_row(run, direction, None, float(k), prompts[i], s, step_seed, d)
-                         for (i, s), d in zip(jobs, states)]
+                         for (i, s), d in zip(jobs, states, strict=True)]
     _grade(run, rows, {p["problem_id"]: p["gold_answer"] for p in prompts})
     return rows
 
@@ -413,7 +413,7 @@ def resample_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], prom
             part = [todo[r] for r in rows]
             new = decode([prefixes[i] + current[i].token_ids[:j] for i, j in part], [limit - j for _, j in part],
                          generator, caps=[0.0] * len(part), force_first=[True] * len(part))
-            for (i, j), d in zip(part, new):
+            for (i, j), d in zip(part, new, strict=True):
                 old = current[i]
                 current[i] = Decoded(old.token_ids[:j] + d.token_ids, d.finish_reason, old.js[:j] + d.js,
                                      old.interventions + [j])
@@ -445,7 +445,8 @@ def _grade(run: Run, rows: list[dict], gold: dict[str, str]) -> None:
     """Grade each distinct (gold, response) once with math-verify; settings often repeat answers."""
     pairs = sorted({(gold[r["problem_id"]], r["response_text"]) for r in rows})
     bar = tqdm(total=len(pairs), desc="grade", unit="answer", leave=False, disable=not run.progress)
-    grades = dict(zip(pairs, grade.grade_many(pairs, timeout_s=run.build.grade_timeout_s, progress=bar)))
+    grades = dict(zip(pairs, grade.grade_many(pairs, timeout_s=run.build.grade_timeout_s, progress=bar),
+                      strict=True))
     bar.close()
     for r in rows:
         g = grades[(gold[r["problem_id"]], r["response_text"])]

@@ -146,7 +146,7 @@ def test_interventions_are_over_threshold_and_within_budget(crossed, thresholds,
     tol = 1e-5
     seen_some = False
     for (threshold, budget), decoded in results.items():
-        for prefix, d in zip(prefixes, decoded):
+        for prefix, d in zip(prefixes, decoded, strict=True):
             js = _rescored_js(run, prefix, d.token_ids)
             assert torch.allclose(torch.tensor(d.js), torch.tensor(js), atol=tol)
             assert len(d.interventions) <= budget
@@ -189,9 +189,9 @@ def test_resample_rows_per_step(tmp_path, build):
     for (direction, pid, s), group in rows.groupby(["direction", "problem_id", "sample_index"]):
         group = group.sort_values("budget")
         counts = list(group.n_interventions)
-        assert counts[0] == 0 and all(a <= b <= a + 1 for a, b in zip(counts, counts[1:]))
+        assert counts[0] == 0 and all(a <= b <= a + 1 for a, b in zip(counts, counts[1:], strict=False))
         positions = list(group.intervention_positions.map(list))
-        assert all(p[:len(q)] == q and p == sorted(p) for q, p in zip(positions, positions[1:]))
+        assert all(p[:len(q)] == q and p == sorted(p) for q, p in zip(positions, positions[1:], strict=False))
         sampler = "base" if direction == "forward" else "rl"
         assert group.response_text.iloc[0] == gens[gens.generation_id == f"{sampler}/{pid}/{s}"].response_text.iloc[0]
     assert rows.n_interventions.max() >= 1
