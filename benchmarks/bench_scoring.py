@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from common import GIB, MIB, PeakMemory, best_of, machine_line, print_table, run_isolated
+from common import GIB, MIB, PeakMemory, best_of, machine_line, print_table, resident_bytes, run_isolated
 
 from tokenshift.builders.score import ScoreConfig, score_pair
 
@@ -54,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--chunk", type=int, help="ScoreConfig.chunk_positions (default: from the budget)")
     parser.add_argument("--memory-budget-mb", type=int, default=ScoreConfig.memory_budget_mb)
     parser.add_argument("--max-gib", type=float, default=8.0,
-                        help="skip the full-logits script where it would need more than this")
+                        help="skip the full-logits script where the process would need more than this")
     parser.add_argument("--full", action="store_true", help="run the full-logits script at every length")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one memory measurement
     parser.add_argument("--length", type=int, help=argparse.SUPPRESS)
@@ -76,7 +76,8 @@ def random_pair(args):
                          num_attention_heads=heads, num_key_value_heads=max(1, heads // 4),
                          max_position_embeddings=32768, tie_word_embeddings=False)
     torch.manual_seed(0)
-    base = Qwen2ForCausalLM(config)
+    with torch.device(args.device):
+        base = Qwen2ForCausalLM(config)
     rl = copy.deepcopy(base)
     with torch.no_grad():
         for param in rl.parameters():
@@ -158,21 +159,34 @@ def full_logits_script(base, rl, prompt, answer, vocab, args):
 COMPETITORS = {"floor": floor, "tokenshift": tokenshift, "script": full_logits_script}
 
 
+def script_bytes(length: int, vocab: int) -> int:
+    return SCRIPT_ARRAYS * length * vocab * 4
+
+
 def script_fits(length: int, vocab: int, args) -> bool:
-    """Whether the full-logits script's arrays stay under --max-gib (always with --full)."""
-    return args.full or SCRIPT_ARRAYS * length * vocab * 4 <= args.max_gib * GIB
+    """Whether the full-logits script would stay under --max-gib in all (always true with --full).
+
+    On CPU the limit counts this process's current resident memory too; on a GPU it is the
+    smaller of --max-gib and the free GPU memory.
+    """
+    if args.full:
+        return True
+    if args.device.startswith("cuda"):
+        return script_bytes(length, vocab) <= min(args.max_gib * GIB, torch.cuda.mem_get_info()[0])
+    return resident_bytes() + script_bytes(length, vocab) <= args.max_gib * GIB
 
 
-def compare(ours: dict, theirs: dict) -> tuple[float, int]:
-    """Max |difference| over the float statistics, and the count of differing integer entries."""
-    worst, differing = 0.0, 0
+def compare(ours: dict, theirs: dict) -> tuple[float, str, int]:
+    """Max |difference| over the float statistics (and which), and the count of differing integers."""
+    worst, where, differing = 0.0, "", 0
     for key, value in theirs.items():
         a, b = ours[key].cpu(), value.cpu()
         if a.is_floating_point():
-            worst = max(worst, (a.double() - b.double()).abs().max().item())
+            diff = (a.double() - b.double()).abs().max().item()
+            worst, where = max((worst, where), (diff, key))
         else:
             differing += int((a != b.to(a.dtype)).sum())
-    return worst, differing
+    return worst, where, differing
 
 
 def measure_memory(name: str, length: int, args) -> int:
@@ -239,8 +253,8 @@ def report(results: dict, vocab: int, args) -> None:
         seconds, peak = r["seconds"], r["peak"]
         for name in COMPETITORS:
             if name not in seconds:
-                need = SCRIPT_ARRAYS * length * vocab * 4 / GIB
-                rows.append([length, name, "skipped", "-", f"needs ~{need:.1f} GiB, --full", "-", "-"])
+                need = script_bytes(length, vocab) / GIB
+                rows.append([length, name, "skipped", "-", f"needs >{need:.1f} GiB, --full", "-", "-"])
                 continue
             rows.append([length, name, f"{length / seconds[name]:,.0f}", f"{seconds[name]:.2f}",
                          f"{peak[name] / MIB:,.0f}", f"{seconds[name] / seconds['floor']:.2f}",
@@ -248,22 +262,21 @@ def report(results: dict, vocab: int, args) -> None:
     print_table(["answer", "competitor", "tokens/s", "seconds", "peak MiB", "time/floor", "peak/floor"], rows)
     for length, r in results.items():
         if r["check"]:
-            worst, differing = r["check"]
+            worst, where, differing = r["check"]
             print(f"check at {length}: max |tokenshift - script| over float statistics = {worst:.2e} "
-                  f"(target 1e-5); differing rank/top-1/top-k id entries = {differing}")
-    print(ratio_line({length: (r["seconds"], r["peak"]) for length, r in results.items()}))
+                  f"({where}; target 1e-5); differing rank/top-1/top-k id entries = {differing}")
+    print(ratio_line(results))
 
 
-def ratio_line(ratios: dict) -> str:
-    """The one final line: tokenshift against the floor and the script, per answer length."""
-    parts = []
-    for label, num, den in [("time ts/floor", "tokenshift", "floor"), ("peak ts/floor", "tokenshift", "floor"),
-                            ("time script/ts", "script", "tokenshift"), ("peak script/ts", "script", "tokenshift")]:
-        index = 0 if label.startswith("time") else 1
-        values = [f"{length}:{m[num] / m[den]:.2f}" if num in m and den in m else f"{length}:skipped"
-                  for length, m in ((length, r[index]) for length, r in ratios.items())]
-        parts.append(f"{label} " + " ".join(values))
-    return "RATIOS " + " | ".join(parts)
+def ratio_line(results: dict) -> str:
+    """The one final line: tokenshift against the floor, and the script against tokenshift."""
+    def ratios(what: str, num: str, den: str) -> str:
+        cells = [f"{n}:{r[what][num] / r[what][den]:.2f}" if num in r[what] else f"{n}:skipped"
+                 for n, r in results.items()]
+        return f"{num}/{den} {'time' if what == 'seconds' else what} " + " ".join(cells)
+
+    return "RATIOS " + " | ".join([ratios("seconds", "tokenshift", "floor"), ratios("peak", "tokenshift", "floor"),
+                                   ratios("seconds", "script", "tokenshift"), ratios("peak", "script", "tokenshift")])
 
 
 if __name__ == "__main__":

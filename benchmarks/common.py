@@ -20,6 +20,11 @@ def _proc_status_kib(field: str) -> int:
     return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1))
 
 
+def resident_bytes() -> int:
+    """This process's resident memory now."""
+    return _proc_status_kib("VmRSS") * 1024
+
+
 class PeakMemory:
     """Peak memory above the level at `start()`.
 
@@ -40,7 +45,7 @@ class PeakMemory:
             self.base = torch.cuda.memory_allocated()
         else:
             Path("/proc/self/clear_refs").write_text("5")
-            self.base = _proc_status_kib("VmRSS") * 1024
+            self.base = resident_bytes()
 
     def peak(self) -> int:
         """Bytes above the start level at the highest point since `start()`."""
