@@ -69,22 +69,31 @@ def _rank(logp: torch.Tensor, value: torch.Tensor, top_values: torch.Tensor,
     return rank
 
 
-def _topk(logp: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k values and ids of each row: top-k of the k best vocabulary blocks (one cheap pass).
+def _top(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of each row with ties to the lower position (a stable sort only where a tie is near)."""
+    top = values.topk(min(k + 1, values.shape[-1]), dim=-1)
+    if bool((top.values[:, 1:] == top.values[:, :-1]).any()):
+        top = torch.sort(values, dim=-1, descending=True, stable=True)
+    return top.values[:, :k], top.indices[:, :k]
 
-    Any of a row's k largest values lies in one of the k blocks with the largest maxima.
+
+def _topk(logp: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k values and ids of each row, ties to the lower id, from the k best vocabulary blocks.
+
+    Any of a row's k largest values lies in one of the k blocks with the largest maxima, so one
+    cheap pass (block maxima) leaves k blocks of candidates, kept in id order.
     """
     rows, vocab = logp.shape
     blocks = vocab // _TOPK_BLOCK
     if blocks < 4 * k:
-        return torch.topk(logp, k, dim=-1)
+        return _top(logp, k)
     body = logp[:, :blocks * _TOPK_BLOCK].view(rows, blocks, _TOPK_BLOCK)
-    best = body.amax(-1).topk(k, dim=-1).indices
+    best = body.amax(-1).topk(k, dim=-1).indices.sort(-1).values
     candidates = (best[:, :, None] * _TOPK_BLOCK + torch.arange(_TOPK_BLOCK, device=logp.device)).flatten(1)
     if vocab > blocks * _TOPK_BLOCK:  # the last, partial block is always a candidate
         tail = torch.arange(blocks * _TOPK_BLOCK, vocab, device=logp.device).expand(rows, -1)
         candidates = torch.cat([candidates, tail], 1)
-    values, where = logp.gather(1, candidates).topk(k, dim=-1)
+    values, where = _top(logp.gather(1, candidates), k)
     return values, candidates.gather(1, where)
 
 
