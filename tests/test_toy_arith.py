@@ -46,8 +46,8 @@ def test_answer_matches_the_question_arithmetic():
 
 
 def test_grading_rewards_only_the_correct_boxed_answer():
-    p = split_problems("test")[1]
+    p = next(p for p in split_problems("test") if "-" in (p.op1, p.op2))  # where the wrong plan is wrong
     gold = str(p.answer)
-    right, wrong_op, unboxed = solution(p), solution(p, wrong_first_op=True), solution(p, boxed=False)
-    assert right.endswith(f"\\boxed{{{p.answer}}}.")
-    assert correctness_reward([right, wrong_op, unboxed], [gold] * 3) == [1.0, 0.0, 0.0]
+    right, wrong_plan, unboxed = solution(p), solution(p, wrong_plan=True), solution(p, boxed=False)
+    assert right.endswith(f"\\boxed{{{p.answer}}}.") and wrong_plan.startswith("Add up all")
+    assert correctness_reward([right, wrong_plan, unboxed], [gold] * 3) == [1.0, 0.0, 0.0]

@@ -25,17 +25,17 @@ def toy_pair() -> None:
 @click.option("--sft-steps", type=click.IntRange(min=1), hidden=True)
 @click.option("--grpo-steps", type=click.IntRange(min=1), hidden=True)
 @click.option("--eval-n", type=click.IntRange(min=0), hidden=True, help="Test problems to evaluate; 0 skips.")
-@click.option("--p-wrong-first-op", type=click.FloatRange(0, 1), hidden=True)
+@click.option("--p-wrong-plan", type=click.FloatRange(0, 1), hidden=True)
 @click.option("--p-unboxed", type=click.FloatRange(0, 1), hidden=True)
 def train_cmd(out: Path, seed: int, overwrite: bool, quick: bool, sft_steps: int | None,
-              grpo_steps: int | None, eval_n: int | None, p_wrong_first_op: float | None,
+              grpo_steps: int | None, eval_n: int | None, p_wrong_plan: float | None,
               p_unboxed: float | None) -> None:
     """Reproduce the pair from scratch (about 15 minutes on 2 CPU cores)."""
     from tokenshift.toy.train import TrainConfig, prepare_out, quick_config, train_pair, with_overrides
 
     prepare_out(out, overwrite)
     config = quick_config(seed) if quick else TrainConfig(seed=seed)
-    config = with_overrides(config, sft_steps, grpo_steps, eval_n, p_wrong_first_op, p_unboxed)
+    config = with_overrides(config, sft_steps, grpo_steps, eval_n, p_wrong_plan, p_unboxed)
     manifest = train_pair(out, config, command=_command_line(click.get_current_context()))
     click.echo(f"wrote {out} (sft {manifest['durations_s']['sft_s']:.0f}s, "
                f"grpo {manifest['durations_s']['grpo_s']:.0f}s)")
@@ -55,8 +55,11 @@ def train_cmd(out: Path, seed: int, overwrite: bool, quick: bool, sft_steps: int
 @click.option("--batch-size", default=100, hidden=True, type=click.IntRange(min=1))
 def eval_cmd(n: int, as_json: bool, base: Path | None, rl: Path | None, seed: int, batch_size: int) -> None:
     """Sampled (T=1, top_p=1, no top-k) and greedy accuracy of base and rl on the toy test split."""
+    from transformers.utils import logging as hf_logging
+
     from tokenshift.toy.evaluate import EvalConfig, evaluate_dirs, load_model_dir
 
+    hf_logging.disable_progress_bar()  # per-load weight bars would bury the result
     dirs = {"base": base or embedded_base_dir(), "rl": rl or embedded_rl_dir()}
     for path in dirs.values():  # fail fast on bad paths, before any generation
         load_model_dir(path)

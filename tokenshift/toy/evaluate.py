@@ -87,3 +87,10 @@ def evaluate_dirs(dirs: dict[str, Path], config: EvalConfig) -> dict:
         result[f"{name}_accuracy"] = accuracy(model, tokenizer, problems, sample=True, config=config)
         result[f"{name}_greedy_accuracy"] = accuracy(model, tokenizer, problems, sample=False, config=config)
     return result
+
+
+def sampled_accuracy(path: Path, config: EvalConfig) -> float:
+    """Sampled accuracy of one model directory on the first `config.n` test problems."""
+    model, tokenizer = load_model_dir(path)
+    problems = toy_problems("test", min(config.n, N_TEST))
+    return accuracy(model, tokenizer, problems, sample=True, config=config)

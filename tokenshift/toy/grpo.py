@@ -19,7 +19,7 @@ from tokenshift.toy.model import save_model_dir
 class GRPOSettings:
     """GRPO hyperparameters (REFERENCE: 8 prompts x 8 samples, T=1, top_k=0, dapo loss, lr 1e-4)."""
 
-    steps: int = 60
+    steps: int = 80
     prompts_per_step: int = 8
     num_generations: int = 8
     learning_rate: float = 1e-4

@@ -54,7 +54,7 @@ def _corpus(config: TokenizerConfig) -> Iterator[str]:
     rng = random.Random(0)
     for p in split_problems("train")[: config.n_train_problems]:
         yield f"user\n{p.question}\n{DEFAULT_INSTRUCTION}\nassistant\n"
-        yield solution(p, wrong_first_op=rng.random() < 0.5, boxed=rng.random() < 0.5)
+        yield solution(p, wrong_plan=rng.random() < 0.5, boxed=rng.random() < 0.5)
     for _ in range(20):
         yield from GENERIC_TEXT
 

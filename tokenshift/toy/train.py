@@ -14,7 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from tokenshift.errors import TokenshiftError
-from tokenshift.toy.evaluate import EvalConfig, evaluate_dirs, load_model_dir
+from tokenshift.toy.evaluate import EvalConfig, evaluate_dirs, load_model_dir, sampled_accuracy
 from tokenshift.toy.grpo import GRPOSettings, train_grpo
 from tokenshift.toy.model import ModelConfig, n_parameters, new_model, save_model_dir
 from tokenshift.toy.paths import BASE_NAME, MANIFEST_NAME, RL_NAME, rl_checkpoints
@@ -51,11 +51,11 @@ def quick_config(seed: int = DEFAULT_SEED) -> TrainConfig:
 
 
 def with_overrides(config: TrainConfig, sft_steps: int | None = None, grpo_steps: int | None = None,
-                   eval_n: int | None = None, p_wrong_first_op: float | None = None,
+                   eval_n: int | None = None, p_wrong_plan: float | None = None,
                    p_unboxed: float | None = None) -> TrainConfig:
     """Apply command-line overrides; eval_n=0 skips the evaluation."""
     mix = config.sft.fork_mix
-    mix = replace(mix, **{k: v for k, v in {"p_wrong_first_op": p_wrong_first_op,
+    mix = replace(mix, **{k: v for k, v in {"p_wrong_plan": p_wrong_plan,
                                              "p_unboxed": p_unboxed}.items() if v is not None})
     sft = replace(config.sft, fork_mix=mix, **({"steps": sft_steps} if sft_steps is not None else {}))
     grpo = replace(config.grpo, **({"steps": grpo_steps} if grpo_steps is not None else {}))
@@ -119,8 +119,7 @@ def train_pair(out: Path, config: TrainConfig, command: str | None = None) -> di
     if config.eval is not None:
         t = time.time()
         figures = evaluate_dirs({"base": base_dir, "rl": rl_dir}, config.eval)
-        figures["rl_checkpoints_accuracy"] = {
-            p.name: evaluate_dirs({"m": p}, config.eval)["m_accuracy"] for p in checkpoints[:-1]}
+        figures["rl_checkpoints_accuracy"] = {p.name: sampled_accuracy(p, config.eval) for p in checkpoints[:-1]}
         durations["eval_s"] = time.time() - t
     durations["total_s"] = time.time() - started
 
