@@ -19,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -133,6 +134,9 @@ def measure_memory(batch_size: int, path: Path, args) -> int:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.model) if args.model else (toy_base_dir() or random_model(Path(tmp) / "random"))
         if args.worker:
@@ -150,7 +154,7 @@ def main(argv=None) -> None:
         def call(batch_size):
             tokens[batch_size] = run_hf(model, tokenizer, prompts, batch_size, args)
 
-        seconds = best_of({b: (lambda b: lambda: call(b))(b) for b in args.batch_sizes}, args.repeats, args.device)
+        seconds = best_of({b: partial(call, b) for b in args.batch_sizes}, args.repeats, args.device)
         worker_args = [*(argv if argv is not None else sys.argv[1:]), "--model", str(path)]
         peak = {b: run_isolated(str(Path(__file__).resolve()), [*worker_args, "--worker", str(b)])["peak"]
                 for b in args.batch_sizes}

@@ -20,6 +20,7 @@ import copy
 import json
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -210,6 +211,9 @@ def measure_memory(name: str, length: int, args) -> int:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
     if args.worker:
         print(json.dumps({"peak": measure_memory(args.worker, args.length, args)}))
         return
@@ -225,9 +229,6 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         worker_args = [*(argv if argv is not None else sys.argv[1:]), "--vocab", str(vocab)]
         if not args.model:  # workers load the same random pair (faster than making it again)
-            from transformers.utils import logging
-
-            logging.disable_progress_bar()
             base.save_pretrained(f"{tmp}/base")
             rl.save_pretrained(f"{tmp}/rl")
             worker_args += ["--model", f"{tmp}/base", "--rl-model", f"{tmp}/rl"]
@@ -244,7 +245,7 @@ def measure(length: int, base, rl, vocab: int, args, worker_args: list[str]) -> 
     def call(name):
         last[name] = COMPETITORS[name](base, rl, prompt, answer, vocab, args)
 
-    seconds = best_of({n: (lambda n: lambda: call(n))(n) for n in names}, args.repeats, args.device)
+    seconds = best_of({n: partial(call, n) for n in names}, args.repeats, args.device)
     check = compare(last["tokenshift"], last["script"]) if "script" in last else None
     last.clear()
     script = str(Path(__file__).resolve())

@@ -85,8 +85,11 @@ def run_isolated(script: str, args: list[str], timeout: float = 1800) -> dict:
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
     """A plain fixed-width table (right-aligned numbers)."""
-    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
-    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells) -> str:
+        return "  ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True))
+
     print(line(headers))
     print("  ".join("-" * w for w in widths))
     for row in rows:
