@@ -17,12 +17,14 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from tokenshift.builders import benchmarks, generate, grade, manifest, models, prompts, score
+from tokenshift.builders.score_batch import score_answers
 from tokenshift.builders.shards import (WORK_DIR, ShardSpec, derive_seed, is_done, mark_done,
                                         part_name, shard_ranges)
 from tokenshift.errors import TokenshiftError
 from tokenshift.schemas.tables import TABLE_FIELDS, schema, to_arrow, write_parquet
 
 CONFIG_FILE = "config.json"
+_SCORE_GROUP = 64  # answers handed to the batched scorer at once (progress granularity)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class BuildConfig:
     shard_size: int = 32
     shard: str = "0/1"
     score_memory_mb: int = 1024
+    score_batch_tokens: int = 8192
     grade_timeout_s: float = 30.0
     trust_remote_code: bool = False
 
@@ -282,27 +285,36 @@ def _tokens(config: BuildConfig, pair: _Pair, generations: list[dict], prompt_te
     score_config = score.ScoreConfig(top_k=config.top_k_candidates,
                                      memory_budget_mb=config.score_memory_mb)
     columns: dict[str, list] = {f.name: [] for f in TABLE_FIELDS["tokens"]}
-    for gen in tqdm(generations, desc="score", unit="answer", leave=False, disable=not progress):
-        response = gen["token_ids"]
-        if not response:
-            continue
-        stats = score.score_pair(pair.base, pair.rls, prompt_of[gen["problem_id"]], response, vocab,
-                                 score_config)
-        n = len(response)
-        positions = np.arange(n, dtype=np.int32)
-        rel = positions / max(n - 1, 1)
-        texts = [_token_text(tokenizer, t) for t in response]
-        for rl_name, s in stats.items():
-            columns["generation_id"].append(np.full(n, gen["generation_id"], dtype=object))
-            columns["sampler"].append(np.full(n, gen["sampler"], dtype=object))
-            columns["rl_model"].append(np.full(n, rl_name, dtype=object))
-            columns["position"].append(positions)
-            columns["rel_position"].append(rel.astype(np.float32))
-            columns["token_id"].append(np.asarray(response, dtype=np.int32))
-            columns["token"].append(np.asarray(texts, dtype=object))
-            for key, value in s.items():
-                columns[key].append(value.numpy())
+    bar = tqdm(total=len(generations), desc="score", unit="answer", leave=False, disable=not progress)
+    for lo in range(0, len(generations), _SCORE_GROUP):
+        group = generations[lo:lo + _SCORE_GROUP]
+        scored = score_answers(pair.base, pair.rls,
+                               [(prompt_of[g["problem_id"]], g["token_ids"]) for g in group], vocab,
+                               score_config, max_batch_tokens=config.score_batch_tokens)
+        for gen, stats in zip(group, scored):
+            _append_token_rows(columns, gen, stats, tokenizer)
+        bar.update(len(group))
+    bar.close()
     return _tokens_table(columns)
+
+
+def _append_token_rows(columns: dict[str, list], gen: dict, stats: dict, tokenizer) -> None:
+    """Add one answer's rows (one block per RL model) to the column lists of the tokens table."""
+    response = gen["token_ids"]
+    n = len(response)
+    positions = np.arange(n, dtype=np.int32)
+    rel = (positions / max(n - 1, 1)).astype(np.float32)
+    texts = np.asarray([_token_text(tokenizer, t) for t in response], dtype=object)
+    for rl_name, s in stats.items():
+        columns["generation_id"].append(np.full(n, gen["generation_id"], dtype=object))
+        columns["sampler"].append(np.full(n, gen["sampler"], dtype=object))
+        columns["rl_model"].append(np.full(n, rl_name, dtype=object))
+        columns["position"].append(positions)
+        columns["rel_position"].append(rel)
+        columns["token_id"].append(np.asarray(response, dtype=np.int32))
+        columns["token"].append(texts)
+        for key, value in s.items():
+            columns[key].append(value.numpy())
 
 
 _TOKEN_TEXT: dict[tuple[int, int], str] = {}

@@ -41,6 +41,8 @@ from tokenshift.builders.prompts import DEFAULT_INSTRUCTION
               help="Run only shards k with k % N == I (merge the N outputs with `tokenshift merge`).")
 @click.option("--score-memory-mb", type=int, default=1024, show_default=True,
               help="Working memory for full-vocabulary statistics; sets the chunk of positions.")
+@click.option("--score-batch-tokens", type=int, default=8192, show_default=True,
+              help="Padded tokens per batched decoder pass when scoring (answers longer run alone).")
 @click.option("--trust-remote-code", is_flag=True, help="Run model code from the checkpoint (off by default).")
 @click.option("--overwrite", is_flag=True, help="Replace a finished build in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

@@ -72,8 +72,10 @@ def load_model(spec: ModelSpec, device: str = "cpu", dtype: str = "float32",
     """The model in eval mode on `device`; every failure becomes a one-line TokenshiftError."""
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
     _check_local(spec.source)
+    hf_logging.disable_progress_bar()  # one bar per weight file is noise beside the build's own bars
     if dtype not in DTYPES:
         raise TokenshiftError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
     check_device(device)

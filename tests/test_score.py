@@ -85,3 +85,23 @@ def test_bfloat16_models_still_give_float32_statistics(padded_pair):
     stats = score_pair(base.to(torch.bfloat16), {"rl": rl.to(torch.bfloat16)}, ids[:4], ids[4:], vocab)
     base.float(), rl.float()
     assert stats["rl"]["js"].dtype == torch.float32 and stats["rl"]["entropy_base"].dtype == torch.float32
+
+
+def test_batched_scoring_equals_one_answer_at_a_time(padded_pair):
+    from tokenshift.builders.score_batch import answer_batches, score_answers
+
+    base, rl = padded_pair
+    vocab = base.config.vocab_size - 7
+    rng = np.random.default_rng(1)
+    answers = [(rng.integers(0, vocab, size=p).tolist(), rng.integers(0, vocab, size=r).tolist())
+               for p, r in [(5, 9), (3, 1), (8, 0), (2, 30), (6, 4)]]
+    config = ScoreConfig(top_k=4, chunk_positions=7)
+    batched = score_answers(base, {"rl": rl}, answers, vocab, config, max_batch_tokens=64)
+    assert batched[2] == {}  # an empty answer has no positions
+    for (prompt, response), got in zip(answers, batched):
+        if not response:
+            continue
+        one = score_pair(base, {"rl": rl}, prompt, response, vocab, config)["rl"]
+        for key, value in one.items():
+            assert torch.allclose(got["rl"][key].float(), value.float(), atol=1e-5), key
+    assert answer_batches([10, 10, 10, 40], 30) == [range(0, 3), range(3, 4)]

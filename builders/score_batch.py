@@ -1,0 +1,73 @@
+"""Score many answers at once: one right-padded decoder pass per model per batch of answers,
+then the chunked statistics over all their response positions together.
+
+Short answers are dominated by per-call overhead when scored one by one; batching them keeps
+the same numbers (right padding never reaches a real token under a causal mask).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tokenshift.builders.score import ScoreConfig, head_logits, pair_stats
+
+
+def answer_batches(lengths: list[int], max_batch_tokens: int) -> list[range]:
+    """Consecutive groups of answers whose padded size (count × longest) stays within the budget."""
+    groups, start, longest = [], 0, 0
+    for i, n in enumerate(lengths):
+        longest_with = max(longest, n)
+        if i > start and longest_with * (i - start + 1) > max_batch_tokens:
+            groups.append(range(start, i))
+            start, longest_with = i, n
+        longest = longest_with
+    if lengths:
+        groups.append(range(start, len(lengths)))
+    return groups
+
+
+def _hidden(model, ids: torch.Tensor) -> torch.Tensor:
+    """Final-norm hidden states of a right-padded batch, flattened to [B*T, H]."""
+    out = model.get_decoder()(input_ids=ids, use_cache=False)
+    return out.last_hidden_state.reshape(-1, out.last_hidden_state.shape[-1])
+
+
+@torch.inference_mode()
+def score_answers(base, rls: dict[str, object], answers: list[tuple[list[int], list[int]]],
+                  vocab_size: int, config: ScoreConfig = ScoreConfig(),
+                  max_batch_tokens: int = 8192) -> list[dict[str, dict[str, torch.Tensor]]]:
+    """`score_pair` for every (prompt_ids, response_ids): [{rl_name: {stat: tensor}}] in order."""
+    device = next(base.parameters()).device
+    results: list[dict] = [{} for _ in answers]
+    lengths = [len(p) + len(r) for p, r in answers]
+    for group in answer_batches(lengths, max_batch_tokens):
+        members = [i for i in group if answers[i][1]]
+        if not members:
+            continue
+        width = max(lengths[i] for i in members)
+        ids = torch.zeros((len(members), width), dtype=torch.long)
+        rows, targets, sizes = [], [], []
+        for b, i in enumerate(members):
+            prompt, response = answers[i]
+            ids[b, :lengths[i]] = torch.tensor(list(prompt) + list(response))
+            rows.append(torch.arange(len(prompt) - 1, lengths[i] - 1) + b * width)
+            targets += response
+            sizes.append(len(response))
+        ids, rows = ids.to(device), torch.cat(rows).to(device)
+        targets = torch.tensor(targets, dtype=torch.long, device=device)
+        hidden_b = _hidden(base, ids)[rows]
+        hidden_r = {name: _hidden(model, ids)[rows] for name, model in rls.items()}
+        chunk = config.chunk_for(vocab_size)
+        parts: dict[str, list[dict[str, torch.Tensor]]] = {name: [] for name in rls}
+        for lo in range(0, len(rows), chunk):
+            hi = min(lo + chunk, len(rows))
+            logits_b = head_logits(base, hidden_b[lo:hi], vocab_size)
+            for name, model in rls.items():
+                logits_r = head_logits(model, hidden_r[name][lo:hi], vocab_size)
+                stats = pair_stats(logits_b, logits_r, targets[lo:hi], config.top_k)
+                parts[name].append({k: v.cpu() for k, v in stats.items()})
+        for name, chunks in parts.items():
+            joined = {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
+            for i, piece in zip(members, zip(*(joined[k].split(sizes) for k in joined))):
+                results[i][name] = dict(zip(joined, piece))
+    return results
