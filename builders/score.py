@@ -16,9 +16,10 @@ import torch
 LN2 = math.log(2.0)
 # Float32 (position, vocabulary) rows alive at once per chunk position: the two models' logits
 # (model dtype, kept for the chunk) and the seven rows of the statistics workspace (log-softmaxes,
-# probabilities, three scratch rows). On CPU the workspace covers only _CPU_ROWS rows at a time.
+# probabilities, three scratch rows). On CPU the workspace covers a block of rows of about _CPU_BLOCK_BYTES at a time.
 _WORK_TENSORS = 9
-_CPU_ROWS = 4  # rows per statistics block on CPU: the workspace (7 × 4 × 152k floats) stays in cache
+_CPU_BLOCK_BYTES = 16 * 2**20  # statistics workspace per CPU block: 4 rows at 152k, more for small vocabularies
+_MV_MIN_VOCAB = 16384  # below this, per-row BLAS calls cost more in Python overhead than they save
 _TOPK_BLOCK = 128  # vocabulary block size of the two-stage top-k
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -99,7 +100,7 @@ def _topk(logp: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _dots(rows: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
     """[i, j] = rows[j, i] · vector[i]: one BLAS matrix-vector product per row on CPU, no temporaries."""
-    if vector.device.type == "cpu" and len(vector):
+    if vector.device.type == "cpu" and len(vector) and vector.shape[-1] >= _MV_MIN_VOCAB:
         return torch.stack([torch.mv(rows[:, i], vector[i]) for i in range(len(vector))])
     return torch.stack([torch.einsum("iv,iv->i", plane, vector) for plane in rows], 1)
 
@@ -178,7 +179,7 @@ def pair_stats(logits_base: torch.Tensor, logits_rl: torch.Tensor, token_ids: to
     float32 precision even over a 152k vocabulary.
     """
     rows, vocab = logits_base.shape
-    step = _CPU_ROWS if logits_base.device.type == "cpu" else max(rows, 1)
+    step = max(4, _CPU_BLOCK_BYTES // (7 * 4 * vocab)) if logits_base.device.type == "cpu" else max(rows, 1)
     workspace = torch.empty(7, min(step, rows), vocab, device=logits_base.device)
     blocks = [_block_stats(logits_base[lo:lo + step], logits_rl[lo:lo + step],
                            token_ids[lo:lo + step], top_k, workspace)
