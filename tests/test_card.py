@@ -23,16 +23,6 @@ from tokenshift.schemas.manifest import load_manifest, manifest_fingerprint
 from tokenshift.schemas.tables import PRIMARY_KEYS, TABLE_FIELDS
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    return make_build(tmp_path_factory.mktemp("pristine") / "build")
-
-
-@pytest.fixture()
-def build(pristine, tmp_path) -> Path:
-    return Path(shutil.copytree(pristine, tmp_path / "build"))
-
-
 @pytest.fixture()
 def carded(build) -> Path:
     result = CliRunner().invoke(cli, ["card", str(build)])

@@ -19,16 +19,6 @@ from tokenshift.errors import TokenshiftError
 from tokenshift.schemas.validate import validate_build
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    return make_build(tmp_path_factory.mktemp("pristine") / "build")
-
-
-@pytest.fixture()
-def build(pristine, tmp_path) -> Path:
-    return Path(shutil.copytree(pristine, tmp_path / "build"))
-
-
 def first_part(build: Path, table: str) -> Path:
     return sorted((build / table).glob("*.parquet"))[0]
 
