@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import datasets
@@ -13,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from huggingface_hub import DatasetCard
-from synthetic_build import add_cross_samples, make_build
+from synthetic_build import add_cross_samples
 
 from tokenshift.cards.card import check_card, write_card
 from tokenshift.cards.render import size_category

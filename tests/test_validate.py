@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from synthetic_build import add_cross_samples, make_build, refresh_manifest_tables
+from synthetic_build import add_cross_samples, refresh_manifest_tables
 
 from tokenshift.cli import cli
 from tokenshift.errors import TokenshiftError
