@@ -10,7 +10,8 @@ The pair is the embedded toy pair when it is installed (else, or with --random, 
 whose RL model is the base with a perturbed output head). Every competitor produces exactly
 max_new_tokens per row: the paired decoder with no stop token, `generate()` with
 min_new_tokens = max_new_tokens. The paired decoder runs forward protocol with threshold 0.1 and an
-unlimited budget, so its intervention path is exercised. Times are best-of-N, interleaved.
+unlimited budget, so its intervention path is exercised. Times are best-of-N, interleaved; on CPU
+one torch thread unless --threads says otherwise.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rl-model", help="RL checkpoint directory")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: tiny models decode fastest on one, and shared cores "
+                             "make more threads slower and noisy; 0 = torch's default)")
     args = parser.parse_args(argv)
     if bool(args.model) != bool(args.rl_model):
         parser.error("--model and --rl-model go together")
@@ -92,7 +95,7 @@ def pick_pair(args, root: Path) -> tuple[str, str, str]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.threads:
+    if args.threads and args.device == "cpu":
         torch.set_num_threads(args.threads)
     from transformers import AutoModelForCausalLM
 
