@@ -15,6 +15,11 @@ from tokenshift.schemas.tables import TABLE_FIELDS
 _PER_RUN = ("created_at", "build_seconds", "tables", "shard", "command", "config")
 
 
+def _without_out(block: dict | None) -> dict | None:
+    """A config block minus its `out` (which differs per shard directory by design)."""
+    return None if block is None else {k: v for k, v in block.items() if k != "out"}
+
+
 def merge_builds(inputs: list[Path], out: Path) -> Path:
     """Copy every shard's parts into `out` and write one manifest; refuses gaps and mismatches."""
     if not inputs:
@@ -36,7 +41,7 @@ def merge_builds(inputs: list[Path], out: Path) -> Path:
             key = next(k for k in sorted(set(other) | set(identity)) if other.get(k) != identity.get(k))
             raise TokenshiftError(f"{path} was built with another config ({key}: {identity.get(key)!r} "
                                   f"vs {other.get(key)!r}): merge only shards of one build")
-        if m.get("cross_sampling") != first.get("cross_sampling"):
+        if _without_out(m.get("cross_sampling")) != _without_out(first.get("cross_sampling")):
             raise TokenshiftError(f"{path} has another cross-sampling config: merge only shards "
                                   "cross-sampled with the same command")
         specs.append(ShardSpec.parse(m["config"]["shard"]))
@@ -65,6 +70,8 @@ def merge_builds(inputs: list[Path], out: Path) -> Path:
     config = BuildConfig(**{**first["config"], "rl": tuple(first["config"]["rl"]), "out": str(out),
                             "shard": "0/1"})
     merged = {k: v for k, v in first.items() if k not in _PER_RUN}
+    if first.get("cross_sampling") is not None:
+        merged["cross_sampling"] = {**first["cross_sampling"], "out": str(out)}
     merged.update({
         "created_at": max(m["created_at"] for m in manifests),
         "command": command_line(config),
