@@ -23,7 +23,13 @@ def _series_label(sampler: str, rl_model: str) -> str:
 
 
 def _groups(df: pd.DataFrame) -> list[tuple[str, str]]:
-    return list(dict.fromkeys(zip(df["sampler"], df["rl_model"])))
+    """(sampler, rl_model) series to draw: base- and self-sampled answers, as the study compares them.
+
+    Answers of one RL checkpoint scored against another stay in the CSVs but would only crowd the plot.
+    """
+    pairs = list(dict.fromkeys(zip(df["sampler"], df["rl_model"])))
+    own = [(s, rl) for s, rl in pairs if s in ("base", rl)]
+    return own or pairs
 
 
 def _style(ax, title: str, xlabel: str, ylabel: str) -> None:
@@ -202,8 +208,8 @@ def plot_cross_sampling_curve(df: pd.DataFrame, params: dict[str, str]) -> plt.F
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     _legend_below(fig, max(axes.flat[:len(panels)], key=lambda a: len(a.get_legend_handles_labels()[0])), ncol=3)
-    fig.suptitle("Cross-sampling: forward (base drives) recovers RL, reverse (RL drives) collapses it\n"
-                 "(points labelled with the JS threshold in nats, or the token budget for resample)", fontsize=11)
+    fig.suptitle("Cross-sampling: forward (base drives) recovers RL,\nreverse (RL drives) collapses it "
+                 "(labels: JS threshold, nats)", fontsize=11)
     return fig
 
 
