@@ -25,8 +25,8 @@ class DemoConfig:
     samples: int = 4
     checkpoints: bool = True  # score every embedded RL checkpoint (for the evolution analysis)
     thresholds: tuple[float, ...] = (0.05, 0.1, 0.2)
-    budgets: tuple[float, ...] = (0, 1, 2, 4, INF)
-    cross_limit_samples: int = 2
+    budgets: tuple[float, ...] = (0, 1, 2, 4, 8, INF)
+    cross_samples: int | None = None  # None: the build's samples
     version: str = "v1.0.0"
     seed: int = 0
 
@@ -61,7 +61,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict:
 
     t = _step(2, 6, "cross-sample: forward and reverse, JS thresholds × budgets")
     run_cross_sample(CrossSampleConfig(out=str(build_dir), thresholds=config.thresholds,
-                                       budgets=config.budgets, samples=config.cross_limit_samples,
+                                       budgets=config.budgets, samples=config.cross_samples,
                                        rl_model="rl"), progress=progress)
     seconds["cross_sample"] = time.time() - t
 
