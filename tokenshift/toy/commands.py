@@ -30,7 +30,7 @@ def toy_pair() -> None:
 def train_cmd(out: Path, seed: int, overwrite: bool, quick: bool, sft_steps: int | None,
               grpo_steps: int | None, eval_n: int | None, p_wrong_plan: float | None,
               p_unboxed: float | None) -> None:
-    """Reproduce the pair from scratch (about 15 minutes on 2 CPU cores)."""
+    """Reproduce the pair from scratch (about 7 minutes on 2 idle CPU cores, longer when shared)."""
     from tokenshift.toy.train import TrainConfig, prepare_out, quick_config, train_pair, with_overrides
 
     prepare_out(out, overwrite)

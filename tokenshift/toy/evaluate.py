@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,9 @@ from tokenshift.builders.prompts import format_prompt
 from tokenshift.errors import TokenshiftError
 from tokenshift.toy.arith import N_TEST, toy_problems
 
+# Decoding a 1M-parameter model is latency-bound: on 2 shared cores, 2 threads ran ~60x slower than
+# 1 (thread barriers wait on busy cores); 1 thread gave identical figures.
+GENERATION_THREADS = 1
 _FIX = "pass a directory written by save_pretrained (e.g. by `tokenshift toy-pair train --out DIR`)"
 
 
@@ -44,6 +49,17 @@ def load_model_dir(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokeniz
     return model, tokenizer
 
 
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with `n` intra-op torch threads, then restore the previous setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @torch.no_grad()
 def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], *,
              sample: bool, seed: int, batch_size: int, max_new_tokens: int) -> list[str]:
@@ -56,9 +72,10 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
         tokenizer.padding_side = "left"  # not persisted by save_pretrained: set before every batch
         enc = tokenizer(prompts[start: start + batch_size], return_tensors="pt", padding=True,
                         add_special_tokens=False)
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, use_cache=True,
-                             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                             **decode)
+        with torch_threads(GENERATION_THREADS):
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, use_cache=True,
+                                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                                 **decode)
         texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return texts
 
