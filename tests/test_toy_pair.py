@@ -81,6 +81,7 @@ def test_rl_beats_base_on_a_small_sample():
 def test_eval_cli_json_on_a_few_problems():
     result = CliRunner().invoke(cli, ["toy-pair", "eval", "--n", "8", "--json"])
     assert result.exit_code == 0, result.output
+    assert result.stdout.strip(), result.output
     figures = json.loads(result.stdout)  # progress goes to stderr; stdout is exactly one JSON object
     assert figures["n"] == 8 and figures["rl_path"] == str(embedded_rl_dir())
     for key in ("base_accuracy", "rl_accuracy", "base_greedy_accuracy", "rl_greedy_accuracy"):

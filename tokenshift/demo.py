@@ -25,8 +25,8 @@ class DemoConfig:
     samples: int = 4
     checkpoints: bool = True  # score every embedded RL checkpoint (for the evolution analysis)
     thresholds: tuple[float, ...] = (0.05, 0.1, 0.2)
-    budgets: tuple[float, ...] = (0, 1, 2, 4, 8, INF)
-    cross_samples: int | None = None  # None: the build's samples
+    budgets: tuple[float, ...] = (0, 1, 2, 4, INF)
+    cross_samples: int = 2  # answers per prompt per cross-sampling setting
     version: str = "v1.0.0"
     seed: int = 0
 
