@@ -2,6 +2,7 @@
 
 import json
 import shlex
+import shutil
 
 import pyarrow.parquet as pq
 import pytest
@@ -157,3 +158,23 @@ def test_sharded_builds_merge_into_the_single_process_build(tmp_path, pair, gsm8
     second = json.loads((merged / "manifest.json").read_text())
     assert first["tables"] == second["tables"]  # the same parts, byte for byte
     assert second["config"]["shard"] == "0/1" and "--shard" not in shlex.split(second["command"])
+
+
+def test_cross_sampled_shards_merge_like_the_straight_build(tmp_path, pair, gsm8k, straight):
+    from tokenshift.builders.cross_sample import CrossSampleConfig, run_cross_sample
+    from tokenshift.builders.merge import merge_builds
+
+    settings = dict(thresholds=(0.05,), budgets=(0.0, 2.0), direction="forward", samples=1)
+    whole = tmp_path / "whole"
+    shutil.copytree(straight, whole)
+    run_cross_sample(CrossSampleConfig(out=str(whole), **settings), progress=False)
+    shards = []
+    for index in (0, 1):
+        out = tmp_path / f"cs{index}"
+        run_build(_config(out, pair, gsm8k, shard=f"{index}/2"), progress=False)
+        run_cross_sample(CrossSampleConfig(out=str(out), **settings), progress=False)
+        shards.append(out)
+    merged = merge_builds(shards, tmp_path / "merged")
+    key = [("cross_id", "ascending")]
+    assert pq.read_table(merged / "cross_samples").sort_by(key).equals(
+        pq.read_table(whole / "cross_samples").sort_by(key))
