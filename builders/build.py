@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import shlex
 import shutil
@@ -103,6 +104,8 @@ def validate_config(config: BuildConfig) -> None:
             raise TokenshiftError(message)
     models.check_device(config.device)
     ShardSpec.parse(config.shard)
+    if config.engine == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise TokenshiftError("--engine vllm needs vLLM: pip install 'tokenshift[vllm]', or use --engine hf")
 
 
 def model_specs(config: BuildConfig) -> tuple[models.ModelSpec, list[models.ModelSpec]]:

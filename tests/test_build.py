@@ -178,3 +178,18 @@ def test_cross_sampled_shards_merge_like_the_straight_build(tmp_path, pair, gsm8
     key = [("cross_id", "ascending")]
     assert pq.read_table(merged / "cross_samples").sort_by(key).equals(
         pq.read_table(whole / "cross_samples").sort_by(key))
+
+
+def test_vllm_engine(tmp_path, pair, gsm8k):
+    """Without vLLM installed: a one-line error naming the extra; with it: the same tables, engine 'vllm'."""
+    import importlib.util
+
+    config = _config(tmp_path / "v", pair, gsm8k, engine="vllm", limit=2, samples=1)
+    if importlib.util.find_spec("vllm") is None:
+        with pytest.raises(TokenshiftError, match=r"pip install 'tokenshift\[vllm\]'"):
+            run_build(config, progress=False)
+        assert not (tmp_path / "v").exists()
+        return
+    out = run_build(config, progress=False)
+    gens = pq.read_table(out / "generations").to_pandas()
+    assert set(gens.engine) == {"vllm"} and len(pq.read_table(out / "tokens")) == gens.n_tokens.sum() * 2
