@@ -217,6 +217,27 @@ def head_logits(model, hidden: torch.Tensor, vocab_size: int,
     return logits
 
 
+def rows_stats(base, rls: dict[str, object], hidden_b: torch.Tensor, hidden_r: dict[str, torch.Tensor],
+               targets: torch.Tensor, vocab_size: int, config: ScoreConfig) -> dict[str, dict[str, torch.Tensor]]:
+    """Statistics of rows of final hidden states (row i predicts targets[i]), chunk by chunk.
+
+    The output heads write into one reused logits buffer; only the reduced statistics are kept.
+    """
+    device = hidden_b.device
+    chunk = min(config.chunk_for(vocab_size), max(len(targets), 1))
+    logits = torch.empty(2, chunk, vocab_size, dtype=hidden_b.dtype, device=device)  # reused
+    parts: dict[str, list[dict[str, torch.Tensor]]] = {name: [] for name in rls}
+    for lo in range(0, len(targets), chunk):
+        hi = min(lo + chunk, len(targets))
+        logits_b = head_logits(base, hidden_b[lo:hi], vocab_size, logits[0, :hi - lo])
+        for name, model in rls.items():
+            logits_r = head_logits(model, hidden_r[name][lo:hi], vocab_size, logits[1, :hi - lo])
+            stats = pair_stats(logits_b, logits_r, targets[lo:hi], config.top_k)
+            parts[name].append({k: v.cpu() for k, v in stats.items()})
+    return {name: {k: torch.cat([p[k] for p in chunks]) for k in chunks[0]}
+            for name, chunks in parts.items() if chunks}
+
+
 @torch.inference_mode()
 def score_pair(base, rls: dict[str, object], prompt_ids: list[int], response_ids: list[int],
                vocab_size: int, config: ScoreConfig = ScoreConfig()) -> dict[str, dict[str, torch.Tensor]]:
@@ -226,20 +247,7 @@ def score_pair(base, rls: dict[str, object], prompt_ids: list[int], response_ids
     """
     device = next(base.parameters()).device
     ids = torch.tensor(list(prompt_ids) + list(response_ids), dtype=torch.long, device=device)
-    targets = ids[len(prompt_ids):]
-    start = len(prompt_ids) - 1  # logits at index i predict token i + 1
-    hidden_b = final_hidden_states(base, ids)
-    hidden_r = {name: final_hidden_states(model, ids) for name, model in rls.items()}
-    chunk = min(config.chunk_for(vocab_size), max(len(response_ids), 1))
-    logits = torch.empty(2, chunk, vocab_size, dtype=hidden_b.dtype, device=device)  # reused
-    parts: dict[str, list[dict[str, torch.Tensor]]] = {name: [] for name in rls}
-    for lo in range(0, len(response_ids), chunk):
-        hi = min(lo + chunk, len(response_ids))
-        logits_b = head_logits(base, hidden_b[start + lo:start + hi], vocab_size, logits[0, :hi - lo])
-        for name, model in rls.items():
-            logits_r = head_logits(model, hidden_r[name][start + lo:start + hi], vocab_size,
-                                   logits[1, :hi - lo])
-            stats = pair_stats(logits_b, logits_r, targets[lo:hi], config.top_k)
-            parts[name].append({k: v.cpu() for k, v in stats.items()})
-    return {name: {k: torch.cat([p[k] for p in chunks]) for k in chunks[0]}
-            for name, chunks in parts.items() if chunks}
+    rows = slice(len(prompt_ids) - 1, len(ids) - 1)  # logits at index i predict token i + 1
+    hidden_b = final_hidden_states(base, ids)[rows]
+    hidden_r = {name: final_hidden_states(model, ids)[rows] for name, model in rls.items()}
+    return rows_stats(base, rls, hidden_b, hidden_r, ids[len(prompt_ids):], vocab_size, config)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from tokenshift.builders.score import ScoreConfig, head_logits, pair_stats
+from tokenshift.builders.score import ScoreConfig, rows_stats
 
 
 def answer_batches(lengths: list[int], max_batch_tokens: int) -> list[range]:
@@ -57,17 +57,8 @@ def score_answers(base, rls: dict[str, object], answers: list[tuple[list[int], l
         targets = torch.tensor(targets, dtype=torch.long, device=device)
         hidden_b = _hidden(base, ids)[rows]
         hidden_r = {name: _hidden(model, ids)[rows] for name, model in rls.items()}
-        chunk = config.chunk_for(vocab_size)
-        parts: dict[str, list[dict[str, torch.Tensor]]] = {name: [] for name in rls}
-        for lo in range(0, len(rows), chunk):
-            hi = min(lo + chunk, len(rows))
-            logits_b = head_logits(base, hidden_b[lo:hi], vocab_size)
-            for name, model in rls.items():
-                logits_r = head_logits(model, hidden_r[name][lo:hi], vocab_size)
-                stats = pair_stats(logits_b, logits_r, targets[lo:hi], config.top_k)
-                parts[name].append({k: v.cpu() for k, v in stats.items()})
-        for name, chunks in parts.items():
-            joined = {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
+        joined_by_model = rows_stats(base, rls, hidden_b, hidden_r, targets, vocab_size, config)
+        for name, joined in joined_by_model.items():
             for i, piece in zip(members, zip(*(joined[k].split(sizes) for k in joined))):
                 results[i][name] = dict(zip(joined, piece))
     return results
