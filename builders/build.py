@@ -204,6 +204,7 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
     for k, rows in todo:
         shard_problems = [problems[i] for i in rows]
         shard_prompts = [prompt_texts[i] for i in rows]
+        shard_prompt_ids = [_prompt_ids(tokenizer, t) for t in shard_prompts]
         if not is_done(out, "prompts", k):
             write_parquet(to_arrow("prompts", [
                 {"problem_id": p.problem_id, "benchmark": p.benchmark, "question": p.question,
@@ -212,7 +213,7 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
             mark_done(out, "prompts", k)
         pair.load(config)
         if not is_done(out, "generations", k):
-            table, response_ids = _generations(config, pair, k, shard_problems, shard_prompts, progress)
+            table, response_ids = _generations(config, pair, k, shard_problems, shard_prompt_ids, progress)
             write_parquet(response_ids, out / WORK_DIR / "response_ids" / part_name(k))
             write_parquet(table, out / "generations" / part_name(k))
             mark_done(out, "generations", k)
@@ -221,7 +222,7 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
         response_ids = pq.read_table(out / WORK_DIR / "response_ids" / part_name(k)).column("token_ids")
         for gen, ids in zip(generations, response_ids.to_pylist()):
             gen["token_ids"] = ids
-        write_parquet(_tokens(config, pair, generations, shard_prompts, shard_problems, progress),
+        write_parquet(_tokens(config, pair, generations, shard_prompt_ids, shard_problems, progress),
                       out / "tokens" / part_name(k))
         mark_done(out, "tokens", k)
         bar.update(1)
@@ -234,7 +235,7 @@ def _prompt_ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def _generations(config: BuildConfig, pair: _Pair, shard: int, problems, prompt_texts,
+def _generations(config: BuildConfig, pair: _Pair, shard: int, problems, prompt_ids: list[list[int]],
                  progress: bool) -> tuple[pa.Table, pa.Table]:
     """Sample every model on the shard's prompts and grade the answers.
 
@@ -242,7 +243,6 @@ def _generations(config: BuildConfig, pair: _Pair, shard: int, problems, prompt_
     scoring never re-tokenises decoded text).
     """
     tokenizer = pair.tokenizer
-    prompt_ids = [_prompt_ids(tokenizer, t) for t in prompt_texts]
     sampling = generate.SamplingConfig(config.max_new_tokens, config.temperature, config.top_p,
                                        config.batch_size)
     rows = []
@@ -279,12 +279,13 @@ def _generations(config: BuildConfig, pair: _Pair, shard: int, problems, prompt_
     return to_arrow("generations", rows), token_ids
 
 
-def _tokens(config: BuildConfig, pair: _Pair, generations: list[dict], prompt_texts, problems,
-            progress: bool) -> pa.Table:
+def _tokens(config: BuildConfig, pair: _Pair, generations: list[dict], prompt_ids: list[list[int]],
+            problems, progress: bool) -> pa.Table:
     """Score every generation of a shard against every RL model; one row per (generation, rl, position)."""
     tokenizer = pair.tokenizer
     vocab = len(tokenizer)
-    prompt_of = {p.problem_id: _prompt_ids(tokenizer, t) for p, t in zip(problems, prompt_texts)}
+    prompt_of = {p.problem_id: ids for p, ids in zip(problems, prompt_ids)}
+    token_text = {t: tokenizer.decode([t]) for t in {t for g in generations for t in g["token_ids"]}}
     score_config = score.ScoreConfig(top_k=config.top_k_candidates,
                                      memory_budget_mb=config.score_memory_mb)
     columns: dict[str, list] = {f.name: [] for f in TABLE_FIELDS["tokens"]}
@@ -295,19 +296,19 @@ def _tokens(config: BuildConfig, pair: _Pair, generations: list[dict], prompt_te
                                [(prompt_of[g["problem_id"]], g["token_ids"]) for g in group], vocab,
                                score_config, max_batch_tokens=config.score_batch_tokens)
         for gen, stats in zip(group, scored):
-            _append_token_rows(columns, gen, stats, tokenizer)
+            _append_token_rows(columns, gen, stats, token_text)
         bar.update(len(group))
     bar.close()
     return _tokens_table(columns)
 
 
-def _append_token_rows(columns: dict[str, list], gen: dict, stats: dict, tokenizer) -> None:
+def _append_token_rows(columns: dict[str, list], gen: dict, stats: dict, token_text: dict[int, str]) -> None:
     """Add one answer's rows (one block per RL model) to the column lists of the tokens table."""
     response = gen["token_ids"]
     n = len(response)
     positions = np.arange(n, dtype=np.int32)
     rel = (positions / max(n - 1, 1)).astype(np.float32)
-    texts = np.asarray([_token_text(tokenizer, t) for t in response], dtype=object)
+    texts = np.asarray([token_text[t] for t in response], dtype=object)
     for rl_name, s in stats.items():
         columns["generation_id"].append(np.full(n, gen["generation_id"], dtype=object))
         columns["sampler"].append(np.full(n, gen["sampler"], dtype=object))
@@ -318,16 +319,6 @@ def _append_token_rows(columns: dict[str, list], gen: dict, stats: dict, tokeniz
         columns["token"].append(texts)
         for key, value in s.items():
             columns[key].append(value.numpy())
-
-
-_TOKEN_TEXT: dict[tuple[int, int], str] = {}
-
-
-def _token_text(tokenizer, token_id: int) -> str:
-    key = (id(tokenizer), token_id)
-    if key not in _TOKEN_TEXT:
-        _TOKEN_TEXT[key] = tokenizer.decode([token_id])
-    return _TOKEN_TEXT[key]
 
 
 def _tokens_table(columns: dict[str, list]) -> pa.Table:
