@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from tokenshift.builders import benchmarks, generate, grade, manifest, models, prompts, score
+from tokenshift.builders import benchmarks, executor, generate, grade, manifest, models, prompts, score
 from tokenshift.builders.score_batch import score_answers
 from tokenshift.builders.shards import (WORK_DIR, ShardSpec, derive_seed, is_done, mark_done,
                                         part_name, shard_ranges)
@@ -59,10 +59,22 @@ class BuildConfig:
     score_batch_tokens: int = 8192
     grade_timeout_s: float = 30.0
     trust_remote_code: bool = False
+    ray: str | None = None  # None: this process; else a Ray address ("local": ray.init()'s default)
+    ray_workers: int | None = None  # None: one per GPU (cuda) or per CPU of the cluster
 
     def identity(self) -> dict:
         """The fields that decide the tables (a resumed or re-run build must match them)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "out"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in EXECUTION_FIELDS}
+
+    def placement(self) -> executor.RayPlacement | None:
+        """Where the shards run: None for this process, else the Ray actor pool."""
+        if self.ray is None:
+            return None
+        cuda = self.device.startswith("cuda")
+        return executor.RayPlacement(self.ray, self.ray_workers, 1.0 if cuda else 0.0)
+
+
+EXECUTION_FIELDS = ("out", "ray", "ray_workers")  # where a build runs, not what it contains
 
 
 @dataclass
@@ -106,6 +118,10 @@ def validate_config(config: BuildConfig) -> None:
     ShardSpec.parse(config.shard)
     if config.engine == "vllm" and importlib.util.find_spec("vllm") is None:
         raise TokenshiftError("--engine vllm needs vLLM: pip install 'tokenshift[vllm]', or use --engine hf")
+    if config.ray is not None:
+        executor.check_ray_installed()
+        if config.ray_workers is not None and config.ray_workers < 1:
+            raise TokenshiftError(f"--ray-workers must be >= 1 (got {config.ray_workers})")
 
 
 def model_specs(config: BuildConfig) -> tuple[models.ModelSpec, list[models.ModelSpec]]:
@@ -169,6 +185,8 @@ def command_line(config: BuildConfig) -> str:
                 parts += ["--rl", arg]
         elif f.name == "use_chat_template":
             parts.append("--no-chat-template")
+        elif f.name == "ray" and value == executor.LOCAL:
+            parts.append("--ray")
         elif isinstance(value, bool):
             parts.append(flag)
         else:
@@ -198,13 +216,39 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
     manifest.write_json_atomic(out / WORK_DIR / CONFIG_FILE, config.identity())
 
     spec = ShardSpec.parse(config.shard)
-    shards = [(k, r) for k, r in enumerate(shard_ranges(len(problems), config.shard_size)) if spec.owns(k)]
-    todo = [(k, r) for k, r in shards if not is_done(out, "tokens", k)]
-    bar = tqdm(total=len(todo), desc="shards", unit="shard", disable=not progress)
-    for k, rows in todo:
-        shard_problems = [problems[i] for i in rows]
-        shard_prompts = [prompt_texts[i] for i in rows]
-        shard_prompt_ids = [_prompt_ids(tokenizer, t) for t in shard_prompts]
+    todo = [k for k, _ in enumerate(shard_ranges(len(problems), config.shard_size))
+            if spec.owns(k) and not is_done(out, "tokens", k)]
+    job = BuildShards(config, problems, prompt_texts, pair, progress=progress and config.ray is None)
+    executor.run_shards(job, todo, config.placement(), progress, "shards")
+    _write_manifest(out, config, pair, started_at, progress)
+    return out
+
+
+@dataclass
+class BuildShards:
+    """One shard of a build: prompts part, then graded generations, then scored tokens, each marked done.
+
+    Picklable before `setup()`, so a Ray actor can receive it and load the models itself.
+    """
+
+    config: BuildConfig
+    problems: list
+    prompt_texts: list[str]
+    pair: _Pair  # models not loaded yet: each process loads them on its first shard
+    progress: bool = False
+
+    def setup(self) -> None:
+        out = Path(self.config.out)
+        if not (out / WORK_DIR / CONFIG_FILE).is_file():
+            raise TokenshiftError(f"{out} is not visible to this worker: on a cluster --out must be a "
+                                  "directory every node mounts at the same path (e.g. NFS)")
+
+    def __call__(self, k: int) -> None:
+        config, out, pair = self.config, Path(self.config.out), self.pair
+        rows = shard_ranges(len(self.problems), config.shard_size)[k]
+        shard_problems = [self.problems[i] for i in rows]
+        shard_prompts = [self.prompt_texts[i] for i in rows]
+        shard_prompt_ids = [_prompt_ids(pair.tokenizer, t) for t in shard_prompts]
         if not is_done(out, "prompts", k):
             write_parquet(to_arrow("prompts", [
                 {"problem_id": p.problem_id, "benchmark": p.benchmark, "question": p.question,
@@ -213,7 +257,7 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
             mark_done(out, "prompts", k)
         pair.load(config)
         if not is_done(out, "generations", k):
-            table, response_ids = _generations(config, pair, k, shard_problems, shard_prompt_ids, progress)
+            table, response_ids = _generations(config, pair, k, shard_problems, shard_prompt_ids, self.progress)
             write_parquet(response_ids, out / WORK_DIR / "response_ids" / part_name(k))
             write_parquet(table, out / "generations" / part_name(k))
             mark_done(out, "generations", k)
@@ -222,13 +266,9 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
         response_ids = pq.read_table(out / WORK_DIR / "response_ids" / part_name(k)).column("token_ids")
         for gen, ids in zip(generations, response_ids.to_pylist()):
             gen["token_ids"] = ids
-        write_parquet(_tokens(config, pair, generations, shard_prompt_ids, shard_problems, progress),
+        write_parquet(_tokens(config, pair, generations, shard_prompt_ids, shard_problems, self.progress),
                       out / "tokens" / part_name(k))
         mark_done(out, "tokens", k)
-        bar.update(1)
-    bar.close()
-    _write_manifest(out, config, pair, started_at, progress)
-    return out
 
 
 def _prompt_ids(tokenizer, text: str) -> list[int]:

@@ -44,6 +44,12 @@ from tokenshift.builders.prompts import DEFAULT_INSTRUCTION
 @click.option("--score-batch-tokens", type=int, default=8192, show_default=True,
               help="Padded tokens per batched decoder pass when scoring (answers longer run alone).")
 @click.option("--trust-remote-code", is_flag=True, help="Run model code from the checkpoint (off by default).")
+@click.option("--ray", "ray", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Run the shards on a Ray cluster (Ray Data actors, one per GPU): ADDRESS as for ray.init "
+                   "(auto, HOST:PORT, ray://HOST:PORT); bare --ray: RAY_ADDRESS or a new local instance. "
+                   "--out must be on a filesystem every node mounts.")
+@click.option("--ray-workers", type=int, default=None, metavar="N",
+              help="Ray actors (default: one per GPU with --device cuda, else one per CPU).")
 @click.option("--overwrite", is_flag=True, help="Replace a finished build in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def build(overwrite: bool, quiet: bool, no_chat_template: bool, rl: tuple[str, ...], **options) -> None:

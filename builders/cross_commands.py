@@ -19,13 +19,26 @@ import click
 @click.option("--seed", type=int, default=None, help="Default: the build's seed (budget 0 = the build's answers).")
 @click.option("--rl-model", default=None, help="RL model paired with base. Default: the build's first.")
 @click.option("--protocol", type=click.Choice(["threshold", "resample"]), default="threshold", show_default=True)
+@click.option("--shard", default="0/1", show_default=True, metavar="I/N",
+              help="Run only the build's prompt shards k with k % N == I (N processes may share DIR; "
+                   "the one finishing the last shard writes the manifest).")
+@click.option("--ray", "ray", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Run the shards on a Ray cluster (as for `tokenshift build --ray`).")
+@click.option("--ray-workers", type=int, default=None, metavar="N",
+              help="Ray actors (default: one per GPU for a cuda build, else one per CPU).")
 @click.option("--overwrite", is_flag=True, help="Replace cross_samples made with another config.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def cross_sample(build_dir: str, thresholds: str, budgets: str, overwrite: bool, quiet: bool, **options) -> None:
     """Swap a budget of token decisions between base and RL in a build's prompts; adds table cross_samples."""
-    from tokenshift.builders.cross_sample import CrossSampleConfig, parse_numbers, run_cross_sample
+    from tokenshift.builders.cross_sample import (CrossSampleConfig, parse_numbers, run_cross_sample,
+                                                  unfinished_shards)
 
     config = CrossSampleConfig(out=build_dir, thresholds=parse_numbers(thresholds, "--thresholds"),
                                budgets=parse_numbers(budgets, "--budgets"), **options)
     out = run_cross_sample(config, overwrite=overwrite, progress=not quiet)
-    click.echo(f"cross_samples written to {out}")
+    remaining = unfinished_shards(out)
+    if remaining:
+        click.echo(f"cross-sampled shards {config.shard} of {out}; {len(remaining)} shard(s) remain: run the "
+                   "other --shard values (the last to finish records cross_samples in the manifest)")
+    else:
+        click.echo(f"cross_samples written to {out}")

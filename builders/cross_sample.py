@@ -40,11 +40,11 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
-from tokenshift.builders import generate, grade, manifest, models
+from tokenshift.builders import executor, generate, grade, manifest, models
 from tokenshift.builders.build import BuildConfig, model_specs
 from tokenshift.builders.paired_decode import Decoded, decode_batch
 from tokenshift.builders.score import LN2
-from tokenshift.builders.shards import WORK_DIR, derive_seed, is_done, mark_done, part_name
+from tokenshift.builders.shards import WORK_DIR, ShardSpec, derive_seed, is_done, mark_done, part_name
 from tokenshift.errors import TokenshiftError
 from tokenshift.schemas.tables import to_arrow, write_parquet
 
@@ -70,6 +70,9 @@ class CrossSampleConfig:
     samples: int | None = None  # None: the build's samples
     seed: int | None = None  # None: the build's seed
     rl_model: str | None = None  # None: the build's first RL model
+    shard: str = "0/1"  # run only the build's prompt shards k with k % N == I
+    ray: str | None = None  # None: this process; else a Ray address ("local": ray.init()'s default)
+    ray_workers: int | None = None
 
     def as_json(self) -> dict:
         """The fields as JSON values (JSON has no infinity: inf is written as the string 'inf')."""
@@ -77,7 +80,10 @@ class CrossSampleConfig:
 
     def identity(self) -> dict:
         """The fields that decide the table (a resumed or re-run cross-sampling must match them)."""
-        return {k: v for k, v in self.as_json().items() if k != "out"}
+        return {k: v for k, v in self.as_json().items() if k not in EXECUTION_FIELDS}
+
+
+EXECUTION_FIELDS = ("out", "shard", "ray", "ray_workers")  # which process runs which shard, not what it holds
 
 
 def _json_value(value):
@@ -118,6 +124,8 @@ def validate_config(config: CrossSampleConfig) -> None:
         (all(b >= 0 for b in config.budgets),
          f"--budgets must be >= 0 (got {', '.join(_fmt(b) for b in config.budgets if b < 0)})"),
         (config.samples is None or config.samples >= 1, f"--samples must be >= 1 (got {config.samples})"),
+        (config.ray_workers is None or config.ray_workers >= 1,
+         f"--ray-workers must be >= 1 (got {config.ray_workers})"),
     ]
     if config.protocol == "threshold":
         checks += [
@@ -140,6 +148,9 @@ def validate_config(config: CrossSampleConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise TokenshiftError(message)
+    ShardSpec.parse(config.shard)
+    if config.ray is not None:
+        executor.check_ray_installed()
 
 
 def _fmt(x: float) -> str:
@@ -181,7 +192,7 @@ def _previous_identity(out: Path, build: dict) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     recorded = build.get("cross_sampling")
     if recorded:
-        return {k: v for k, v in recorded.items() if k != "out"}
+        return {k: v for k, v in recorded.items() if k not in EXECUTION_FIELDS}
     return {} if (out / TABLE).is_dir() else None
 
 
@@ -239,21 +250,31 @@ def _build_config(build: dict) -> BuildConfig:
     return BuildConfig(**{**cfg, "rl": tuple(cfg.get("rl") or ())})
 
 
-def load_run(config: CrossSampleConfig, build: dict, progress: bool) -> Run:
-    """Load base, the chosen RL model and the tokenizer; refuse checkpoints changed since the build."""
-    bconfig = _build_config(build)
-    base_spec, rl_specs = model_specs(bconfig)
+def _pair_specs(config: CrossSampleConfig, build: dict) -> tuple[models.ModelSpec, models.ModelSpec]:
+    """Specs of base and the chosen RL model, from the build's config."""
+    base_spec, rl_specs = model_specs(_build_config(build))
     rl_spec = next((s for s in rl_specs if s.name == config.rl_model), None)
     if rl_spec is None:
         raise TokenshiftError(f"--rl-model {config.rl_model!r} is in the manifest but not in the build "
                               f"config's --rl list ({', '.join(s.name for s in rl_specs)})")
+    return base_spec, rl_spec
+
+
+def check_checkpoints(config: CrossSampleConfig, build: dict) -> None:
+    """Refuse checkpoints changed since the build (their content hash differs from the manifest's)."""
     recorded = {"base": build["models"]["base"], **{m["name"]: m for m in build["models"]["rl"]}}
-    for spec in (base_spec, rl_spec):
+    for spec in _pair_specs(config, build):
         want = recorded.get(spec.name, {}).get("sha256")
         have = models.describe(spec).sha256
         if want and have and want != have:
             raise TokenshiftError(f"model {spec.name} at {spec.source} changed since the build (sha256 "
                                   f"{have[:12]} != {want[:12]}): cross-sample with the build's checkpoints")
+
+
+def load_run(config: CrossSampleConfig, build: dict, progress: bool) -> Run:
+    """Load base, the chosen RL model and the tokenizer (checked by check_checkpoints first)."""
+    bconfig = _build_config(build)
+    base_spec, rl_spec = _pair_specs(config, build)
     tokenizer = models.load_tokenizer(base_spec, bconfig.trust_remote_code)
     load = lambda spec: models.load_model(spec, bconfig.device, bconfig.dtype, bconfig.trust_remote_code)
     base, rl = load(base_spec), load(rl_spec)
@@ -272,19 +293,58 @@ def run_cross_sample(config: CrossSampleConfig, overwrite: bool = False, progres
     build = load_build(out)
     config = resolve(config, build)
     check_rerun(out, build, config, overwrite)
-    run = load_run(config, build, progress)
+    check_checkpoints(config, build)
     if overwrite:
         _clear(out)
     manifest.write_json_atomic(out / WORK_DIR / CONFIG_FILE, config.identity())
+    spec = ShardSpec.parse(config.shard)
+    todo = [k for k in unfinished_shards(out) if spec.owns(k)]
+    job = CrossSampleShards(config, build, progress=progress and config.ray is None)
+    executor.run_shards(job, todo, _placement(config, build), progress, "cross-sample shards")
+    if not unfinished_shards(out):  # the run that finishes the last shard records the table
+        _update_manifest(out, config, time.time() - started_at)
+    return out
+
+
+def unfinished_shards(out: Path) -> list[int]:
+    """The build's prompt shards whose cross_samples part is not written yet."""
     shards = sorted(int(p.stem.split("-")[1]) for p in (out / "prompts").glob("part-*.parquet"))
-    todo = [k for k in shards if not is_done(out, TABLE, k)]
-    for k in tqdm(todo, desc="cross-sample shards", unit="shard", disable=not progress):
+    return [k for k in shards if not is_done(out, TABLE, k)]
+
+
+def _placement(config: CrossSampleConfig, build: dict) -> executor.RayPlacement | None:
+    if config.ray is None:
+        return None
+    cuda = str(build["config"].get("device", "cpu")).startswith("cuda")
+    return executor.RayPlacement(config.ray, config.ray_workers, 1.0 if cuda else 0.0)
+
+
+@dataclass
+class CrossSampleShards:
+    """One prompt shard's cross-sampled, graded rows, written as a part and marked done.
+
+    Picklable before `setup()`, so a Ray actor can receive it and load the pair itself.
+    """
+
+    config: CrossSampleConfig
+    build: dict
+    progress: bool = False
+    run: Run | None = None
+
+    def setup(self) -> None:
+        out = Path(self.config.out)
+        if not (out / WORK_DIR / CONFIG_FILE).is_file():
+            raise TokenshiftError(f"{out} is not visible to this worker: on a cluster DIR must be a "
+                                  "directory every node mounts at the same path (e.g. NFS)")
+        if self.run is None:
+            self.run = load_run(self.config, self.build, self.progress)
+
+    def __call__(self, k: int) -> None:
+        out = Path(self.config.out)
         prompts = pq.read_table(out / "prompts" / part_name(k)).to_pylist()
-        rows = shard_rows(run, k, prompts)
+        rows = shard_rows(self.run, k, prompts)
         write_parquet(to_arrow(TABLE, rows), out / TABLE / part_name(k))
         mark_done(out, TABLE, k)
-    _update_manifest(out, config, time.time() - started_at)
-    return out
 
 
 def _update_manifest(out: Path, config: CrossSampleConfig, seconds: float) -> None:

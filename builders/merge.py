@@ -7,17 +7,19 @@ import shutil
 from pathlib import Path
 
 from tokenshift.builders import manifest
-from tokenshift.builders.build import BuildConfig, command_line
+from tokenshift.builders.build import EXECUTION_FIELDS, BuildConfig, command_line
+from tokenshift.builders.cross_sample import EXECUTION_FIELDS as CROSS_EXECUTION_FIELDS
 from tokenshift.builders.shards import ShardSpec
 from tokenshift.errors import TokenshiftError
 from tokenshift.schemas.tables import TABLE_FIELDS
 
 _PER_RUN = ("created_at", "build_seconds", "tables", "shard", "command", "config")
+_PER_SHARD = (*EXECUTION_FIELDS, "shard")  # config fields that may differ between the shards of a build
 
 
-def _without_out(block: dict | None) -> dict | None:
-    """A config block minus its `out` (which differs per shard directory by design)."""
-    return None if block is None else {k: v for k, v in block.items() if k != "out"}
+def _cross_identity(block: dict | None) -> dict | None:
+    """A cross-sampling config minus where it ran (`out`, shard, Ray), which differ per shard by design."""
+    return None if block is None else {k: v for k, v in block.items() if k not in CROSS_EXECUTION_FIELDS}
 
 
 def merge_builds(inputs: list[Path], out: Path) -> Path:
@@ -33,15 +35,15 @@ def merge_builds(inputs: list[Path], out: Path) -> Path:
                                   "finish it with the same `tokenshift build --shard` command")
         manifests.append(manifest.read_manifest(path))
     first = manifests[0]
-    identity = {k: v for k, v in first["config"].items() if k not in ("out", "shard")}
+    identity = {k: v for k, v in first["config"].items() if k not in _PER_SHARD}
     specs = []
     for path, m in zip(inputs, manifests):
-        other = {k: v for k, v in m["config"].items() if k not in ("out", "shard")}
+        other = {k: v for k, v in m["config"].items() if k not in _PER_SHARD}
         if other != identity:
             key = next(k for k in sorted(set(other) | set(identity)) if other.get(k) != identity.get(k))
             raise TokenshiftError(f"{path} was built with another config ({key}: {identity.get(key)!r} "
                                   f"vs {other.get(key)!r}): merge only shards of one build")
-        if _without_out(m.get("cross_sampling")) != _without_out(first.get("cross_sampling")):
+        if _cross_identity(m.get("cross_sampling")) != _cross_identity(first.get("cross_sampling")):
             raise TokenshiftError(f"{path} has another cross-sampling config: merge only shards "
                                   "cross-sampled with the same command")
         specs.append(ShardSpec.parse(m["config"]["shard"]))
@@ -68,10 +70,11 @@ def merge_builds(inputs: list[Path], out: Path) -> Path:
         (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, tmp / rel)
     config = BuildConfig(**{**first["config"], "rl": tuple(first["config"]["rl"]), "out": str(out),
-                            "shard": "0/1"})
+                            "shard": "0/1", "ray": None, "ray_workers": None})
     merged = {k: v for k, v in first.items() if k not in _PER_RUN}
     if first.get("cross_sampling") is not None:
-        merged["cross_sampling"] = {**first["cross_sampling"], "out": str(out)}
+        merged["cross_sampling"] = {**first["cross_sampling"], "out": str(out), "shard": "0/1", "ray": None,
+                                    "ray_workers": None}
     merged.update({
         "created_at": max(m["created_at"] for m in manifests),
         "command": command_line(config),

@@ -262,6 +262,28 @@ def test_resume_after_interruption_equals_straight_run(tmp_path, build, crossed,
     assert tables(out) == tables(crossed)
 
 
+def test_shard_processes_sharing_dir_equal_straight_run(tmp_path, build, crossed, thresholds):
+    """--shard 0/2 and 1/2 on one DIR (as N processes would): the last one records the whole table."""
+    from tokenshift.cli import cli
+
+    out = tmp_path / "b"
+    shutil.copytree(build, out)
+    args = ["cross-sample", str(out), "--quiet", "--thresholds", ",".join(map(str, thresholds)),
+            "--budgets", "0,1,2,inf"]
+    first = CliRunner().invoke(cli, [*args, "--shard", "1/2"])
+    assert first.exit_code == 0, first.output
+    assert "1 shard(s) remain" in first.output
+    assert sorted(p.name for p in (out / "cross_samples").iterdir()) == ["part-00001.parquet"]
+    assert "cross_sampling" not in json.loads((out / "manifest.json").read_text())
+    second = CliRunner().invoke(cli, [*args, "--shard", "0/2"])
+    assert second.exit_code == 0 and "cross_samples written to" in second.output, second.output
+    assert _table(out, "cross_samples").equals(_table(crossed, "cross_samples"))
+    recorded = json.loads((out / "manifest.json").read_text())
+    assert recorded["tables"]["cross_samples"] == json.loads((crossed / "manifest.json").read_text())[
+        "tables"]["cross_samples"]
+    assert recorded["cross_sampling"]["shard"] == "0/2"
+
+
 def test_fraction_budget_is_a_fixed_cap_per_answer():
     config = cs.CrossSampleConfig(out="x", budgets=(0, 0.05, 0.1, 0.25, math.inf), budget_unit="fraction")
     cs.validate_config(config)

@@ -1,0 +1,132 @@
+"""Run a step's shards in this process or on a Ray cluster: one per-shard job, only placement differs.
+
+A job is a picklable object with `setup()` (load models once) and `__call__(shard)` (compute the
+shard, write its parquet parts, then its marker). Locally the shards run in order; on Ray they
+are the rows of a Ray Data dataset mapped by a pool of stateful actors (`map_batches` with one
+shard per batch), one actor per GPU (or per `cpus_per_worker` CPUs), each holding the loaded
+models. The output therefore does not depend on where a shard ran.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from tqdm.auto import tqdm
+
+from tokenshift.errors import TokenshiftError
+
+LOCAL = "local"  # `--ray` without an address: ray.init()'s default (RAY_ADDRESS, else a new local instance)
+
+
+class ShardJob(Protocol):
+    def setup(self) -> None: ...
+
+    def __call__(self, shard: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class RayPlacement:
+    """Where a job's shards run on Ray: the cluster address and the actor pool's shape."""
+
+    address: str = LOCAL
+    workers: int | None = None  # None: one per GPU (cuda) or per cpus_per_worker CPUs
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+
+
+def run_shards(job: ShardJob, shards: list[int], ray: RayPlacement | None, progress: bool, desc: str) -> None:
+    """Run `job` on every shard, here (ray None) or on the Ray cluster `ray` describes."""
+    if not shards:
+        return
+    if ray is None:
+        job.setup()
+        for shard in tqdm(shards, desc=desc, unit="shard", disable=not progress):
+            job(shard)
+    else:
+        _run_on_ray(job, shards, ray, progress, desc)
+
+
+def check_ray_installed() -> None:
+    if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.data") is None:
+        raise TokenshiftError("--ray needs Ray Data: pip install 'tokenshift[ray]', or run without --ray")
+
+
+class _ShardActor:
+    """A Ray Data map_batches worker: sets the job up on its first batch, then computes the shards it
+    is handed. A TokenshiftError (bad input, with its fix) comes back as data, so the driver can print
+    it as the one line it is; anything else propagates as a Ray error with its traceback."""
+
+    def __init__(self, job: ShardJob, threads: int):
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self.job, self.ready = job, False
+
+    def __call__(self, batch: dict) -> dict:
+        errors = []
+        for shard in batch["shard"]:
+            try:
+                if not self.ready:
+                    self.job.setup()
+                    self.ready = True
+                self.job(int(shard))
+                errors.append("")
+            except TokenshiftError as error:
+                errors.append(str(error) or type(error).__name__)
+        return {"shard": batch["shard"], "error": errors}
+
+
+def _run_on_ray(job: ShardJob, shards: list[int], placement: RayPlacement, progress: bool, desc: str) -> None:
+    check_ray_installed()
+    import ray
+    import ray.data
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        address = None if placement.address == LOCAL else placement.address
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            raise TokenshiftError(f"cannot connect to the Ray cluster at {placement.address!r} "
+                                  f"({str(error).splitlines()[0][:200]}): start one with `ray start --head` "
+                                  "or pass --ray without an address for a local instance") from None
+    try:
+        workers = min(_workers(placement, ray.cluster_resources()), len(shards))
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        dataset = ray.data.from_items([{"shard": k} for k in shards], override_num_blocks=len(shards))
+        mapped = dataset.map_batches(
+            _ShardActor, fn_constructor_args=(job, max(1, int(placement.cpus_per_worker))),
+            batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
+            num_gpus=placement.gpus_per_worker, num_cpus=placement.cpus_per_worker)
+        bar = tqdm(total=len(shards), desc=f"{desc} (ray, {workers} workers)", unit="shard",
+                   disable=not progress)
+        try:
+            for row in mapped.iter_rows():
+                if row["error"]:
+                    raise TokenshiftError(row["error"])
+                bar.update(1)
+        finally:
+            bar.close()
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _workers(placement: RayPlacement, resources: dict) -> int:
+    """The actor pool size: as asked, else as many as the cluster's GPUs (or CPUs) allow."""
+    if placement.workers is not None:
+        if placement.workers < 1:
+            raise TokenshiftError(f"--ray-workers must be >= 1 (got {placement.workers})")
+        return placement.workers
+    if placement.gpus_per_worker:
+        gpus = int(resources.get("GPU", 0) // placement.gpus_per_worker)
+        if gpus < 1:
+            raise TokenshiftError("--device cuda with --ray but the Ray cluster has no GPU: "
+                                  "add GPU nodes, or use --device cpu")
+        return gpus
+    return max(1, int(resources.get("CPU", 1) // placement.cpus_per_worker))
