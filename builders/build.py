@@ -114,7 +114,7 @@ def validate_config(config: BuildConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise TokenshiftError(message)
-    models.check_device(config.device)
+    models.check_device(config.device, here=config.ray is None)  # on Ray, the workers' GPUs count
     ShardSpec.parse(config.shard)
     if config.engine == "vllm" and importlib.util.find_spec("vllm") is None:
         raise TokenshiftError("--engine vllm needs vLLM: pip install 'tokenshift[vllm]', or use --engine hf")
@@ -122,6 +122,9 @@ def validate_config(config: BuildConfig) -> None:
         executor.check_ray_installed()
         if config.ray_workers is not None and config.ray_workers < 1:
             raise TokenshiftError(f"--ray-workers must be >= 1 (got {config.ray_workers})")
+        if config.device.startswith("cuda:"):
+            raise TokenshiftError(f"--device {config.device} with --ray: use --device cuda "
+                                  "(Ray gives each worker its own GPU)")
 
 
 def model_specs(config: BuildConfig) -> tuple[models.ModelSpec, list[models.ModelSpec]]:

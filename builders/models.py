@@ -89,14 +89,20 @@ def load_model(spec: ModelSpec, device: str = "cpu", dtype: str = "float32",
     return model.to(device).eval()
 
 
-def check_device(device: str) -> None:
+def check_device(device: str, here: bool = True) -> None:
+    """A known device name, and (here=True) one this process can use."""
     import torch
 
-    if device == "cuda" and not torch.cuda.is_available():
-        raise TokenshiftError("--device cuda was asked but no CUDA GPU is available: "
-                              "use --device cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+    cuda = device == "cuda" or device.startswith("cuda:")
+    if not cuda and device != "cpu":
         raise TokenshiftError(f"unknown device {device!r}: use cpu or cuda")
+    if here and cuda and not torch.cuda.is_available():
+        raise TokenshiftError(f"--device {device} was asked but no CUDA GPU is available: use --device cpu")
+    if here and device.startswith("cuda:"):
+        index = device.split(":", 1)[1]
+        if not index.isdigit() or int(index) >= torch.cuda.device_count():
+            raise TokenshiftError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s) "
+                                  "numbered from 0: use --device cuda or cuda:N with N below that")
 
 
 def describe(spec: ModelSpec) -> ModelInfo:

@@ -106,6 +106,8 @@ def test_finished_build_is_not_overwritten_and_config_change_refused(tmp_path, p
     (["--samples", "0"], "--samples must be >= 1"),
     (["--base", "/does/not/exist"], "model path /does/not/exist does not exist"),
     (["--device", "cuda"], "no CUDA GPU is available"),
+    (["--device", "cuda:1"], "--device cuda:1 was asked but no CUDA GPU is available"),
+    (["--device", "tpu"], "unknown device 'tpu': use cpu or cuda"),
 ])
 def test_bad_input_is_one_line_error_and_writes_nothing(tmp_path, pair, gsm8k, args, message):
     from tokenshift.cli import cli

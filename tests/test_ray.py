@@ -127,6 +127,8 @@ def test_ray_flags_are_checked_before_anything_is_written(config, tmp_path, monk
                   "--benchmark", config.benchmark, "--ray"]
     result = CliRunner().invoke(cli, [*base_flags, "--ray-workers", "0"])
     assert result.exit_code == 2 and "--ray-workers must be >= 1 (got 0)" in result.output
+    result = CliRunner().invoke(cli, [*base_flags, "--device", "cuda:1"])
+    assert result.exit_code == 2 and "use --device cuda (Ray gives each worker its own GPU)" in result.output
     real_find_spec = executor.importlib.util.find_spec
     monkeypatch.setattr(executor.importlib.util, "find_spec",
                         lambda name: None if name.startswith("ray") else real_find_spec(name))
