@@ -214,33 +214,37 @@ def plot_cross_sampling_curve(df: pd.DataFrame, params: dict[str, str]) -> plt.F
 
 
 def plot_evolution(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
-    """Headline shares (%) and mean JS (nats) across RL checkpoints, for RL- and base-sampled answers."""
+    """One small panel per headline number across RL checkpoints: RL-sampled answers (solid) and
+    base-sampled answers (dashed); answers sampled by other checkpoints are left out."""
     order = sorted(df.rl_model.unique(), key=lambda m: (pd.isna(df.loc[df.rl_model == m, "checkpoint_step"].iloc[0]),
                                                         _natural_key(m)))
     x = {m: i for i, m in enumerate(order)}
-    kind = np.where(df.sampler == "base", "base-sampled", np.where(df.sampler == df.rl_model, "RL-sampled", df.sampler))
-    df = df.assign(kind=kind)
-    fig, (left, right) = plt.subplots(1, 2, figsize=_FIGSIZE, gridspec_kw={"width_ratios": [3, 2]})
+    kinds = {"RL-sampled": df[df.sampler == df.rl_model], "base-sampled": df[df.sampler == "base"]}
     edge, top = params.get("edge_tokens", "N"), params.get("top_rank", "k")
-    metrics = [("share_over", f"tokens with {_thr(params)}"),
-               ("over_share_in_edges", f"high-JS tokens in first/last {edge}"),
-               ("over_share_in_forks", "high-JS tokens at forks"), ("rl_top1_in_base_top", f"RL top-1 in base top-{top}")]
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for kind_name, g in df.groupby("kind", sort=True):
-        g = g.assign(x=g.rl_model.map(x)).sort_values("x")
-        style, marker = ("-", "o") if kind_name == "RL-sampled" else ("--", "^")
-        for (col, label), color in zip(metrics, colors):
-            left.plot(g.x, 100 * g[col], style, marker=marker, color=color, label=f"{label} ({kind_name})")
-        right.plot(g.x, g.mean_js, style, marker=marker, color="tab:purple", label=f"mean JS ({kind_name})")
-    acc = df.drop_duplicates("rl_model").assign(x=lambda d: d.rl_model.map(x)).sort_values("x")
-    left.plot(acc.x, 100 * acc.rl_accuracy, "-", marker="s", color="black", label="RL accuracy")
-    for ax in (left, right):
-        ax.set_xticks(range(len(order)), order, rotation=20 if len(order) > 4 else 0)
-    _style(left, "Shares across checkpoints", "RL checkpoint", "percent (%)")
-    _style(right, "Mean JS across checkpoints", "RL checkpoint", "mean JS divergence (nats)")
-    _legend_below(fig, left, ncol=3)
-    right.legend(fontsize=7)
-    left.set_ylim(-2, 105)
+    panels = [("share_over", f"tokens with {_thr(params)} (%)", 100),
+              ("over_share_in_edges", f"high-JS tokens in first/last {edge} (%)", 100),
+              ("over_share_in_forks", "high-JS tokens at forks (%)", 100),
+              ("rl_top1_in_base_top", f"RL top-1 in base top-{top} (%)", 100),
+              ("mean_js", "mean JS (nats)", 1),
+              ("rl_accuracy", "RL accuracy (%)", 100)]
+    fig, axes = plt.subplots(2, 3, figsize=(_FIGSIZE[0], 6.4), sharex=True)
+    for ax, (col, title, scale) in zip(axes.flat, panels):
+        for (kind, g), style in zip(kinds.items(), ("-o", "--^")):
+            if col == "rl_accuracy" and kind != "RL-sampled":
+                continue
+            g = g.assign(x=g.rl_model.map(x)).sort_values("x")
+            ax.plot(g.x, scale * g[col], style, color="black" if col == "rl_accuracy" else "tab:blue", label=kind)
+        lo, hi = ax.get_ylim()
+        if scale == 100 and hi - lo < 2:  # a near-constant share: show it within ±1 point, no offset
+            mid = (lo + hi) / 2
+            ax.set_ylim(mid - 1, mid + 1)
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.set_xticks(range(len(order)), order, rotation=20 if len(order) > 4 else 0, fontsize=8)
+    for ax in axes[1]:
+        ax.set_xlabel("RL checkpoint")
+    _legend_below(fig, axes.flat[0], ncol=2)
     fig.suptitle("Evolution of the shift over RL training", fontsize=12)
     return fig
 
