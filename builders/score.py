@@ -15,11 +15,12 @@ import torch
 
 LN2 = math.log(2.0)
 # Float32 (position, vocabulary) rows alive at once per chunk position: the two models' logits
-# (model dtype, kept for the chunk) and the seven rows of the statistics workspace (log-softmaxes,
-# probabilities, three scratch rows). On CPU the workspace covers a block of rows of about _CPU_BLOCK_BYTES at a time.
-_WORK_TENSORS = 9
-_CPU_BLOCK_BYTES = 16 * 2**20  # statistics workspace per CPU block: 4 rows at 152k, more for small vocabularies
-_MV_MIN_VOCAB = 16384  # below this, per-row BLAS calls cost more in Python overhead than they save
+# (model dtype, kept for the chunk) and the six rows of the statistics workspace (log-softmaxes,
+# probabilities, two scratch rows). On CPU the workspace covers a block of rows of about _CPU_BLOCK_BYTES at a time.
+_WORK_TENSORS = 8
+_CPU_BLOCK_BYTES = 32 * 2**20  # statistics workspace per CPU block: 9 rows at 152k, more for small vocabularies
+_PIECES_MIN_VOCAB = 16384  # below this, per-row BLAS calls cost more in Python overhead than they save
+_DOT_PIECE = 1024  # vocabulary piece of the CPU dot products (see _dots)
 _TOPK_BLOCK = 128  # vocabulary block size of the two-stage top-k
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -98,28 +99,44 @@ def _topk(logp: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return values, candidates.gather(1, where)
 
 
-def _dots(rows: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
-    """[i, j] = rows[j, i] · vector[i]: one BLAS matrix-vector product per row on CPU, no temporaries."""
-    if vector.device.type == "cpu" and len(vector) and vector.shape[-1] >= _MV_MIN_VOCAB:
-        return torch.stack([torch.mv(rows[:, i], vector[i]) for i in range(len(vector))])
-    return torch.stack([torch.einsum("iv,iv->i", plane, vector) for plane in rows], 1)
+def _dots(probs: torch.Tensor, planes: torch.Tensor) -> torch.Tensor:
+    """[i, a, b] = probs[a, i] · planes[b, i] for (a, rows, vocabulary) and (b, rows, vocabulary) arrays.
+
+    On CPU a large vocabulary is summed in pieces of _DOT_PIECE: one batched BLAS product per row,
+    then a sum over the pieces. That is faster than a BLAS dot product per pair and, unlike one
+    float32 accumulation over the whole vocabulary, about as accurate as torch's pairwise sums.
+    """
+    if probs.device.type != "cpu":
+        return torch.stack([torch.stack([torch.einsum("iv,iv->i", q, plane) for plane in planes], 1)
+                            for q in probs], 1)
+    rows, vocab = probs.shape[1:]
+    pieces = vocab // _DOT_PIECE if vocab >= _PIECES_MIN_VOCAB else 0
+    body = pieces * _DOT_PIECE
+    dots = torch.zeros(rows, len(probs), len(planes))
+    if pieces:
+        dots += torch.stack([torch.bmm(probs[:, i, :body].view(len(probs), pieces, -1).transpose(0, 1),
+                                       planes[:, i, :body].view(len(planes), pieces, -1).permute(1, 2, 0)).sum(0)
+                             for i in range(rows)])
+    if body < vocab:
+        dots += torch.bmm(probs[..., body:].transpose(0, 1), planes[..., body:].permute(1, 2, 0))
+    return dots
 
 
 def _divergences(work: torch.Tensor):
-    """Entropies, both KLs and JS, each a sum of element-wise terms (not a difference of sums).
+    """Entropies, both KLs and JS, each from sums of element-wise terms (not a difference of entropies).
 
-    `work` holds the planes lp_b, ·, ·, ·, lp_r, p_b, p_r; the three middle ones are filled here
-    so that each probability meets its three partners as one matrix: [lp_b, log(p_b/m), d] and
-    [d, log(p_r/m), lp_r], with d = lp_b - lp_r and m the mixture.
+    `work` holds the planes lp_b, u_b, u_r, lp_r, p_b, p_r; u_b = log(p_b / m) and u_r = log(p_r / m),
+    with m the mixture, are filled here, then both probabilities meet the four log planes in one
+    matrix product. JS = (p_b·u_b + p_r·u_r) / 2 and, as u_b - u_r = lp_b - lp_r,
+    KL(b‖r) = p_b·u_b - p_b·u_r and KL(r‖b) = p_r·u_r - p_r·u_b.
     """
-    lp_b, u_b, diff, u_r, lp_r, p_b, p_r = work
-    torch.sub(lp_b, lp_r, out=diff)
-    log_m = torch.lerp(p_b, p_r, 0.5, out=u_b).clamp_min_(_TINY).log_()  # tiny: log stays finite
-    torch.sub(lp_r, log_m, out=u_r)
+    lp_b, u_b, u_r, lp_r = work[:4]
+    p_b, p_r = work[4:]
+    log_m = torch.lerp(p_b, p_r, 0.5, out=u_r).clamp_min_(_TINY).log_()  # tiny: log m stays finite
     torch.sub(lp_b, log_m, out=u_b)
-    dots_b, dots_r = _dots(work[0:3], p_b), _dots(work[2:5], p_r)
-    js = 0.5 * (dots_b[:, 1] + dots_r[:, 1])
-    return -dots_b[:, 0], -dots_r[:, 2], dots_b[:, 2], -dots_r[:, 0], js
+    torch.sub(lp_r, log_m, out=u_r)
+    (bb, bu_b, bu_r, _), (_, ru_b, ru_r, rr) = _dots(work[4:], work[:4]).permute(1, 2, 0)
+    return -bb, -rr, bu_b - bu_r, ru_r - ru_b, 0.5 * (bu_b + ru_r)
 
 
 def _safe_divergences(lp_b, lp_r):
@@ -133,7 +150,7 @@ def _safe_divergences(lp_b, lp_r):
 def _block_stats(logits_b, logits_r, token_ids, top_k, workspace) -> dict[str, torch.Tensor]:
     """All statistics for one block of rows, computed in the float32 `workspace`."""
     work = workspace[:, :len(token_ids)]
-    lp_b, scratch, lp_r, p_b, p_r = work[0], work[3], work[4], work[5], work[6]
+    lp_b, scratch, lp_r, p_b, p_r = work[0], work[1], work[3], work[4], work[5]
     torch.log_softmax(logits_b, -1, dtype=torch.float32, out=lp_b)
     torch.log_softmax(logits_r, -1, dtype=torch.float32, out=lp_r)
     top_b, top_r = _topk(lp_b, top_k), _topk(lp_r, top_k)
@@ -179,8 +196,8 @@ def pair_stats(logits_base: torch.Tensor, logits_rl: torch.Tensor, token_ids: to
     float32 precision even over a 152k vocabulary.
     """
     rows, vocab = logits_base.shape
-    step = max(4, _CPU_BLOCK_BYTES // (7 * 4 * vocab)) if logits_base.device.type == "cpu" else max(rows, 1)
-    workspace = torch.empty(7, min(step, rows), vocab, device=logits_base.device)
+    step = max(4, _CPU_BLOCK_BYTES // (6 * 4 * vocab)) if logits_base.device.type == "cpu" else max(rows, 1)
+    workspace = torch.empty(6, min(step, rows), vocab, device=logits_base.device)
     blocks = [_block_stats(logits_base[lo:lo + step], logits_rl[lo:lo + step],
                            token_ids[lo:lo + step], top_k, workspace)
               for lo in range(0, max(rows, 1), step)]
