@@ -9,8 +9,10 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from tokenshift.builders import models
+from tokenshift.builders.generate import SamplingConfig, generate_hf
 from tokenshift.builders.grade import grade_answer
 from tokenshift.builders.prompts import format_prompt
 from tokenshift.errors import TokenshiftError
@@ -33,20 +35,16 @@ class EvalConfig:
 
 
 def load_model_dir(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Model and tokenizer from one self-contained directory; bad paths raise a one-line TokenshiftError."""
+    """Model and tokenizer from one self-contained directory (the builders' loaders, so the same
+    `from_pretrained` path as a real checkpoint); bad paths raise a one-line TokenshiftError."""
     path = Path(path)
     if not path.exists():
         raise TokenshiftError(f"model path {path} does not exist; {_FIX}")
-    if not path.is_dir() or not (path / "config.json").is_file():
-        raise TokenshiftError(f"{path} is not a model directory (no config.json); {_FIX}")
+    spec = models.ModelSpec(name=path.name, source=str(path))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=False, dtype=torch.float32)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise TokenshiftError(f"cannot load model from {path} ({first}); {_FIX}") from None
-    model.eval()
-    return model, tokenizer
+        return models.load_model(spec), models.load_tokenizer(spec)
+    except TokenshiftError as err:  # the builders' problem, with this command's fix
+        raise TokenshiftError(f"{str(err).rsplit(': ', 1)[0]}; {_FIX}") from None
 
 
 @contextmanager
@@ -60,24 +58,14 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-@torch.no_grad()
 def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], *,
              sample: bool, seed: int, batch_size: int, max_new_tokens: int) -> list[str]:
-    """Batched KV-cached generation; sampling is pure (T=1, top_p=1, top_k=0), else greedy."""
-    torch.manual_seed(seed)
-    decode = ({"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": 0} if sample
-              else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None})
-    texts: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        tokenizer.padding_side = "left"  # not persisted by save_pretrained: set before every batch
-        enc = tokenizer(prompts[start: start + batch_size], return_tensors="pt", padding=True,
-                        add_special_tokens=False)
-        with torch_threads(GENERATION_THREADS):
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, use_cache=True,
-                                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                                 **decode)
-        texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    return texts
+    """One answer per prompt with the build's HF sampler: pure sampling (T=1, top_p=1, no top-k) or greedy."""
+    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in prompts]
+    config = SamplingConfig(max_new_tokens, 1.0 if sample else 0.0, 1.0, batch_size)
+    with torch_threads(GENERATION_THREADS):
+        samples = generate_hf(model, tokenizer, ids, 1, seed, config)
+    return [tokenizer.decode(s.token_ids, skip_special_tokens=True) for s in samples]
 
 
 def reward(gold: str, completion: str) -> float:
