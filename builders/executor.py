@@ -96,8 +96,10 @@ def _run_on_ray(job: ShardJob, shards: list[int], placement: RayPlacement, progr
     try:
         workers = min(_workers(placement, ray.cluster_resources()), len(shards))
         context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
+        context.enable_progress_bars = False  # the shard bar below is the progress
         context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING if progress else logging.ERROR)
+        logging.getLogger("ray.data._internal.progress").addFilter(_quiet_progress_notice)
         dataset = ray.data.from_items([{"shard": k} for k in shards], override_num_blocks=len(shards))
         mapped = dataset.map_batches(
             _ShardActor, fn_constructor_args=(job, max(1, int(placement.cpus_per_worker))),
@@ -115,6 +117,11 @@ def _run_on_ray(job: ShardJob, shards: list[int], placement: RayPlacement, progr
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _quiet_progress_notice(record: logging.LogRecord) -> bool:
+    """Drop Ray Data's notice that its own progress bars are off (they are replaced, not lost)."""
+    return "Progress bars disabled" not in record.getMessage()
 
 
 def _workers(placement: RayPlacement, resources: dict) -> int:
