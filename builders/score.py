@@ -61,13 +61,17 @@ def rank_of(logp: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 def _rank(logp: torch.Tensor, value: torch.Tensor, top_values: torch.Tensor,
           scratch: torch.Tensor) -> torch.Tensor:
-    """`rank_of` for given values: counted within the top-k for rows whose value is in it."""
+    """`rank_of` for given values: counted within the top-k for rows whose value is in it.
+
+    Other rows are counted over the vocabulary; on CPU one row at a time into the same scratch row,
+    which stays in cache (a block-sized comparison array would not).
+    """
     rank = (top_values > value[:, None]).sum(-1) + 1
     outside = (value < top_values[:, -1]).nonzero()[:, 0].tolist()
-    if len(outside) == len(value):
+    if len(outside) == len(value) and logp.device.type != "cpu":
         return torch.gt(logp, value[:, None], out=scratch).sum(-1).long() + 1
     for i in outside:
-        rank[i] = torch.gt(logp[i], value[i], out=scratch[i]).sum().long() + 1
+        rank[i] = torch.gt(logp[i], value[i], out=scratch[0]).sum().long() + 1
     return rank
 
 
