@@ -119,7 +119,7 @@ def validate_config(config: BuildConfig) -> None:
     if config.engine == "vllm" and importlib.util.find_spec("vllm") is None:
         raise TokenshiftError("--engine vllm needs vLLM: pip install 'tokenshift[vllm]', or use --engine hf")
     if config.ray is not None:
-        executor.check_ray_installed()
+        executor.check_ray(config.ray)
         if config.ray_workers is not None and config.ray_workers < 1:
             raise TokenshiftError(f"--ray-workers must be >= 1 (got {config.ray_workers})")
         if config.device.startswith("cuda:"):

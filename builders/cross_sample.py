@@ -150,7 +150,7 @@ def validate_config(config: CrossSampleConfig) -> None:
             raise TokenshiftError(message)
     ShardSpec.parse(config.shard)
     if config.ray is not None:
-        executor.check_ray_installed()
+        executor.check_ray(config.ray)
 
 
 def _fmt(x: float) -> str:

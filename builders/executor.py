@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +19,7 @@ from tqdm.auto import tqdm
 
 from tokenshift.errors import TokenshiftError
 
+_CONNECT_TIMEOUT_S = 5.0
 LOCAL = "local"  # `--ray` without an address: ray.init()'s default (RAY_ADDRESS, else a new local instance)
 
 
@@ -49,9 +51,19 @@ def run_shards(job: ShardJob, shards: list[int], ray: RayPlacement | None, progr
         _run_on_ray(job, shards, ray, progress, desc)
 
 
-def check_ray_installed() -> None:
+def check_ray(address: str) -> None:
+    """Ray Data is installed and a HOST:PORT address answers (ray.init would retry for minutes)."""
     if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.data") is None:
         raise TokenshiftError("--ray needs Ray Data: pip install 'tokenshift[ray]', or run without --ray")
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # 'local', 'auto' and the like: ray.init resolves them itself, quickly
+    try:
+        socket.create_connection((host, int(port)), timeout=_CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        raise TokenshiftError(f"cannot reach the Ray cluster at {address} ({error.strerror or error}): "
+                              "check the address, start the cluster with `ray start --head`, or pass a bare "
+                              "--ray for a local instance") from None
 
 
 class _ShardActor:
@@ -80,7 +92,7 @@ class _ShardActor:
 
 
 def _run_on_ray(job: ShardJob, shards: list[int], placement: RayPlacement, progress: bool, desc: str) -> None:
-    check_ray_installed()
+    check_ray(placement.address)
     import ray
     import ray.data
 
