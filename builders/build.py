@@ -213,16 +213,16 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
     pair = _Pair(tokenizer, base_spec, rl_specs)
     prompt_texts = [prompts.format_prompt(tokenizer, p.question, config.instruction,
                                           config.use_chat_template) for p in problems]
-    if overwrite:
-        _clear_build(out)
-    (out / WORK_DIR).mkdir(parents=True, exist_ok=True)
-    manifest.write_json_atomic(out / WORK_DIR / CONFIG_FILE, config.identity())
-
-    spec = ShardSpec.parse(config.shard)
-    todo = [k for k, _ in enumerate(shard_ranges(len(problems), config.shard_size))
-            if spec.owns(k) and not is_done(out, "tokens", k)]
-    job = BuildShards(config, problems, prompt_texts, pair, progress=progress and config.ray is None)
-    executor.run_shards(job, todo, config.placement(), progress, "shards")
+    with executor.session(config.placement()):
+        if overwrite:
+            _clear_build(out)
+        (out / WORK_DIR).mkdir(parents=True, exist_ok=True)
+        manifest.write_json_atomic(out / WORK_DIR / CONFIG_FILE, config.identity())
+        spec = ShardSpec.parse(config.shard)
+        todo = [k for k, _ in enumerate(shard_ranges(len(problems), config.shard_size))
+                if spec.owns(k) and not is_done(out, "tokens", k)]
+        job = BuildShards(config, problems, prompt_texts, pair, progress=progress and config.ray is None)
+        executor.run_shards(job, todo, config.placement(), progress, "shards")
     _write_manifest(out, config, pair, started_at, progress)
     return out
 

@@ -294,13 +294,15 @@ def run_cross_sample(config: CrossSampleConfig, overwrite: bool = False, progres
     config = resolve(config, build)
     check_rerun(out, build, config, overwrite)
     check_checkpoints(config, build)
-    if overwrite:
-        _clear(out)
-    manifest.write_json_atomic(out / WORK_DIR / CONFIG_FILE, config.identity())
-    spec = ShardSpec.parse(config.shard)
-    todo = [k for k in unfinished_shards(out) if spec.owns(k)]
-    job = CrossSampleShards(config, build, progress=progress and config.ray is None)
-    executor.run_shards(job, todo, _placement(config, build), progress, "cross-sample shards")
+    placement = _placement(config, build)
+    with executor.session(placement):
+        if overwrite:
+            _clear(out)
+        manifest.write_json_atomic(out / WORK_DIR / CONFIG_FILE, config.identity())
+        spec = ShardSpec.parse(config.shard)
+        todo = [k for k in unfinished_shards(out) if spec.owns(k)]
+        job = CrossSampleShards(config, build, progress=progress and config.ray is None)
+        executor.run_shards(job, todo, placement, progress, "cross-sample shards")
     if not unfinished_shards(out):  # the run that finishes the last shard records the table
         _update_manifest(out, config, time.time() - started_at)
     return out

@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -91,21 +93,37 @@ class _ShardActor:
         return {"shard": batch["shard"], "error": errors}
 
 
-def _run_on_ray(job: ShardJob, shards: list[int], placement: RayPlacement, progress: bool, desc: str) -> None:
+@contextmanager
+def session(placement: RayPlacement | None) -> Iterator[None]:
+    """Connect to Ray for the block (nothing to do without a placement, or when already connected),
+    so that a bad address fails before a step writes anything; disconnect after if connected here."""
+    if placement is None:
+        yield
+        return
     check_ray(placement.address)
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    try:
+        ray.init(address=None if placement.address == LOCAL else placement.address,
+                 logging_level=logging.WARNING, log_to_driver=True)
+    except (ConnectionError, ValueError, RuntimeError) as error:
+        raise TokenshiftError(f"cannot connect to the Ray cluster at {placement.address!r} "
+                              f"({str(error).splitlines()[0][:200]}): start one with `ray start --head` "
+                              "or pass --ray without an address for a local instance") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _run_on_ray(job: ShardJob, shards: list[int], placement: RayPlacement, progress: bool, desc: str) -> None:
     import ray
     import ray.data
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        address = None if placement.address == LOCAL else placement.address
-        try:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
-        except (ConnectionError, ValueError, RuntimeError) as error:
-            raise TokenshiftError(f"cannot connect to the Ray cluster at {placement.address!r} "
-                                  f"({str(error).splitlines()[0][:200]}): start one with `ray start --head` "
-                                  "or pass --ray without an address for a local instance") from None
-    try:
+    with session(placement):
         workers = min(_workers(placement, ray.cluster_resources()), len(shards))
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the shard bar below is the progress
@@ -126,9 +144,6 @@ def _run_on_ray(job: ShardJob, shards: list[int], placement: RayPlacement, progr
                 bar.update(1)
         finally:
             bar.close()
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 def _quiet_progress_notice(record: logging.LogRecord) -> bool:
