@@ -59,48 +59,51 @@ def rank_of(logp: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return (logp > chosen).sum(-1) + 1
 
 
-def _rank(logp: torch.Tensor, value: torch.Tensor, top_values: torch.Tensor,
-          scratch: torch.Tensor) -> torch.Tensor:
-    """`rank_of` for given values: counted within the top-k for rows whose value is in it.
+def _ranks(planes, values: torch.Tensor, top_values: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """`rank_of` of values[j] under planes[j]: counted within the top-k for rows whose value is in it.
 
-    Other rows are counted over the vocabulary; on CPU one row at a time into the same scratch row,
-    which stays in cache (a block-sized comparison array would not).
+    Other rows are counted over the vocabulary: on CPU one row at a time into the same scratch row,
+    which stays in cache (a block-sized comparison array would not); elsewhere one pass per plane.
     """
-    rank = (top_values > value[:, None]).sum(-1) + 1
-    outside = (value < top_values[:, -1]).nonzero()[:, 0].tolist()
-    if len(outside) == len(value) and logp.device.type != "cpu":
-        return torch.gt(logp, value[:, None], out=scratch).sum(-1).long() + 1
-    for i in outside:
-        rank[i] = torch.gt(logp[i], value[i], out=scratch[0]).sum().long() + 1
-    return rank
+    ranks = (top_values > values[..., None]).sum(-1) + 1
+    outside = values < top_values[..., -1]
+    if values.device.type != "cpu":
+        for j, plane in enumerate(planes):
+            if bool(outside[j].any()):
+                counts = torch.gt(plane, values[j, :, None], out=scratch).sum(-1) + 1
+                ranks[j] = torch.where(outside[j], counts.long(), ranks[j])
+        return ranks
+    for j, i in outside.nonzero().tolist():
+        ranks[j, i] = int(torch.gt(planes[j][i], float(values[j, i]), out=scratch[0]).sum()) + 1
+    return ranks
 
 
 def _top(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k of each row with ties to the lower position (a stable sort only where a tie is near)."""
+    """Top-k along the last dimension with ties to the lower position (a stable sort only where a tie is near)."""
     top = values.topk(min(k + 1, values.shape[-1]), dim=-1)
-    if bool((top.values[:, 1:] == top.values[:, :-1]).any()):
+    if bool((top.values[..., 1:] == top.values[..., :-1]).any()):
         top = torch.sort(values, dim=-1, descending=True, stable=True)
-    return top.values[:, :k], top.indices[:, :k]
+    return top.values[..., :k], top.indices[..., :k]
 
 
 def _topk(logp: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k values and ids of each row, ties to the lower id, from the k best vocabulary blocks.
+    """Top-k values and ids along the last dimension, ties to the lower id, from the k best vocabulary blocks.
 
     Any of a row's k largest values lies in one of the k blocks with the largest maxima, so one
     cheap pass (block maxima) leaves k blocks of candidates, kept in id order.
     """
-    rows, vocab = logp.shape
+    *lead, vocab = logp.shape
     blocks = vocab // _TOPK_BLOCK
     if blocks < 4 * k:
         return _top(logp, k)
-    body = logp[:, :blocks * _TOPK_BLOCK].view(rows, blocks, _TOPK_BLOCK)
+    body = logp[..., :blocks * _TOPK_BLOCK].unflatten(-1, (blocks, _TOPK_BLOCK))
     best = body.amax(-1).topk(k, dim=-1).indices.sort(-1).values
-    candidates = (best[:, :, None] * _TOPK_BLOCK + torch.arange(_TOPK_BLOCK, device=logp.device)).flatten(1)
+    candidates = (best[..., None] * _TOPK_BLOCK + torch.arange(_TOPK_BLOCK, device=logp.device)).flatten(-2)
     if vocab > blocks * _TOPK_BLOCK:  # the last, partial block is always a candidate
-        tail = torch.arange(blocks * _TOPK_BLOCK, vocab, device=logp.device).expand(rows, -1)
-        candidates = torch.cat([candidates, tail], 1)
-    values, where = _top(logp.gather(1, candidates), k)
-    return values, candidates.gather(1, where)
+        tail = torch.arange(blocks * _TOPK_BLOCK, vocab, device=logp.device).expand(*lead, -1)
+        candidates = torch.cat([candidates, tail], -1)
+    values, where = _top(logp.gather(-1, candidates), k)
+    return values, candidates.gather(-1, where)
 
 
 def _dots(probs: torch.Tensor, planes: torch.Tensor) -> torch.Tensor:
@@ -118,9 +121,12 @@ def _dots(probs: torch.Tensor, planes: torch.Tensor) -> torch.Tensor:
     body = pieces * _DOT_PIECE
     dots = torch.zeros(rows, len(probs), len(planes))
     if pieces:
-        dots += torch.stack([torch.bmm(probs[:, i, :body].view(len(probs), pieces, -1).transpose(0, 1),
-                                       planes[:, i, :body].view(len(planes), pieces, -1).permute(1, 2, 0)).sum(0)
-                             for i in range(rows)])
+        p = probs[..., :body].unflatten(-1, (pieces, _DOT_PIECE)).permute(1, 2, 0, 3)  # row, piece, a, v
+        q = planes[..., :body].unflatten(-1, (pieces, _DOT_PIECE)).permute(1, 2, 3, 0)  # row, piece, v, b
+        partial = torch.empty(rows, pieces, len(probs), len(planes))
+        for i in range(rows):
+            torch.bmm(p[i], q[i], out=partial[i])
+        dots += partial.sum(1)
     if body < vocab:
         dots += torch.bmm(probs[..., body:].transpose(0, 1), planes[..., body:].permute(1, 2, 0))
     return dots
@@ -154,22 +160,19 @@ def _safe_divergences(lp_b, lp_r):
 def _block_stats(logits_b, logits_r, token_ids, top_k, workspace) -> dict[str, torch.Tensor]:
     """All statistics for one block of rows, computed in the float32 `workspace`."""
     work = workspace[:, :len(token_ids)]
-    lp_b, scratch, lp_r, p_b, p_r = work[0], work[1], work[3], work[4], work[5]
-    torch.log_softmax(logits_b, -1, dtype=torch.float32, out=lp_b)
-    torch.log_softmax(logits_r, -1, dtype=torch.float32, out=lp_r)
-    top_b, top_r = _topk(lp_b, top_k), _topk(lp_r, top_k)
-    ids = token_ids[:, None]
-    logp_b, logp_r = lp_b.gather(-1, ids)[:, 0], lp_r.gather(-1, ids)[:, 0]
-    top1_r = top_r[1][:, 0]
-    ranks = (_rank(lp_b, logp_b, top_b[0], scratch), _rank(lp_r, logp_r, top_r[0], scratch),
-             _rank(lp_b, lp_b.gather(-1, top1_r[:, None])[:, 0], top_b[0], scratch))
-    torch.exp(lp_b, out=p_b)
-    torch.exp(lp_r, out=p_r)
+    lp, scratch = work[0:4:3], work[1]  # lp = (lp_b, lp_r): both models at once where an op allows
+    torch.log_softmax(logits_b, -1, dtype=torch.float32, out=lp[0])
+    torch.log_softmax(logits_r, -1, dtype=torch.float32, out=lp[1])
+    (top_b, top_r), (ids_b, ids_r) = _topk(lp, top_k)
+    logp_b, logp_r = lp.gather(-1, token_ids.expand(2, -1)[..., None])[..., 0]
+    values = torch.stack([logp_b, logp_r, lp[0].gather(-1, ids_r[:, :1])[:, 0]])
+    rank_b, rank_r, rank_top1_r = _ranks((lp[0], lp[1], lp[0]), values, torch.stack([top_b, top_r, top_b]), scratch)
+    torch.exp(lp, out=work[4:])
     divergences = _divergences(work)
     if not bool(torch.isfinite(torch.stack(divergences)).all()):
-        divergences = _safe_divergences(lp_b, lp_r)
+        divergences = _safe_divergences(lp[0], lp[1])
     entropy_b, entropy_r, kl_b_r, kl_r_b, js = divergences
-    overlap = (top_b[1][:, :, None] == top_r[1][:, None, :]).any(-1).sum(-1)
+    overlap = (ids_b[:, :, None] == ids_r[:, None, :]).any(-1).sum(-1)
     return {
         "logp_base": logp_b,
         "logp_rl": logp_r,
@@ -178,15 +181,15 @@ def _block_stats(logits_b, logits_r, token_ids, top_k, workspace) -> dict[str, t
         "js": js.clamp_(0.0, LN2),
         "kl_base_rl": kl_b_r.clamp_(min=0.0),
         "kl_rl_base": kl_r_b.clamp_(min=0.0),
-        "rank_base": ranks[0],
-        "rank_rl": ranks[1],
-        "top1_base": top_b[1][:, 0],
-        "top1_rl": top1_r,
-        "rl_top1_rank_base": ranks[2],
-        "topk_base_ids": top_b[1],
-        "topk_base_logp": top_b[0],
-        "topk_rl_ids": top_r[1],
-        "topk_rl_logp": top_r[0],
+        "rank_base": rank_b,
+        "rank_rl": rank_r,
+        "top1_base": ids_b[:, 0],
+        "top1_rl": ids_r[:, 0],
+        "rl_top1_rank_base": rank_top1_r,
+        "topk_base_ids": ids_b,
+        "topk_base_logp": top_b,
+        "topk_rl_ids": ids_r,
+        "topk_rl_logp": top_r,
         "topk_overlap": overlap.float() / top_k,
     }
 
