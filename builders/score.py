@@ -79,7 +79,7 @@ def _ranks(planes, values: torch.Tensor, top_values: torch.Tensor, scratch: torc
 
 
 def _top(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k along the last dimension with ties to the lower position (a stable sort only where a tie is near)."""
+    """Top-k along the last dimension, ties to the lower position (a stable sort only where a tie is near)."""
     top = values.topk(min(k + 1, values.shape[-1]), dim=-1)
     if bool((top.values[..., 1:] == top.values[..., :-1]).any()):
         top = torch.sort(values, dim=-1, descending=True, stable=True)
@@ -87,7 +87,7 @@ def _top(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _topk(logp: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k values and ids along the last dimension, ties to the lower id, from the k best vocabulary blocks.
+    """Top-k values and ids along the last dimension, ties to the lower id, from the k best blocks.
 
     Any of a row's k largest values lies in one of the k blocks with the largest maxima, so one
     cheap pass (block maxima) leaves k blocks of candidates, kept in id order.
@@ -166,7 +166,8 @@ def _block_stats(logits_b, logits_r, token_ids, top_k, workspace) -> dict[str, t
     (top_b, top_r), (ids_b, ids_r) = _topk(lp, top_k)
     logp_b, logp_r = lp.gather(-1, token_ids.expand(2, -1)[..., None])[..., 0]
     values = torch.stack([logp_b, logp_r, lp[0].gather(-1, ids_r[:, :1])[:, 0]])
-    rank_b, rank_r, rank_top1_r = _ranks((lp[0], lp[1], lp[0]), values, torch.stack([top_b, top_r, top_b]), scratch)
+    rank_b, rank_r, rank_top1_r = _ranks((lp[0], lp[1], lp[0]), values, torch.stack([top_b, top_r, top_b]),
+                                         scratch)
     torch.exp(lp, out=work[4:])
     divergences = _divergences(work)
     if not bool(torch.isfinite(torch.stack(divergences)).all()):
