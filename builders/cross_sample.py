@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shlex
 import shutil
 import time
 from dataclasses import dataclass
@@ -81,6 +82,32 @@ class CrossSampleConfig:
     def identity(self) -> dict:
         """The fields that decide the table (a resumed or re-run cross-sampling must match them)."""
         return {k: v for k, v in self.as_json().items() if k not in EXECUTION_FIELDS}
+
+    @classmethod
+    def from_json(cls, block: dict) -> "CrossSampleConfig":
+        """The config recorded in a manifest's `cross_sampling` block ('inf' back to infinity)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in block.items() if k in known}
+        for key in ("thresholds", "budgets"):
+            values[key] = tuple(float(v) for v in values.get(key, ()))
+        return cls(**values)
+
+    def command_line(self) -> str:
+        """The `tokenshift cross-sample` command that reproduces this table (non-default flags only)."""
+        defaults = CrossSampleConfig(out=self.out)
+        parts = ["tokenshift", "cross-sample", self.out]
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "out" or value == getattr(defaults, f.name):
+                continue
+            if f.name == "ray" and value == executor.LOCAL:
+                parts.append("--ray")
+            elif isinstance(value, tuple):
+                if value:  # resample records no thresholds
+                    parts += ["--" + f.name, ",".join(_exact(v) for v in value)]
+            else:
+                parts += ["--" + f.name.replace("_", "-"), str(value)]
+        return shlex.join(parts)
 
 
 EXECUTION_FIELDS = ("out", "shard", "ray", "ray_workers")  # which process runs which shard, not what it holds
@@ -155,6 +182,11 @@ def validate_config(config: CrossSampleConfig) -> None:
 
 def _fmt(x: float) -> str:
     return "inf" if math.isinf(x) else f"{x:g}"
+
+
+def _exact(x: float) -> str:
+    """`_fmt` where it reads back as the same float, else every digit."""
+    return _fmt(x) if math.isinf(x) or float(_fmt(x)) == x else repr(x)
 
 
 def resolve(config: CrossSampleConfig, build: dict) -> CrossSampleConfig:
@@ -352,6 +384,7 @@ class CrossSampleShards:
 def _update_manifest(out: Path, config: CrossSampleConfig, seconds: float) -> None:
     payload = manifest.read_manifest(out)
     payload["cross_sampling"] = config.as_json()
+    payload["cross_sampling_command"] = config.command_line()
     payload.setdefault("seeds", {})["cross_sampling"] = (
         "derive_seed(seed, shard, driver) per driver, replayed per batch; resample step k >= 1: "
         "derive_seed(seed, shard, 'resample', driver, k); per row in cross_samples.seed")

@@ -9,11 +9,12 @@ from pathlib import Path
 from tokenshift.builders import manifest
 from tokenshift.builders.build import EXECUTION_FIELDS, BuildConfig, command_line
 from tokenshift.builders.cross_sample import EXECUTION_FIELDS as CROSS_EXECUTION_FIELDS
+from tokenshift.builders.cross_sample import CrossSampleConfig
 from tokenshift.builders.shards import ShardSpec
 from tokenshift.errors import TokenshiftError
 from tokenshift.schemas.tables import TABLE_FIELDS
 
-_PER_RUN = ("created_at", "build_seconds", "tables", "shard", "command", "config")
+_PER_RUN = ("created_at", "build_seconds", "tables", "shard", "command", "config", "cross_sampling_command")
 _PER_SHARD = (*EXECUTION_FIELDS, "shard")  # config fields that may differ between the shards of a build
 
 
@@ -73,8 +74,10 @@ def merge_builds(inputs: list[Path], out: Path) -> Path:
                             "shard": "0/1", "ray": None, "ray_workers": None})
     merged = {k: v for k, v in first.items() if k not in _PER_RUN}
     if first.get("cross_sampling") is not None:
-        merged["cross_sampling"] = {**first["cross_sampling"], "out": str(out), "shard": "0/1", "ray": None,
-                                    "ray_workers": None}
+        cross = CrossSampleConfig.from_json({**first["cross_sampling"], "out": str(out), "shard": "0/1",
+                                             "ray": None, "ray_workers": None})
+        merged["cross_sampling"] = cross.as_json()
+        merged["cross_sampling_command"] = cross.command_line()
     merged.update({
         "created_at": max(m["created_at"] for m in manifests),
         "command": command_line(config),

@@ -208,7 +208,6 @@ A local registry written by `tokenshift publish DIR --to PATH --version V` keeps
 
 def _rebuild(manifest: dict) -> str:
     commands = [manifest.get("command") or "(not recorded)"]
-    cross = manifest.get("cross_sampling") or {}
-    if isinstance(cross, dict) and cross.get("command"):
-        commands.append(cross["command"])
+    if manifest.get("cross_sampling_command"):
+        commands.append(manifest["cross_sampling_command"])
     return "## Rebuilding\n\nThe exact command that produced this build:\n\n```bash\n" + "\n".join(commands) + "\n```"

@@ -180,6 +180,9 @@ def test_cross_sampled_shards_merge_like_the_straight_build(tmp_path, pair, gsm8
     key = [("cross_id", "ascending")]
     assert pq.read_table(merged / "cross_samples").sort_by(key).equals(
         pq.read_table(whole / "cross_samples").sort_by(key))
+    recorded = json.loads((merged / "manifest.json").read_text())
+    assert recorded["cross_sampling_command"] == json.loads((whole / "manifest.json").read_text())[
+        "cross_sampling_command"].replace(str(whole), str(merged))
 
 
 def test_vllm_engine(tmp_path, pair, gsm8k):

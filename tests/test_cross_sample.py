@@ -284,6 +284,31 @@ def test_shard_processes_sharing_dir_equal_straight_run(tmp_path, build, crossed
     assert recorded["cross_sampling"]["shard"] == "0/2"
 
 
+@pytest.mark.parametrize("protocol", ["threshold", "resample"])
+def test_recorded_command_reproduces_the_table(tmp_path, build, protocol):
+    """manifest.cross_sampling_command, run on a fresh copy of the build, gives the same table; the card shows it."""
+    import shlex
+
+    from tokenshift.cards.card import write_card
+    from tokenshift.cli import cli
+
+    source = tmp_path / "source"
+    shutil.copytree(build, source)
+    budgets = (0, 2, math.inf) if protocol == "threshold" else (0, 1, 2)
+    cs.run_cross_sample(cs.CrossSampleConfig(out=str(source), protocol=protocol, budgets=budgets, direction="forward",
+                                             thresholds=(0.0123456789, 0.3)), progress=False)
+    command = json.loads((source / "manifest.json").read_text())["cross_sampling_command"]
+    words = shlex.split(command)
+    assert words[:3] == ["tokenshift", "cross-sample", str(source)]
+    again = tmp_path / "again"
+    shutil.copytree(build, again)
+    result = CliRunner().invoke(cli, ["cross-sample", str(again), *words[3:], "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert _table(again, "cross_samples").equals(_table(source, "cross_samples"))
+    write_card(source)
+    assert command in (source / "README.md").read_text()
+
+
 def test_fraction_budget_is_a_fixed_cap_per_answer():
     config = cs.CrossSampleConfig(out="x", budgets=(0, 0.05, 0.1, 0.25, math.inf), budget_unit="fraction")
     cs.validate_config(config)
