@@ -122,7 +122,7 @@ def validate_config(config: BuildConfig) -> None:
         executor.check_ray(config.ray)
         if config.ray_workers is not None and config.ray_workers < 1:
             raise TokenshiftError(f"--ray-workers must be >= 1 (got {config.ray_workers})")
-        if config.device.startswith("cuda:"):
+        if config.device.startswith("cuda:") or config.device == "auto":
             raise TokenshiftError(f"--device {config.device} with --ray: use --device cuda "
                                   "(Ray gives each worker its own GPU)")
 

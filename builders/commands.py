@@ -27,7 +27,9 @@ from tokenshift.builders.prompts import DEFAULT_INSTRUCTION
 @click.option("--top-k-candidates", type=int, default=10, show_default=True,
               help="K of the stored top-K candidate lists.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--device", default="cpu", show_default=True,
+              help="cpu, cuda, cuda:N, or auto: split each model over all visible GPUs (for pairs too "
+                   "large for one GPU).")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
               help="Model weights dtype; statistics are always float32.")
 @click.option("--engine", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True,

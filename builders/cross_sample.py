@@ -259,9 +259,6 @@ class Run:
     sampling: generate.SamplingConfig
     progress: bool
 
-    @property
-    def device(self):
-        return next(self.base.parameters()).device
 
     def roles(self, direction: str) -> tuple[str, object, object]:
         """(driver name, driver, intervening model) of a direction."""
@@ -349,7 +346,11 @@ def unfinished_shards(out: Path) -> list[int]:
 def _placement(config: CrossSampleConfig, build: dict) -> executor.RayPlacement | None:
     if config.ray is None:
         return None
-    cuda = str(build["config"].get("device", "cpu")).startswith("cuda")
+    device = str(build["config"].get("device", "cpu"))
+    if device == "auto":
+        raise TokenshiftError("this build splits each model over the GPUs (--device auto): cross-sample it "
+                              "without --ray, one process per machine")
+    cuda = device.startswith("cuda")
     return executor.RayPlacement(config.ray, config.ray_workers, 1.0 if cuda else 0.0)
 
 
@@ -434,7 +435,7 @@ class PairDecoder:
                             self.pad_id, len(self.run.tokenizer), generator, threshold, caps, force_first)
 
     def generator(self, seed: int) -> torch.Generator:
-        return torch.Generator(device=self.run.device).manual_seed(seed)
+        return torch.Generator(device=models.input_device(self.driver)).manual_seed(seed)
 
 
 def _batches(n: int, size: int) -> list[range]:

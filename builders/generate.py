@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tokenshift.builders.models import input_device
 from tokenshift.errors import TokenshiftError
 
 ENGINES = ("hf", "vllm")
@@ -56,7 +57,7 @@ def sampling_kwargs(config: SamplingConfig) -> dict:
 def generate_hf(model, tokenizer, prompt_ids: list[list[int]], samples: int, seed: int,
                 config: SamplingConfig, progress=None) -> list[Sample]:
     """`samples` responses per prompt, batched with left padding and a KV cache, seeded once."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     stop_ids = stop_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stop_ids)
     jobs = [(p, s) for p in range(len(prompt_ids)) for s in range(samples)]

@@ -79,23 +79,25 @@ def load_model(spec: ModelSpec, device: str = "cpu", dtype: str = "float32",
     if dtype not in DTYPES:
         raise TokenshiftError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
     check_device(device)
+    placement = {"device_map": "auto"} if device == "auto" else {}
     try:
         model = AutoModelForCausalLM.from_pretrained(
             spec.source, revision=spec.revision, dtype=getattr(torch, dtype),
-            trust_remote_code=trust_remote_code)
+            trust_remote_code=trust_remote_code, **placement)
     except Exception as err:
         raise TokenshiftError(f"could not load model {spec.source} ({_first_line(err)}): "
                               "check the path or Hub id") from None
-    return model.to(device).eval()
+    return (model if placement else model.to(device)).eval()
 
 
 def check_device(device: str, here: bool = True) -> None:
-    """A known device name, and (here=True) one this process can use."""
+    """A known device name, and (here=True) one this process can use. 'auto' splits each model
+    over the visible GPUs (accelerate's device_map), or means cpu where there is none."""
     import torch
 
     cuda = device == "cuda" or device.startswith("cuda:")
-    if not cuda and device != "cpu":
-        raise TokenshiftError(f"unknown device {device!r}: use cpu or cuda")
+    if not cuda and device not in ("cpu", "auto"):
+        raise TokenshiftError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto")
     if here and cuda and not torch.cuda.is_available():
         raise TokenshiftError(f"--device {device} was asked but no CUDA GPU is available: use --device cpu")
     if here and device.startswith("cuda:"):
@@ -103,6 +105,11 @@ def check_device(device: str, here: bool = True) -> None:
         if not index.isdigit() or int(index) >= torch.cuda.device_count():
             raise TokenshiftError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s) "
                                   "numbered from 0: use --device cuda or cuda:N with N below that")
+
+
+def input_device(model):
+    """Where a model's input ids go: its input embedding's device (the first of several under 'auto')."""
+    return model.get_input_embeddings().weight.device
 
 
 def describe(spec: ModelSpec) -> ModelInfo:

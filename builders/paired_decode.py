@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from tokenshift.builders.generate import SamplingConfig
+from tokenshift.builders.models import input_device
 from tokenshift.builders.score import js_divergence
 
 
@@ -69,10 +70,10 @@ def _left_pad(prefixes: list[list[int]], pad_id: int, device) -> tuple[torch.Ten
 class _Stepper:
     """One model and its KV cache, fed exactly the inputs `generate()` feeds it."""
 
-    def __init__(self, model):
+    def __init__(self, model, device):
         from transformers import DynamicCache
 
-        self.model = model
+        self.model, self.device = model, device  # where the logits go: the driver's input device
         params = inspect.signature(model.forward).parameters
         self.cache_key = "cache" if "cache" in params else "past_key_values"
         self.cache = DynamicCache(config=model.config)
@@ -80,7 +81,7 @@ class _Stepper:
     def __call__(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         out = self.model(input_ids=input_ids, attention_mask=mask, use_cache=True,
                          **{self.cache_key: self.cache})
-        return out.logits[:, -1].to(copy=True, dtype=torch.float32)
+        return out.logits[:, -1].to(device=self.device, dtype=torch.float32, copy=True)
 
 
 def _widen(probs: torch.Tensor, width: int) -> torch.Tensor:
@@ -105,14 +106,14 @@ def decode_batch(driver, other, prefixes: list[list[int]], limits: list[int], sa
     cap (the resample protocol's insertion). With caps all 0 and no forcing, the driver's tokens
     equal `generate()` with the same generator state (and `sample_alone`).
     """
-    device = next(driver.parameters()).device
+    device = input_device(driver)
     n = len(prefixes)
     caps_t = torch.tensor(caps if caps is not None else [0.0] * n, dtype=torch.float64, device=device)
     forced = torch.tensor(force_first or [False] * n, dtype=torch.bool, device=device)
     limit_t = torch.tensor(limits, dtype=torch.long, device=device)
     stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
     ids, mask = _left_pad(prefixes, pad_id, device)
-    steppers = [_Stepper(driver), _Stepper(other)]
+    steppers = [_Stepper(driver, device), _Stepper(other, device)]
     warps = warpers(sampling)
     greedy = sampling.temperature == 0
     alive = limit_t > 0
@@ -171,9 +172,9 @@ def _rows(tokens, js_rows, took, limits, stop_ids) -> list[Decoded]:
 def sample_alone(model, prefixes: list[list[int]], max_new_tokens: int, sampling: SamplingConfig,
                  stop_ids: set[int], pad_id: int, generator: torch.Generator | None) -> list[list[int]]:
     """Reference single-model sampler: `generate()`'s loop with `torch.multinomial` on one generator."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     ids, mask = _left_pad(prefixes, pad_id, device)
-    stepper, warps = _Stepper(model), warpers(sampling)
+    stepper, warps = _Stepper(model, device), warpers(sampling)
     stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
     alive = torch.ones(len(prefixes), dtype=torch.bool, device=device)
     logits, generated = stepper(ids, mask), []

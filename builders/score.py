@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from tokenshift.builders.models import input_device
+
 LN2 = math.log(2.0)
 # Float32 (position, vocabulary) rows alive at once per chunk position: the two models' logits
 # (model dtype, kept for the chunk) and the six rows of the statistics workspace (log-softmaxes,
@@ -214,7 +216,7 @@ def pair_stats(logits_base: torch.Tensor, logits_rl: torch.Tensor, token_ids: to
 
 def final_hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
     """Last-layer hidden states (after the final norm) of one sequence, shape [T, H]."""
-    out = model.get_decoder()(input_ids=input_ids[None], use_cache=False)
+    out = model.get_decoder()(input_ids=input_ids[None].to(input_device(model)), use_cache=False)
     return out.last_hidden_state[0]
 
 
@@ -222,12 +224,14 @@ def head_logits(model, hidden: torch.Tensor, vocab_size: int,
                 out: torch.Tensor | None = None) -> torch.Tensor:
     """Output-head logits of some hidden rows, restricted to the tokenizer's vocabulary.
 
-    With `out`, a plain linear head writes straight into it (no new rows × vocabulary array).
+    With `out`, a plain linear head on out's device writes straight into it (no new rows ×
+    vocabulary array); a head on another device (a model split over GPUs) is copied into it.
     """
     head = model.get_output_embeddings()
     weight = getattr(head, "weight", None)
+    hidden = hidden.to(weight.device) if weight is not None else hidden
     if (out is not None and type(head) is torch.nn.Linear and head.bias is None
-            and weight.dtype == hidden.dtype == out.dtype):
+            and weight.dtype == hidden.dtype == out.dtype and weight.device == out.device):
         logits = torch.mm(hidden, weight[:vocab_size].T, out=out)
     else:
         logits = head(hidden)[:, :vocab_size]
@@ -246,9 +250,11 @@ def rows_stats(base, rls: dict[str, object], hidden_b: torch.Tensor, hidden_r: d
                targets: torch.Tensor, vocab_size: int, config: ScoreConfig) -> dict[str, dict[str, torch.Tensor]]:
     """Statistics of rows of final hidden states (row i predicts targets[i]), chunk by chunk.
 
-    The output heads write into one reused logits buffer; only the reduced statistics are kept.
+    The output heads write into one reused logits buffer (on base's head device); only the reduced
+    statistics are kept.
     """
-    device = hidden_b.device
+    device = base.get_output_embeddings().weight.device
+    targets = targets.to(device)
     chunk = min(config.chunk_for(vocab_size), max(len(targets), 1))
     logits = torch.empty(2, chunk, vocab_size, dtype=hidden_b.dtype, device=device)  # reused
     parts: dict[str, list[dict[str, torch.Tensor]]] = {name: [] for name in rls}
@@ -270,8 +276,7 @@ def score_pair(base, rls: dict[str, object], prompt_ids: list[int], response_ids
 
     Returns {rl_name: {stat: tensor of length len(response_ids) (or [n, K] for top-k lists)}}.
     """
-    device = next(base.parameters()).device
-    ids = torch.tensor(list(prompt_ids) + list(response_ids), dtype=torch.long, device=device)
+    ids = torch.tensor(list(prompt_ids) + list(response_ids), dtype=torch.long, device=input_device(base))
     rows = slice(len(prompt_ids) - 1, len(ids) - 1)  # logits at index i predict token i + 1
     hidden_b = final_hidden_states(base, ids)[rows]
     hidden_r = {name: final_hidden_states(model, ids)[rows] for name, model in rls.items()}

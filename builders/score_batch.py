@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from tokenshift.builders.models import input_device
 from tokenshift.builders.score import ScoreConfig, rows_stats
 
 
@@ -26,10 +27,11 @@ def answer_batches(lengths: list[int], max_batch_tokens: int) -> list[range]:
     return groups
 
 
-def _hidden(model, ids: torch.Tensor) -> torch.Tensor:
-    """Final-norm hidden states of a right-padded batch, flattened to [B*T, H]."""
-    out = model.get_decoder()(input_ids=ids, use_cache=False)
-    return out.last_hidden_state.reshape(-1, out.last_hidden_state.shape[-1])
+def _hidden(model, ids: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Final-norm hidden states of a right-padded batch at the flattened positions `rows`, [len(rows), H]."""
+    out = model.get_decoder()(input_ids=ids.to(input_device(model)), use_cache=False)
+    hidden = out.last_hidden_state.reshape(-1, out.last_hidden_state.shape[-1])
+    return hidden[rows.to(hidden.device)]
 
 
 @torch.inference_mode()
@@ -37,7 +39,7 @@ def score_answers(base, rls: dict[str, object], answers: list[tuple[list[int], l
                   vocab_size: int, config: ScoreConfig = ScoreConfig(),
                   max_batch_tokens: int = 8192) -> list[dict[str, dict[str, torch.Tensor]]]:
     """`score_pair` for every (prompt_ids, response_ids): [{rl_name: {stat: tensor}}] in order."""
-    device = next(base.parameters()).device
+    device = input_device(base)
     results: list[dict] = [{} for _ in answers]
     lengths = [len(p) + len(r) for p, r in answers]
     for group in answer_batches(lengths, max_batch_tokens):
@@ -55,8 +57,8 @@ def score_answers(base, rls: dict[str, object], answers: list[tuple[list[int], l
             sizes.append(len(response))
         ids, rows = ids.to(device), torch.cat(rows).to(device)
         targets = torch.tensor(targets, dtype=torch.long, device=device)
-        hidden_b = _hidden(base, ids)[rows]
-        hidden_r = {name: _hidden(model, ids)[rows] for name, model in rls.items()}
+        hidden_b = _hidden(base, ids, rows)
+        hidden_r = {name: _hidden(model, ids, rows) for name, model in rls.items()}
         joined_by_model = rows_stats(base, rls, hidden_b, hidden_r, targets, vocab_size, config)
         for name, joined in joined_by_model.items():
             for i, piece in zip(members, zip(*(joined[k].split(sizes) for k in joined))):

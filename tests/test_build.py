@@ -107,7 +107,7 @@ def test_finished_build_is_not_overwritten_and_config_change_refused(tmp_path, p
     (["--base", "/does/not/exist"], "model path /does/not/exist does not exist"),
     (["--device", "cuda"], "no CUDA GPU is available"),
     (["--device", "cuda:1"], "--device cuda:1 was asked but no CUDA GPU is available"),
-    (["--device", "tpu"], "unknown device 'tpu': use cpu or cuda"),
+    (["--device", "tpu"], "unknown device 'tpu': use cpu, cuda, cuda:N or auto"),
 ])
 def test_bad_input_is_one_line_error_and_writes_nothing(tmp_path, pair, gsm8k, args, message):
     from tokenshift.cli import cli
@@ -183,6 +183,27 @@ def test_cross_sampled_shards_merge_like_the_straight_build(tmp_path, pair, gsm8
     recorded = json.loads((merged / "manifest.json").read_text())
     assert recorded["cross_sampling_command"] == json.loads((whole / "manifest.json").read_text())[
         "cross_sampling_command"].replace(str(whole), str(merged))
+
+
+def test_device_auto_loads_through_device_map_and_builds_the_same_tables(tmp_path, pair, gsm8k, straight,
+                                                                        monkeypatch):
+    """--device auto goes through from_pretrained(device_map='auto') (all on CPU here: no GPU) and
+    gives the cpu build's bytes. The split over several GPUs itself is not exercised on this machine."""
+    import transformers
+
+    calls = []
+    real = transformers.AutoModelForCausalLM.from_pretrained
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs.get("device_map"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", recording)
+    out = run_build(_config(tmp_path / "auto", pair, gsm8k, device="auto"), progress=False)
+    assert calls == ["auto"] * 3  # base and both RL models
+    digest = lambda d: {p.relative_to(d).as_posix(): p.read_bytes() for t in ("generations", "tokens")  # noqa: E731
+                        for p in sorted((d / t).glob("*.parquet"))}
+    assert digest(out) == digest(straight)
 
 
 def test_vllm_engine(tmp_path, pair, gsm8k):

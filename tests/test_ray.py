@@ -127,8 +127,9 @@ def test_ray_flags_are_checked_before_anything_is_written(config, tmp_path, monk
                   "--benchmark", config.benchmark, "--ray"]
     result = CliRunner().invoke(cli, [*base_flags, "--ray-workers", "0"])
     assert result.exit_code == 2 and "--ray-workers must be >= 1 (got 0)" in result.output
-    result = CliRunner().invoke(cli, [*base_flags, "--device", "cuda:1"])
-    assert result.exit_code == 2 and "use --device cuda (Ray gives each worker its own GPU)" in result.output
+    for device in ("cuda:1", "auto"):
+        result = CliRunner().invoke(cli, [*base_flags, "--device", device])
+        assert result.exit_code == 2 and "use --device cuda (Ray gives each worker its own GPU)" in result.output
     result = CliRunner().invoke(cli, [*base_flags[:-1], "--ray", "127.0.0.1:1"])  # nothing listens on port 1
     assert result.exit_code == 2 and "cannot reach the Ray cluster at 127.0.0.1:1" in result.output
     real_find_spec = executor.importlib.util.find_spec
