@@ -68,10 +68,7 @@ class BuildConfig:
 
     def placement(self) -> executor.RayPlacement | None:
         """Where the shards run: None for this process, else the Ray actor pool."""
-        if self.ray is None:
-            return None
-        cuda = self.device.startswith("cuda")
-        return executor.RayPlacement(self.ray, self.ray_workers, 1.0 if cuda else 0.0)
+        return executor.ray_placement(self.ray, self.ray_workers, self.device)
 
 
 EXECUTION_FIELDS = ("out", "ray", "ray_workers")  # where a build runs, not what it contains
@@ -118,13 +115,8 @@ def validate_config(config: BuildConfig) -> None:
     ShardSpec.parse(config.shard)
     if config.engine == "vllm" and importlib.util.find_spec("vllm") is None:
         raise TokenshiftError("--engine vllm needs vLLM: pip install 'tokenshift[vllm]', or use --engine hf")
-    if config.ray is not None:
+    if config.placement() is not None:
         executor.check_ray(config.ray)
-        if config.ray_workers is not None and config.ray_workers < 1:
-            raise TokenshiftError(f"--ray-workers must be >= 1 (got {config.ray_workers})")
-        if config.device.startswith("cuda:") or config.device == "auto":
-            raise TokenshiftError(f"--device {config.device} with --ray: use --device cuda "
-                                  "(Ray gives each worker its own GPU)")
 
 
 def model_specs(config: BuildConfig) -> tuple[models.ModelSpec, list[models.ModelSpec]]:
@@ -213,7 +205,8 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
     pair = _Pair(tokenizer, base_spec, rl_specs)
     prompt_texts = [prompts.format_prompt(tokenizer, p.question, config.instruction,
                                           config.use_chat_template) for p in problems]
-    with executor.session(config.placement()):
+    placement = config.placement()
+    with executor.session(placement):
         if overwrite:
             _clear_build(out)
         (out / WORK_DIR).mkdir(parents=True, exist_ok=True)
@@ -221,8 +214,8 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
         spec = ShardSpec.parse(config.shard)
         todo = [k for k, _ in enumerate(shard_ranges(len(problems), config.shard_size))
                 if spec.owns(k) and not is_done(out, "tokens", k)]
-        job = BuildShards(config, problems, prompt_texts, pair, progress=progress and config.ray is None)
-        executor.run_shards(job, todo, config.placement(), progress, "shards")
+        job = BuildShards(config, problems, prompt_texts, pair, progress=progress and placement is None)
+        executor.run_shards(job, todo, placement, progress, "shards")
     _write_manifest(out, config, pair, started_at, progress)
     return out
 
@@ -241,10 +234,7 @@ class BuildShards:
     progress: bool = False
 
     def setup(self) -> None:
-        out = Path(self.config.out)
-        if not (out / WORK_DIR / CONFIG_FILE).is_file():
-            raise TokenshiftError(f"{out} is not visible to this worker: on a cluster --out must be a "
-                                  "directory every node mounts at the same path (e.g. NFS)")
+        executor.check_visible(Path(self.config.out) / WORK_DIR / CONFIG_FILE, "--out")
 
     def __call__(self, k: int) -> None:
         config, out, pair = self.config, Path(self.config.out), self.pair

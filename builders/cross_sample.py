@@ -151,8 +151,6 @@ def validate_config(config: CrossSampleConfig) -> None:
         (all(b >= 0 for b in config.budgets),
          f"--budgets must be >= 0 (got {', '.join(_fmt(b) for b in config.budgets if b < 0)})"),
         (config.samples is None or config.samples >= 1, f"--samples must be >= 1 (got {config.samples})"),
-        (config.ray_workers is None or config.ray_workers >= 1,
-         f"--ray-workers must be >= 1 (got {config.ray_workers})"),
     ]
     if config.protocol == "threshold":
         checks += [
@@ -259,7 +257,6 @@ class Run:
     sampling: generate.SamplingConfig
     progress: bool
 
-
     def roles(self, direction: str) -> tuple[str, object, object]:
         """(driver name, driver, intervening model) of a direction."""
         if direction == "forward":
@@ -344,14 +341,7 @@ def unfinished_shards(out: Path) -> list[int]:
 
 
 def _placement(config: CrossSampleConfig, build: dict) -> executor.RayPlacement | None:
-    if config.ray is None:
-        return None
-    device = str(build["config"].get("device", "cpu"))
-    if device == "auto":
-        raise TokenshiftError("this build splits each model over the GPUs (--device auto): cross-sample it "
-                              "without --ray, one process per machine")
-    cuda = device.startswith("cuda")
-    return executor.RayPlacement(config.ray, config.ray_workers, 1.0 if cuda else 0.0)
+    return executor.ray_placement(config.ray, config.ray_workers, str(build["config"].get("device", "cpu")))
 
 
 @dataclass
@@ -367,10 +357,7 @@ class CrossSampleShards:
     run: Run | None = None
 
     def setup(self) -> None:
-        out = Path(self.config.out)
-        if not (out / WORK_DIR / CONFIG_FILE).is_file():
-            raise TokenshiftError(f"{out} is not visible to this worker: on a cluster DIR must be a "
-                                  "directory every node mounts at the same path (e.g. NFS)")
+        executor.check_visible(Path(self.config.out) / WORK_DIR / CONFIG_FILE, "DIR")
         if self.run is None:
             self.run = load_run(self.config, self.build, self.progress)
 

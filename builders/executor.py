@@ -15,6 +15,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from tqdm.auto import tqdm
@@ -39,6 +40,31 @@ class RayPlacement:
     workers: int | None = None  # None: one per GPU (cuda) or per cpus_per_worker CPUs
     gpus_per_worker: float = 0.0
     cpus_per_worker: float = 1.0
+
+    def __post_init__(self):
+        if self.workers is not None and self.workers < 1:
+            raise TokenshiftError(f"--ray-workers must be >= 1 (got {self.workers})")
+
+
+def ray_placement(address: str | None, workers: int | None, device: str) -> RayPlacement | None:
+    """The actor pool for `--ray ADDRESS --ray-workers N` on models placed on `device`; None without --ray.
+
+    Ray gives each worker one GPU of its own, so a fixed GPU (cuda:N) or a model split over several
+    GPUs (auto) cannot run there.
+    """
+    if address is None:
+        return None
+    if device.startswith("cuda:") or device == "auto":
+        raise TokenshiftError(f"--device {device} with --ray: use --device cuda "
+                              "(Ray gives each worker its own GPU)")
+    return RayPlacement(address, workers, 1.0 if device == "cuda" else 0.0)
+
+
+def check_visible(path: Path, flag: str) -> None:
+    """A worker must see the files the driver wrote: on a cluster, a filesystem every node mounts."""
+    if not path.is_file():
+        raise TokenshiftError(f"{path.parent.parent} is not visible to this worker: on a cluster {flag} must "
+                              "be a directory every node mounts at the same path (e.g. NFS)")
 
 
 def run_shards(job: ShardJob, shards: list[int], ray: RayPlacement | None, progress: bool, desc: str) -> None:
@@ -154,8 +180,6 @@ def _quiet_progress_notice(record: logging.LogRecord) -> bool:
 def _workers(placement: RayPlacement, resources: dict) -> int:
     """The actor pool size: as asked, else as many as the cluster's GPUs (or CPUs) allow."""
     if placement.workers is not None:
-        if placement.workers < 1:
-            raise TokenshiftError(f"--ray-workers must be >= 1 (got {placement.workers})")
         return placement.workers
     if placement.gpus_per_worker:
         gpus = int(resources.get("GPU", 0) // placement.gpus_per_worker)

@@ -119,6 +119,13 @@ def test_pool_size_follows_the_cluster():
     assert executor._workers(executor.RayPlacement(workers=3, gpus_per_worker=1.0), resources) == 3
     with pytest.raises(TokenshiftError, match="has no GPU"):
         executor._workers(executor.RayPlacement(gpus_per_worker=1.0), {"CPU": 8.0})
+    assert executor.ray_placement(None, 2, "cuda") is None
+    assert executor.ray_placement("auto", None, "cuda") == executor.RayPlacement("auto", None, 1.0)
+    for device in ("cuda:1", "auto"):  # a cross-sampled build's device goes through the same check
+        with pytest.raises(TokenshiftError, match="use --device cuda"):
+            executor.ray_placement("auto", None, device)
+    with pytest.raises(TokenshiftError, match="--ray-workers must be >= 1"):
+        executor.ray_placement("auto", 0, "cpu")
 
 
 def test_ray_flags_are_checked_before_anything_is_written(config, tmp_path, monkeypatch):
