@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import tokenshift.builders.build as build_module
+from interrupt import dies_on_call
 from tiny_pair import make_pair
 from tokenshift.builders.build import BuildConfig, run_build
 from tokenshift.errors import TokenshiftError
@@ -71,16 +72,8 @@ def test_same_command_twice_gives_identical_tables(tmp_path, pair, gsm8k, straig
 
 def test_resume_after_interruption_equals_straight_build(tmp_path, pair, gsm8k, straight, monkeypatch):
     out = tmp_path / "resumed"
-    calls = {"n": 0}
     real = build_module._tokens
-
-    def dies_on_second_shard(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(build_module, "_tokens", dies_on_second_shard)
+    monkeypatch.setattr(build_module, "_tokens", dies_on_call(real, 2))
     with pytest.raises(KeyboardInterrupt):
         run_build(_config(out, pair, gsm8k), progress=False)
     assert not (out / "manifest.json").exists() and (out / "generations" / "part-00001.parquet").exists()

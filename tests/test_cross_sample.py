@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 
 import tokenshift.builders.cross_sample as cs
+from interrupt import dies_on_call
 from tiny_pair import make_pair
 from tokenshift.builders import generate, score
 from tokenshift.builders.build import BuildConfig, run_build
@@ -239,15 +240,8 @@ def test_dir_without_build_and_other_config_refused(tmp_path, crossed, threshold
 def test_resume_after_interruption_equals_straight_run(tmp_path, build, crossed, thresholds, monkeypatch):
     out = tmp_path / "b"
     shutil.copytree(build, out)
-    real, calls = cs.shard_rows, {"n": 0}
-
-    def dies_on_second_shard(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(cs, "shard_rows", dies_on_second_shard)
+    real = cs.shard_rows
+    monkeypatch.setattr(cs, "shard_rows", dies_on_call(real, 2))
     with pytest.raises(KeyboardInterrupt):
         cs.run_cross_sample(_config(out, thresholds), progress=False)
     assert (out / "cross_samples" / "part-00000.parquet").exists()

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import tokenshift.builders.build as build_module
+from interrupt import dies_on_call
 from tiny_pair import make_pair
 from tokenshift.builders import executor
 from tokenshift.builders.build import BuildConfig, run_build
@@ -68,15 +69,7 @@ def test_ray_build_equals_the_single_process_build(cluster, config, straight, tm
 
 def test_a_build_killed_locally_resumes_on_ray(cluster, config, straight, tmp_path, monkeypatch):
     out = tmp_path / "resumed"
-    real_tokens, calls = build_module._tokens, []
-
-    def dies_on_second_shard(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_tokens(*args, **kwargs)
-
-    monkeypatch.setattr(build_module, "_tokens", dies_on_second_shard)
+    monkeypatch.setattr(build_module, "_tokens", dies_on_call(build_module._tokens, 2))
     local = BuildConfig(**{**config.__dict__, "out": str(out)})
     with pytest.raises(KeyboardInterrupt):
         run_build(local, progress=False)
