@@ -1,0 +1,375 @@
+"""Token viewer: one self-contained HTML page per answer, its tokens coloured by how base and RL differ there.
+
+Pages are static files (no server, network or CDN): the answer's rows are embedded as JSON (numeric columns as
+base64 little-endian arrays, exact float32 values) and rendered by the page's own script with textContent only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tokenshift import __version__
+from tokenshift.errors import TokenshiftError
+from tokenshift.queries.run import connect
+from tokenshift.queries.sources import Source
+
+DIVERGENT_JS = 0.1      # nats; the study's threshold for a "divergent" position
+DEFAULT_TOP = 5         # answers per sampler when no --generation is given
+REPORT_TOP = 3          # answers per sampler that `tokenshift report` links
+GENERATOR = "tokenshift-viewer"
+TEMPLATE = Path(__file__).resolve().with_name("viewer.html")
+_FLOAT_COLUMNS = ("logp_base", "logp_rl", "entropy_base", "entropy_rl", "js", "kl_base_rl", "kl_rl_base")
+_INT_COLUMNS = ("rank_base", "rank_rl", "rl_top1_rank_base")
+_TOPK_COLUMNS = ("topk_base_ids", "topk_base_logp", "topk_rl_ids", "topk_rl_logp")
+_CROSS_COLUMNS = ("problem_id", "rl_model", "protocol", "direction", "threshold", "budget", "budget_unit",
+                  "sample_index", "n_tokens", "n_interventions", "intervention_positions", "extracted_answer",
+                  "correct", "finish_reason", "response_text")
+_SCRIPT_UNSAFE = re.compile("[<>&\u2028\u2029\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One answer compared with one RL model, with the headline numbers the index shows."""
+    generation_id: str
+    rl_model: str
+    sampler: str
+    n_tokens: int
+    n_over: int
+    max_js: float
+    mean_js: float
+
+
+@dataclass(frozen=True)
+class Page:
+    """A written page: its file name (relative to the viewer folder) and what the index says about it."""
+    file: str
+    pick: Pick
+    problem_id: str
+    correct: bool | None
+    n_cross: int
+
+
+def script_json(payload) -> str:
+    """JSON safe inside <script type="application/json">: <, >, &, U+2028/9 and lone surrogates as \\u escapes."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _SCRIPT_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _b64(array: np.ndarray, dtype: str) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
+
+
+def _float(value) -> float | None:
+    if value is None or value is pd.NA:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _bool(value) -> bool | None:
+    return None if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) else bool(value)
+
+
+def _text(value) -> str | None:
+    return None if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def page_file(pick: Pick) -> str:
+    """A file name for the page of (generation, rl_model): readable, filesystem-safe and collision-free."""
+    key = f"{pick.generation_id}\x00{pick.rl_model}"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{pick.generation_id}__{pick.rl_model}").strip("._")[:80]
+    return f"{slug}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:8]}.html"
+
+
+def select_answers(con: duckdb.DuckDBPyConnection, generations: tuple[str, ...] = (), top: int = DEFAULT_TOP,
+                   rl_model: str | None = None) -> list[Pick]:
+    """The given answers (every RL model they are scored against, or rl_model), else the `top` per sampler with the
+    most positions at JS >= DIVERGENT_JS (then highest max JS, then id)."""
+    if top < 1:
+        raise TokenshiftError(f"--top must be >= 1 (got {top})")
+    models = [r[0] for r in con.execute("SELECT DISTINCT rl_model FROM tokens ORDER BY 1").fetchall()]
+    if rl_model is not None and rl_model not in models:
+        raise TokenshiftError(f"--rl-model {rl_model!r} is not in the tokens table; RL models: "
+                              f"{', '.join(models) or 'none'}")
+    where, args = ["(? IS NULL OR rl_model = ?)"], [rl_model, rl_model]
+    if generations:
+        where.append("list_contains(?, generation_id)")
+        args.append(list(generations))
+    stats = con.execute(f"""
+        SELECT generation_id, rl_model, any_value(sampler) AS sampler, count(*) AS n_tokens,
+               count_if(js >= ?) AS n_over, max(js)::DOUBLE AS max_js, avg(js::DOUBLE) AS mean_js
+        FROM tokens WHERE {' AND '.join(where)} GROUP BY generation_id, rl_model""",
+                        [DIVERGENT_JS] + args).df()
+    if generations:
+        missing = [g for g in dict.fromkeys(generations) if g not in set(stats["generation_id"])]
+        if missing:
+            scope = f" scored against {rl_model}" if rl_model else ""
+            raise TokenshiftError(f"--generation {missing[0]!r} has no tokens{scope} in this dataset; ids look like "
+                                  f"'SAMPLER/PROBLEM_ID/SAMPLE_INDEX' (generations.generation_id)")
+        order = {g: i for i, g in enumerate(dict.fromkeys(generations))}
+        stats = stats.assign(_o=stats["generation_id"].map(order)).sort_values(["_o", "rl_model"])
+    else:
+        stats = stats.sort_values(["sampler", "n_over", "max_js", "generation_id", "rl_model"],
+                                  ascending=[True, False, False, True, True])
+        stats = stats.groupby("sampler", sort=False).head(top)
+    return [Pick(r.generation_id, r.rl_model, r.sampler, int(r.n_tokens), int(r.n_over), float(r.max_js),
+                 float(r.mean_js)) for r in stats.itertuples(index=False)]
+
+
+def _token_frames(con: duckdb.DuckDBPyConnection, picks: list[Pick]) -> dict[tuple[str, str], pa.Table]:
+    """The tokens rows of every pick (only the columns a page shows), by (generation_id, rl_model)."""
+    keys = pa.table({"generation_id": [p.generation_id for p in picks], "rl_model": [p.rl_model for p in picks]})
+    con.register("_view_keys", keys)
+    try:
+        columns = ", ".join(("t.generation_id", "t.rl_model", "position", "token_id", "token")
+                            + _FLOAT_COLUMNS + _INT_COLUMNS + _TOPK_COLUMNS)
+        rel = con.sql(f"""SELECT {columns} FROM tokens AS t
+                             SEMI JOIN _view_keys AS k USING (generation_id, rl_model)
+                             ORDER BY t.generation_id, t.rl_model, position""")
+        table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()  # DuckDB 2 renamed it
+    finally:
+        con.unregister("_view_keys")
+    out = {}
+    for pick in picks:
+        mask = pc.and_(pc.equal(table["generation_id"], pick.generation_id), pc.equal(table["rl_model"], pick.rl_model))
+        out[(pick.generation_id, pick.rl_model)] = table.filter(mask)
+    return out
+
+
+def _token_texts(con: duckdb.DuckDBPyConnection, ids: np.ndarray) -> dict[int, str]:
+    """Text of each token id that was sampled anywhere in the dataset (the tables hold no other token text)."""
+    con.register("_view_ids", pa.table({"token_id": pa.array(ids, pa.int32())}))
+    try:
+        rows = con.execute("""SELECT token_id, any_value(token) FROM tokens
+                              WHERE token_id IN (SELECT token_id FROM _view_ids) GROUP BY token_id""").fetchall()
+    finally:
+        con.unregister("_view_ids")
+    return {int(i): t for i, t in rows}
+
+
+def _answers(con: duckdb.DuckDBPyConnection, picks: list[Pick]) -> pd.DataFrame:
+    ids = sorted({p.generation_id for p in picks})
+    return con.execute("""
+        SELECT g.generation_id, g.problem_id, g.benchmark, g.sampler, g.n_tokens, g.finish_reason,
+               g.extracted_answer, g.correct, p.question, p.gold_answer
+        FROM generations AS g LEFT JOIN prompts AS p USING (problem_id)
+        WHERE list_contains(?, g.generation_id)""", [ids]).df().set_index("generation_id")
+
+
+def _cross(con: duckdb.DuckDBPyConnection, src: Source, problems: list[str]) -> pd.DataFrame:
+    if "cross_samples" not in src.tables:
+        return pd.DataFrame(columns=list(_CROSS_COLUMNS))
+    return con.execute(f"""SELECT {', '.join(_CROSS_COLUMNS)} FROM cross_samples
+                           WHERE list_contains(?, problem_id)
+                           ORDER BY rl_model, direction, protocol, threshold NULLS FIRST, budget_unit, budget,
+                                    sample_index""", [problems]).df()
+
+
+def _topk_matrix(column: pa.ChunkedArray, n: int, dtype) -> np.ndarray:
+    """A list column as an n × K array (K = longest list; shorter lists padded: ids with -1, log-probs with NaN)."""
+    lists = column.combine_chunks()
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    k = int(lengths.max()) if n else 0
+    fill = -1 if np.issubdtype(dtype, np.integer) else np.nan
+    out = np.full((n, k), fill, dtype=dtype)
+    values = pc.list_flatten(lists).to_numpy(zero_copy_only=False)
+    rows = np.repeat(np.arange(n), lengths)
+    cols = np.arange(len(values)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out[rows, cols] = values
+    return out
+
+
+def page_payload(pick: Pick, rows: pa.Table, answer: dict, cross: pd.DataFrame, texts: dict[int, str],
+                 source: str) -> dict:
+    """Everything one page shows, as JSON-ready data (numeric columns base64-encoded, exact float32)."""
+    n = rows.num_rows
+    positions = rows["position"].to_numpy()
+    if not np.array_equal(positions, np.arange(n)):
+        raise TokenshiftError(f"tokens of {pick.generation_id} vs {pick.rl_model} do not cover positions 0..{n - 1} "
+                              "exactly once: run `tokenshift validate` on the source")
+    token_ids = rows["token_id"].to_numpy().astype(np.int64)
+    topk = {c: _topk_matrix(rows[c], n, np.int64 if c.endswith("_ids") else np.float32) for c in _TOPK_COLUMNS}
+    vocab = np.unique(np.concatenate([token_ids] + [topk[c].ravel() for c in ("topk_base_ids", "topk_rl_ids")]))
+    vocab = vocab[vocab >= 0]
+    width = "u2" if len(vocab) < 0xFFFF else "u4"
+    missing = np.iinfo(np.dtype(width)).max  # local index of a padded (absent) candidate
+
+    def local(ids: np.ndarray) -> np.ndarray:
+        index = np.searchsorted(vocab, ids)
+        return np.where(ids >= 0, index, missing)
+
+    own = dict(zip(token_ids.tolist(), rows["token"].to_pylist()))
+    vocab_text = [own.get(int(i), texts.get(int(i))) for i in vocab]
+    columns = {c: _b64(rows[c].to_numpy(zero_copy_only=False), "<f4") for c in _FLOAT_COLUMNS}
+    columns.update({c: _b64(rows[c].to_numpy(zero_copy_only=False), "<u4") for c in _INT_COLUMNS})
+    columns["token"] = _b64(local(token_ids), "<" + width)
+    for c in _TOPK_COLUMNS:
+        columns[c] = _b64(local(topk[c]) if c.endswith("_ids") else topk[c], "<" + width if c.endswith("_ids") else "<f4")
+    mine = cross[cross["rl_model"] == pick.rl_model] if len(cross) else cross
+    return {
+        "generator": GENERATOR, "version": __version__, "source": source, "js_threshold": DIVERGENT_JS,
+        "answer": {"generation_id": pick.generation_id, "rl_model": pick.rl_model, "sampler": pick.sampler,
+                   "problem_id": _text(answer.get("problem_id")), "benchmark": _text(answer.get("benchmark")),
+                   "question": _text(answer.get("question")), "gold_answer": _text(answer.get("gold_answer")),
+                   "extracted_answer": _text(answer.get("extracted_answer")), "correct": _bool(answer.get("correct")),
+                   "finish_reason": _text(answer.get("finish_reason")), "n_tokens": n,
+                   "n_over": pick.n_over, "max_js": pick.max_js, "mean_js": pick.mean_js},
+        "n": n, "k": int(topk["topk_base_ids"].shape[1]), "index_width": width,
+        "vocab_ids": _b64(vocab, "<u4"), "vocab_text": vocab_text, "columns": columns,
+        "cross": [_cross_row(r) for r in mine.to_dict("records")],
+    }
+
+
+def _cross_row(row: dict) -> dict:
+    budget = _float(row["budget"])
+    positions = row["intervention_positions"]
+    return {"protocol": row["protocol"], "direction": row["direction"], "threshold": _float(row["threshold"]),
+            "budget": "inf" if budget is not None and math.isinf(budget) else budget,
+            "budget_unit": row["budget_unit"], "sample_index": int(row["sample_index"]),
+            "n_tokens": int(row["n_tokens"]), "n_interventions": int(row["n_interventions"]),
+            "positions": [] if positions is None else [int(p) for p in positions],
+            "extracted_answer": _text(row["extracted_answer"]), "correct": _bool(row["correct"]),
+            "finish_reason": _text(row["finish_reason"]), "response_text": _text(row["response_text"])}
+
+
+def render_page(payload: dict) -> str:
+    """The page HTML: the template with the payload embedded and a CSP that admits only the page's own script."""
+    template = TEMPLATE.read_text(encoding="utf-8")
+    script = re.search(r"<script>(.*?)</script>", template, re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    title = f"{payload['answer']['generation_id']} vs {payload['answer']['rl_model']} · tokenshift viewer"
+    values = {"__SCRIPT_HASH__": f"sha256-{digest}", "__TITLE__": html.escape(title, quote=True),
+              "__DATA__": script_json(payload)}
+    return re.sub("__SCRIPT_HASH__|__TITLE__|__DATA__", lambda m: values[m.group()], template)
+
+
+def _is_viewer_dir(path: Path) -> bool:
+    index = path / "index.html"
+    return index.is_file() and f'<meta name="generator" content="{GENERATOR}">' in index.read_text(
+        encoding="utf-8", errors="replace")[:2000]
+
+
+def _prepare_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise TokenshiftError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not _is_viewer_dir(out):
+            raise TokenshiftError(f"--out {out} is not empty and holds no previous viewer output: "
+                                  "choose an empty or new directory")
+        for old in out.glob("*.html"):
+            old.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_pages(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick], out: Path) -> list[Page]:
+    """Write one page per pick and index.html into `out` (emptied first if it holds a previous viewer)."""
+    _prepare_out(out)
+    frames = _token_frames(con, picks) if picks else {}
+    ids = [frames[(p.generation_id, p.rl_model)][c] for p in picks for c in ("topk_base_ids", "topk_rl_ids")]
+    flat = [pc.list_flatten(c.combine_chunks()).to_numpy(zero_copy_only=False) for c in ids]
+    texts = _token_texts(con, np.unique(np.concatenate(flat))) if flat else {}
+    answers = _answers(con, picks) if picks else pd.DataFrame()
+    problems = sorted({str(answers.loc[p.generation_id, "problem_id"]) for p in picks if p.generation_id in answers.index})
+    cross = _cross(con, src, problems) if picks else pd.DataFrame(columns=list(_CROSS_COLUMNS))
+    pages = []
+    for pick in picks:
+        answer = answers.loc[pick.generation_id].to_dict() if pick.generation_id in answers.index else {}
+        mine = cross[cross["problem_id"] == answer.get("problem_id")] if len(cross) else cross
+        payload = page_payload(pick, frames[(pick.generation_id, pick.rl_model)], answer, mine, texts, src.spec)
+        file = page_file(pick)
+        _write(out / file, render_page(payload))
+        pages.append(Page(file, pick, str(answer.get("problem_id", "")), payload["answer"]["correct"],
+                          len(payload["cross"])))
+    _write(out / "index.html", render_index(pages, src.spec))
+    return pages
+
+
+def _verdict(correct: bool | None) -> str:
+    return "ungraded" if correct is None else "correct" if correct else "wrong"
+
+
+def render_index(pages: list[Page], source: str) -> str:
+    """index.html: every page with its headline numbers, most divergent first within each sampler."""
+    e = lambda value: html.escape(str(value), quote=True)  # noqa: E731
+    rows = []
+    for page in pages:
+        p = page.pick
+        share = p.n_over / p.n_tokens if p.n_tokens else 0.0
+        rows.append(
+            f'<tr><td><a href="{e(page.file)}">{e(p.generation_id)}</a></td><td>{e(p.sampler)}</td>'
+            f'<td>{e(p.rl_model)}</td><td>{e(page.problem_id)}</td><td class="num">{p.n_tokens}</td>'
+            f'<td class="num">{p.n_over} ({share:.1%})</td><td class="num">{p.max_js:.4f}</td>'
+            f'<td class="num">{p.mean_js:.2e}</td><td>{_verdict(page.correct)}</td>'
+            f'<td class="num">{page.n_cross}</td></tr>')
+    total = sum(p.pick.n_tokens for p in pages)
+    over = sum(p.pick.n_over for p in pages)
+    body = "\n".join(rows) or '<tr><td colspan="10">no answers</td></tr>'
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="generator" content="{GENERATOR}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>tokenshift viewer · {e(source)}</title>
+<style>
+body {{ font: 15px/1.45 system-ui, sans-serif; margin: 1rem auto; max-width: 72rem; padding: 0 .75rem; color: #1b1b1b; }}
+.wrap {{ overflow-x: auto; }}
+table {{ border-collapse: collapse; }}
+th, td {{ padding: .3rem .55rem; border-bottom: 1px solid #ddd; text-align: left; vertical-align: top; }}
+td:first-child {{ word-break: break-all; }}
+.num {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
+a:focus-visible {{ outline: 3px solid #1f5fbf; outline-offset: 2px; }}
+</style>
+</head>
+<body>
+<h1>tokenshift token viewer</h1>
+<ul>
+<li>Source: <code>{e(source)}</code></li>
+<li>{len(pages)} answers, {total:,} tokens; {over:,} positions ({(over / total if total else 0):.1%}) with JS ≥ {DIVERGENT_JS} nats
+(JS: Jensen–Shannon divergence of base's and RL's next-token distributions, in nats, at most ln 2 ≈ 0.693).</li>
+<li>Each page colours an answer's tokens by JS, base or RL entropy or the log-prob gap; hover, tap or focus a token for
+both models' top candidates. Written by tokenshift {e(__version__)}.</li>
+</ul>
+<div class="wrap"><table>
+<thead><tr><th>answer</th><th>sampler</th><th>RL model</th><th>problem</th><th class="num">tokens</th>
+<th class="num">JS ≥ {DIVERGENT_JS}</th><th class="num">max JS</th><th class="num">mean JS</th><th>verdict</th>
+<th class="num">cross-samples</th></tr></thead>
+<tbody>
+{body}
+</tbody></table></div>
+</body>
+</html>
+"""
+
+
+def write_viewer(source: str | os.PathLike | Source, out_dir: str | os.PathLike, generations: tuple[str, ...] = (),
+                 top: int = DEFAULT_TOP, rl_model: str | None = None) -> Path:
+    """Select answers from `source` and write their pages and index.html into `out_dir`; returns index.html."""
+    con, src = connect(source)
+    try:
+        picks = select_answers(con, tuple(generations), top, rl_model)
+        write_pages(con, src, picks, Path(out_dir))
+    finally:
+        con.close()
+    return Path(out_dir) / "index.html"
