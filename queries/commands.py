@@ -103,3 +103,22 @@ def report(source: str, out_dir: str, overwrite: bool) -> None:
 
     index = write_report(source, out_dir, overwrite=overwrite)
     click.echo(f"report written: {index}")
+
+
+@click.command("view")
+@click.option("--data", "source", required=True, metavar="SRC", help="Dataset to view (as for `query`).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output directory for index.html and one page per answer.")
+@click.option("--generation", "generations", multiple=True, metavar="ID",
+              help="generations.generation_id of an answer to show; repeatable (default: the most divergent).")
+@click.option("--top", type=int, default=None, metavar="N",
+              help="Without --generation: the N answers per sampler with the most positions at JS >= 0.1.  [default: 5]")
+@click.option("--rl-model", default=None, metavar="NAME", help="Compare base with this RL model only (default: every one scored).")
+def view(source: str, out_dir: str, generations: tuple[str, ...], top: int | None, rl_model: str | None) -> None:
+    """Write static HTML pages showing answers token by token, coloured by base-vs-RL divergence."""
+    from tokenshift.queries.viewer import DEFAULT_TOP, write_viewer
+
+    if generations and top is not None:
+        raise TokenshiftError("--top chooses answers when no --generation is given: pass one or the other")
+    index = write_viewer(source, out_dir, generations, DEFAULT_TOP if top is None else top, rl_model)
+    click.echo(f"viewer written: {index}")

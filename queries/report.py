@@ -124,6 +124,11 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
                 section += [f"![{title}]({name}.png)", ""]
             section += [f"Table ({len(df)} rows; [{name}.csv]({name}.csv)):", "", markdown_table(df), ""]
             body += section
+        from tokenshift.queries.viewer import report_section  # the viewer pages of the most divergent answers
+
+        toc_line, section = report_section(con, src, out / "viewer", len(toc) - 1)
+        toc.append(toc_line)
+        body += section
         text = "\n".join(head + toc + [""] + body)
         tmp = out / ".index.md.tmp"
         tmp.write_text(text, encoding="utf-8")

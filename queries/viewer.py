@@ -373,3 +373,27 @@ def write_viewer(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
     finally:
         con.close()
     return Path(out_dir) / "index.html"
+
+
+def _md(text: str) -> str:
+    return re.sub(r"([\\`*_\[\]()|<>])", r"\\\1", str(text)).replace("\n", " ")
+
+
+def report_section(con: duckdb.DuckDBPyConnection, src: Source, out: Path, number: int) -> tuple[str, list[str]]:
+    """For `tokenshift report`: write the REPORT_TOP most divergent answers per sampler into `out` and return the
+    contents line and the markdown section linking them."""
+    pages = write_pages(con, src, select_answers(con, (), REPORT_TOP), out)
+    title = "Token viewer: the most divergent answers"
+    rel = out.name
+    lines = ['<a id="token-viewer"></a>', f"## {number}. {title}", "",
+             f"The {REPORT_TOP} answers per sampler with the most positions at JS ≥ {DIVERGENT_JS} nats, token by "
+             f"token ([{rel}/index.html]({rel}/index.html); static pages, open them in a browser). Others: "
+             f"`tokenshift view --data {src.spec} --out DIR [--generation ID ...] [--top N] [--rl-model NAME]`.", "",
+             "| answer | sampler | RL model | tokens | JS ≥ 0.1 | max JS | verdict |", "|---|---|---|---|---|---|---|"]
+    for page in pages:
+        p = page.pick
+        lines.append(f"| [{_md(p.generation_id)}]({rel}/{page.file}) | {_md(p.sampler)} | {_md(p.rl_model)} | "
+                     f"{p.n_tokens} | {p.n_over} | {p.max_js:.4f} | {_verdict(page.correct)} |")
+    if not pages:
+        lines.append("| _(no answers)_ | | | | | | |")
+    return f"{number}. [{title}](#token-viewer)", lines + [""]

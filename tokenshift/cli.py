@@ -37,7 +37,7 @@ def _register() -> None:
     from tokenshift.cards.commands import card
     from tokenshift.demo import demo
     from tokenshift.publish.commands import publish
-    from tokenshift.queries.commands import query, report
+    from tokenshift.queries.commands import query, report, view
     from tokenshift.schemas.commands import validate
     from tokenshift.toy.commands import toy_pair
 
@@ -47,6 +47,7 @@ def _register() -> None:
     cli.add_command(cross_sample)
     cli.add_command(query)
     cli.add_command(report)
+    cli.add_command(view)
     cli.add_command(validate)
     cli.add_command(card)
     cli.add_command(publish)

@@ -90,6 +90,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict:
 
     summary = {"config": dataclasses.asdict(config), "build": str(build_dir), "published": str(published),
                "report": str(report_dir / "index.md"),
+               "viewer": str(report_dir / "viewer" / "index.html"),  # written by write_report
                "seconds": {k: round(v, 1) for k, v in seconds.items()},
                "total_seconds": round(sum(seconds.values()), 1)}
     (out / "demo.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
