@@ -112,8 +112,10 @@ def report(source: str, out_dir: str, overwrite: bool) -> None:
 @click.option("--generation", "generations", multiple=True, metavar="ID",
               help="generations.generation_id of an answer to show; repeatable (default: the most divergent).")
 @click.option("--top", type=int, default=None, metavar="N",
-              help="Without --generation: the N answers per sampler with the most positions at JS >= 0.1.  [default: 5]")
-@click.option("--rl-model", default=None, metavar="NAME", help="Compare base with this RL model only (default: every one scored).")
+              help="Without --generation: the N answers per sampler with the most positions at JS >= 0.1 "
+                   "[default: 5].")
+@click.option("--rl-model", default=None, metavar="NAME",
+              help="Compare base with this RL model only (default: every RL model the answers are scored against).")
 def view(source: str, out_dir: str, generations: tuple[str, ...], top: int | None, rl_model: str | None) -> None:
     """Write static HTML pages showing answers token by token, coloured by base-vs-RL divergence."""
     from tokenshift.queries.viewer import DEFAULT_TOP, write_viewer

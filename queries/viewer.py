@@ -1,7 +1,8 @@
 """Token viewer: one self-contained HTML page per answer, its tokens coloured by how base and RL differ there.
 
 Pages are static files (no server, network or CDN): the answer's rows are embedded as JSON (numeric columns as
-base64 little-endian arrays, exact float32 values) and rendered by the page's own script with textContent only.
+one zlib-compressed base64 stream of little-endian arrays, exact float32 values, which the browser inflates with
+its built-in DecompressionStream) and rendered by the page's own script with textContent only.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import math
 import os
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,9 +37,10 @@ TEMPLATE = Path(__file__).resolve().with_name("viewer.html")
 _FLOAT_COLUMNS = ("logp_base", "logp_rl", "entropy_base", "entropy_rl", "js", "kl_base_rl", "kl_rl_base")
 _INT_COLUMNS = ("rank_base", "rank_rl", "rl_top1_rank_base")
 _TOPK_COLUMNS = ("topk_base_ids", "topk_base_logp", "topk_rl_ids", "topk_rl_logp")
-_CROSS_COLUMNS = ("problem_id", "rl_model", "protocol", "direction", "threshold", "budget", "budget_unit",
-                  "sample_index", "n_tokens", "n_interventions", "intervention_positions", "extracted_answer",
-                  "correct", "finish_reason", "response_text")
+CROSS_TEXT_BUDGET = 200_000  # characters of cross-sampled answer text embedded per page (long answers are cut)
+_CROSS_COLUMNS = ("cross_id", "problem_id", "rl_model", "protocol", "direction", "threshold", "budget",
+                  "budget_unit", "sample_index", "n_tokens", "n_interventions", "intervention_positions",
+                  "extracted_answer", "correct", "finish_reason", "response_text")
 _SCRIPT_UNSAFE = re.compile("[<>&\u2028\u2029\ud800-\udfff]")
 
 
@@ -69,8 +72,21 @@ def script_json(payload) -> str:
     return _SCRIPT_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def _b64(array: np.ndarray, dtype: str) -> str:
-    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
+def pack_columns(columns: dict[str, np.ndarray]) -> tuple[str, list[list]]:
+    """Columns as one base64 zlib stream (each column's bytes grouped by byte plane, which compresses floats
+    better) and its layout [name, dtype, offset, bytes]; dtypes are little-endian '<f4', '<u2' or '<u4'."""
+    parts, layout, offset = [], [], 0
+    for name, array in columns.items():
+        raw = np.ascontiguousarray(array).view(np.uint8).reshape(-1, array.dtype.itemsize).T.tobytes()
+        layout.append([name, array.dtype.str, offset, len(raw)])
+        parts.append(raw)
+        offset += len(raw)
+    return base64.b64encode(zlib.compress(b"".join(parts), 6)).decode("ascii"), layout
+
+
+def _unsigned(values: np.ndarray) -> np.ndarray:
+    """Non-negative integers as '<u2' when they fit, else '<u4'."""
+    return values.astype("<u2" if len(values) == 0 or values.max() < 0xFFFF else "<u4")
 
 
 def _float(value) -> float | None:
@@ -205,20 +221,21 @@ def page_payload(pick: Pick, rows: pa.Table, answer: dict, cross: pd.DataFrame, 
     topk = {c: _topk_matrix(rows[c], n, np.int64 if c.endswith("_ids") else np.float32) for c in _TOPK_COLUMNS}
     vocab = np.unique(np.concatenate([token_ids] + [topk[c].ravel() for c in ("topk_base_ids", "topk_rl_ids")]))
     vocab = vocab[vocab >= 0]
-    width = "u2" if len(vocab) < 0xFFFF else "u4"
+    width = "<u2" if len(vocab) < 0xFFFF else "<u4"
     missing = np.iinfo(np.dtype(width)).max  # local index of a padded (absent) candidate
 
     def local(ids: np.ndarray) -> np.ndarray:
-        index = np.searchsorted(vocab, ids)
-        return np.where(ids >= 0, index, missing)
+        return np.where(ids >= 0, np.searchsorted(vocab, ids), missing).astype(width)
 
     own = dict(zip(token_ids.tolist(), rows["token"].to_pylist()))
     vocab_text = [own.get(int(i), texts.get(int(i))) for i in vocab]
-    columns = {c: _b64(rows[c].to_numpy(zero_copy_only=False), "<f4") for c in _FLOAT_COLUMNS}
-    columns.update({c: _b64(rows[c].to_numpy(zero_copy_only=False), "<u4") for c in _INT_COLUMNS})
-    columns["token"] = _b64(local(token_ids), "<" + width)
+    columns = {c: rows[c].to_numpy(zero_copy_only=False).astype("<f4") for c in _FLOAT_COLUMNS}
+    columns.update({c: _unsigned(rows[c].to_numpy(zero_copy_only=False)) for c in _INT_COLUMNS})
+    columns["token"] = local(token_ids)
     for c in _TOPK_COLUMNS:
-        columns[c] = _b64(local(topk[c]) if c.endswith("_ids") else topk[c], "<" + width if c.endswith("_ids") else "<f4")
+        columns[c] = local(topk[c]).ravel() if c.endswith("_ids") else topk[c].astype("<f4").ravel()
+    columns["vocab_ids"] = vocab.astype("<u4")
+    blob, layout = pack_columns(columns)
     mine = cross[cross["rl_model"] == pick.rl_model] if len(cross) else cross
     return {
         "generator": GENERATOR, "version": __version__, "source": source, "js_threshold": DIVERGENT_JS,
@@ -228,22 +245,32 @@ def page_payload(pick: Pick, rows: pa.Table, answer: dict, cross: pd.DataFrame, 
                    "extracted_answer": _text(answer.get("extracted_answer")), "correct": _bool(answer.get("correct")),
                    "finish_reason": _text(answer.get("finish_reason")), "n_tokens": n,
                    "n_over": pick.n_over, "max_js": pick.max_js, "mean_js": pick.mean_js},
-        "n": n, "k": int(topk["topk_base_ids"].shape[1]), "index_width": width,
-        "vocab_ids": _b64(vocab, "<u4"), "vocab_text": vocab_text, "columns": columns,
-        "cross": [_cross_row(r) for r in mine.to_dict("records")],
+        "n": n, "k": int(topk["topk_base_ids"].shape[1]), "missing": int(missing),
+        "vocab_text": vocab_text, "blob": blob, "layout": layout,
+        "cross": [_cross_row(r, CROSS_TEXT_BUDGET // max(len(mine), 1)) for r in mine.to_dict("records")],
     }
 
 
-def _cross_row(row: dict) -> dict:
+def _cut(text: str | None, limit: int) -> str | None:
+    """Head and tail of a long text (the tail holds the final answer), with how much was left out."""
+    if text is None or len(text) <= max(limit, 400):
+        return text
+    half = max(limit, 400) // 2
+    return f"{text[:half]}\n[… {len(text) - 2 * half:,} characters cut …]\n{text[-half:]}"
+
+
+def _cross_row(row: dict, text_limit: int) -> dict:
     budget = _float(row["budget"])
     positions = row["intervention_positions"]
-    return {"protocol": row["protocol"], "direction": row["direction"], "threshold": _float(row["threshold"]),
+    return {"cross_id": row["cross_id"], "protocol": row["protocol"], "direction": row["direction"],
+            "threshold": _float(row["threshold"]),
             "budget": "inf" if budget is not None and math.isinf(budget) else budget,
             "budget_unit": row["budget_unit"], "sample_index": int(row["sample_index"]),
             "n_tokens": int(row["n_tokens"]), "n_interventions": int(row["n_interventions"]),
             "positions": [] if positions is None else [int(p) for p in positions],
             "extracted_answer": _text(row["extracted_answer"]), "correct": _bool(row["correct"]),
-            "finish_reason": _text(row["finish_reason"]), "response_text": _text(row["response_text"])}
+            "finish_reason": _text(row["finish_reason"]),
+            "response_text": _cut(_text(row["response_text"]), text_limit)}
 
 
 def render_page(payload: dict) -> str:
@@ -289,7 +316,8 @@ def write_pages(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick], 
     flat = [pc.list_flatten(c.combine_chunks()).to_numpy(zero_copy_only=False) for c in ids]
     texts = _token_texts(con, np.unique(np.concatenate(flat))) if flat else {}
     answers = _answers(con, picks) if picks else pd.DataFrame()
-    problems = sorted({str(answers.loc[p.generation_id, "problem_id"]) for p in picks if p.generation_id in answers.index})
+    problems = sorted({str(answers.loc[p.generation_id, "problem_id"]) for p in picks
+                       if p.generation_id in answers.index})
     cross = _cross(con, src, problems) if picks else pd.DataFrame(columns=list(_CROSS_COLUMNS))
     pages = []
     for pick in picks:
@@ -333,7 +361,8 @@ def render_index(pages: list[Page], source: str) -> str:
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>tokenshift viewer · {e(source)}</title>
 <style>
-body {{ font: 15px/1.45 system-ui, sans-serif; margin: 1rem auto; max-width: 72rem; padding: 0 .75rem; color: #1b1b1b; }}
+body {{ font: 15px/1.45 system-ui, sans-serif; margin: 1rem auto; max-width: 72rem; padding: 0 .75rem;
+        color: #1b1b1b; }}
 .wrap {{ overflow-x: auto; }}
 table {{ border-collapse: collapse; }}
 th, td {{ padding: .3rem .55rem; border-bottom: 1px solid #ddd; text-align: left; vertical-align: top; }}
@@ -346,7 +375,8 @@ a:focus-visible {{ outline: 3px solid #1f5fbf; outline-offset: 2px; }}
 <h1>tokenshift token viewer</h1>
 <ul>
 <li>Source: <code>{e(source)}</code></li>
-<li>{len(pages)} answers, {total:,} tokens; {over:,} positions ({(over / total if total else 0):.1%}) with JS ≥ {DIVERGENT_JS} nats
+<li>{len(pages)} answers, {total:,} tokens; {over:,} positions ({(over / total if total else 0):.1%})
+with JS ≥ {DIVERGENT_JS} nats
 (JS: Jensen–Shannon divergence of base's and RL's next-token distributions, in nats, at most ln 2 ≈ 0.693).</li>
 <li>Each page colours an answer's tokens by JS, base or RL entropy or the log-prob gap; hover, tap or focus a token for
 both models' top candidates. Written by tokenshift {e(__version__)}.</li>
@@ -389,7 +419,8 @@ def report_section(con: duckdb.DuckDBPyConnection, src: Source, out: Path, numbe
              f"The {REPORT_TOP} answers per sampler with the most positions at JS ≥ {DIVERGENT_JS} nats, token by "
              f"token ([{rel}/index.html]({rel}/index.html); static pages, open them in a browser). Others: "
              f"`tokenshift view --data {src.spec} --out DIR [--generation ID ...] [--top N] [--rl-model NAME]`.", "",
-             "| answer | sampler | RL model | tokens | JS ≥ 0.1 | max JS | verdict |", "|---|---|---|---|---|---|---|"]
+             f"| answer | sampler | RL model | tokens | JS ≥ {DIVERGENT_JS} | max JS | verdict |",
+             "|---|---|---|---|---|---|---|"]
     for page in pages:
         p = page.pick
         lines.append(f"| [{_md(p.generation_id)}]({rel}/{page.file}) | {_md(p.sampler)} | {_md(p.rl_model)} | "
