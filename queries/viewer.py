@@ -309,8 +309,10 @@ def _write(path: Path, text: str) -> None:
 
 
 def write_pages(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick], out: Path) -> list[Page]:
-    """Write one page per pick and index.html into `out` (emptied first if it holds a previous viewer)."""
-    _prepare_out(out)
+    """Write one page per pick and index.html into `out` (a previous viewer's pages there are replaced, only once
+    every new page has been made, so a failure leaves the old ones in place)."""
+    if out.exists() and not out.is_dir():
+        raise TokenshiftError(f"--out {out} exists and is not a directory")
     frames = _token_frames(con, picks) if picks else {}
     ids = [frames[(p.generation_id, p.rl_model)][c] for p in picks for c in ("topk_base_ids", "topk_rl_ids")]
     flat = [pc.list_flatten(c.combine_chunks()).to_numpy(zero_copy_only=False) for c in ids]
@@ -319,15 +321,18 @@ def write_pages(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick], 
     problems = sorted({str(answers.loc[p.generation_id, "problem_id"]) for p in picks
                        if p.generation_id in answers.index})
     cross = _cross(con, src, problems) if picks else pd.DataFrame(columns=list(_CROSS_COLUMNS))
-    pages = []
+    pages, html_by_file = [], {}
     for pick in picks:
         answer = answers.loc[pick.generation_id].to_dict() if pick.generation_id in answers.index else {}
         mine = cross[cross["problem_id"] == answer.get("problem_id")] if len(cross) else cross
         payload = page_payload(pick, frames[(pick.generation_id, pick.rl_model)], answer, mine, texts, src.spec)
         file = page_file(pick)
-        _write(out / file, render_page(payload))
+        html_by_file[file] = render_page(payload)
         pages.append(Page(file, pick, str(answer.get("problem_id", "")), payload["answer"]["correct"],
                           len(payload["cross"])))
+    _prepare_out(out)
+    for file, text in html_by_file.items():
+        _write(out / file, text)
     _write(out / "index.html", render_index(pages, src.spec))
     return pages
 

@@ -133,6 +133,25 @@ def test_cli_view_errors_are_one_line_and_touch_nothing(build, tmp_path):
     assert result.exit_code == 0 and len(list((tmp_path / "ok").glob("*.html"))) == 2  # old pages replaced
 
 
+def test_failed_rerun_keeps_the_previous_pages(build, tmp_path, monkeypatch):
+    import tokenshift.queries.viewer as viewer_module
+
+    index = write_viewer(build, tmp_path / "v", top=1)
+    before = {p.name: p.read_bytes() for p in index.parent.iterdir()}
+    calls = []
+
+    def fails_on_second_page(payload):
+        calls.append(payload)
+        if len(calls) == 2:
+            raise TokenshiftError("page cannot be drawn")
+        return "<p>new</p>"
+
+    monkeypatch.setattr(viewer_module, "render_page", fails_on_second_page)
+    with pytest.raises(TokenshiftError, match="cannot be drawn"):
+        write_viewer(build, tmp_path / "v", top=2)
+    assert {p.name: p.read_bytes() for p in index.parent.iterdir()} == before
+
+
 def test_report_links_viewer_pages_of_its_most_divergent_answers(build, tokens, tmp_path):
     index = write_report(build, tmp_path / "r")
     text = index.read_text(encoding="utf-8")
