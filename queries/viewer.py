@@ -371,7 +371,8 @@ body {{ font: 15px/1.45 system-ui, sans-serif; margin: 1rem auto; max-width: 72r
 .wrap {{ overflow-x: auto; }}
 table {{ border-collapse: collapse; }}
 th, td {{ padding: .3rem .55rem; border-bottom: 1px solid #ddd; text-align: left; vertical-align: top; }}
-td:first-child {{ word-break: break-all; }}
+td:first-child {{ overflow-wrap: anywhere; min-width: 9rem; }}
+code {{ overflow-wrap: anywhere; }}
 .num {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
 a:focus-visible {{ outline: 3px solid #1f5fbf; outline-offset: 2px; }}
 </style>

@@ -346,6 +346,10 @@ def test_readable_at_phone_width(browser, viewer):
         tab.tap("#t1")
         box = tab.locator("#tip").bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["y"] + box["height"] <= 844
+        assert tab.evaluate("(() => { const t = document.getElementById('tip'); "
+                            "return t.scrollWidth <= t.clientWidth; })()")  # nothing cut off at the side
+        assert tab.evaluate("document.documentElement.scrollWidth") <= 390
+        tab.goto(viewer.as_uri())  # the index: its table scrolls inside its own box, the page does not
         assert tab.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         context.close()
