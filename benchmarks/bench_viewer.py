@@ -125,9 +125,11 @@ def main(argv=None) -> int:
     print(f"page size: {size / 1e6:.2f} MB ({size / args.tokens:.0f} bytes per token); target < 2 MB")
     print(f"open (median of {args.repeats}): {statistics.median(opens):.2f} s "
           f"(min {min(opens):.2f}, max {max(opens):.2f}); target < 2 s")
-    print(f"hover to tooltip: {statistics.median(hovers) * 1000:.0f} ms; recolour: {statistics.median(recolours) * 1000:.0f} ms")
-    ok = size < 2e6 and statistics.median(opens) < 2.0
-    print(f"RATIOS size/target={size / 2e6:.2f} open/target={statistics.median(opens) / 2.0:.2f} {'OK' if ok else 'MISSED'}")
+    print(f"hover to tooltip: {statistics.median(hovers) * 1000:.0f} ms; "
+          f"recolour: {statistics.median(recolours) * 1000:.0f} ms (playwright round trips included)")
+    opened = statistics.median(opens)
+    verdict = "OK" if size < 2e6 and opened < 2.0 else "MISSED"
+    print(f"RATIOS size/target={size / 2e6:.2f} open/target={opened / 2.0:.2f} {verdict}")
     return 0
 
 

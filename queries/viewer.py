@@ -227,7 +227,7 @@ def page_payload(pick: Pick, rows: pa.Table, answer: dict, cross: pd.DataFrame, 
     def local(ids: np.ndarray) -> np.ndarray:
         return np.where(ids >= 0, np.searchsorted(vocab, ids), missing).astype(width)
 
-    own = dict(zip(token_ids.tolist(), rows["token"].to_pylist()))
+    own = dict(zip(token_ids.tolist(), rows["token"].to_pylist(), strict=True))
     vocab_text = [own.get(int(i), texts.get(int(i))) for i in vocab]
     columns = {c: rows[c].to_numpy(zero_copy_only=False).astype("<f4") for c in _FLOAT_COLUMNS}
     columns.update({c: _unsigned(rows[c].to_numpy(zero_copy_only=False)) for c in _INT_COLUMNS})

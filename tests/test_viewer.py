@@ -62,7 +62,8 @@ def _expected_picks(tokens, top: int) -> list[tuple[str, str]]:
              .agg(sampler=("sampler", "first"), n_over=("over", "sum"), max_js=("js", "max")).reset_index())
     stats = stats.sort_values(["sampler", "n_over", "max_js", "generation_id", "rl_model"],
                               ascending=[True, False, False, True, True])
-    return list(zip(*stats.groupby("sampler").head(top)[["generation_id", "rl_model"]].values.T))
+    chosen = stats.groupby("sampler").head(top)
+    return list(zip(chosen.generation_id, chosen.rl_model, strict=True))
 
 
 def test_default_selection_is_the_most_divergent_per_sampler(build, tokens):
@@ -244,7 +245,7 @@ def test_hover_shows_exactly_the_tokens_rows_values(page, shown_source):
         page.hover(f"#t{i}")
         tip = page.locator("#tip")
         assert tip.is_visible() and tip.get_attribute("data-position") == str(i)
-        field = lambda name: tip.locator(f"[data-f={name}]").text_content()  # noqa: E731
+        field = lambda name, tip=tip: tip.locator(f"[data-f={name}]").text_content()  # noqa: E731
         assert field("token") == row.token and field("token_id") == str(row.token_id)
         for name in ("js", "kl_base_rl", "kl_rl_base", "entropy_base", "entropy_rl", "logp_base", "logp_rl"):
             assert _shown(field(name), float(row[name])), (name, field(name), row[name])
@@ -256,7 +257,7 @@ def test_hover_shows_exactly_the_tokens_rows_values(page, shown_source):
             cells = tip.locator(f"#cand-{side} tbody tr")
             ids, logps = row[f"topk_{side}_ids"], row[f"topk_{side}_logp"]
             assert cells.count() == len(ids)
-            for r, (tid, lp) in enumerate(zip(ids, logps)):
+            for r, (tid, lp) in enumerate(zip(ids, logps, strict=True)):
                 tr = cells.nth(r)
                 rank, token, p, logp = (tr.locator("td").nth(c).text_content() for c in range(4))
                 assert rank == str(r + 1) and tr.get_attribute("data-id") == str(tid)
@@ -292,7 +293,7 @@ def test_colouring_switches_and_follows_each_measure(page, viewer, build):
     gap = (rows.logp_rl.astype("float64") - rows.logp_base.astype("float64")).to_numpy()
     colours = page.evaluate("""() => Array.from(document.querySelectorAll('#tokens span'),
         (s) => getComputedStyle(s).backgroundColor.match(/\\d+/g).map(Number))""")
-    for g, (r, _, b) in zip(gap, colours):
+    for g, (r, _, b) in zip(gap, colours, strict=True):
         if g > 0.2 * abs(gap).max():
             assert r > b
         elif g < -0.2 * abs(gap).max():
