@@ -177,6 +177,31 @@ def _token_texts(con: duckdb.DuckDBPyConnection, ids: np.ndarray) -> dict[int, s
     return {int(i): t for i, t in rows}
 
 
+def _build_tokenizer_texts(src: Source, ids: list[int]) -> dict[int, str]:
+    """Text of token ids no answer sampled, decoded as the build decodes tokens, by the build's own tokenizer when
+    it is on this machine (its model directory or the Hub cache, never downloaded) and hashes as the manifest
+    says; else nothing (the page then shows #id)."""
+    if src.kind != "local" or not ids:
+        return {}
+    try:
+        manifest = json.loads((Path(src.root) / "manifest.json").read_text(encoding="utf-8"))
+        base, expected = manifest["models"]["base"], manifest["tokenizer"]["sha256"]
+        source, revision = base["source"], base.get("revision")
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    try:
+        from transformers import AutoTokenizer
+
+        from tokenshift.builders.models import tokenizer_sha256
+
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, local_files_only=True)
+        if tokenizer_sha256(tokenizer) != expected:
+            return {}
+    except Exception:  # noqa: BLE001 - absent, moved or unreadable: the page names such ids by number
+        return {}
+    return {i: tokenizer.decode([i]) for i in ids if 0 <= i < len(tokenizer)}
+
+
 def _answers(con: duckdb.DuckDBPyConnection, picks: list[Pick]) -> pd.DataFrame:
     ids = sorted({p.generation_id for p in picks})
     return con.execute("""
@@ -316,7 +341,9 @@ def write_pages(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick], 
     frames = _token_frames(con, picks) if picks else {}
     ids = [frames[(p.generation_id, p.rl_model)][c] for p in picks for c in ("topk_base_ids", "topk_rl_ids")]
     flat = [pc.list_flatten(c.combine_chunks()).to_numpy(zero_copy_only=False) for c in ids]
-    texts = _token_texts(con, np.unique(np.concatenate(flat))) if flat else {}
+    candidates = np.unique(np.concatenate(flat)) if flat else np.array([], dtype=np.int64)
+    texts = _token_texts(con, candidates) if flat else {}
+    texts.update(_build_tokenizer_texts(src, [int(i) for i in candidates if i >= 0 and int(i) not in texts]))
     answers = _answers(con, picks) if picks else pd.DataFrame()
     problems = sorted({str(answers.loc[p.generation_id, "problem_id"]) for p in picks
                        if p.generation_id in answers.index})

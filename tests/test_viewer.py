@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
 import re
 import shutil
+import zlib
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -153,6 +155,45 @@ def test_failed_rerun_keeps_the_previous_pages(build, tmp_path, monkeypatch):
     assert {p.name: p.read_bytes() for p in index.parent.iterdir()} == before
 
 
+def _payload(page: Path) -> dict:
+    return json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>',
+                                page.read_text(encoding="utf-8"), re.S).group(1))
+
+
+def test_unsampled_candidates_are_named_by_the_builds_tokenizer(tmp_path):
+    from tiny_pair import make_tokenizer
+    from tokenshift.builders.models import tokenizer_sha256
+
+    tokenizer = make_tokenizer()
+    tokenizer.save_pretrained(tmp_path / "base")
+    tables = make_tables(seed=2, n_per_benchmark=1, n_samples=2, with_cross=False)
+    gen = "rl-step100/bench-a-00/1"
+    rows = [r for r in tables["tokens"] if r["generation_id"] == gen]
+    rows[0]["topk_base_ids"][-1] = 250  # a candidate no answer sampled (the synthetic vocabulary has 40 ids)
+    rows[0]["topk_rl_ids"][-1] = 251
+    for name, table_rows in tables.items():
+        write_parquet(to_arrow(name, table_rows), tmp_path / "b" / name / "part-00000.parquet")
+    manifest = {"models": {"base": {"name": "base", "source": str(tmp_path / "base"), "revision": None}},
+                "tokenizer": {"sha256": tokenizer_sha256(tokenizer), "vocab_size": len(tokenizer)}}
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
+
+    def names() -> dict[int, str | None]:
+        index = write_viewer(tmp_path / "b", tmp_path / "v", (gen,))
+        payload = _payload(next(p for p in index.parent.glob("*.html") if p.name != "index.html"))
+        ids = np.frombuffer(zlib.decompress(base64.b64decode(payload["blob"])), np.uint8)
+        _, _, offset, size = next(entry for entry in payload["layout"] if entry[0] == "vocab_ids")
+        vocab = ids[offset:offset + size].reshape(4, -1).T.copy().view("<u4").ravel()
+        return dict(zip(vocab.tolist(), payload["vocab_text"], strict=True))
+
+    shown = names()
+    assert shown[250] == tokenizer.decode([250]) and shown[251] == tokenizer.decode([251]) and shown[250]
+    sampled = {r["token_id"]: r["token"] for r in tables["tokens"]}
+    assert all(shown[i] == t for i, t in sampled.items() if i in shown)  # the dataset's own text wins
+    manifest["tokenizer"]["sha256"] = "0" * 64  # another tokenizer than the build's: never trusted
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
+    assert names()[250] is None
+
+
 def test_report_links_viewer_pages_of_its_most_divergent_answers(build, tokens, tmp_path):
     index = write_report(build, tmp_path / "r")
     text = index.read_text(encoding="utf-8")
@@ -227,8 +268,7 @@ def _shown(text: str, value: float) -> bool:
 
 
 def _rows_of(viewer_source, page_path: Path):
-    meta = json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>',
-                                page_path.read_text(encoding="utf-8"), re.S).group(1))["answer"]
+    meta = _payload(page_path)["answer"]
     table = pq.read_table(Path(viewer_source) / "tokens").to_pandas()
     mine = table[(table.generation_id == meta["generation_id"]) & (table.rl_model == meta["rl_model"])]
     return mine.sort_values("position").reset_index(drop=True), table.groupby("token_id").token.first()
