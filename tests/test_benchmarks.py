@@ -1,11 +1,26 @@
-"""Benchmark loading: the shared real files normalise to problem_id / question / gold answer."""
+"""Benchmark loading: files in the real layouts normalise to problem_id / question / gold answer."""
 
 import json
 
 import pytest
+from benchmark_fixtures import AMC, GOLD, GSM8K
 
 from tokenshift.builders.benchmarks import Fields, load_benchmark
 from tokenshift.errors import TokenshiftError
+
+
+def test_real_layouts_normalise(benchmark_files):
+    aime = load_benchmark(str(benchmark_files / "aime24.jsonl"))
+    amc = load_benchmark(str(benchmark_files / "amc23.jsonl"))
+    gsm = load_benchmark(str(benchmark_files / "gsm8k.jsonl"))
+    assert {p.benchmark for p in aime} == {"aime24"} and aime[0].problem_id == "60"
+    assert "\\frac{1}{2}" in aime[0].question  # LaTeX kept verbatim
+    assert [p.gold_answer for p in aime] == GOLD["aime24"]  # strings as given, leading zero kept
+    assert [p.gold_answer for p in amc] == GOLD["amc23"]  # 27.0 -> 27, -1.0 -> -1
+    assert [p.problem_id for p in amc] == [str(r["id"]) for r in AMC] == ["0", "1", "2", "17"]
+    assert [p.gold_answer for p in gsm] == GOLD["gsm8k"]  # after ####, thousands separator dropped
+    assert [p.problem_id for p in gsm] == [str(r["idx"]) for r in GSM8K]
+    assert gsm[0].question.startswith("Janet\u2019s ducks")
 
 
 def test_shared_files_normalise(shared_benchmarks):
@@ -47,6 +62,6 @@ def test_unknown_and_offline_hub_benchmarks_fail_in_one_line(monkeypatch):
     assert "pass a local .jsonl path" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_named_benchmark_from_local_directory(monkeypatch, shared_benchmarks):
-    monkeypatch.setenv("TOKENSHIFT_BENCHMARK_DIR", str(shared_benchmarks))
-    assert len(load_benchmark("amc23")) == 40
+def test_named_benchmark_from_local_directory(monkeypatch, benchmark_files):
+    monkeypatch.setenv("TOKENSHIFT_BENCHMARK_DIR", str(benchmark_files))
+    assert len(load_benchmark("amc23")) == len(AMC)

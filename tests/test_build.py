@@ -21,8 +21,8 @@ def pair(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def gsm8k(shared_benchmarks):
-    return str(shared_benchmarks / "gsm8k.jsonl")
+def gsm8k(benchmark_files):
+    return str(benchmark_files / "gsm8k.jsonl")
 
 
 def _config(out, pair, gsm8k, **kw):

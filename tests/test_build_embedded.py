@@ -1,4 +1,4 @@
-"""The embedded toy pair through the real build path, on the toy benchmark and the shared files."""
+"""The embedded toy pair through the real build path, on the toy benchmark and files in the real layouts."""
 
 import pyarrow.parquet as pq
 import pytest
@@ -7,8 +7,8 @@ from tokenshift.builders.build import BuildConfig, run_build
 
 
 @pytest.mark.parametrize("name", ["aime24", "amc23", "gsm8k"])
-def test_build_on_three_real_problems(tmp_path, shared_benchmarks, name):
-    out = run_build(BuildConfig(out=str(tmp_path / name), benchmark=str(shared_benchmarks / f"{name}.jsonl"),
+def test_build_on_three_problems_in_each_real_layout(tmp_path, benchmark_files, name):
+    out = run_build(BuildConfig(out=str(tmp_path / name), benchmark=str(benchmark_files / f"{name}.jsonl"),
                                 limit=3, samples=1, max_new_tokens=16), progress=False)
     prompts = pq.read_table(out / "prompts").to_pandas()
     gens = pq.read_table(out / "generations").to_pandas()

@@ -20,9 +20,9 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(embedded_base_dir())
 
 
-def _benchmark_texts(shared_benchmarks):
+def _benchmark_texts(folder):
     texts = []
-    for path in sorted(shared_benchmarks.glob("*.jsonl")):
+    for path in sorted(folder.glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines()[:40]:
             texts += [v for v in json.loads(line).values() if isinstance(v, str)]
     return texts
@@ -61,6 +61,13 @@ def test_tokenizer_round_trips_real_benchmark_text(tokenizer, shared_benchmarks)
     for text in texts:
         assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
     assert tokenizer.decode(tokenizer("naïve 🙂 ∑ 日本")["input_ids"]) == "naïve 🙂 ∑ 日本"
+
+
+def test_tokenizer_round_trips_benchmark_text_in_the_real_layouts(tokenizer, benchmark_files):
+    texts = _benchmark_texts(benchmark_files)
+    assert len(texts) > 30 and any("\\frac" in t for t in texts) and any("\u2019" in t for t in texts)
+    for text in texts:
+        assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
 
 
 def test_tokenizer_special_tokens_and_chat_template(tokenizer):
