@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokenshift.builders import grade, prompts
 from tokenshift.errors import TokenshiftError
 
 # Hub dataset ids (and split) used for the named benchmarks when no local file is given.
@@ -21,6 +22,8 @@ BENCHMARK_DIR_ENV = "TOKENSHIFT_BENCHMARK_DIR"
 _QUESTION_FIELDS = ("question", "problem", "prompt")
 _ANSWER_FIELDS = ("answer", "final_answer", "gold")
 _ID_FIELDS = ("id", "idx", "problem_id", "unique_id")
+# --answer-from: the answer field as given (normalised), or the last \boxed{} of a worked solution in it
+ANSWER_RULES = ("field", "boxed")
 
 
 @dataclass(frozen=True)
@@ -33,15 +36,39 @@ class Problem:
 
 @dataclass(frozen=True)
 class Fields:
-    """Which record fields hold the question, the gold answer and the id (None: detect)."""
+    """How a record becomes a problem: the fields holding question, gold answer and id (None: detect),
+    or a template over the record's fields for the question, and the rule reading the gold answer."""
 
     question: str | None = None
     answer: str | None = None
     id: str | None = None
+    question_template: str | None = None  # Python format string over the record, e.g. "{Body} {Question}"
+    answer_from: str = "field"  # one of ANSWER_RULES
+
+
+def check_fields(fields: Fields) -> None:
+    """Reject a layout that cannot work before any file is read."""
+    if fields.answer_from not in ANSWER_RULES:
+        raise TokenshiftError(f"unknown --answer-from {fields.answer_from!r}: use {' or '.join(ANSWER_RULES)}")
+    if fields.question_template is not None:
+        if fields.question is not None:
+            raise TokenshiftError("--question-field and --question-template both given: pass only one")
+        prompts.check_template(fields.question_template)
+
+
+def answer_rule(answer_field: str | None, answer_from: str) -> str:
+    """How gold answers are read, in words (the dataset card's line; the README says the same)."""
+    field = f"field `{answer_field}`" if answer_field else "answer field (" + ", ".join(_ANSWER_FIELDS) + ")"
+    if answer_from == "boxed":
+        return f"the last \\boxed{{}} of the {field}"
+    return (f"the {field} as given (27.0 read as 27; text with #### keeps what follows it); a JSON list of "
+            "one answer is that answer, of several is one tuple: the response's last \\boxed{} must hold "
+            "as many comma-separated parts, each equal to its answer in order")
 
 
 def load_benchmark(spec: str, limit: int | None = None, fields: Fields = Fields()) -> list[Problem]:
     """Problems of `spec`: a named benchmark, a local .jsonl path or a Hub dataset id."""
+    check_fields(fields)
     if spec == "toy-arith":
         from tokenshift.toy.arith import toy_problems
 
@@ -133,15 +160,35 @@ def _normalise_answer(answer) -> str:
     return text
 
 
+def _gold(answer, answer_from: str, where: str) -> str:
+    """The gold answer string of one record under the --answer-from rule (see `answer_rule`)."""
+    if answer_from == "boxed":
+        boxed = grade.extract_boxed(answer) if isinstance(answer, str) else None
+        if boxed is None:
+            raise TokenshiftError(f"{where} has no \\boxed{{}} in its answer field: fix the row, or pick "
+                                  "another --answer-field or --answer-from")
+        return boxed
+    if isinstance(answer, list):
+        if not answer:
+            raise TokenshiftError(f"{where} has an empty list as its gold answer: fix the row")
+        answers = [_normalise_answer(a) for a in answer]
+        return answers[0] if len(answers) == 1 else grade.tuple_gold(answers)
+    return _normalise_answer(answer)
+
+
 def _from_records(records: list[dict], benchmark: str, fields: Fields, spec: str) -> list[Problem]:
     problems = []
     for index, record in enumerate(records):
         where = f"benchmark {spec!r} row {index + 1}"
-        question = _pick(record, fields.question, _QUESTION_FIELDS, "question", "--question-field", where)
-        answer = _pick(record, fields.answer, _ANSWER_FIELDS, "answer", "--answer-field", where)
+        if fields.question_template is not None:
+            question = prompts.render_question(fields.question_template, record, where)
+        else:
+            question = _pick(record, fields.question, _QUESTION_FIELDS, "question", "--question-field", where)
+        answer = _gold(_pick(record, fields.answer, _ANSWER_FIELDS, "answer", "--answer-field", where),
+                       fields.answer_from, where)
         if fields.id is None and not any(f in record for f in _ID_FIELDS):
             problem_id = str(index)
         else:
             problem_id = str(_pick(record, fields.id, _ID_FIELDS, "id", "--id-field", where))
-        problems.append(Problem(problem_id, benchmark, str(question), _normalise_answer(answer)))
+        problems.append(Problem(problem_id, benchmark, str(question), answer))
     return problems

@@ -40,6 +40,8 @@ class BuildConfig:
     question_field: str | None = None
     answer_field: str | None = None
     id_field: str | None = None
+    question_template: str | None = None  # Python format fields of the row, e.g. "{Body} {Question}"
+    answer_from: str = "field"  # benchmarks.ANSWER_RULES
     limit: int | None = None
     samples: int = 4
     max_new_tokens: int = 512
@@ -111,12 +113,19 @@ def validate_config(config: BuildConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise TokenshiftError(message)
+    benchmarks.check_fields(benchmark_fields(config))
     models.check_device(config.device, here=config.ray is None)  # on Ray, the workers' GPUs count
     ShardSpec.parse(config.shard)
     if config.engine == "vllm" and importlib.util.find_spec("vllm") is None:
         raise TokenshiftError("--engine vllm needs vLLM: pip install 'tokenshift[vllm]', or use --engine hf")
     if config.placement() is not None:
         executor.check_ray(config.ray)
+
+
+def benchmark_fields(config: BuildConfig) -> benchmarks.Fields:
+    """How the benchmark's rows become problems (fields, question template, answer rule)."""
+    return benchmarks.Fields(config.question_field, config.answer_field, config.id_field,
+                             config.question_template, config.answer_from)
 
 
 def model_specs(config: BuildConfig) -> tuple[models.ModelSpec, list[models.ModelSpec]]:
@@ -194,9 +203,7 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
     started_at = time.time()
     validate_config(config)
     out = prepare_out(config, overwrite)
-    problems = benchmarks.load_benchmark(
-        config.benchmark, config.limit,
-        benchmarks.Fields(config.question_field, config.answer_field, config.id_field))
+    problems = benchmarks.load_benchmark(config.benchmark, config.limit, benchmark_fields(config))
     base_spec, rl_specs = model_specs(config)
     tokenizer = models.load_tokenizer(base_spec, config.trust_remote_code)
     for spec in rl_specs:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from tokenshift.builders.prompts import DEFAULT_INSTRUCTION
+from tokenshift.builders.benchmarks import ANSWER_RULES
+from tokenshift.builders.prompts import CHOICES_SPEC, DEFAULT_INSTRUCTION
 
 
 @click.command("build")
@@ -19,6 +20,13 @@ from tokenshift.builders.prompts import DEFAULT_INSTRUCTION
 @click.option("--question-field", default=None, help="Field holding the question in a custom jsonl.")
 @click.option("--answer-field", default=None, help="Field holding the gold answer in a custom jsonl.")
 @click.option("--id-field", default=None, help="Field holding the problem id in a custom jsonl.")
+@click.option("--question-template", default=None, metavar="TEMPLATE",
+              help="Build each question from the row's fields instead of --question-field, e.g. "
+                   f"'{{Body}} {{Question}}' (Python format fields; '{{options:{CHOICES_SPEC}}}' lists a list "
+                   "field as (A) ... (B) ... lines; '{{' and '}}' for literal braces).")
+@click.option("--answer-from", type=click.Choice(ANSWER_RULES), default="field", show_default=True,
+              help="field: the answer field as given (a JSON list of several answers is graded as one "
+                   "tuple, in order); boxed: the last \\boxed{} of the answer field (a worked solution).")
 @click.option("--limit", type=int, default=None, help="Use only the first N problems.")
 @click.option("--samples", type=int, default=4, show_default=True, help="Responses per prompt per model.")
 @click.option("--max-new-tokens", type=int, default=512, show_default=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -33,9 +34,54 @@ def extract_boxed(text: str) -> str | None:
     return None
 
 
+def tuple_gold(answers: list[str]) -> str:
+    """A gold of several answers, graded as the whole tuple in order, written as a JSON list of strings."""
+    return json.dumps(answers, ensure_ascii=False)
+
+
+def gold_answers(gold: str) -> list[str]:
+    """The answers a gold stands for: several for a `tuple_gold` (a JSON list of strings), else [gold]."""
+    if gold.startswith('["'):
+        try:
+            value = json.loads(gold)
+        except ValueError:
+            value = None
+        if isinstance(value, list) and len(value) > 1 and all(isinstance(v, str) for v in value):
+            return value
+    return [gold]
+
+
+def split_tuple(answer: str) -> list[str]:
+    """`(a, b)`, `\\left(a, b\\right)` or `a, b` as [a, b]: commas outside any bracket split."""
+    text = answer.strip()
+    for left, right in (("\\left(", "\\right)"), ("(", ")")):
+        if text.startswith(left) and text.endswith(right) and _closes_at_end(text[len(left):-len(right)]):
+            text = text[len(left):-len(right)]
+            break
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    return [*parts, text[start:].strip()]
+
+
+def _closes_at_end(inner: str) -> bool:
+    """The brackets of `inner` balance, so the stripped outer pair enclosed the whole answer."""
+    depth = 0
+    for ch in inner:
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
 def grade_answer(gold: str, response: str) -> Grade:
     """`verify(parse(gold), parse(answer))` on the last boxed answer; no box means wrong.
 
+    A tuple gold (several answers) needs as many comma-separated parts, each verified against its
+    answer in order (math-verify alone would read `3, 5` as a set and `(3, 5)` as an interval).
     Uses math-verify's own signal-based timeouts, so call it on a main thread (or in `grade_many`).
     """
     from math_verify import parse, verify
@@ -43,10 +89,17 @@ def grade_answer(gold: str, response: str) -> Grade:
     answer = extract_boxed(response)
     if answer is None:
         return Grade(None, False)
+    golds = gold_answers(gold)
+    parts = [answer] if len(golds) == 1 else split_tuple(answer)
+    if len(parts) != len(golds):
+        return Grade(answer, False)
     try:
-        gold_parsed = parse(f"\\boxed{{{gold}}}", raise_on_error=True)
-        answer_parsed = parse(f"\\boxed{{{answer}}}", raise_on_error=True)
-        return Grade(answer, bool(verify(gold_parsed, answer_parsed, raise_on_error=True)))
+        for g, part in zip(golds, parts):
+            gold_parsed = parse(f"\\boxed{{{g}}}", raise_on_error=True)
+            answer_parsed = parse(f"\\boxed{{{part}}}", raise_on_error=True)
+            if not verify(gold_parsed, answer_parsed, raise_on_error=True):
+                return Grade(answer, False)
+        return Grade(answer, True)
     except Exception:  # math-verify raising (timeout, parser crash): ungraded, not fatal
         return Grade(answer, None)
 

@@ -7,6 +7,7 @@ import math
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from tokenshift.builders.benchmarks import answer_rule
 from tokenshift.schemas.manifest import listed_tables, rl_model_names, table_entry
 from tokenshift.schemas.tables import PRIMARY_KEYS, SCHEMA_VERSION, TABLE_FIELDS
 
@@ -118,6 +119,8 @@ def _provenance(manifest: dict) -> str:
         ["Base model", _model_line(models.get("base") or {})],
         *[["RL model", _model_line(m)] for m in models.get("rl") or []],
         ["Benchmark", f"`{config.get('benchmark')}`"],
+        ["Question", _question_source(config)],
+        ["Gold answer", answer_rule(config.get("answer_field"), config.get("answer_from", "field"))],
         ["Sampling and scoring", sampling],
         ["Instruction", config.get("instruction", "–")],
         ["Tokenizer", f"vocabulary size {tokenizer.get('vocab_size')}, sha256 `{tokenizer.get('sha256')}`"],
@@ -129,6 +132,13 @@ def _provenance(manifest: dict) -> str:
     if manifest.get("cross_sampling"):
         rows.append(["Cross-sampling", f"`{json.dumps(manifest['cross_sampling'], sort_keys=True)}`"])
     return "## Provenance\n\n" + _md_table(["", ""], rows)
+
+
+def _question_source(config: dict) -> str:
+    """Where each question came from: the template (JSON-quoted, exact) or the field."""
+    if config.get("question_template"):
+        return f"template `{json.dumps(config['question_template'], ensure_ascii=False)}` over the row's fields"
+    return f"field `{config['question_field']}`" if config.get("question_field") else "question field (detected)"
 
 
 def _figures(manifest: dict, figures: dict[str, list[dict]]) -> str:
