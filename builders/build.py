@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from tokenshift.builders import benchmarks, executor, generate, grade, manifest, models, prompts, score
 from tokenshift.builders.score_batch import score_answers
 from tokenshift.builders.shards import (WORK_DIR, ShardSpec, derive_seed, is_done, mark_done,
                                         part_name, shard_ranges)
 from tokenshift.errors import TokenshiftError
+from tokenshift.progress import progress_bar
 from tokenshift.schemas.tables import TABLE_FIELDS, schema, to_arrow, write_parquet
 
 CONFIG_FILE = "config.json"
@@ -289,8 +289,8 @@ def _generations(config: BuildConfig, pair: _Pair, shard: int, problems, prompt_
     samplers = [("base", pair.base_spec, pair.base), *((s.name, s, pair.rls[s.name]) for s in pair.rl_specs)]
     for name, spec, model in samplers:
         seed = derive_seed(config.seed, shard, name)
-        bar = tqdm(total=len(prompt_ids) * config.samples, desc=f"generate {name}", unit="answer",
-                   leave=False, disable=not progress)
+        bar = progress_bar(total=len(prompt_ids) * config.samples, desc=f"generate {name}", unit="answer",
+                           leave=False, disable=not progress)
         if config.engine == "vllm":
             samples = generate.generate_vllm(spec.source, spec.revision, tokenizer, prompt_ids,
                                              config.samples, seed, sampling, config.dtype)
@@ -308,7 +308,7 @@ def _generations(config: BuildConfig, pair: _Pair, shard: int, problems, prompt_
                 "n_tokens": len(s.token_ids), "finish_reason": s.finish_reason,
                 "engine": config.engine, "_token_ids": s.token_ids})
     gold = {p.problem_id: p.gold_answer for p in problems}
-    bar = tqdm(total=len(rows), desc="grade", unit="answer", leave=False, disable=not progress)
+    bar = progress_bar(total=len(rows), desc="grade", unit="answer", leave=False, disable=not progress)
     grades = grade.grade_many([(gold[r["problem_id"]], r["response_text"]) for r in rows],
                               timeout_s=config.grade_timeout_s, progress=bar)
     bar.close()
@@ -329,7 +329,7 @@ def _tokens(config: BuildConfig, pair: _Pair, generations: list[dict], prompt_id
     score_config = score.ScoreConfig(top_k=config.top_k_candidates,
                                      memory_budget_mb=config.score_memory_mb)
     columns: dict[str, list] = {f.name: [] for f in TABLE_FIELDS["tokens"]}
-    bar = tqdm(total=len(generations), desc="score", unit="answer", leave=False, disable=not progress)
+    bar = progress_bar(total=len(generations), desc="score", unit="answer", leave=False, disable=not progress)
     for lo in range(0, len(generations), _SCORE_GROUP):
         group = generations[lo:lo + _SCORE_GROUP]
         scored = score_answers(pair.base, pair.rls,

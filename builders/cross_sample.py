@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-from tqdm.auto import tqdm
 
 from tokenshift.builders import executor, generate, grade, manifest, models
 from tokenshift.builders.build import BuildConfig, model_specs
@@ -47,6 +46,7 @@ from tokenshift.builders.paired_decode import Decoded, decode_batch
 from tokenshift.builders.score import LN2
 from tokenshift.builders.shards import WORK_DIR, ShardSpec, derive_seed, is_done, mark_done, part_name
 from tokenshift.errors import TokenshiftError
+from tokenshift.progress import progress_bar
 from tokenshift.schemas.tables import to_arrow, write_parquet
 
 TABLE = "cross_samples"
@@ -440,8 +440,8 @@ def threshold_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], see
     batches = _batches(len(prefixes), run.sampling.batch_size)
     generator = decode.generator(seed)
     states, alone = [], []
-    bar = tqdm(total=len(batches) * (1 + len(config.thresholds) * len(config.budgets)), desc=label,
-               unit="batch", leave=False, disable=not run.progress)
+    bar = progress_bar(total=len(batches) * (1 + len(config.thresholds) * len(config.budgets)), desc=label,
+                       unit="batch", leave=False, disable=not run.progress)
     for rows in batches:
         states.append(generator.get_state())
         alone.append(decode([prefixes[i] for i in rows], [limit] * len(rows), generator))
@@ -471,7 +471,7 @@ def resample_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], prom
     """[(seed, rows aligned with prefixes)] for steps k = 0..max(budgets) of the resample protocol."""
     limit, size = run.sampling.max_new_tokens, run.sampling.batch_size
     steps = int(max(run.config.budgets))
-    bar = tqdm(total=steps + 1, desc=label, unit="step", leave=False, disable=not run.progress)
+    bar = progress_bar(total=steps + 1, desc=label, unit="step", leave=False, disable=not run.progress)
     generator = decode.generator(seed)
     current = []
     for rows in _batches(len(prefixes), size):
@@ -527,7 +527,7 @@ def _row(run: Run, direction: str, threshold: float | None, budget: float, probl
 def _grade(run: Run, rows: list[dict], gold: dict[str, str]) -> None:
     """Grade each distinct (gold, response) once with math-verify; settings often repeat answers."""
     pairs = sorted({(gold[r["problem_id"]], r["response_text"]) for r in rows})
-    bar = tqdm(total=len(pairs), desc="grade", unit="answer", leave=False, disable=not run.progress)
+    bar = progress_bar(total=len(pairs), desc="grade", unit="answer", leave=False, disable=not run.progress)
     grades = dict(zip(pairs, grade.grade_many(pairs, timeout_s=run.build.grade_timeout_s, progress=bar),
                       strict=True))
     bar.close()

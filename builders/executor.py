@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from tqdm.auto import tqdm
-
 from tokenshift.errors import TokenshiftError
+from tokenshift.progress import progress_bar
 
 _CONNECT_TIMEOUT_S = 5.0
 LOCAL = "local"  # `--ray` without an address: ray.init()'s default (RAY_ADDRESS, else a new local instance)
@@ -73,7 +72,7 @@ def run_shards(job: ShardJob, shards: list[int], ray: RayPlacement | None, progr
         return
     if ray is None:
         job.setup()
-        for shard in tqdm(shards, desc=desc, unit="shard", disable=not progress):
+        for shard in progress_bar(shards, desc=desc, unit="shard", disable=not progress):
             job(shard)
     else:
         _run_on_ray(job, shards, ray, progress, desc)
@@ -161,8 +160,8 @@ def _run_on_ray(job: ShardJob, shards: list[int], placement: RayPlacement, progr
             _ShardActor, fn_constructor_args=(job, max(1, int(placement.cpus_per_worker))),
             batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
             num_gpus=placement.gpus_per_worker, num_cpus=placement.cpus_per_worker)
-        bar = tqdm(total=len(shards), desc=f"{desc} (ray, {workers} workers)", unit="shard",
-                   disable=not progress)
+        bar = progress_bar(total=len(shards), desc=f"{desc} (ray, {workers} workers)", unit="shard",
+                           disable=not progress)
         try:
             for row in mapped.iter_rows():
                 if row["error"]:

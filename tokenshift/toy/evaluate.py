@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from tokenshift.builders import models
@@ -16,6 +15,7 @@ from tokenshift.builders.generate import SamplingConfig, generate_hf
 from tokenshift.builders.grade import grade_answer
 from tokenshift.builders.prompts import format_prompt
 from tokenshift.errors import TokenshiftError
+from tokenshift.progress import progress_bar
 from tokenshift.toy.arith import N_TEST, toy_problems
 
 # Decoding a 1M-parameter model is latency-bound: on 2 shared cores, 2 threads ran ~60x slower than
@@ -86,7 +86,7 @@ def evaluate_dirs(dirs: dict[str, Path], config: EvalConfig) -> dict:
     """`<name>_accuracy` (sampled) and `<name>_greedy_accuracy` for each named model directory."""
     problems = toy_problems("test", min(config.n, N_TEST))
     result: dict = {"n": len(problems), "split": "test", "seed": config.seed}
-    for name, path in tqdm(list(dirs.items()), desc="eval", unit="model"):
+    for name, path in progress_bar(list(dirs.items()), desc="eval", unit="model"):
         model, tokenizer = load_model_dir(path)
         result[f"{name}_path"] = str(path)
         result[f"{name}_accuracy"] = accuracy(model, tokenizer, problems, sample=True, config=config)

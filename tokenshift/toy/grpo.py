@@ -10,6 +10,7 @@ from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 
 from tokenshift.builders.prompts import format_prompt
+from tokenshift.progress import interactive
 from tokenshift.toy.arith import toy_problems
 from tokenshift.toy.evaluate import reward
 from tokenshift.toy.model import save_model_dir
@@ -82,7 +83,7 @@ def train_grpo(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, setti
             top_k=settings.top_k, max_completion_length=settings.max_completion_length,
             logging_steps=settings.logging_steps, save_strategy="no", report_to="none",
             use_cpu=True, bf16=False, fp16=False, seed=seed, data_seed=seed,
-            dataloader_num_workers=0, disable_tqdm=False)
+            dataloader_num_workers=0, disable_tqdm=not interactive())  # a log gets plain lines
         trainer = GRPOTrainer(model=model, reward_funcs=correctness_reward, args=config,
                               train_dataset=dataset, processing_class=tokenizer, callbacks=[saver])
         trainer.train()

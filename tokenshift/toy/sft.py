@@ -7,10 +7,10 @@ import random
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from tokenshift.builders.prompts import format_prompt
+from tokenshift.progress import progress_bar
 from tokenshift.toy.arith import split_problems
 from tokenshift.toy.solutions import ForkMix, sample_solution
 
@@ -65,7 +65,7 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
     model.train()
     log: list[dict] = []
-    bar = tqdm(range(config.steps), desc="sft", unit="step")
+    bar = progress_bar(range(config.steps), desc="sft", unit="step")
     for step in bar:
         batch = [encode_example(tokenizer, p.question, sample_solution(p, config.fork_mix, rng))
                  for p in rng.sample(problems, config.batch_size)]
