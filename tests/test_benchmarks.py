@@ -65,3 +65,12 @@ def test_unknown_and_offline_hub_benchmarks_fail_in_one_line(monkeypatch):
 def test_named_benchmark_from_local_directory(monkeypatch, benchmark_files):
     monkeypatch.setenv("TOKENSHIFT_BENCHMARK_DIR", str(benchmark_files))
     assert len(load_benchmark("amc23")) == len(AMC)
+
+
+def test_real_aime_solutions_give_boxed_golds_and_name_the_row_without_one(shared_benchmarks):
+    path = shared_benchmarks / "aime24.jsonl"
+    raw = [json.loads(line) for line in path.open()]
+    missing = [i + 1 for i, r in enumerate(raw) if "\\boxed{" not in r["solution"]]
+    assert len(missing) == 1  # the real file's quirk the fixtures reproduce
+    with pytest.raises(TokenshiftError, match=rf"row {missing[0]} has no \\boxed"):
+        load_benchmark(str(path), fields=Fields(answer="solution", answer_from="boxed"))
