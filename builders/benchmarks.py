@@ -109,19 +109,26 @@ def _read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         raise TokenshiftError(f"benchmark file {path} does not exist: check the path")
     records = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise TokenshiftError(f"{path}:{lineno} is not valid JSON ({err.msg}): "
-                                      "fix or remove that line") from None
-            if not isinstance(record, dict):
-                raise TokenshiftError(f"{path}:{lineno} is not a JSON object: "
-                                      "each line must be one object")
-            records.append(record)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise TokenshiftError(f"{path} is not UTF-8 text (byte {err.start}): a benchmark must be a UTF-8 "
+                              ".jsonl file, one JSON object per line") from None
+    if "\x00" in text:
+        raise TokenshiftError(f"{path} is a binary file: a benchmark must be a UTF-8 .jsonl file, "
+                              "one JSON object per line")
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise TokenshiftError(f"{path}:{lineno} is not valid JSON ({err.msg}): "
+                                  "fix or remove that line") from None
+        if not isinstance(record, dict):
+            raise TokenshiftError(f"{path}:{lineno} is not a JSON object: "
+                                  "each line must be one object")
+        records.append(record)
     return records
 
 
@@ -143,6 +150,8 @@ def _pick(record: dict, explicit: str | None, candidates: tuple[str, ...], what:
         if explicit not in record:
             raise TokenshiftError(f"{where}: field {explicit!r} not found (fields: "
                                   f"{', '.join(record)}): fix {flag}")
+        if record[explicit] is None:
+            raise TokenshiftError(f"{where}: field {explicit!r} is null: fill it or drop the row")
         return record[explicit]
     for name in candidates:
         if name in record and record[name] is not None:

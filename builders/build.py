@@ -18,11 +18,13 @@ import pyarrow.parquet as pq
 
 from tokenshift.builders import benchmarks, executor, generate, grade, manifest, models, prompts, score
 from tokenshift.builders.score_batch import score_answers
-from tokenshift.builders.shards import (WORK_DIR, ShardSpec, derive_seed, is_done, mark_done,
-                                        part_name, shard_ranges)
+from tokenshift.builders.shards import (WORK_DIR, ShardSpec, derive_seed, is_done, mark_done, marker,
+                                        part_name, recorded_files, shard_ranges)
 from tokenshift.errors import TokenshiftError
+from tokenshift.files import clean_leftovers, refuse_symlinks, write_json_atomic
+from tokenshift.lock import LOCK_NAME, folder_lock
 from tokenshift.progress import progress_bar
-from tokenshift.schemas.tables import TABLE_FIELDS, schema, to_arrow, write_parquet
+from tokenshift.schemas.tables import TABLE_FIELDS, schema, to_arrow
 
 CONFIG_FILE = "config.json"
 _SCORE_GROUP = 64  # answers handed to the batched scorer at once (progress granularity)
@@ -67,6 +69,22 @@ class BuildConfig:
     def identity(self) -> dict:
         """The fields that decide the tables (a resumed or re-run build must match them)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in EXECUTION_FIELDS}
+
+    @classmethod
+    def from_manifest(cls, recorded: dict, trust_remote_code: bool = False) -> "BuildConfig":
+        """The config a manifest records; trust_remote_code comes from the caller's command line, never from data."""
+        config = recorded.get("config")
+        if not isinstance(config, dict):
+            raise TokenshiftError("the manifest has no config block: rebuild with `tokenshift build`")
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in config.items() if k in known}
+        values["rl"] = tuple(values.get("rl") or ())
+        values["trust_remote_code"] = trust_remote_code
+        try:
+            return cls(**{"out": "", **values})
+        except TypeError as err:
+            raise TokenshiftError(f"the manifest's config is not a build config ({err}): rebuild with "
+                                  "`tokenshift build`") from None
 
     def placement(self) -> executor.RayPlacement | None:
         """Where the shards run: None for this process, else the Ray actor pool."""
@@ -142,21 +160,46 @@ def model_specs(config: BuildConfig) -> tuple[models.ModelSpec, list[models.Mode
     return base, rls
 
 
+def refuse_published_out(out: Path, flag: str = "--out") -> None:
+    """Refuse writing into a published version, a registry, or a new folder inside a registry."""
+    from tokenshift.publish.versions import published_versions
+
+    version = manifest.published_ancestor(out)
+    if version is not None:
+        where = "is" if version == out.absolute() else f"is inside {version},"
+        raise TokenshiftError(f"{flag} {out} {where} a published version: published versions are immutable; "
+                              "build into a new folder and publish it as a new --version")
+    for folder, what in ((out, "is"), (out.parent, "is inside")):
+        if any(manifest.is_published(v) for v in published_versions(folder).values()):
+            raise TokenshiftError(f"{flag} {out} {what} a registry of published versions: choose a folder "
+                                  "outside it (publish puts builds there)")
+
+
+def _entries(out: Path) -> list[str]:
+    """Names in `out`, not counting a work folder that holds only the lock (the lock alone is no build)."""
+    if not out.is_dir():
+        return []
+    work = out / WORK_DIR
+    lock_only = work.is_dir() and not work.is_symlink() and all(q.name == LOCK_NAME for q in work.iterdir())
+    return [p.name for p in out.iterdir() if not (p.name == WORK_DIR and lock_only)]
+
+
 def prepare_out(config: BuildConfig, overwrite: bool) -> Path:
     """Refuse a finished build (unless overwrite) or one started with another config."""
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise TokenshiftError(f"--out {out} is a file: choose a directory")
+    refuse_published_out(out)
     finished = (out / manifest.MANIFEST).exists()
     started = (out / WORK_DIR / CONFIG_FILE).exists()
-    if out.exists() and any(out.iterdir()) and not (finished or started):
+    if _entries(out) and not (finished or started):
         raise TokenshiftError(f"--out {out} is not empty and holds no tokenshift build: "
                               "choose an empty or new directory")
     if finished and not overwrite:
         raise TokenshiftError(f"{out} already holds a finished build: pass --overwrite to replace it, "
                               "or choose another --out")
     if started and not overwrite:
-        previous = json.loads((out / WORK_DIR / CONFIG_FILE).read_text())
+        previous = read_work_config(out / WORK_DIR / CONFIG_FILE)
         current = json.loads(json.dumps(config.identity()))
         changed = [k for k in sorted(set(previous) | set(current)) if previous.get(k) != current.get(k)]
         if changed:
@@ -167,10 +210,28 @@ def prepare_out(config: BuildConfig, overwrite: bool) -> Path:
     return out
 
 
+def read_work_config(path: Path) -> dict:
+    """A step's recorded config (a work file); a one-line error when it is damaged."""
+    try:
+        previous = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        previous = None
+    if not isinstance(previous, dict):
+        raise TokenshiftError(f"{path} is damaged (not a JSON object): pass --overwrite to start the build "
+                              "again, or choose another --out")
+    return previous
+
+
 def _clear_build(out: Path) -> None:
-    for name in [*TABLE_FIELDS, WORK_DIR]:
+    """Delete a build's tables and work files, keeping the lock this process holds."""
+    refuse_symlinks(out, [*TABLE_FIELDS, WORK_DIR, manifest.MANIFEST])  # before anything is deleted
+    for name in TABLE_FIELDS:
         if (out / name).is_dir():
             shutil.rmtree(out / name)
+    if (out / WORK_DIR).is_dir():
+        for path in (out / WORK_DIR).iterdir():
+            if path.name != LOCK_NAME:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     for name in (manifest.MANIFEST, "README.md", "validation.json"):
         (out / name).unlink(missing_ok=True)
 
@@ -203,6 +264,8 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
     started_at = time.time()
     validate_config(config)
     out = prepare_out(config, overwrite)
+    if overwrite:
+        refuse_symlinks(out, [*TABLE_FIELDS, WORK_DIR, manifest.MANIFEST])
     problems = benchmarks.load_benchmark(config.benchmark, config.limit, benchmark_fields(config))
     base_spec, rl_specs = model_specs(config)
     tokenizer = models.load_tokenizer(base_spec, config.trust_remote_code)
@@ -210,21 +273,47 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
         models.check_same_vocabulary(tokenizer, models.load_tokenizer(spec, config.trust_remote_code),
                                      "base", spec.name)
     pair = _Pair(tokenizer, base_spec, rl_specs)
+    check_tokenizer(config, tokenizer)
     prompt_texts = [prompts.format_prompt(tokenizer, p.question, config.instruction,
                                           config.use_chat_template) for p in problems]
-    placement = config.placement()
-    with executor.session(placement):
-        if overwrite:
-            _clear_build(out)
-        (out / WORK_DIR).mkdir(parents=True, exist_ok=True)
-        manifest.write_json_atomic(out / WORK_DIR / CONFIG_FILE, config.identity())
-        spec = ShardSpec.parse(config.shard)
-        todo = [k for k, _ in enumerate(shard_ranges(len(problems), config.shard_size))
-                if spec.owns(k) and not is_done(out, "tokens", k)]
-        job = BuildShards(config, problems, prompt_texts, pair, progress=progress and placement is None)
-        executor.run_shards(job, todo, placement, progress, "shards")
-    _write_manifest(out, config, pair, started_at, progress)
+    longest = max((len(_prompt_ids(tokenizer, t)) for t in prompt_texts), default=0)
+    check_context(config, base_spec, rl_specs, longest)
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "tokenshift build"):  # one writer; the checks above wrote nothing
+        prepare_out(config, overwrite)  # again under the lock: another run may have started meanwhile
+        clean_leftovers(out)
+        placement = config.placement()
+        with executor.session(placement):
+            if overwrite:
+                _clear_build(out)
+            write_json_atomic(out / WORK_DIR / CONFIG_FILE, config.identity())
+            spec = ShardSpec.parse(config.shard)
+            todo = [k for k, _ in enumerate(shard_ranges(len(problems), config.shard_size))
+                    if spec.owns(k) and not is_done(out, "tokens", k)]
+            job = BuildShards(config, problems, prompt_texts, pair, progress=progress and placement is None)
+            executor.run_shards(job, todo, placement, progress, "shards")
+        _write_manifest(out, config, pair, started_at, progress)
     return out
+
+
+def check_tokenizer(config: BuildConfig, tokenizer) -> None:
+    """Refuse settings the tokenizer cannot honour (instead of silently doing something else)."""
+    if config.use_chat_template and not getattr(tokenizer, "chat_template", None):
+        raise TokenshiftError("the base tokenizer has no chat template: pass --no-chat-template for plain "
+                              "'Question/Answer' prompts")
+    if config.top_k_candidates > len(tokenizer):
+        raise TokenshiftError(f"--top-k-candidates {config.top_k_candidates} exceeds the vocabulary "
+                              f"({len(tokenizer)} tokens): choose at most {len(tokenizer)}")
+
+
+def check_context(config: BuildConfig, base_spec, rl_specs, longest_prompt: int) -> None:
+    """Refuse when the longest prompt plus --max-new-tokens exceeds a model's context window."""
+    for spec in (base_spec, *rl_specs):
+        window = models.context_length(spec, config.trust_remote_code)
+        if window is not None and longest_prompt + config.max_new_tokens > window:
+            raise TokenshiftError(f"the longest prompt ({longest_prompt} tokens) plus --max-new-tokens "
+                                  f"{config.max_new_tokens} exceeds the context of {spec.name} ({window} "
+                                  f"tokens): lower --max-new-tokens to at most {max(window - longest_prompt, 0)}")
 
 
 @dataclass
@@ -250,25 +339,27 @@ class BuildShards:
         shard_prompts = [self.prompt_texts[i] for i in rows]
         shard_prompt_ids = [_prompt_ids(pair.tokenizer, t) for t in shard_prompts]
         if not is_done(out, "prompts", k):
-            write_parquet(to_arrow("prompts", [
+            mark_done(out, "prompts", k, manifest.write_part(out, f"prompts/{part_name(k)}", to_arrow("prompts", [
                 {"problem_id": p.problem_id, "benchmark": p.benchmark, "question": p.question,
                  "gold_answer": p.gold_answer, "prompt": text}
-                for p, text in zip(shard_problems, shard_prompts)]), out / "prompts" / part_name(k))
-            mark_done(out, "prompts", k)
+                for p, text in zip(shard_problems, shard_prompts)])))
         pair.load(config)
         if not is_done(out, "generations", k):
             table, response_ids = _generations(config, pair, k, shard_problems, shard_prompt_ids, self.progress)
-            write_parquet(response_ids, out / WORK_DIR / "response_ids" / part_name(k))
-            write_parquet(table, out / "generations" / part_name(k))
-            mark_done(out, "generations", k)
+            written = manifest.write_part(out, f"{WORK_DIR}/response_ids/{part_name(k)}", response_ids)
+            written.update(manifest.write_part(out, f"generations/{part_name(k)}", table))
+            mark_done(out, "generations", k, written)
+        recorded = recorded_files(out, "generations", k)
+        for rel, entry in recorded.items():  # read only what this build wrote, unchanged since
+            manifest.verify_part(out, rel, entry, recorded_in=marker(out, "generations", k))
         generations = pq.read_table(out / "generations" / part_name(k),
                                     columns=["generation_id", "problem_id", "sampler"]).to_pylist()
         response_ids = pq.read_table(out / WORK_DIR / "response_ids" / part_name(k)).column("token_ids")
         for gen, ids in zip(generations, response_ids.to_pylist()):
             gen["token_ids"] = ids
-        write_parquet(_tokens(config, pair, generations, shard_prompt_ids, shard_problems, self.progress),
-                      out / "tokens" / part_name(k))
-        mark_done(out, "tokens", k)
+        mark_done(out, "tokens", k, manifest.write_part(
+            out, f"tokens/{part_name(k)}",
+            _tokens(config, pair, generations, shard_prompt_ids, shard_problems, self.progress)))
 
 
 def _prompt_ids(tokenizer, text: str) -> list[int]:
@@ -378,9 +469,29 @@ def _tokens_table(columns: dict[str, list]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=target)
 
 
+def recorded_tables(out: Path, steps: tuple[str, ...]) -> dict[str, dict]:
+    """{table: {rows, files}} of the parts `steps` recorded when they wrote them, each verified on disk."""
+    files: dict[str, tuple[dict, Path]] = {}
+    for step in steps:
+        for path in sorted((out / WORK_DIR / "done").glob(f"{step}-*")):
+            shard = int(path.name.rsplit("-", 1)[1])
+            recorded = recorded_files(out, step, shard) or _legacy_record(out, step, shard)
+            files.update({rel: (e, path) for rel, e in recorded.items() if rel.split("/", 1)[0] in TABLE_FIELDS})
+    for rel, (entry, record) in files.items():
+        manifest.verify_part(out, rel, entry, recorded_in=record)
+    return manifest.tables_from_files({rel: entry for rel, (entry, _) in files.items()})
+
+
+def _legacy_record(out: Path, step: str, shard: int) -> dict[str, dict]:
+    """A marker from before markers recorded hashes: the part as it is now (the old behaviour)."""
+    rel = f"{step}/{part_name(shard)}"
+    return {rel: manifest.part_entry(out / rel)} if (out / rel).is_file() else {}
+
+
 def _write_manifest(out: Path, config: BuildConfig, pair: _Pair, started_at: float, progress: bool) -> None:
     """Write manifest.json once every shard this process owns is done."""
     spec = ShardSpec.parse(config.shard)
+    tables = recorded_tables(out, ("prompts", "generations", "tokens"))
     info = {"base": dataclasses.asdict(models.describe(pair.base_spec)),
             "rl": [dataclasses.asdict(models.describe(s)) for s in pair.rl_specs]}
     payload = {
@@ -393,7 +504,8 @@ def _write_manifest(out: Path, config: BuildConfig, pair: _Pair, started_at: flo
         "tokenizer": {"sha256": models.tokenizer_sha256(pair.tokenizer), "vocab_size": len(pair.tokenizer)},
         "grader": grade.grader_version(),
         "seeds": {"build": config.seed, "generation": "derive_seed(seed, shard, sampler); per row in generations.seed"},
-        "tables": manifest.table_entries(out),
+        "tables": tables,
+        "ungraded": {"generations": grade.count_ungraded(out, tables.get("generations", {}))},
         "build_seconds": round(time.time() - started_at, 1),
     }
-    manifest.write_json_atomic(out / manifest.MANIFEST, payload)
+    manifest.write_manifest(out, payload)

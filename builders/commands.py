@@ -68,7 +68,7 @@ def build(overwrite: bool, quiet: bool, no_chat_template: bool, rl: tuple[str, .
 
     config = BuildConfig(rl=tuple(rl), use_chat_template=not no_chat_template, **options)
     out = run_build(config, overwrite=overwrite, progress=not quiet)
-    click.echo(f"build written to {out}")
+    click.echo(f"build written to {out}{ungraded_note(out)}")
 
 
 @click.command("merge")
@@ -81,4 +81,29 @@ def merge(dirs: tuple[str, ...], out: str) -> None:
     from tokenshift.builders.merge import merge_builds
 
     merged = merge_builds([Path(d) for d in dirs], Path(out))
-    click.echo(f"merged {len(dirs)} shard builds into {merged}")
+    click.echo(f"merged {len(dirs)} shard builds into {merged}{ungraded_note(merged)}")
+
+
+def ungraded_note(out) -> str:
+    """'; N answers ungraded …' for a summary line when the manifest counts ungraded answers, else ''."""
+    from tokenshift.builders.manifest import read_manifest
+
+    counts = read_manifest(out).get("ungraded") or {}
+    total = sum(v for v in counts.values() if isinstance(v, int))
+    if not total:
+        return ""
+    where = ", ".join(f"{v} in {t}" for t, v in counts.items() if v)
+    return (f"; {total} answers ungraded ({where}: grading crashed or timed out on every try): "
+            f"run `tokenshift regrade {out}`")
+
+
+@click.command("regrade")
+@click.argument("build_dir", metavar="DIR", type=click.Path(file_okay=False))
+@click.option("--grade-timeout-s", type=float, default=None, help="Per-answer limit. Default: the build's.")
+def regrade(build_dir: str, grade_timeout_s: float | None) -> None:
+    """Grade again the answers a finished build left ungraded (correct = null); recorded in the manifest."""
+    from tokenshift.builders.regrade import regrade as run_regrade
+
+    result = run_regrade(build_dir, timeout_s=grade_timeout_s)
+    click.echo(f"regraded {result.attempted} answers in {build_dir}; {result.still_ungraded} still ungraded"
+               + (f": run `tokenshift card {build_dir}` again" if result.attempted else ""))

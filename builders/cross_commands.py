@@ -26,19 +26,24 @@ import click
               help="Run the shards on a Ray cluster (as for `tokenshift build --ray`).")
 @click.option("--ray-workers", type=int, default=None, metavar="N",
               help="Ray actors (default: one per GPU for a cuda build, else one per CPU).")
+@click.option("--trust-remote-code", is_flag=True,
+              help="Run model code from the checkpoints (off by default; never taken from the build's manifest).")
 @click.option("--overwrite", is_flag=True, help="Replace cross_samples made with another config.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def cross_sample(build_dir: str, thresholds: str, budgets: str, overwrite: bool, quiet: bool, **options) -> None:
+def cross_sample(build_dir: str, thresholds: str, budgets: str, overwrite: bool, quiet: bool,
+                 trust_remote_code: bool, **options) -> None:
     """Swap a budget of token decisions between base and RL in a build's prompts; adds table cross_samples."""
     from tokenshift.builders.cross_sample import (CrossSampleConfig, parse_numbers, run_cross_sample,
                                                   unfinished_shards)
 
     config = CrossSampleConfig(out=build_dir, thresholds=parse_numbers(thresholds, "--thresholds"),
                                budgets=parse_numbers(budgets, "--budgets"), **options)
-    out = run_cross_sample(config, overwrite=overwrite, progress=not quiet)
+    out = run_cross_sample(config, overwrite=overwrite, progress=not quiet, trust_remote_code=trust_remote_code)
     remaining = unfinished_shards(out)
     if remaining:
         click.echo(f"cross-sampled shards {config.shard} of {out}; {len(remaining)} shard(s) remain: run the "
                    "other --shard values (the last to finish records cross_samples in the manifest)")
     else:
-        click.echo(f"cross_samples written to {out}")
+        from tokenshift.builders.commands import ungraded_note
+
+        click.echo(f"cross_samples written to {out}{ungraded_note(out)}")

@@ -28,7 +28,6 @@ derive_seed(seed, shard, 'resample', driver, k).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import shlex
 import shutil
@@ -41,13 +40,16 @@ import pyarrow.parquet as pq
 import torch
 
 from tokenshift.builders import executor, generate, grade, manifest, models
-from tokenshift.builders.build import BuildConfig, model_specs
+from tokenshift.builders.build import (BuildConfig, model_specs, read_work_config, recorded_tables,
+                                       refuse_published_out)
 from tokenshift.builders.paired_decode import Decoded, decode_batch
 from tokenshift.builders.score import LN2
 from tokenshift.builders.shards import WORK_DIR, ShardSpec, derive_seed, is_done, mark_done, part_name
 from tokenshift.errors import TokenshiftError
+from tokenshift.files import clean_leftovers, write_json_atomic
+from tokenshift.lock import folder_lock
 from tokenshift.progress import progress_bar
-from tokenshift.schemas.tables import to_arrow, write_parquet
+from tokenshift.schemas.tables import to_arrow
 
 TABLE = "cross_samples"
 CONFIG_FILE = "cross_config.json"
@@ -205,21 +207,23 @@ def load_build(out: Path) -> dict:
     if not (out / manifest.MANIFEST).is_file():
         raise TokenshiftError(f"{out} holds no finished build (no manifest.json): "
                               "run `tokenshift build --out DIR` first")
+    refuse_published_out(out, "DIR")
     try:
         build = manifest.read_manifest(out)
         build["config"]["seed"], build["models"]["rl"][0]["name"]
     except (ValueError, KeyError, IndexError, TypeError):
         raise TokenshiftError(f"{out / manifest.MANIFEST} is not a tokenshift build manifest: "
                               "rebuild with `tokenshift build`") from None
-    if not sorted((out / "prompts").glob("part-*.parquet")):
+    if not manifest.listed_files(build, "prompts"):
         raise TokenshiftError(f"{out} has no prompts table: rebuild with `tokenshift build`")
+    manifest.verify_tables(out, build, ("prompts",))  # the parts this step reads, as the build wrote them
     return build
 
 
 def _previous_identity(out: Path, build: dict) -> dict | None:
     path = out / WORK_DIR / CONFIG_FILE
     if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_work_config(path)
     recorded = build.get("cross_sampling")
     if recorded:
         return {k: v for k, v in recorded.items() if k not in EXECUTION_FIELDS}
@@ -270,10 +274,8 @@ class Run:
         return float(math.floor(budget * self.sampling.max_new_tokens + 1e-9))
 
 
-def _build_config(build: dict) -> BuildConfig:
-    known = {f.name for f in dataclasses.fields(BuildConfig)}
-    cfg = {k: v for k, v in build["config"].items() if k in known}
-    return BuildConfig(**{**cfg, "rl": tuple(cfg.get("rl") or ())})
+def _build_config(build: dict, trust_remote_code: bool = False) -> BuildConfig:
+    return BuildConfig.from_manifest(build, trust_remote_code)
 
 
 def _pair_specs(config: CrossSampleConfig, build: dict) -> tuple[models.ModelSpec, models.ModelSpec]:
@@ -297,9 +299,9 @@ def check_checkpoints(config: CrossSampleConfig, build: dict) -> None:
                                   f"{have[:12]} != {want[:12]}): cross-sample with the build's checkpoints")
 
 
-def load_run(config: CrossSampleConfig, build: dict, progress: bool) -> Run:
+def load_run(config: CrossSampleConfig, build: dict, progress: bool, trust_remote_code: bool = False) -> Run:
     """Load base, the chosen RL model and the tokenizer (checked by check_checkpoints first)."""
-    bconfig = _build_config(build)
+    bconfig = _build_config(build, trust_remote_code)
     base_spec, rl_spec = _pair_specs(config, build)
     tokenizer = models.load_tokenizer(base_spec, bconfig.trust_remote_code)
     load = lambda spec: models.load_model(spec, bconfig.device, bconfig.dtype, bconfig.trust_remote_code)
@@ -311,11 +313,25 @@ def load_run(config: CrossSampleConfig, build: dict, progress: bool) -> Run:
     return Run(config, bconfig, tokenizer, base, rl, sampling, progress)
 
 
-def run_cross_sample(config: CrossSampleConfig, overwrite: bool = False, progress: bool = True) -> Path:
-    """Add (or resume) the cross_samples table of the build in config.out; returns the directory."""
-    started_at = time.time()
+def run_cross_sample(config: CrossSampleConfig, overwrite: bool = False, progress: bool = True,
+                     trust_remote_code: bool = False) -> Path:
+    """Add (or resume) the cross_samples table of the build in config.out; returns the directory.
+
+    trust_remote_code comes from this run's command line only, never from the build's manifest.
+    """
     validate_config(config)
     out = Path(config.out)
+    if not (out / manifest.MANIFEST).is_file():
+        load_build(out)  # its one-line error, before the lock would create anything in DIR
+    refuse_published_out(out, "DIR")
+    with folder_lock(out, "tokenshift cross-sample", shared=True):  # --shard runs may share DIR
+        clean_leftovers(out)
+        return _run_locked(config, out, overwrite, progress, trust_remote_code)
+
+
+def _run_locked(config: CrossSampleConfig, out: Path, overwrite: bool, progress: bool,
+                trust_remote_code: bool) -> Path:
+    started_at = time.time()
     build = load_build(out)
     config = resolve(config, build)
     check_rerun(out, build, config, overwrite)
@@ -324,19 +340,22 @@ def run_cross_sample(config: CrossSampleConfig, overwrite: bool = False, progres
     with executor.session(placement):
         if overwrite:
             _clear(out)
-        manifest.write_json_atomic(out / WORK_DIR / CONFIG_FILE, config.identity())
+        write_json_atomic(out / WORK_DIR / CONFIG_FILE, config.identity())
         spec = ShardSpec.parse(config.shard)
         todo = [k for k in unfinished_shards(out) if spec.owns(k)]
-        job = CrossSampleShards(config, build, progress=progress and config.ray is None)
+        job = CrossSampleShards(config, build, progress=progress and config.ray is None,
+                                trust_remote_code=trust_remote_code)
         executor.run_shards(job, todo, placement, progress, "cross-sample shards")
     if not unfinished_shards(out):  # the run that finishes the last shard records the table
-        _update_manifest(out, config, time.time() - started_at)
+        with folder_lock(out, "tokenshift cross-sample", wait=True, name="manifest.lock"):
+            _update_manifest(out, config, time.time() - started_at)
     return out
 
 
 def unfinished_shards(out: Path) -> list[int]:
     """The build's prompt shards whose cross_samples part is not written yet."""
-    shards = sorted(int(p.stem.split("-")[1]) for p in (out / "prompts").glob("part-*.parquet"))
+    shards = sorted(int(Path(rel).stem.split("-")[1])
+                    for rel in manifest.listed_files(manifest.read_manifest(out), "prompts"))
     return [k for k in shards if not is_done(out, TABLE, k)]
 
 
@@ -355,18 +374,18 @@ class CrossSampleShards:
     build: dict
     progress: bool = False
     run: Run | None = None
+    trust_remote_code: bool = False  # from the current command line only
 
     def setup(self) -> None:
         executor.check_visible(Path(self.config.out) / WORK_DIR / CONFIG_FILE, "DIR")
         if self.run is None:
-            self.run = load_run(self.config, self.build, self.progress)
+            self.run = load_run(self.config, self.build, self.progress, self.trust_remote_code)
 
     def __call__(self, k: int) -> None:
         out = Path(self.config.out)
         prompts = pq.read_table(out / "prompts" / part_name(k)).to_pylist()
         rows = shard_rows(self.run, k, prompts)
-        write_parquet(to_arrow(TABLE, rows), out / TABLE / part_name(k))
-        mark_done(out, TABLE, k)
+        mark_done(out, TABLE, k, manifest.write_part(out, f"{TABLE}/{part_name(k)}", to_arrow(TABLE, rows)))
 
 
 def _update_manifest(out: Path, config: CrossSampleConfig, seconds: float) -> None:
@@ -377,8 +396,11 @@ def _update_manifest(out: Path, config: CrossSampleConfig, seconds: float) -> No
         "derive_seed(seed, shard, driver) per driver, replayed per batch; resample step k >= 1: "
         "derive_seed(seed, shard, 'resample', driver, k); per row in cross_samples.seed")
     payload["cross_sampling_seconds"] = round(seconds, 1)
-    payload["tables"] = manifest.table_entries(out)
-    manifest.write_json_atomic(out / manifest.MANIFEST, payload)
+    # the build's entries stay as recorded; cross_samples gets the hashes its shards recorded on writing
+    payload["tables"] = {**{t: e for t, e in payload["tables"].items() if t != TABLE},
+                         **recorded_tables(out, (TABLE,))}
+    payload.setdefault("ungraded", {})[TABLE] = grade.count_ungraded(out, payload["tables"].get(TABLE, {}))
+    manifest.write_manifest(out, payload)
 
 
 def shard_rows(run: Run, shard: int, prompts: list[dict]) -> list[dict]:

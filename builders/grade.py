@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from importlib.metadata import version
+from pathlib import Path
+
+RETRIES = 2  # extra attempts for an answer whose grading crashed or timed out (bounded: then it stays null)
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,33 @@ def _grade_pair(pair: tuple[str, str]) -> Grade:
 
 
 def grade_many(pairs: list[tuple[str, str]], timeout_s: float = 30.0, workers: int = 1,
+               progress=None, retries: int = RETRIES) -> list[Grade]:
+    """Grade (gold, response) pairs; an answer whose grading crashed or timed out is retried `retries` times."""
+    return with_retries(pairs, lambda batch, bar: grade_once(batch, timeout_s, workers, bar), retries, progress)
+
+
+def with_retries(pairs: list, attempt: Callable[[list, object], list[Grade]], retries: int,
+                 progress=None) -> list[Grade]:
+    """Run `attempt` on every pair, then again (at most `retries` times) on those it left ungraded."""
+    results = attempt(pairs, progress)
+    for _ in range(retries):
+        todo = [i for i, g in enumerate(results) if g.correct is None and g.extracted_answer is not None]
+        if not todo:
+            break
+        for i, g in zip(todo, attempt([pairs[i] for i in todo], None), strict=True):
+            results[i] = g
+    return results
+
+
+def count_ungraded(out: Path, entry: dict) -> int:
+    """Rows with correct = null among a table's listed parts (grading crashed or timed out on every try)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_table(Path(out) / rel, columns=["correct"]).column("correct").null_count
+               for rel in (entry.get("files") or {}))
+
+
+def grade_once(pairs: list[tuple[str, str]], timeout_s: float = 30.0, workers: int = 1,
                progress=None) -> list[Grade]:
     """Grade (gold, response) pairs in worker processes; a hung or crashed grade becomes ungraded.
 

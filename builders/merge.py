@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 import shutil
 from pathlib import Path
 
 from tokenshift.builders import manifest
-from tokenshift.builders.build import EXECUTION_FIELDS, BuildConfig, command_line
+from tokenshift.builders.build import EXECUTION_FIELDS, BuildConfig, command_line, refuse_published_out
 from tokenshift.builders.cross_sample import EXECUTION_FIELDS as CROSS_EXECUTION_FIELDS
 from tokenshift.builders.cross_sample import CrossSampleConfig
 from tokenshift.builders.shards import ShardSpec
 from tokenshift.errors import TokenshiftError
+from tokenshift.files import clean_leftovers
 from tokenshift.schemas.tables import TABLE_FIELDS
 
-_PER_RUN = ("created_at", "build_seconds", "tables", "shard", "command", "config", "cross_sampling_command")
+_PER_RUN = ("created_at", "build_seconds", "tables", "shard", "command", "config", "cross_sampling_command",
+            "ungraded")
 _PER_SHARD = (*EXECUTION_FIELDS, "shard")  # config fields that may differ between the shards of a build
 
 
@@ -27,6 +31,9 @@ def merge_builds(inputs: list[Path], out: Path) -> Path:
     """Copy every shard's parts into `out` and write one manifest; refuses gaps and mismatches."""
     if not inputs:
         raise TokenshiftError("merge needs at least one build directory")
+    if out.exists() and not out.is_dir():
+        raise TokenshiftError(f"--out {out} is a file: choose a new directory")
+    refuse_published_out(out)
     if out.exists() and any(out.iterdir()):
         raise TokenshiftError(f"--out {out} is not empty: choose a new directory")
     manifests = []
@@ -34,7 +41,11 @@ def merge_builds(inputs: list[Path], out: Path) -> Path:
         if not (path / manifest.MANIFEST).is_file():
             raise TokenshiftError(f"{path} holds no finished build (no manifest.json): "
                                   "finish it with the same `tokenshift build --shard` command")
-        manifests.append(manifest.read_manifest(path))
+        found = manifest.require_keys(manifest.read_manifest(path), path)
+        if not isinstance(found["config"], dict) or "shard" not in found["config"]:
+            raise TokenshiftError(f"{path / manifest.MANIFEST} has no config.shard: it is not a "
+                                  "`tokenshift build` manifest (rebuild with `tokenshift build`)")
+        manifests.append(found)
     first = manifests[0]
     identity = {k: v for k, v in first["config"].items() if k not in _PER_SHARD}
     specs = []
@@ -55,23 +66,44 @@ def merge_builds(inputs: list[Path], out: Path) -> Path:
         raise TokenshiftError(f"the shards given ({have}) are not exactly 0/N..N-1/N: "
                               "pass every shard of the build once")
 
-    parts: dict[str, Path] = {}
+    parts: dict[str, tuple[Path, dict]] = {}
     for path, m in zip(inputs, manifests):
-        for table in m["tables"].values():
-            for rel in table["files"]:
-                parts[rel] = path / rel
+        for table in manifest.listed_tables(m):
+            for rel, entry in manifest.listed_files(m, table).items():
+                parts[rel] = (path, entry)
     for table in TABLE_FIELDS:
         names = sorted(int(Path(rel).stem.split("-")[1]) for rel in parts if rel.startswith(f"{table}/"))
         if names and names != list(range(len(names))):
             raise TokenshiftError(f"table {table} has missing parts after merging: "
                                   "rerun the unfinished shard builds")
-    tmp = out.with_name(f".{out.name}.merging")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for rel, source in parts.items():
-        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, tmp / rel)
-    config = BuildConfig(**{**first["config"], "rl": tuple(first["config"]["rl"]), "out": str(out),
-                            "shard": "0/1", "ray": None, "ray_workers": None})
+    clean_leftovers(out.absolute().parent, recursive=False)
+    tmp = out.with_name(f".{out.name}.merging-{os.getpid()}")
+    try:
+        for rel, (source, entry) in parts.items():
+            _copy_verified(source, rel, entry, tmp)
+        return _finish(inputs, manifests, first, parts, out, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _copy_verified(build: Path, rel: str, entry: dict, tmp: Path) -> None:
+    """Copy one part, refusing it unless the bytes copied have the sha256 its build recorded."""
+    manifest.verify_part(build, rel, entry, full=False)
+    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with (build / rel).open("rb") as src, (tmp / rel).open("wb") as dst:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            digest.update(block)
+            dst.write(block)
+    if digest.hexdigest() != entry.get("sha256"):
+        raise TokenshiftError(f"{build / rel} does not match the sha256 recorded in {build / manifest.MANIFEST} "
+                              f"(changed or damaged since it was written): restore it or rebuild that shard")
+
+
+def _finish(inputs, manifests, first, parts, out: Path, tmp: Path) -> Path:
+    recorded_trust = first["config"].get("trust_remote_code") is True  # recorded as built; merge runs no model
+    config = dataclasses.replace(BuildConfig.from_manifest(first, recorded_trust), out=str(out), shard="0/1",
+                                 ray=None, ray_workers=None)
     merged = {k: v for k, v in first.items() if k not in _PER_RUN}
     if first.get("cross_sampling") is not None:
         cross = CrossSampleConfig.from_json({**first["cross_sampling"], "out": str(out), "shard": "0/1",
@@ -84,10 +116,12 @@ def merge_builds(inputs: list[Path], out: Path) -> Path:
         "config": dataclasses.asdict(config),
         "shard": "0/1",
         "merged_from": [str(p) for p in inputs],
-        "tables": manifest.table_entries(tmp),
+        "tables": manifest.tables_from_files({rel: entry for rel, (_, entry) in parts.items()}),
+        "ungraded": {t: sum((m.get("ungraded") or {}).get(t, 0) for m in manifests)
+                     for t in sorted({t for m in manifests for t in (m.get("ungraded") or {})})},
         "build_seconds": round(sum(m["build_seconds"] for m in manifests), 1),
     })
-    manifest.write_json_atomic(tmp / manifest.MANIFEST, merged)
+    manifest.write_manifest(tmp, merged)
     if out.exists():
         out.rmdir()
     tmp.rename(out)

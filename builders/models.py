@@ -107,6 +107,20 @@ def check_device(device: str, here: bool = True) -> None:
                                   "numbered from 0: use --device cuda or cuda:N with N below that")
 
 
+def context_length(spec: ModelSpec, trust_remote_code: bool = False) -> int | None:
+    """The model's context window (max_position_embeddings) from its config, or None when it records none."""
+    from transformers import AutoConfig
+
+    _check_local(spec.source)
+    try:
+        config = AutoConfig.from_pretrained(spec.source, revision=spec.revision, trust_remote_code=trust_remote_code)
+    except Exception as err:
+        raise TokenshiftError(f"could not read the config of {spec.source} ({_first_line(err)}): "
+                              "check the path or Hub id") from None
+    value = getattr(config, "max_position_embeddings", None)
+    return value if isinstance(value, int) and value > 0 else None
+
+
 def input_device(model):
     """Where a model's input ids go: its input embedding's device (the first of several under 'auto')."""
     return model.get_input_embeddings().weight.device

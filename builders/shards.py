@@ -8,12 +8,13 @@ process, `--shard I/N`, Ray) changes nothing in the output.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from tokenshift.errors import TokenshiftError
-
-WORK_DIR = ".tokenshift"
+from tokenshift.files import write_json_atomic
+from tokenshift.lock import WORK_DIR
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,20 @@ def is_done(out: Path, step: str, shard: int) -> bool:
     return marker(out, step, shard).exists()
 
 
-def mark_done(out: Path, step: str, shard: int) -> None:
-    path = marker(out, step, shard)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
+def mark_done(out: Path, step: str, shard: int, files: dict[str, dict] | None = None) -> None:
+    """Mark a shard's step done, recording {relpath: sha256/bytes/rows} of the parts it wrote."""
+    write_json_atomic(marker(out, step, shard), {"files": files or {}})
+
+
+def recorded_files(out: Path, step: str, shard: int) -> dict[str, dict]:
+    """The parts a done step recorded for a shard, as written; empty for a marker without a record."""
+    try:
+        record = json.loads(marker(out, step, shard).read_text(encoding="utf-8") or "{}")
+    except (ValueError, UnicodeDecodeError):
+        raise TokenshiftError(f"{marker(out, step, shard)} is damaged: delete it and rerun the same "
+                              "command (that shard is redone)") from None
+    files = record.get("files") if isinstance(record, dict) else None
+    return files if isinstance(files, dict) else {}
 
 
 def derive_seed(*parts) -> int:

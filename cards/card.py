@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from huggingface_hub import DatasetCard
@@ -10,7 +9,10 @@ from huggingface_hub import DatasetCard
 from tokenshift.cards.figures import headline_figures
 from tokenshift.cards.render import render_card
 from tokenshift.errors import TokenshiftError
-from tokenshift.schemas.manifest import CARD, load_manifest, manifest_fingerprint
+from tokenshift.builders.manifest import (CARD, is_published, manifest_fingerprint, public_manifest, read_manifest,
+                                          verify_tables)
+from tokenshift.files import atomic_path
+from tokenshift.lock import folder_lock
 
 
 def card_marker(path: str | Path) -> dict | None:
@@ -27,26 +29,34 @@ def write_card(build_dir: str | Path, license: str = "apache-2.0", repo_id: str 
                force: bool = False) -> Path:
     """Write DIR/README.md from the manifest and the tables; refuses to replace a README it did not write."""
     build = Path(build_dir)
-    manifest = load_manifest(build)
+    read_manifest(build)
+    if is_published(build):
+        raise TokenshiftError(f"{build} is a published version: published versions are immutable (the card "
+                              "is written in the build folder before publishing)")
+    with folder_lock(build, "tokenshift card"):
+        return _write_locked(build, license, repo_id, force)
+
+
+def _write_locked(build: Path, license: str, repo_id: str | None, force: bool) -> Path:
+    manifest = read_manifest(build)
+    verify_tables(build, manifest)  # figures are read from the parts, as the manifest recorded them
     path = build / CARD
     if path.exists() and not force and card_marker(path) is None:
         raise TokenshiftError(f"{path} exists and was not written by `tokenshift card`: move it aside "
                               "or pass --force to replace it")
     fingerprint = manifest_fingerprint(manifest)
-    card = render_card(manifest, headline_figures(build, manifest), fingerprint, license, repo_id)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    card.save(tmp)
-    if (card_marker(tmp) or {}).get("manifest_sha256") != fingerprint:  # parse it back before it replaces anything
-        tmp.unlink(missing_ok=True)
-        raise TokenshiftError(f"the card written for {build} does not parse back: report this as a bug")
-    os.replace(tmp, path)
+    card = render_card(public_manifest(manifest), headline_figures(build, manifest), fingerprint, license, repo_id)
+    with atomic_path(path) as tmp:
+        card.save(tmp)
+        if (card_marker(tmp) or {}).get("manifest_sha256") != fingerprint:  # parse it back before it replaces anything
+            raise TokenshiftError(f"the card written for {build} does not parse back: report this as a bug")
     return path
 
 
 def check_card(build_dir: str | Path, manifest: dict | None = None, repo_id: str | None = None) -> Path:
     """The card's path if it exists and matches the manifest (and repo_id, when it names one); else a one-line error."""
     build = Path(build_dir)
-    manifest = manifest if manifest is not None else load_manifest(build)
+    manifest = manifest if manifest is not None else read_manifest(build)
     path = build / CARD
     fix = f"run `tokenshift card {build}`"
     if not path.is_file():

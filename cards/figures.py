@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 
 from tokenshift.errors import TokenshiftError
-from tokenshift.schemas.manifest import listed_files
+from tokenshift.builders.manifest import listed_files
 
 JS_THRESHOLDS = (0.01, 0.05, 0.1, 0.2)
 

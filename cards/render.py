@@ -8,7 +8,7 @@ import math
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from tokenshift.builders.benchmarks import answer_rule
-from tokenshift.schemas.manifest import listed_tables, rl_model_names, table_entry
+from tokenshift.builders.manifest import listed_tables, rl_model_names, table_entry
 from tokenshift.schemas.tables import PRIMARY_KEYS, SCHEMA_VERSION, TABLE_FIELDS
 
 PLACEHOLDER_REPO = "ORG/NAME"
@@ -131,6 +131,8 @@ def _provenance(manifest: dict) -> str:
     ]
     if manifest.get("cross_sampling"):
         rows.append(["Cross-sampling", f"`{json.dumps(manifest['cross_sampling'], sort_keys=True)}`"])
+    if isinstance(manifest.get("ungraded"), dict):
+        rows.append(["Ungraded answers", _ungraded(manifest)])
     return "## Provenance\n\n" + _md_table(["", ""], rows)
 
 
@@ -139,6 +141,13 @@ def _question_source(config: dict) -> str:
     if config.get("question_template"):
         return f"template `{json.dumps(config['question_template'], ensure_ascii=False)}` over the row's fields"
     return f"field `{config['question_field']}`" if config.get("question_field") else "question field (detected)"
+
+
+def _ungraded(manifest: dict) -> str:
+    """Answers left with correct = null (grading crashed or timed out on every try), per table, and regrades."""
+    counts = ", ".join(f"{n} in {t}" for t, n in manifest["ungraded"].items()) or "none"
+    regrades = manifest.get("regraded") or []
+    return counts + (f" (after {len(regrades)} `tokenshift regrade` run(s))" if regrades else "")
 
 
 def _figures(manifest: dict, figures: dict[str, list[dict]]) -> str:

@@ -18,11 +18,6 @@ def publish(build_dir: Path, target: str, version: str, dry_run: bool) -> None:
 
     The Hub token comes from HF_TOKEN or `hf auth login`; it is never a flag and never printed.
     """
-    from tokenshift.publish.hub import parse_hub_target, publish_hub
-    from tokenshift.publish.local import publish_local
+    from tokenshift.publish.targets import publish_to
 
-    repo_id = parse_hub_target(target)
-    if repo_id is not None:
-        publish_hub(build_dir, repo_id, version, dry_run=dry_run, echo=click.echo)
-    else:
-        publish_local(build_dir, target, version, dry_run=dry_run, echo=click.echo)
+    publish_to(build_dir, target, version, dry_run=dry_run, echo=click.echo)

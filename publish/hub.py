@@ -16,12 +16,12 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, ge
 from huggingface_hub.errors import RepositoryNotFoundError
 
 from tokenshift.errors import TokenshiftError
-from tokenshift.publish.contents import PublishFile, checked_build, format_plan, publish_files, require_valid
-from tokenshift.publish.versions import refuse_existing, validate_version
+from tokenshift.publish.contents import PublishFile, checked_build, format_plan, prepare, publish_files, read_lock
+from tokenshift.publish.versions import refuse_existing
 from tokenshift.schemas.tables import TABLE_FIELDS
 
 HUB_PREFIX = "hf://datasets/"
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 _TOKEN_LIKE = re.compile(r"hf_[A-Za-z0-9]{8,}")
 
 
@@ -45,7 +45,7 @@ def parse_hub_target(target: str) -> str | None:
     if "://" not in target:
         return None
     repo_id = target[len(HUB_PREFIX):].strip("/") if target.startswith(HUB_PREFIX) else ""
-    if not _REPO_ID.match(repo_id) or ".." in repo_id:
+    if not _REPO_ID.fullmatch(repo_id) or ".." in repo_id:
         raise TokenshiftError(f"--to {target} is not a Hub dataset target: write hf://datasets/ORG/NAME "
                               "or a local folder")
     return repo_id
@@ -65,11 +65,12 @@ def plan_hub_publish(build_dir: str | Path, repo_id: str, version: str,
     """
     build = Path(build_dir)
     manifest = manifest if manifest is not None else checked_build(build, repo_id)
-    files = tuple(publish_files(build, manifest))
+    files = tuple(publish_files(build, manifest, version))
     shipped = {f.relpath for f in files}
     deletes = [CommitOperationDelete(path_in_repo=p) for p in sorted(existing_files)
                if _managed(p) and p not in shipped]
-    adds = [CommitOperationAdd(path_in_repo=f.relpath, path_or_fileobj=str(f.source)) for f in files]
+    adds = [CommitOperationAdd(path_in_repo=f.relpath, path_or_fileobj=f.data if f.data is not None else str(f.source))
+            for f in files]
     message = f"tokenshift {version}: {len(adds)} files ({manifest.get('schema_version')} schema)"
     return HubPlan(repo_id=repo_id, tag=version, operations=(*deletes, *adds), files=files, commit_message=message)
 
@@ -127,19 +128,29 @@ def publish_hub(build_dir: str | Path, repo_id: str, version: str, api=None, dry
     so a push that raced another publish fails instead of mixing builds.
     """
     build = Path(build_dir)
-    version = validate_version(version)
-    manifest = checked_build(build, repo_id)
     api = api if api is not None else HfApi()
-    try:
-        state = remote_state(api, repo_id)
-    except TokenshiftError as err:
-        if not dry_run:
-            raise
-        state, unknown = None, f"  note: repo state unknown, existing tags and stale files not checked ({err})"
-    if state is not None:
-        refuse_existing(list(state.tags), version, repo_id, what="tag")
-    require_valid(build)
-    plan = plan_hub_publish(build, repo_id, version, state.files if state else (), manifest)
+    found: dict = {}
+
+    def check_tags() -> None:
+        try:
+            found["state"] = remote_state(api, repo_id)
+        except TokenshiftError as err:
+            if not dry_run:
+                raise
+            found["state"], found["unknown"] = None, (f"  note: repo state unknown, existing tags and stale "
+                                                      f"files not checked ({err})")
+        if found["state"] is not None:
+            refuse_existing(list(found["state"].tags), version, repo_id, what="tag")
+
+    with read_lock(build, "tokenshift publish"):  # no build rewrites the parts while they are sent
+        return _publish_prepared(build, repo_id, version, api, dry_run, echo, check_tags, found)
+
+
+def _publish_prepared(build: Path, repo_id: str, version: str, api, dry_run: bool, echo: Callable[[str], None],
+                      check_tags: Callable[[], None], found: dict) -> HubPlan:
+    prepared = prepare(build, version, repo_id, check_tags)
+    state, unknown, version = found["state"], found.get("unknown"), prepared.version
+    plan = plan_hub_publish(build, repo_id, version, state.files if state else (), prepared.manifest)
     if dry_run:
         extra = [f"  tag: {plan.tag} (on the new commit)",
                  *(f"  delete: {p} (not in this build)" for p in plan.deletions),

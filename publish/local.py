@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import stat
@@ -11,17 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tokenshift.errors import TokenshiftError
-from tokenshift.publish.contents import checked_build, format_plan, publish_files, require_valid
+from tokenshift.files import clean_leftovers
+from tokenshift.publish.contents import format_plan, prepare, read_lock, refuse_nesting
 from tokenshift.publish.versions import published_versions, refuse_existing, validate_version
 
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
-def copy_file(source: Path, destination: Path) -> str:
-    """Copy in 1 MiB blocks, returning the sha256 of the bytes written."""
+def copy_file(source: Path, destination: Path, data: bytes | None = None) -> str:
+    """Copy in 1 MiB blocks (or write `data`), returning the sha256 of the bytes written."""
     digest = hashlib.sha256()
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with source.open("rb") as src, destination.open("wb") as dst:
+    with (io.BytesIO(data) if data is not None else source.open("rb")) as src, destination.open("wb") as dst:
         for block in iter(lambda: src.read(1 << 20), b""):
             digest.update(block)
             dst.write(block)
@@ -39,25 +41,30 @@ def publish_local(build_dir: str | Path, target: str | Path, version: str, dry_r
     into place last: an interrupted publish leaves no version, and later publishes ignore hidden folders.
     """
     build, root = Path(build_dir), Path(target)
-    version = validate_version(version)
     if root.exists() and not root.is_dir():
         raise TokenshiftError(f"--to {root} is a file: choose a directory for the registry")
-    manifest = checked_build(build)
-    destination = root / version
-    _refuse_existing(root, version)
-    require_valid(build)
-    files = publish_files(build, manifest)
+    refuse_nesting(build, root)
+    with read_lock(build, "tokenshift publish"):
+        return _publish_locked(build, root, version, dry_run, echo)
+
+
+def _publish_locked(build: Path, root: Path, version: str, dry_run: bool, echo: Callable[[str], None]) -> Path:
+    version = validate_version(version)
+    prepared = prepare(build, version, check_destination=lambda: _refuse_existing(root, version))
+    destination, files = root / version, prepared.files
     if dry_run:
         echo(format_plan(files, str(destination), [f"  version: {version} (new folder {destination})",
                                                    "dry run: nothing was written"]))
         return destination
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".publish-{version}-", dir=root))
+    clean_leftovers(root, recursive=False)
+    staging = Path(tempfile.mkdtemp(prefix=f".publish-{version}-p{os.getpid()}-", dir=root))
     os.chmod(staging, 0o755)  # mkdtemp makes it private; the version folder is for every reader
     try:
         for f in files:
             try:
-                written = copy_file(f.source, staging / f.relpath)
+                written = (copy_file(f.source, staging / f.relpath) if f.data is None
+                           else copy_file(f.source, staging / f.relpath, f.data))
             except OSError as err:
                 raise TokenshiftError(f"copying {f.relpath} to {root} failed ({err}): nothing was published; "
                                       "fix the cause and publish again") from None

@@ -6,19 +6,19 @@ import re
 from pathlib import Path
 
 from tokenshift.errors import TokenshiftError
-from tokenshift.schemas.manifest import MANIFEST
+from tokenshift.builders.manifest import MANIFEST
 
 LATEST = "latest"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
-_SEMVER = re.compile(r"^v?(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?(?:\.(0|[1-9]\d*))?"
-                     r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z.-]+)?$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")  # always fullmatch: `$` would accept a trailing newline
+_SEMVER = re.compile(r"v?(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?(?:\.(0|[1-9]\d*))?"
+                     r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z.-]+)?")
 
 
 def validate_version(name: str) -> str:
     """`name` if it can name a version (a folder and a git tag); a one-line error otherwise."""
     if name.lower() == LATEST:
         raise TokenshiftError(f"'{name}' is reserved (it resolves to the newest version): choose e.g. v1.0.0")
-    if not _NAME.match(name) or ".." in name or name.endswith((".", ".lock")):
+    if not _NAME.fullmatch(name) or ".." in name or name.endswith((".", ".lock")):
         raise TokenshiftError(f"{name!r} is not a valid version name: use letters, digits and . _ + - "
                               "(no path separators), e.g. v1.0.0")
     return name
@@ -26,7 +26,7 @@ def validate_version(name: str) -> str:
 
 def version_key(name: str) -> tuple | None:
     """Semantic-version sort key of `name` (v1.2.0, 1.2.0, 1.2, v2.0.0-rc.1), or None if it is not one."""
-    match = _SEMVER.match(name)
+    match = _SEMVER.fullmatch(name)
     if not match:
         return None
     major, minor, patch, pre = match.groups()

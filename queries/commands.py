@@ -93,6 +93,16 @@ def pasteable_sql(name: str, source: str, overrides: dict[str, str]) -> str:
     return preamble_sql(source) + "\n" + (sets + "\n" if sets else "") + recipe.sql
 
 
+def refuse_published_out(out_dir: str) -> None:
+    """Refuse an --out inside a published version: nothing tokenshift runs writes there."""
+    from tokenshift.builders.manifest import published_ancestor
+
+    version = published_ancestor(out_dir)
+    if version is not None:
+        raise TokenshiftError(f"--out {out_dir} is inside the published version {version}: published versions "
+                              "are immutable, write elsewhere")
+
+
 @click.command("report")
 @click.option("--data", "source", required=True, metavar="SRC", help="Dataset to report on (as for `query`).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
@@ -101,6 +111,7 @@ def report(source: str, out_dir: str, overwrite: bool) -> None:
     """Run every recipe; write CSVs, PNG figures and index.md into --out."""
     from tokenshift.queries.report import write_report
 
+    refuse_published_out(out_dir)
     index = write_report(source, out_dir, overwrite=overwrite)
     click.echo(f"report written: {index}")
 
@@ -122,5 +133,6 @@ def view(source: str, out_dir: str, generations: tuple[str, ...], top: int | Non
 
     if generations and top is not None:
         raise TokenshiftError("--top chooses answers when no --generation is given: pass one or the other")
+    refuse_published_out(out_dir)
     index = write_viewer(source, out_dir, generations, DEFAULT_TOP if top is None else top, rl_model)
     click.echo(f"viewer written: {index}")

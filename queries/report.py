@@ -12,6 +12,7 @@ import pandas as pd
 
 from tokenshift import __version__
 from tokenshift.errors import TokenshiftError
+from tokenshift.files import write_text_atomic
 from tokenshift.queries.plots import PLOTTERS, save_plot
 from tokenshift.queries.recipes import load_recipe, recipe_names
 from tokenshift.queries.run import MissingTableError, connect, execute_recipe
@@ -130,9 +131,7 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
         toc.append(toc_line)
         body += section
         text = "\n".join(head + toc + [""] + body)
-        tmp = out / ".index.md.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out / "index.md")
+        write_text_atomic(out / "index.md", text)
     finally:
         con.close()
     return out / "index.md"

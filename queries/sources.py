@@ -7,12 +7,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokenshift.builders.manifest import MANIFEST, listed_files, listed_paths, read_manifest
 from tokenshift.errors import TokenshiftError
+from tokenshift.publish.versions import published_versions, resolve_version
 
 TABLES = ("prompts", "generations", "tokens", "cross_samples")
 REQUIRED = ("prompts", "generations", "tokens")
 OPTIONAL = ("cross_samples",)
-_HF = re.compile(r"^hf://datasets/([\w.-]+)/([\w.-]+)(?:@([^/\s']+))?/?$")
+_HF = re.compile(r"hf://datasets/([\w.-]+)/([\w.-]+)(?:@([^/\s']+))?/?")
 
 
 @dataclass(frozen=True)
@@ -21,10 +23,18 @@ class Source:
     root: str                   # directory path, or 'hf://datasets/ORG/NAME[@REV]'
     tables: tuple[str, ...]     # tables the source has (hf: assumed, cross_samples checked on connect)
     spec: str                   # what the user gave
+    files: tuple[tuple[str, tuple[str, ...]], ...] = ()  # local: (table, the parts its manifest lists)
 
     def glob(self, table: str) -> str:
-        """The parquet glob of `table` under this source."""
+        """The parquet glob of `table` under this source (a Hub version holds only its own parts)."""
         return f"{self.root.rstrip('/')}/{table}/*.parquet"
+
+    def parquet_arg(self, table: str) -> str:
+        """What read_parquet reads for `table`: the listed parts of a local source, the glob of a Hub one."""
+        listed = dict(self.files).get(table)
+        if listed is None:
+            return _quote(self.glob(table))
+        return "[" + ", ".join(_quote(path) for path in listed) + "]"
 
 
 def resolve_source(spec: str | os.PathLike | Source) -> Source:
@@ -33,7 +43,7 @@ def resolve_source(spec: str | os.PathLike | Source) -> Source:
         return spec
     text = os.fspath(spec).strip()
     if text.startswith("hf://"):
-        if not _HF.match(text):
+        if not _HF.fullmatch(text):
             raise TokenshiftError(f"not a Hub dataset source: {text!r}; expected hf://datasets/ORG/NAME@VERSION")
         return Source("hf", text.rstrip("/"), TABLES, text)
     path = Path(text).expanduser()
@@ -43,63 +53,23 @@ def resolve_source(spec: str | os.PathLike | Source) -> Source:
     return _local(path, text)
 
 
-def resolve_version(registry: Path, version: str) -> Path:
-    """REGISTRY/VERSION; `latest` = REGISTRY/latest if present, else the highest version holding a build."""
-    try:  # the publisher's resolver, once it exists, is the authority on the registry layout
-        from tokenshift.publish import resolve_version as publish_resolve  # type: ignore[attr-defined]
-    except ImportError:
-        publish_resolve = None
-    if publish_resolve is not None:
-        try:
-            return Path(publish_resolve(registry, version))
-        except TokenshiftError:
-            raise
-        except Exception:  # noqa: BLE001 - unknown signature or layout: fall back to ours
-            pass
-    if not registry.is_dir():
-        raise TokenshiftError(f"registry {str(registry)!r} not found (source {registry}@{version})")
-    if version != "latest":
-        path = registry / version
-        if not path.is_dir():
-            versions = ", ".join(_versions(registry)) or "none"
-            raise TokenshiftError(f"version {version!r} not in registry {registry}; versions: {versions}")
-        return path
-    if (registry / "latest").is_dir():
-        return (registry / "latest").resolve()
-    versions = _versions(registry)
-    if not versions:
-        raise TokenshiftError(f"registry {registry} holds no published version")
-    return registry / versions[-1]
-
-
-def _versions(registry: Path) -> list[str]:
-    """Version directories holding a build, lowest to highest (numeric parts compared as numbers)."""
-    found = [p.name for p in registry.iterdir()
-             if p.is_dir() and p.name != "latest" and not p.name.startswith(".") and _missing(p) == []]
-
-    def key(name: str) -> list[tuple[int, int | str]]:
-        return [(0, int(part)) if part.isdigit() else (1, part) for part in re.findall(r"\d+|[^\d.\-_]+", name)]
-
-    return sorted(found, key=key)
-
-
-def _missing(path: Path) -> list[str]:
-    return [t for t in REQUIRED if not any((path / t).glob("*.parquet"))]
-
-
 def _local(path: Path, spec: str) -> Source:
+    """A build or version folder: the parts its manifest lists (sizes checked), never a folder glob."""
     if not path.is_dir():
         raise TokenshiftError(f"source {spec!r} not found: give a build directory, REGISTRY@VERSION or "
                               f"hf://datasets/ORG/NAME@VERSION")
-    missing = _missing(path)
+    if not (path / MANIFEST).is_file():
+        hint = f" (it looks like a registry: use {spec}@latest or {spec}@VERSION)" if published_versions(path) else ""
+        raise TokenshiftError(f"{spec} is not a tokenshift build: no {MANIFEST} (finish the build first){hint}")
+    recorded = read_manifest(path)
+    missing = [t for t in REQUIRED if not listed_files(recorded, t)]
     if missing:
-        hint = ""
-        if _versions(path):
-            hint = f" (it looks like a registry: use {spec}@latest or {spec}@VERSION)"
-        raise TokenshiftError(f"{spec} is not a tokenshift build: no parquet files in "
-                              f"{', '.join(m + '/' for m in missing)}{hint}")
-    tables = tuple(t for t in TABLES if any((path / t).glob("*.parquet")))
-    return Source("local", path.resolve().as_posix(), tables, spec)
+        raise TokenshiftError(f"{spec} is not a tokenshift build: its manifest lists no parquet files in "
+                              f"{', '.join(m + '/' for m in missing)}")
+    root = path.resolve()
+    files = tuple((t, tuple(p.as_posix() for p in listed_paths(root, recorded, t, check="bytes")))
+                  for t in TABLES if listed_files(recorded, t))
+    return Source("local", root.as_posix(), tuple(t for t, _ in files), spec, files)
 
 
 def _quote(text: str) -> str:
@@ -114,7 +84,7 @@ def preamble_statements(source: str | os.PathLike | Source) -> list[tuple[str | 
         out += [(None, "INSTALL httpfs;"), (None, "LOAD httpfs;"),
                 (None, "CREATE SECRET IF NOT EXISTS tokenshift_hf (TYPE HUGGINGFACE, PROVIDER credential_chain);")]
     for table in src.tables:
-        out.append((table, f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({_quote(src.glob(table))});"))
+        out.append((table, f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({src.parquet_arg(table)});"))
     return out
 
 

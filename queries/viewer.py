@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tokenshift import __version__
+from tokenshift.builders.manifest import model_location, read_manifest
 from tokenshift.errors import TokenshiftError
 from tokenshift.queries.run import connect
 from tokenshift.queries.sources import Source
@@ -183,10 +184,10 @@ def _build_tokenizer_texts(src: Source, ids: list[int]) -> dict[int, str]:
     if src.kind != "local" or not ids:
         return {}
     try:
-        manifest = json.loads((Path(src.root) / "manifest.json").read_text(encoding="utf-8"))
+        manifest = read_manifest(src.root)
         base, expected = manifest["models"]["base"], manifest["tokenizer"]["sha256"]
-        source, revision = base["source"], base.get("revision")
-    except (OSError, ValueError, KeyError, TypeError):
+        source, revision = model_location(base["source"]), base.get("revision")
+    except (TokenshiftError, KeyError, TypeError, AttributeError):
         return {}
     try:
         from transformers import AutoTokenizer

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+from tokenshift.errors import TokenshiftError
+from tokenshift.files import write_json_atomic
 
 GROUPS = ("manifest", "files", "schema", "values", "keys", "references", "consistency")
 MAX_EXAMPLES = 5
@@ -168,9 +170,35 @@ def report_dict(report: ValidationReport) -> dict:
 
 def write_report(report: ValidationReport, path: str | Path) -> Path:
     """Write the JSON report atomically (temporary file + rename), so a reader never sees half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(report_dict(report), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    return write_json_atomic(path, report_dict(report))
+
+
+REPORT_NAME = "validation.json"
+
+
+def report_path(build_dir: str | Path, requested: str | Path | None) -> Path | None:
+    """Where `validate` may write its report: never inside a published version, never over a file it did not write."""
+    from tokenshift.builders.manifest import is_published, published_ancestor
+
+    build = Path(build_dir)
+    if requested is None:
+        return None if is_published(build) else build / REPORT_NAME
+    path = Path(requested)
+    version = published_ancestor(path)
+    if version is not None:
+        raise TokenshiftError(f"--json-report {path} is inside the published version {version}: published "
+                              "versions are immutable, write the report elsewhere (or omit it: the summary goes "
+                              "to stdout)")
+    if path.exists() and not _is_report(path):
+        raise TokenshiftError(f"--json-report {path} exists and is not a validation report: choose a new path "
+                              "(validate never overwrites other files)")
     return path
+
+
+def _is_report(path: Path) -> bool:
+    """True for a file `validate` wrote (a JSON object with its `checks` list)."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("checks"), list) and "manifest_fingerprint" in data

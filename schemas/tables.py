@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -127,8 +126,7 @@ def to_arrow(table: str, rows: list[dict]) -> pa.Table:
 
 def write_parquet(table: pa.Table, path: str | os.PathLike) -> None:
     """Write atomically: a temporary file in the same directory, renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    from tokenshift.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")

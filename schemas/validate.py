@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from tokenshift import __version__
 from tokenshift.schemas import expectations as ex
 from tokenshift.schemas.gx_runner import GxRunner
-from tokenshift.schemas.manifest import (REQUIRED_KEYS, REQUIRED_TABLES, file_sha256, listed_files, load_manifest,
+from tokenshift.builders.manifest import (REQUIRED_KEYS, REQUIRED_TABLES, file_sha256, listed_files, read_manifest,
                                          manifest_fingerprint, parquet_on_disk, rl_model_names, table_entry,
                                          tables_in_build, top_k, vocab_size)
 from tokenshift.schemas.report import CheckResult, ValidationReport, merge
@@ -55,7 +55,7 @@ class PartFile:
 def validate_build(build_dir: str | Path, batch_rows: int = BATCH_ROWS) -> ValidationReport:
     """Run every check on the build at `build_dir`; raises TokenshiftError only if it has no readable manifest."""
     build = Path(build_dir)
-    manifest = load_manifest(build)
+    manifest = read_manifest(build)
     tables = tables_in_build(build, manifest)
     runner = GxRunner()
     results = manifest_checks(build, manifest)

@@ -12,7 +12,8 @@ from pathlib import Path
 from synthetic_tables import RL_MODELS, TOP_K, VOCAB, make_tables
 
 from tokenshift import __version__
-from tokenshift.builders.manifest import library_versions, table_entries, write_json_atomic
+from tokenshift.builders.manifest import library_versions, table_entries
+from tokenshift.files import write_json_atomic
 from tokenshift.schemas.tables import SCHEMA_VERSION, to_arrow, write_parquet
 
 PARTS = 2

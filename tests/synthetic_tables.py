@@ -166,7 +166,8 @@ def write_build(out: Path, seed: int = 0, with_cross: bool = True, parts: int = 
             chunk = rows[i * step:(i + 1) * step]
             if chunk or i == 0:
                 write_parquet(to_arrow(name, chunk), out / name / f"part-{i:05d}.parquet")
-    manifest = {"synthetic": True, "seed": seed, "top_k_candidates": TOP_K,
-                "tables": {name: {"rows": len(rows)} for name, rows in tables.items()}}
+    from tokenshift.builders.manifest import table_entries
+
+    manifest = {"synthetic": True, "seed": seed, "top_k_candidates": TOP_K, "tables": table_entries(out)}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return out

@@ -18,7 +18,7 @@ from tokenshift.cards.card import check_card, write_card
 from tokenshift.cards.render import size_category
 from tokenshift.cli import cli
 from tokenshift.errors import TokenshiftError
-from tokenshift.schemas.manifest import load_manifest, manifest_fingerprint
+from tokenshift.builders.manifest import manifest_fingerprint, public_manifest, read_manifest
 from tokenshift.schemas.tables import PRIMARY_KEYS, TABLE_FIELDS
 
 
@@ -34,7 +34,7 @@ def code_blocks(text: str, lang: str = "python") -> list[str]:
 
 
 def test_card_metadata_parses_back(carded):
-    manifest = load_manifest(carded)
+    manifest = read_manifest(carded)
     card = DatasetCard.load(carded / "README.md")
     data = card.data.to_dict()
     assert data["license"] == "apache-2.0" and data["task_categories"] == ["text-generation"]
@@ -48,7 +48,7 @@ def test_card_metadata_parses_back(carded):
 
 
 def test_card_body_has_provenance_schema_figures_and_rebuild_command(carded):
-    manifest = load_manifest(carded)
+    manifest = public_manifest(read_manifest(carded))  # the card names models and paths as published
     text = DatasetCard.load(carded / "README.md").text
     for model in [manifest["models"]["base"], *manifest["models"]["rl"]]:
         assert all(str(model[k]) in text for k in ("name", "source", "revision", "sha256"))
@@ -74,7 +74,7 @@ def test_card_body_has_provenance_schema_figures_and_rebuild_command(carded):
 
 def test_card_loading_lines_work_on_a_local_copy(carded, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
-    manifest = load_manifest(carded)
+    manifest = read_manifest(carded)
     text = (carded / "README.md").read_text(encoding="utf-8")
     python_blocks = code_blocks(text)
     namespace: dict = {}

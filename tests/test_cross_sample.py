@@ -300,7 +300,10 @@ def test_recorded_command_reproduces_the_table(tmp_path, build, protocol):
     assert result.exit_code == 0, result.output
     assert _table(again, "cross_samples").equals(_table(source, "cross_samples"))
     write_card(source)
-    assert command in (source / "README.md").read_text()
+    from tokenshift.builders.manifest import public_manifest  # the card names the build folder, not its path
+    shown = public_manifest(json.loads((source / "manifest.json").read_text()))["cross_sampling_command"]
+    assert shown == shlex.join(["tokenshift", "cross-sample", "source", *words[3:]])
+    assert shown in (source / "README.md").read_text() and str(source) not in (source / "README.md").read_text()
 
 
 def test_fraction_budget_is_a_fixed_cap_per_answer():

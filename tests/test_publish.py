@@ -29,7 +29,7 @@ from tokenshift.publish import local as local_module
 from tokenshift.publish.hub import parse_hub_target, plan_hub_publish, publish_hub
 from tokenshift.publish.local import publish_local
 from tokenshift.publish.versions import newest, validate_version, version_key
-from tokenshift.schemas.manifest import file_sha256, load_manifest
+from tokenshift.builders.manifest import file_sha256, public_manifest, read_manifest
 
 TOKEN = "hf_" + "Zq9" * 12  # a fake token; must never show up in any output
 
@@ -63,13 +63,16 @@ def test_local_publish_end_to_end(build, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     version = resolve_version(registry, "latest")
     assert version == registry / "v1.0.0"
-    manifest = load_manifest(build)
+    manifest = read_manifest(build)
     published = snapshot(version)
     assert set(published) == {"README.md", "manifest.json",
                               *(rel for t in manifest["tables"].values() for rel in t["files"])}
     for table in manifest["tables"].values():
         assert all(published[rel] == entry["sha256"] for rel, entry in table["files"].items())
-    assert published["manifest.json"] == file_sha256(build / "manifest.json")
+    # the shipped manifest is the build's without local paths, plus the publish block; tables unchanged
+    shipped = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+    assert shipped == {**public_manifest(manifest), "published": {"version": "v1.0.0"}}
+    assert shipped["tables"] == manifest["tables"]
     assert all(not os.access(version / rel, os.W_OK) or os.geteuid() == 0 for rel in published)
     assert all(((version / rel).stat().st_mode & 0o222) == 0 for rel in published)  # read-only files
 
@@ -104,7 +107,8 @@ def test_interrupted_publish_leaves_nothing_and_does_not_block(build, tmp_path, 
     monkeypatch.setattr(local_module, "copy_file", real_copy)
     assert publish_local(build, registry, "v2.0.0", echo=lambda _: None) == registry / "v2.0.0"
     assert resolve_version(registry) == registry / "v2.0.0"
-    assert snapshot(registry / "v2.0.0")["manifest.json"] == file_sha256(build / "manifest.json")
+    shipped = json.loads((registry / "v2.0.0" / "manifest.json").read_text(encoding="utf-8"))
+    assert shipped == {**public_manifest(read_manifest(build)), "published": {"version": "v2.0.0"}}
 
 
 def test_dry_run_lists_files_and_changes_nothing(build, tmp_path):
@@ -112,7 +116,7 @@ def test_dry_run_lists_files_and_changes_nothing(build, tmp_path):
     result = publish_cli(str(build), "--to", str(registry), "--version", "v0.1.0", "--dry-run")
     assert result.exit_code == 0, result.output
     assert not registry.exists()
-    for table in load_manifest(build)["tables"].values():
+    for table in read_manifest(build)["tables"].values():
         for rel, entry in table["files"].items():
             assert any(rel in line and f"{entry['bytes']:,} bytes" in line for line in result.output.splitlines())
     assert "README.md" in result.output and "manifest.json" in result.output and "v0.1.0" in result.output
@@ -211,7 +215,7 @@ def test_hub_target_parsing():
 
 
 def test_plan_uses_hub_types_and_deletes_only_stale_parts(build):
-    manifest = load_manifest(build)
+    manifest = read_manifest(build)
     existing = ["tokens/part-00007.parquet", "tokens/part-00000.parquet", ".gitattributes", "notes/extra.parquet",
                 "README.md"]
     plan = plan_hub_publish(build, "org/name", "v1.0.0", existing)
@@ -219,7 +223,9 @@ def test_plan_uses_hub_types_and_deletes_only_stale_parts(build):
     deletes = [op for op in plan.operations if isinstance(op, CommitOperationDelete)]
     parquet = {rel: e for t in manifest["tables"].values() for rel, e in t["files"].items()}
     assert {op.path_in_repo for op in adds} == {*parquet, "README.md", "manifest.json"}
-    assert all(Path(op.path_or_fileobj) == build / op.path_in_repo for op in adds)
+    assert all(Path(op.path_or_fileobj) == build / op.path_in_repo for op in adds if op.path_in_repo != "manifest.json")
+    shipped = next(op.path_or_fileobj for op in adds if op.path_in_repo == "manifest.json")
+    assert json.loads(shipped) == {**public_manifest(manifest), "published": {"version": "v1.0.0"}}
     assert {op.path_in_repo: op.upload_info.size for op in adds if op.path_in_repo in parquet} == \
         {rel: e["bytes"] for rel, e in parquet.items()}
     assert [op.path_in_repo for op in deletes] == ["tokens/part-00007.parquet"]
@@ -271,4 +277,4 @@ def test_hub_cli_dry_run_and_errors_never_show_the_token(build, monkeypatch):
     for output in (dry.output, failed.output):
         assert TOKEN not in output
     assert "***" in failed.output
-    assert TOKEN not in json.dumps(load_manifest(build)) and TOKEN not in (build / "README.md").read_text()
+    assert TOKEN not in json.dumps(read_manifest(build)) and TOKEN not in (build / "README.md").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from synthetic_tables import write_build
+from tokenshift.builders.manifest import table_entries
 from tokenshift.errors import TokenshiftError
 from tokenshift.queries import recipe_names, run_recipe, write_report
 from tokenshift.queries.report import MARKER, is_report_dir
@@ -28,6 +30,8 @@ def builds(tmp_path_factory) -> dict[str, Path]:
     empty_cross = root / "empty_cross"
     shutil.copytree(no_cross, empty_cross)
     write_parquet(to_arrow("cross_samples", []), empty_cross / "cross_samples" / "part-00000.parquet")
+    listed = json.loads((empty_cross / "manifest.json").read_text())  # readers read only what the manifest lists
+    (empty_cross / "manifest.json").write_text(json.dumps({**listed, "tables": table_entries(empty_cross)}))
     return {"full": full, "no_cross": no_cross, "empty_cross": empty_cross}
 
 

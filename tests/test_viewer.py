@@ -162,6 +162,7 @@ def _payload(page: Path) -> dict:
 
 def test_unsampled_candidates_are_named_by_the_builds_tokenizer(tmp_path):
     from tiny_pair import make_tokenizer
+    from tokenshift.builders.manifest import table_entries
     from tokenshift.builders.models import tokenizer_sha256
 
     tokenizer = make_tokenizer()
@@ -174,7 +175,8 @@ def test_unsampled_candidates_are_named_by_the_builds_tokenizer(tmp_path):
     for name, table_rows in tables.items():
         write_parquet(to_arrow(name, table_rows), tmp_path / "b" / name / "part-00000.parquet")
     manifest = {"models": {"base": {"name": "base", "source": str(tmp_path / "base"), "revision": None}},
-                "tokenizer": {"sha256": tokenizer_sha256(tokenizer), "vocab_size": len(tokenizer)}}
+                "tokenizer": {"sha256": tokenizer_sha256(tokenizer), "vocab_size": len(tokenizer)},
+                "tables": table_entries(tmp_path / "b")}  # readers read the parts the manifest lists
     (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
 
     def names() -> dict[int, str | None]:
@@ -279,8 +281,10 @@ def _unsampled_namer(source: Path):
     try:
         from transformers import AutoTokenizer
 
+        from tokenshift.builders.manifest import model_location
+
         base = json.loads((source / "manifest.json").read_text())["models"]["base"]
-        tokenizer = AutoTokenizer.from_pretrained(base["source"], local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(model_location(base["source"]), local_files_only=True)
         return lambda tid: tokenizer.decode([tid])
     except (OSError, KeyError, ValueError):
         return lambda tid: f"#{tid}"

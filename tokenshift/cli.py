@@ -23,6 +23,11 @@ class _Group(click.Group):
         except TokenshiftError as err:
             click.echo(f"Error: {err}", err=True)
             sys.exit(2)
+        except OSError as err:  # permission, disk full, read-only: one line naming the path and free space
+            from tokenshift.files import describe_os_error
+
+            click.echo(f"Error: {describe_os_error(err)}", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +37,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from tokenshift.builders.commands import build, merge
+    from tokenshift.builders.commands import build, merge, regrade
     from tokenshift.builders.cross_commands import cross_sample
     from tokenshift.cards.commands import card
     from tokenshift.demo import demo
@@ -44,6 +49,7 @@ def _register() -> None:
     cli.add_command(toy_pair)
     cli.add_command(build)
     cli.add_command(merge)
+    cli.add_command(regrade)
     cli.add_command(cross_sample)
     cli.add_command(query)
     cli.add_command(report)

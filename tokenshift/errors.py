@@ -3,3 +3,10 @@
 
 class TokenshiftError(Exception):
     """Bad input or an unmet precondition; the message names the problem and the fix."""
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr (the run goes on)."""
+    import sys
+
+    print(f"Warning: {message}", file=sys.stderr)

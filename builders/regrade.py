@@ -1,0 +1,67 @@
+"""`tokenshift regrade DIR`: grade again the answers a finished build left ungraded (correct = null)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from tokenshift.builders import grade, manifest
+from tokenshift.builders.build import refuse_published_out
+from tokenshift.errors import TokenshiftError
+from tokenshift.files import clean_leftovers
+from tokenshift.lock import folder_lock
+from tokenshift.schemas.tables import to_arrow
+
+GRADED_TABLES = ("generations", "cross_samples")
+
+
+@dataclass(frozen=True)
+class RegradeResult:
+    attempted: int  # rows that were null before
+    still_ungraded: int  # rows still null after the retries
+
+
+def regrade(build_dir: str | Path, timeout_s: float | None = None, progress=None) -> RegradeResult:
+    """Regrade every null `correct` in the listed parts; rewrite only the parts that change, recorded."""
+    out = Path(build_dir)
+    manifest.read_manifest(out)
+    refuse_published_out(out, "DIR")
+    with folder_lock(out, "tokenshift regrade"):
+        clean_leftovers(out)
+        recorded = manifest.require_keys(manifest.read_manifest(out), out)
+        timeout = timeout_s or float((recorded.get("config") or {}).get("grade_timeout_s") or 30.0)
+        gold = {}
+        for path in manifest.listed_paths(out, recorded, "prompts"):
+            for row in pq.read_table(path, columns=["problem_id", "gold_answer"]).to_pylist():
+                gold[row["problem_id"]] = row["gold_answer"]
+        attempted = remaining = 0
+        for table in GRADED_TABLES:
+            for path in manifest.listed_paths(out, recorded, table):
+                rows = pq.read_table(path).to_pylist()
+                todo = [r for r in rows if r["correct"] is None]
+                if not todo:
+                    continue
+                missing = sorted({r["problem_id"] for r in todo} - set(gold))
+                if missing:
+                    raise TokenshiftError(f"{path} has answers to problem {missing[0]!r}, which the prompts "
+                                          "table lacks: run `tokenshift validate` and rebuild")
+                grades = grade.grade_many([(gold[r["problem_id"]], r["response_text"]) for r in todo],
+                                          timeout_s=timeout, progress=progress)
+                for row, g in zip(todo, grades, strict=True):
+                    row["extracted_answer"], row["correct"] = g.extracted_answer, g.correct
+                attempted += len(todo)
+                remaining += sum(g.correct is None for g in grades)
+                rel = path.relative_to(out).as_posix()
+                recorded["tables"][table]["files"].update(manifest.write_part(out, rel, to_arrow(table, rows)))
+        if not attempted:
+            return RegradeResult(0, 0)  # nothing to regrade: the manifest (and the card) stay as they are
+        recorded["ungraded"] = {t: grade.count_ungraded(out, manifest.table_entry(recorded, t))
+                                for t in GRADED_TABLES if manifest.listed_files(recorded, t)}
+        recorded.setdefault("regraded", []).append({
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "grader": grade.grader_version(),
+            "attempted": attempted, "still_ungraded": remaining})
+        manifest.write_manifest(out, recorded)
+    return RegradeResult(attempted, remaining)

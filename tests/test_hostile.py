@@ -1,0 +1,460 @@
+"""Attacks a hostile user would try, one class at a time: each must end in a one-line refusal, nothing lost.
+
+Classes: the integrity chain, immutable published versions, the folder lock, code only by flag,
+no silent nulls, one-line errors (OS errors, bad encodings, damaged work files), leftovers of a
+kill, no local paths in what is published, and the smaller input checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from synthetic_build import refresh_manifest_tables
+from tokenshift.builders import grade, manifest
+from tokenshift.builders.build import BuildConfig
+from tokenshift.cli import cli
+from tokenshift.errors import TokenshiftError
+from tokenshift.lock import folder_lock, lock_path
+
+
+def run(*args: str):
+    result = CliRunner().invoke(cli, list(args))
+    return result
+
+
+def refused(result, *needles: str) -> str:
+    """Assert a one-line `Error:` with exit 2 and no traceback; returns the line."""
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.strip().splitlines() if not line.startswith("Warning:")]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def tamper(path: Path) -> None:
+    """Replace a part with a valid parquet file of other content (same schema, one row fewer)."""
+    table = pq.read_table(path)
+    os.chmod(path, 0o644)
+    pq.write_table(table.slice(0, max(table.num_rows - 1, 0)), path)
+
+
+def carded(build: Path) -> Path:
+    result = run("card", str(build))
+    assert result.exit_code == 0, result.output
+    return build
+
+
+@pytest.fixture()
+def published(build, tmp_path) -> tuple[Path, Path]:
+    """(registry, registry/v1.0.0) published from the synthetic build."""
+    registry = tmp_path / "registry"
+    result = run("publish", str(carded(build)), "--to", str(registry), "--version", "v1.0.0")
+    assert result.exit_code == 0, result.output
+    return registry, registry / "v1.0.0"
+
+
+# ---- integrity chain ------------------------------------------------------------------------------
+
+
+def test_cross_sample_refuses_a_part_changed_after_the_build(build):
+    part = build / "prompts" / "part-00000.parquet"
+    tamper(part)
+    refused(run("cross-sample", str(build), "--quiet"), str(part), "sha256")
+    assert "cross_sampling" not in manifest.read_manifest(build)
+
+
+def test_merge_copies_recorded_hashes_and_refuses_a_changed_part(build, tmp_path):
+    recorded = manifest.read_manifest(build)
+    recorded["config"]["shard"] = "0/1"
+    manifest.write_manifest(build, recorded)
+    merged = tmp_path / "merged"
+    result = run("merge", str(build), "--out", str(merged))
+    assert result.exit_code == 0, result.output
+    assert manifest.read_manifest(merged)["tables"] == recorded["tables"]  # the recorded hashes, not re-hashed
+    part = build / "tokens" / "part-00001.parquet"
+    tamper(part)
+    refused(run("merge", str(build), "--out", str(tmp_path / "again")), str(part), "sha256")
+    assert not (tmp_path / "again").exists() and not list(tmp_path.glob(".again.merging-*"))
+
+
+def test_card_refuses_a_changed_part(build):
+    part = build / "generations" / "part-00000.parquet"
+    tamper(part)
+    refused(run("card", str(build)), str(part), "sha256")
+    assert not (build / "README.md").exists()
+
+
+def test_readers_use_the_listed_parts_warn_about_strays_and_refuse_truncated(build):
+    before = run("query", "accuracy", "--data", str(build), "--format", "json")
+    assert before.exit_code == 0, before.output
+    stray = build / "generations" / "part-00099.parquet"
+    shutil.copy(build / "generations" / "part-00000.parquet", stray)  # would double-count under a glob
+    after = run("query", "accuracy", "--data", str(build), "--format", "json")
+    assert after.exit_code == 0
+    pd.testing.assert_frame_equal(pd.DataFrame(json.loads(after.stdout)), pd.DataFrame(json.loads(before.stdout)),
+                                  rtol=1e-12)  # equal up to the order DuckDB sums in
+    assert "Warning:" in after.stderr and "part-00099.parquet" in after.stderr  # warned, and ignored
+    part = build / "tokens" / "part-00000.parquet"
+    part.write_bytes(part.read_bytes()[:-100])  # truncated
+    refused(run("report", "--data", str(build), "--out", str(build.parent / "report")), str(part))
+
+
+def test_resume_refuses_a_part_changed_while_the_build_was_down(tmp_path, shared_benchmarks, monkeypatch):
+    import tokenshift.builders.build as build_module
+    from interrupt import dies_on_call
+    from tiny_pair import make_pair
+
+    base, rls = make_pair(tmp_path / "pair")
+    out = tmp_path / "killed"
+    config = BuildConfig(out=str(out), base=str(base), rl=tuple(map(str, rls)), limit=2, samples=1,
+                         max_new_tokens=6, shard_size=1, benchmark=str(shared_benchmarks / "gsm8k.jsonl"))
+    real = build_module._tokens
+    monkeypatch.setattr(build_module, "_tokens", dies_on_call(real, 2))  # killed while scoring shard 1
+    with pytest.raises(KeyboardInterrupt):
+        build_module.run_build(config, progress=False)
+    monkeypatch.setattr(build_module, "_tokens", real)
+    part = out / "generations" / "part-00001.parquet"
+    part.write_bytes(part.read_bytes()[:-50])  # truncated while the build was down
+    with pytest.raises(TokenshiftError, match=r"part-00001\.parquet does not match the sha256 recorded in "
+                                              r".*\.tokenshift/done/generations-00001"):
+        build_module.run_build(config, progress=False)
+    assert not (out / "manifest.json").exists()
+
+
+def test_glob_characters_in_a_path_do_not_break_queries(build, tmp_path):
+    odd = Path(shutil.copytree(build, tmp_path / "b[1]*?"))
+    plain, tricky = run("query", "accuracy", "--data", str(build)), run("query", "accuracy", "--data", str(odd))
+    assert tricky.exit_code == 0 and tricky.output == plain.output, tricky.output
+
+
+# ---- immutability -----------------------------------------------------------------------------------
+
+
+def test_nothing_writes_inside_a_published_version(build, published, tmp_path):
+    registry, version = published
+    before = snapshot(version)
+    refused(run("build", "--out", str(version), "--overwrite"), "published version")
+    refused(run("build", "--out", str(registry)), "registry")
+    refused(run("build", "--out", str(registry / "v2-work")), "registry")
+    refused(run("cross-sample", str(version)), "published version")
+    refused(run("merge", str(build), "--out", str(version)), "published version")
+    refused(run("card", str(version)), "published version")
+    refused(run("regrade", str(version)), "published version")
+    refused(run("validate", str(version), "--json-report", str(version / "r.json")), "published version")
+    refused(run("report", "--data", str(version), "--out", str(version / "report")), "published version")
+    refused(run("view", "--data", str(version), "--out", str(version / "pages")), "published version")
+    checked = run("validate", str(version))
+    assert checked.exit_code == 0 and "passed" in checked.output.lower(), checked.output
+    assert snapshot(version) == before and not (version / ".tokenshift").exists()
+
+
+def test_validate_never_overwrites_a_file_it_did_not_write(build):
+    before = (build / "manifest.json").read_bytes()
+    refused(run("validate", str(build), "--json-report", str(build / "manifest.json")), "not a validation report")
+    assert (build / "manifest.json").read_bytes() == before
+
+
+def test_publish_refuses_nesting_and_bad_version_names(build, tmp_path):
+    carded(build)
+    refused(run("publish", str(build), "--to", str(build), "--version", "v1.0.0"), "inside the build")
+    refused(run("publish", str(build), "--to", str(build / "registry"), "--version", "v1.0.0"), "inside the build")
+    refused(run("publish", str(build), "--to", str(build.parent), "--version", "v1.0.0"), "inside the registry")
+    refused(run("publish", str(build), "--to", str(tmp_path / "reg"), "--version", "v1.0.0\n"),
+            "not a valid version name")
+    assert not (tmp_path / "reg").exists() and sorted(p.name for p in build.iterdir()) == sorted(
+        ["prompts", "generations", "tokens", "manifest.json", "README.md", ".tokenshift"])
+
+
+# ---- lock ---------------------------------------------------------------------------------------------
+
+
+def test_a_second_writer_is_refused_naming_the_holder(build):
+    carded(build)
+    before = (build / "README.md").read_bytes()
+    with folder_lock(build, "tokenshift build"):
+        line = refused(run("card", str(build)), f"pid {os.getpid()}", "tokenshift build", "in use")
+        refused(run("regrade", str(build)), "in use")
+    assert (build / "README.md").read_bytes() == before and "in use" in line
+
+
+def test_two_builds_into_one_folder_one_is_refused_and_a_killed_one_resumes(tmp_path):
+    out = tmp_path / "race"
+    args = ["build", "--out", str(out), "--limit", "3", "--samples", "1", "--max-new-tokens", "16",
+            "--shard-size", "1", "--quiet"]
+    first = subprocess.Popen([sys.executable, "-c", "from tokenshift.cli import main; main()", *args],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((out / ".tokenshift" / "config.json").exists() and lock_path(out).exists()
+                   and f"pid {first.pid}" in lock_path(out).read_text()):
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read() if first.poll() else ""
+            time.sleep(0.1)
+        refused(run(*args), f"in use by pid {first.pid}")  # the same command twice: one writer
+        refused(run(*args, "--seed", "1"), "started with another config (seed: 0 -> 1)")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    refused(run(*args, "--seed", "1"), "started with another config (seed: 0 -> 1)")
+    resumed = run(*args)  # the killed run's lock is no obstacle; its finished shards are kept
+    assert resumed.exit_code == 0, resumed.output
+    from tokenshift.builders.shards import derive_seed
+
+    assert manifest.read_manifest(out)["config"]["seed"] == 0
+    parts = sorted((out / "generations").glob("part-*.parquet"))
+    assert len(parts) == 3  # no shard missing, none from the refused run
+    for k, part in enumerate(parts):  # every row's seed derives from seed 0: no mixed shards
+        assert {(r["sampler"], r["seed"]) for r in pq.read_table(part).to_pylist()} == {
+            (s, derive_seed(0, k, s)) for s in ("base", "rl")}
+
+
+def test_a_stale_lock_of_a_killed_process_is_taken_over(build):
+    code = ("import time; from tokenshift.lock import folder_lock\n"
+            "with folder_lock(%r, 'holder'):\n print('held', flush=True); time.sleep(60)") % str(build)
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused(run("card", str(build)), f"pid {holder.pid}")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert f"pid {holder.pid}" in lock_path(build).read_text()  # the dead holder's line is still there
+    assert run("card", str(build)).exit_code == 0
+    assert f"pid {os.getpid()}" in lock_path(build).read_text()
+
+
+# ---- code only by flag ------------------------------------------------------------------------------------
+
+
+def test_a_manifest_cannot_switch_on_remote_code(build, monkeypatch):
+    from tokenshift.builders import cross_sample, models
+
+    recorded = manifest.read_manifest(build)
+    recorded["config"]["trust_remote_code"] = True
+    recorded["config"]["rl"] = [m["name"] for m in recorded["models"]["rl"]]
+    assert BuildConfig.from_manifest(recorded).trust_remote_code is False
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_tokenizer(spec, trust_remote_code=False):
+        seen.append(trust_remote_code)
+        raise Stop
+
+    monkeypatch.setattr(models, "load_tokenizer", fake_tokenizer)
+    config = cross_sample.resolve(cross_sample.CrossSampleConfig(out=str(build)), recorded)
+    with pytest.raises(Stop):
+        cross_sample.load_run(config, recorded, progress=False)
+    with pytest.raises(Stop):
+        cross_sample.load_run(config, recorded, progress=False, trust_remote_code=True)  # the command line can
+    assert seen == [False, True]
+
+
+# ---- no silent nulls --------------------------------------------------------------------------------------
+
+
+def test_ungraded_answers_are_retried_a_bounded_number_of_times():
+    calls = []
+
+    def attempt(pairs, _bar):
+        calls.append([p[1] for p in pairs])
+        return [grade.Grade("1", None if (p[1] == "stuck" or len(calls) == 1) else True) for p in pairs]
+
+    results = grade.with_retries([("1", "ok"), ("1", "stuck")], attempt, retries=2)
+    assert [r.correct for r in results] == [True, None]
+    assert calls == [["ok", "stuck"], ["ok", "stuck"], ["stuck"]]  # 1 + 2 tries, then it stays counted
+
+
+def test_regrade_fills_nulls_and_records_it(build):
+    part = build / "generations" / "part-00000.parquet"
+    rows = pq.read_table(part).to_pylist()
+    gold = {r["problem_id"]: r["gold_answer"] for p in sorted((build / "prompts").glob("*.parquet"))
+            for r in pq.read_table(p).to_pylist()}
+    for row in rows[:3]:
+        row["response_text"], row["correct"] = f"so \\boxed{{{gold[row['problem_id']]}}}", None
+    from tokenshift.schemas.tables import to_arrow, write_parquet
+    write_parquet(to_arrow("generations", rows), part)
+    recorded = refresh_manifest_tables(build)
+    recorded["ungraded"] = {"generations": 3}
+    manifest.write_manifest(build, recorded)
+    from tokenshift.builders.commands import ungraded_note
+    assert "3 answers ungraded" in ungraded_note(build) and "tokenshift regrade" in ungraded_note(build)
+    carded(build)
+    assert "Ungraded answers" in (build / "README.md").read_text() and "3 in generations" in (
+        build / "README.md").read_text()
+    nulls = sum(r["correct"] is None for p in sorted((build / "generations").glob("*.parquet"))
+                for r in pq.read_table(p).to_pylist())
+    result = run("regrade", str(build))
+    assert result.exit_code == 0 and f"regraded {nulls} answers" in result.output, result.output
+    after = manifest.read_manifest(build)
+    assert after["regraded"][-1]["attempted"] == nulls
+    assert after["ungraded"]["generations"] == after["regraded"][-1]["still_ungraded"]
+    assert [r["correct"] for r in pq.read_table(part).to_pylist()[:3]] == [True] * 3
+    entry = after["tables"]["generations"]["files"]["generations/part-00000.parquet"]
+    assert entry["sha256"] == manifest.file_sha256(part)  # the hash of what regrade wrote
+    assert after["tables"]["tokens"] == recorded["tables"]["tokens"]  # the rest as recorded
+
+
+# ---- one-line errors --------------------------------------------------------------------------------------
+
+
+def test_disk_full_is_one_line_with_path_and_free_space_and_keeps_the_old_file(build, monkeypatch):
+    carded(build)
+    before = (build / "README.md").read_bytes()
+    real = os.replace
+
+    def full(src, dst, *a, **k):
+        if str(dst).endswith("README.md"):
+            raise OSError(28, "No space left on device", str(dst))
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", full)
+    recorded = manifest.read_manifest(build)
+    recorded["build_seconds"] = 2.5  # the card is stale, so `card` rewrites it
+    manifest.write_manifest(build, recorded)
+    refused(run("card", str(build)), "No space left on device", str(build / "README.md"), "free on that disk")
+    assert (build / "README.md").read_bytes() == before
+    assert not [p for p in build.iterdir() if ".tmp-" in p.name]
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b'{"question": "1+1", "answer": "2"}\n\xff\xfe not utf-8\n', "not UTF-8"),
+    (b"\x00\x01\x02 binary", "binary file"),
+    (b'{"question": "1+1", "answer": null}\n', "null"),
+])
+def test_bad_benchmark_files_are_one_line(tmp_path, content, needle):
+    bench = tmp_path / "bench.jsonl"
+    bench.write_bytes(content)
+    args = ["build", "--out", str(tmp_path / "out"), "--benchmark", str(bench), "--quiet"]
+    if needle == "null":
+        args += ["--answer-field", "answer"]
+    refused(run(*args), needle)
+    assert not (tmp_path / "out").exists()
+
+
+def test_damaged_work_files_and_manifests_are_one_line(build, tmp_path):
+    work = tmp_path / "started"
+    (work / ".tokenshift").mkdir(parents=True)
+    (work / ".tokenshift" / "config.json").write_bytes(b"\x00garbage")
+    refused(run("build", "--out", str(work), "--quiet"), "damaged")
+    (build / "manifest.json").write_text("[1, 2]")
+    refused(run("merge", str(build), "--out", str(tmp_path / "m")), "not a tokenshift manifest")
+    (build / "manifest.json").write_text(json.dumps({"tables": {}}))
+    refused(run("merge", str(build), "--out", str(tmp_path / "m")), "lacks")
+    refused(run("report", "--data", str(build), "--out", str(tmp_path / "r")), "not a tokenshift build")
+
+
+def test_symlinked_table_with_overwrite_deletes_nothing(build, tmp_path):
+    elsewhere = Path(shutil.move(str(build / "tokens"), tmp_path / "elsewhere"))
+    (build / "tokens").symlink_to(elsewhere, target_is_directory=True)
+    (build / ".tokenshift").mkdir(exist_ok=True)
+    refused(run("build", "--out", str(build), "--overwrite", "--quiet"), "symbolic link")
+    assert (build / "prompts").is_dir() and (build / "generations").is_dir() and any(elsewhere.iterdir())
+
+
+# ---- leftovers of a kill ---------------------------------------------------------------------------------
+
+
+def test_leftovers_of_a_killed_process_are_cleaned_at_the_next_run(build, published):
+    registry, _ = published
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = build / "generations" / f".part-00000.parquet.tmp-{dead.pid}"
+    live = build / "generations" / f".part-00077.parquet.tmp-{os.getpid()}"
+    remote = build / "generations" / f".part-00078.parquet.tmp-{dead.pid}@another-node"
+    staging = registry / f".publish-v9.0.0-p{dead.pid}-x1y2"
+    for path in (stale, live, remote):
+        path.write_bytes(b"half")
+    staging.mkdir()
+    result = run("publish", str(build), "--to", str(registry), "--version", "v1.1.0")
+    assert result.exit_code == 0, result.output
+    assert not staging.exists()
+    assert run("regrade", str(build)).exit_code == 0
+    assert not stale.exists() and live.exists()  # a live writer's temporary is left alone
+    assert remote.exists()  # so is one a process on another host (a Ray worker) may still be writing
+
+
+# ---- no local paths in what is published ---------------------------------------------------------------------
+
+
+def test_a_published_version_holds_no_local_path(build, tmp_path):
+    local_model = (tmp_path / "checkpoints" / "my-rl").resolve()
+    embedded = "/opt/site-packages/tokenshift/toy/pair/base"
+    recorded = manifest.read_manifest(build)
+    recorded["models"]["base"]["source"] = embedded
+    recorded["models"]["rl"][0]["source"] = str(local_model)
+    recorded["config"].update(out=str(build.resolve()), rl=[str(local_model)],
+                              benchmark=str((tmp_path / "data" / "bench.jsonl").resolve()))
+    recorded["command"] = (f"tokenshift build --out {build.resolve()} --rl {local_model} "
+                           f"--benchmark {tmp_path.resolve()}/data/bench.jsonl")
+    manifest.write_manifest(build, recorded)
+    registry = tmp_path / "registry"
+    result = run("publish", str(carded(build)), "--to", str(registry), "--version", "v1.0.0")
+    assert result.exit_code == 0, result.output
+    version = registry / "v1.0.0"
+    for rel, data in snapshot(version).items():
+        for private in (str(build.resolve()), str(tmp_path.resolve()), "/opt/site-packages"):
+            assert private.encode() not in data, (rel, private)
+    shipped = manifest.read_manifest(version)
+    assert shipped["models"]["base"]["source"] == "embedded:base"
+    assert shipped["models"]["rl"][0]["source"] == "local:my-rl"
+    assert shipped["models"]["rl"][0]["sha256"] == recorded["models"]["rl"][0]["sha256"]
+    assert shipped["config"]["benchmark"] == "bench.jsonl" and shipped["published"] == {"version": "v1.0.0"}
+    assert "hub-org/model" == manifest.public_manifest(
+        {"models": {"base": {"source": "hub-org/model", "sha256": None}}})["models"]["base"]["source"]
+
+
+# ---- smaller input checks ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--top-k-candidates", "100000"], "exceeds the vocabulary"),
+    (["--max-new-tokens", "100000"], "exceeds the context"),
+])
+def test_out_of_range_settings_are_refused_before_anything_is_written(tmp_path, args, needle):
+    out = tmp_path / "out"
+    refused(run("build", "--out", str(out), "--limit", "1", "--quiet", *args), needle)
+    assert not out.exists()
+
+
+def test_a_tokenizer_without_chat_template_is_refused_not_silently_replaced(tmp_path):
+    from tokenshift.builders.build import check_tokenizer
+
+    class Plain:
+        chat_template = None
+
+        def __len__(self):
+            return 100
+
+    with pytest.raises(TokenshiftError, match="no chat template: pass --no-chat-template"):
+        check_tokenizer(BuildConfig(out=str(tmp_path)), Plain())
+    check_tokenizer(BuildConfig(out=str(tmp_path), use_chat_template=False), Plain())
+
+
+def test_lock_waits_only_when_asked(build):
+    with folder_lock(build, "first"):
+        start = time.monotonic()
+        with pytest.raises(TokenshiftError, match="in use by pid"):
+            with folder_lock(build, "second"):
+                pass
+        assert time.monotonic() - start < 5
+    with folder_lock(build, "second"):
+        pass
