@@ -117,7 +117,7 @@ def test_readers_use_the_listed_parts_warn_about_strays_and_refuse_truncated(bui
     refused(run("report", "--data", str(build), "--out", str(build.parent / "report")), str(part))
 
 
-def test_resume_refuses_a_part_changed_while_the_build_was_down(tmp_path, shared_benchmarks, monkeypatch):
+def test_resume_refuses_a_part_changed_while_the_build_was_down(tmp_path, benchmark_files, monkeypatch):
     import tokenshift.builders.build as build_module
     from interrupt import dies_on_call
     from tiny_pair import make_pair
@@ -125,7 +125,7 @@ def test_resume_refuses_a_part_changed_while_the_build_was_down(tmp_path, shared
     base, rls = make_pair(tmp_path / "pair")
     out = tmp_path / "killed"
     config = BuildConfig(out=str(out), base=str(base), rl=tuple(map(str, rls)), limit=2, samples=1,
-                         max_new_tokens=6, shard_size=1, benchmark=str(shared_benchmarks / "gsm8k.jsonl"))
+                         max_new_tokens=6, shard_size=1, benchmark=str(benchmark_files / "gsm8k.jsonl"))
     real = build_module._tokens
     monkeypatch.setattr(build_module, "_tokens", dies_on_call(real, 2))  # killed while scoring shard 1
     with pytest.raises(KeyboardInterrupt):
