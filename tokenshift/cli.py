@@ -45,6 +45,7 @@ def _register() -> None:
     from tokenshift.queries.commands import query, report, view
     from tokenshift.schemas.commands import validate
     from tokenshift.toy.commands import toy_pair
+    from tokenshift.training.commands import experiment
 
     cli.add_command(toy_pair)
     cli.add_command(build)
@@ -58,6 +59,7 @@ def _register() -> None:
     cli.add_command(card)
     cli.add_command(publish)
     cli.add_command(demo)
+    cli.add_command(experiment)
 
 
 _register()

@@ -14,6 +14,8 @@ from tokenshift.progress import interactive
 from tokenshift.toy.arith import toy_problems
 from tokenshift.toy.evaluate import reward
 from tokenshift.toy.model import save_model_dir
+from tokenshift.training.callback import TokenShiftCallback
+from tokenshift.training.trl_extra import require_trl
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class GRPOSettings:
     n_train_prompts: int = 4000
     checkpoint_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
     logging_steps: int = 5
+    shift_every: int = 5  # TokenShiftCallback: score the step's completions every this many steps
 
 
 def correctness_reward(completions: list[str], answer: list[str], **_) -> list[float]:
@@ -66,14 +69,14 @@ class SaveAtSteps(TrainerCallback):
 def train_grpo(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, settings: GRPOSettings,
                seed: int, out: Path) -> tuple[PreTrainedModel, list[dict], list[Path]]:
     """Run GRPO in place on `model`; intermediates go to out/rl-step-XXX. Returns model, log, checkpoints."""
-    from trl import GRPOConfig, GRPOTrainer  # heavy import, only when training
+    trl = require_trl()  # heavy import, only when training
 
     problems = toy_problems("train", settings.n_train_prompts)
     dataset = Dataset.from_list([{"prompt": format_prompt(tokenizer, p["question"]), "answer": p["answer"]}
                                  for p in problems])
     saver = SaveAtSteps(checkpoint_steps(settings), out, tokenizer)
     with tempfile.TemporaryDirectory(prefix="toy-grpo-") as scratch:  # trainer files never shipped
-        config = GRPOConfig(
+        config = trl.GRPOConfig(
             output_dir=scratch, max_steps=settings.steps,
             per_device_train_batch_size=settings.prompts_per_step * settings.num_generations,
             num_generations=settings.num_generations, steps_per_generation=1, num_iterations=1,
@@ -84,8 +87,9 @@ def train_grpo(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, setti
             logging_steps=settings.logging_steps, save_strategy="no", report_to="none",
             use_cpu=True, bf16=False, fp16=False, seed=seed, data_seed=seed,
             dataloader_num_workers=0, disable_tqdm=not interactive())  # a log gets plain lines
-        trainer = GRPOTrainer(model=model, reward_funcs=correctness_reward, args=config,
-                              train_dataset=dataset, processing_class=tokenizer, callbacks=[saver])
+        trainer = trl.GRPOTrainer(model=model, reward_funcs=correctness_reward, args=config,
+                                  train_dataset=dataset, processing_class=tokenizer, callbacks=[saver])
+        TokenShiftCallback(every=settings.shift_every).attach(trainer)  # token shift vs the SFT base, logged
         trainer.train()
         log = [entry for entry in trainer.state.log_history if "reward" in entry or "train_runtime" in entry]
     return trainer.model, log, saver.saved
