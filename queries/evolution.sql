@@ -7,6 +7,10 @@
 -- (n_tokens from generations); RL top-1 gain = q(t*) - p(t*) with p(t*) bounded in [0, p_K] when the RL
 -- top-1 is outside base's top-K and not otherwise known (see mass_reallocation). checkpoint_step is the
 -- last number in rl_model (e.g. 'rl-step200' -> 200), for ordering checkpoints; NULL if none.
+-- Convergence: the final model is final_model, or by default the last rl_model in this order (highest
+-- checkpoint_step, a model without a step number after every numbered one, ties by name); a checkpoint's
+-- high-divergence set is its (generation_id, position) pairs with js >= js_threshold among the answers of
+-- the row's sampler, and jaccard_final = |set ∩ final's set| / |set ∪ final's set| along those same answers.
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):
 --   js_threshold    DOUBLE   0.1    JS threshold, nats
@@ -14,6 +18,7 @@
 --   edge_tokens     INTEGER  32     length of the first / last segments, tokens
 --   fork_quantile   DOUBLE   0.8    entropy_base quantile above which a position is a fork
 --   top_rank        INTEGER  3      base rank k for "RL top-1 is in base top-k"
+--   final_model     VARCHAR  ''     rl_model whose high-divergence set the others are compared with ('' = last)
 --
 -- Tables: tokens, generations
 --
@@ -21,6 +26,7 @@
 --   rl_model, checkpoint_step, sampler
 --   n_tokens                   positions
 --   mean_js, p99_js            mean and 99th percentile of JS, nats
+--   p50_js, p95_js             50th and 95th percentile of JS, nats
 --   share_near_zero            share with js < near_zero_js, fraction
 --   share_over                 share with js >= js_threshold, fraction
 --   edge_token_share           share of positions in the first/last edge_tokens, fraction
@@ -33,12 +39,17 @@
 --   top_divergent_token        token text with the most over-threshold positions (ties: lowest token_id)
 --   top_divergent_token_n      its over-threshold positions
 --   rl_accuracy                accuracy of responses sampled by rl_model (graded only), fraction
+--   final_model                the model the next two columns compare with
+--   n_over                     high-divergence positions (js >= js_threshold)
+--   jaccard_final              Jaccard overlap of the high-divergence set with final_model's, fraction
+--                              (1 for final_model itself; NULL when both sets are empty)
 
 SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
 SET VARIABLE near_zero_js = COALESCE(getvariable('near_zero_js'), 0.01)::DOUBLE;
 SET VARIABLE edge_tokens = COALESCE(getvariable('edge_tokens'), 32)::INTEGER;
 SET VARIABLE fork_quantile = COALESCE(getvariable('fork_quantile'), 0.8)::DOUBLE;
 SET VARIABLE top_rank = COALESCE(getvariable('top_rank'), 3)::INTEGER;
+SET VARIABLE final_model = COALESCE(getvariable('final_model'), '')::VARCHAR;
 
 WITH t AS (
     SELECT tk.rl_model, tk.sampler, tk.token_id, tk.token, tk.js::DOUBLE AS js,
@@ -60,7 +71,7 @@ WITH t AS (
 ),
 summary AS (
     SELECT rl_model, sampler, count(*) AS n_tokens, avg(js) AS mean_js,
-           quantile_cont(js, 0.99) AS p99_js,
+           quantile_cont(js, 0.99) AS p99_js, quantile_cont(js, 0.5) AS p50_js, quantile_cont(js, 0.95) AS p95_js,
            avg(CASE WHEN js < getvariable('near_zero_js') THEN 1.0 ELSE 0.0 END) AS share_near_zero,
            avg(CASE WHEN is_over THEN 1.0 ELSE 0.0 END) AS share_over,
            avg(CASE WHEN is_edge THEN 1.0 ELSE 0.0 END) AS edge_token_share,
@@ -82,13 +93,42 @@ top_token AS (
 ),
 acc AS (
     SELECT sampler AS rl_model, avg(correct::DOUBLE) AS rl_accuracy FROM generations GROUP BY sampler
+),
+final AS (
+    SELECT coalesce(nullif(getvariable('final_model'), ''),
+                    (SELECT rl_model FROM (SELECT DISTINCT rl_model FROM tokens)
+                     ORDER BY TRY_CAST(regexp_extract(rl_model, '(\d+)\D*$', 1) AS BIGINT) DESC NULLS FIRST,
+                              rl_model DESC
+                     LIMIT 1)) AS final_model
+),
+over_set AS (
+    SELECT rl_model, sampler, generation_id, position FROM tokens
+    WHERE js::DOUBLE >= getvariable('js_threshold')
+),
+final_set AS (
+    SELECT sampler, generation_id, position FROM over_set WHERE rl_model = (SELECT final_model FROM final)
+),
+convergence AS (
+    SELECT o.rl_model, o.sampler, count(*) AS n_over, count(f.position) AS n_shared
+    FROM over_set AS o
+    LEFT JOIN final_set AS f USING (sampler, generation_id, position)
+    GROUP BY o.rl_model, o.sampler
+),
+final_n AS (
+    SELECT sampler, count(*) AS n_final FROM final_set GROUP BY sampler
 )
 SELECT s.rl_model, TRY_CAST(regexp_extract(s.rl_model, '(\d+)\D*$', 1) AS BIGINT) AS checkpoint_step,
        s.sampler, s.n_tokens, s.mean_js, s.p99_js, s.share_near_zero, s.share_over, s.edge_token_share,
        s.over_share_in_edges, s.over_share_in_forks, s.rl_top1_in_base_top, s.rl_top1_in_base_top_over,
        s.mean_topk_overlap, s.mean_gain_lo, s.mean_gain_hi,
-       tt.top_divergent_token, tt.top_divergent_token_n, a.rl_accuracy
+       tt.top_divergent_token, tt.top_divergent_token_n, a.rl_accuracy,
+       s.p50_js, s.p95_js, (SELECT final_model FROM final) AS final_model,
+       coalesce(c.n_over, 0) AS n_over,
+       coalesce(c.n_shared, 0) / nullif(coalesce(c.n_over, 0) + coalesce(fn.n_final, 0) - coalesce(c.n_shared, 0), 0)
+           AS jaccard_final
 FROM summary AS s
 LEFT JOIN top_token AS tt USING (rl_model, sampler)
 LEFT JOIN acc AS a USING (rl_model)
+LEFT JOIN convergence AS c USING (rl_model, sampler)
+LEFT JOIN final_n AS fn USING (sampler)
 ORDER BY checkpoint_step NULLS LAST, s.rl_model, s.sampler <> 'base', s.sampler;

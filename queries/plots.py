@@ -215,33 +215,49 @@ def plot_cross_sampling_curve(df: pd.DataFrame, params: dict[str, str]) -> plt.F
 
 def plot_evolution(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
     """One small panel per headline number across RL checkpoints: RL-sampled answers (solid) and
-    base-sampled answers (dashed); answers sampled by other checkpoints are left out."""
+    base-sampled answers (dashed); answers sampled by other checkpoints are left out. The last two
+    panels show how the high-divergence set converges: its Jaccard overlap with the final model's set
+    and the JS percentiles (RL-sampled answers)."""
     order = sorted(df.rl_model.unique(), key=lambda m: (pd.isna(df.loc[df.rl_model == m, "checkpoint_step"].iloc[0]),
                                                         _natural_key(m)))
     x = {m: i for i, m in enumerate(order)}
     kinds = {"RL-sampled": df[df.sampler == df.rl_model], "base-sampled": df[df.sampler == "base"]}
     edge, top = params.get("edge_tokens", "N"), params.get("top_rank", "k")
+    final = df.final_model.iloc[0] if "final_model" in df and len(df) else "final"
     panels = [("share_over", f"tokens with {_thr(params)} (%)", 100),
               ("over_share_in_edges", f"high-JS tokens in first/last {edge} (%)", 100),
               ("over_share_in_forks", "high-JS tokens at forks (%)", 100),
               ("rl_top1_in_base_top", f"RL top-1 in base top-{top} (%)", 100),
               ("mean_js", "mean JS (nats)", 1),
-              ("rl_accuracy", "RL accuracy (%)", 100)]
-    fig, axes = plt.subplots(2, 3, figsize=(_FIGSIZE[0], 6.4), sharex=True)
+              ("rl_accuracy", "RL accuracy (%)", 100),
+              ("jaccard_final", f"Jaccard of high-JS set with {final}'s", 1),
+              ("js_percentiles", "JS p50 / p95 / p99, RL-sampled (nats)", 1)]
+    fig, axes = plt.subplots(2, 4, figsize=(_FIGSIZE[0] * 4 / 3, 6.4), sharex=True)
     for ax, (col, title, scale) in zip(axes.flat, panels):
-        for (kind, g), style in zip(kinds.items(), ("-o", "--^")):
-            if col == "rl_accuracy" and kind != "RL-sampled":
-                continue
-            g = g.assign(x=g.rl_model.map(x)).sort_values("x")
-            ax.plot(g.x, scale * g[col], style, color="black" if col == "rl_accuracy" else "tab:blue", label=kind)
-        lo, hi = ax.get_ylim()
-        if scale == 100 and hi - lo < 2:  # a near-constant share: show it within ±1 point, no offset
-            mid = (lo + hi) / 2
-            ax.set_ylim(mid - 1, mid + 1)
-        ax.ticklabel_format(axis="y", useOffset=False)
+        if col == "js_percentiles":
+            g = kinds["RL-sampled"].assign(x=lambda d: d.rl_model.map(x)).sort_values("x")
+            for level, color in (("p50", "tab:gray"), ("p95", "tab:blue"), ("p99", "tab:red")):
+                ax.plot(g.x, g[f"{level}_js"], "-o", color=color, label=level)
+            if (g[["p50_js", "p95_js", "p99_js"]] > 0).all().all():
+                ax.set_yscale("log")
+            ax.legend(fontsize=7)
+        else:
+            for (kind, g), style in zip(kinds.items(), ("-o", "--^")):
+                if col == "rl_accuracy" and kind != "RL-sampled":
+                    continue
+                g = g.assign(x=g.rl_model.map(x)).sort_values("x")
+                ax.plot(g.x, scale * g[col], style, color="black" if col == "rl_accuracy" else "tab:blue",
+                        label=kind)
+            lo, hi = ax.get_ylim()
+            if scale == 100 and hi - lo < 2:  # a near-constant share: show it within ±1 point, no offset
+                mid = (lo + hi) / 2
+                ax.set_ylim(mid - 1, mid + 1)
+            if col == "jaccard_final":
+                ax.set_ylim(-0.05, 1.05)
+            ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)
-        ax.set_xticks(range(len(order)), order, rotation=20 if len(order) > 4 else 0, fontsize=8)
+        ax.set_xticks(range(len(order)), order, rotation=20 if len(order) > 3 else 0, fontsize=8)
     for ax in axes[1]:
         ax.set_xlabel("RL checkpoint")
     _legend_below(fig, axes.flat[0], ncol=2)
