@@ -26,6 +26,8 @@ def test_quick_train_writes_loadable_pair_and_manifest(tmp_path):
     assert "tokenshift toy-pair train" in manifest["command"] and "--quick" in manifest["command"]
     assert set(manifest["versions"]) >= {"torch", "transformers", "trl", "tokenizers"}
     assert 0.0 <= manifest["eval"]["rl_accuracy"] <= 1.0 and manifest["eval"]["n"] == 4
+    shift = [e for e in manifest["grpo_log"] if "tokenshift/mean_js" in e]  # TokenShiftCallback, every step
+    assert [e["step"] for e in shift] == [1, 2] and all(e["tokenshift/n_tokens"] > 0 for e in shift)
 
     again = CliRunner().invoke(cli, ["toy-pair", "train", "--out", str(out), "--quick"])
     assert again.exit_code == 2

@@ -192,6 +192,11 @@ def test_callback_logs_equal_the_tokens_table_statistics(tmp_path):
                           processing_class=tokenizer)
     callback = TokenShiftCallback(every=1, stats=stats).attach(trainer)
     trainer.train()
+    unobserved = GRPOTrainer(model=load_model_dir(embedded_base_dir())[0], reward_funcs=length_reward, args=args,
+                             train_dataset=data, processing_class=tokenizer)
+    unobserved.train()
+    observed_weights, plain_weights = trainer.model.state_dict(), unobserved.model.state_dict()
+    assert all(torch.equal(observed_weights[k], plain_weights[k]) for k in plain_weights)  # monitoring changes nothing
     assert [step for step, _ in callback.history] == [1, 2]
     assert trainer.callback_handler.callbacks[0] is callback
     logged = [e for e in trainer.state.log_history if "tokenshift/mean_js" in e]

@@ -46,7 +46,7 @@ def quick_config(seed: int = DEFAULT_SEED) -> TrainConfig:
                                      intermediate_size=64, max_position_embeddings=512),
         sft=SFTConfig(steps=4, batch_size=8, warmup_steps=1),
         grpo=GRPOSettings(steps=2, prompts_per_step=2, num_generations=4, max_completion_length=24,
-                          n_train_prompts=16, checkpoint_fractions=(0.5,), logging_steps=1),
+                          n_train_prompts=16, checkpoint_fractions=(0.5,), logging_steps=1, shift_every=1),
         eval=EvalConfig(n=4, batch_size=4, max_new_tokens=24, seed=seed))
 
 

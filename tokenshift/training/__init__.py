@@ -1,21 +1,27 @@
 """Training probes: divergence-weighted GRPO advantages, live token-shift monitoring, the dw-advantage experiment.
 
-`TokenShiftCallback` needs only transformers; the GRPO trainer needs TRL (`pip install 'tokenshift[train]'`)
-and is imported on first use.
+`TokenShiftCallback` needs only transformers; `DivergenceWeightedGRPOTrainer` needs TRL
+(`pip install 'tokenshift[train]'`). Names are imported on first use, so `tokenshift` starts fast.
 """
 
 from __future__ import annotations
 
-from tokenshift.training.callback import TokenShiftCallback
-from tokenshift.training.weights import REFERENCES, WeightConfig, advantage_weights, k3_kl
+import importlib
 
-__all__ = ["REFERENCES", "DivergenceWeightedGRPOTrainer", "TokenShiftCallback", "WeightConfig",
-           "advantage_weights", "k3_kl"]
+_EXPORTS = {
+    "DivergenceWeightedGRPOTrainer": "tokenshift.training.dw_grpo",
+    "TokenShiftCallback": "tokenshift.training.callback",
+    "ShiftStatsConfig": "tokenshift.training.stats",
+    "REFERENCES": "tokenshift.training.weights",
+    "WeightConfig": "tokenshift.training.weights",
+    "advantage_weights": "tokenshift.training.weights",
+    "k3_kl": "tokenshift.training.weights",
+}
+
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
-    if name == "DivergenceWeightedGRPOTrainer":  # imports trl: only on first use
-        from tokenshift.training.dw_grpo import DivergenceWeightedGRPOTrainer
-
-        return DivergenceWeightedGRPOTrainer
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
