@@ -241,3 +241,26 @@ def test_weight_config_rejects_unknown_reference():
 
     with pytest.raises(TokenshiftError, match="reference 'ref' is not one of old, base"):
         WeightConfig(reference="ref")
+
+
+def test_experiment_refuses_a_non_empty_out(tmp_path):
+    from click.testing import CliRunner
+
+    from tokenshift.cli import cli
+
+    (tmp_path / "keep.txt").write_text("mine")
+    result = CliRunner().invoke(cli, ["experiment", "dw-advantage", "--out", str(tmp_path), "--steps", "2"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: --out {tmp_path} is not empty; pass --overwrite or another directory"]
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_wilson_interval_matches_scipy():
+    from scipy.stats import binomtest
+
+    from tokenshift.training.experiment import wilson
+
+    for k, n in [(149, 200), (0, 10), (10, 10), (77, 200)]:
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert wilson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
