@@ -264,3 +264,16 @@ def test_wilson_interval_matches_scipy():
     for k, n in [(149, 200), (0, 10), (10, 10), (77, 200)]:
         ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
         assert wilson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_experiment_resumes_only_its_own_settings(tmp_path):
+    from click.testing import CliRunner
+
+    from tokenshift.cli import cli
+    from tokenshift.training.experiment import ExperimentConfig, write_settings
+
+    write_settings(tmp_path, ExperimentConfig(steps=7))
+    result = CliRunner().invoke(cli, ["experiment", "dw-advantage", "--out", str(tmp_path), "--steps", "8"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: --out {tmp_path} holds an experiment with other settings; pass --overwrite or another directory"]

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from tokenshift.errors import TokenshiftError
 
 
 @click.group("experiment")
@@ -30,21 +29,21 @@ def experiment() -> None:
               help="D: k3 KL(pi_old || pi_theta) on the sampled token, or full-vocabulary JS(base, pi_theta).")
 @click.option("--steps-per-generation", default=4, show_default=True, type=click.IntRange(min=2),
               help="Optimizer steps per generation batch (>= 2, so the policy moves between generation and update).")
-@click.option("--overwrite", is_flag=True, help="Write into a non-empty --out.")
+@click.option("--overwrite", is_flag=True, help="Discard the runs already in --out.")
 def dw_advantage(seeds: int, steps: int, out: Path, eval_every: int, eval_n: int, alpha: float, scale: float,
                  reference: str, steps_per_generation: int, overwrite: bool) -> None:
-    """Plain GRPO (DAPO loss) vs high- and low-divergence advantage boosts from the embedded base."""
-    from tokenshift.training.experiment import ExperimentConfig, run_experiment
+    """Plain GRPO (DAPO loss) vs high- and low-divergence advantage boosts from the embedded base.
+
+    Each finished (arm, seed) run is kept in DIR/runs/; rerunning the same command after a kill resumes.
+    """
+    from tokenshift.training.experiment import ExperimentConfig, check_out, run_experiment
     from tokenshift.training.trl_extra import require_trl
 
     require_trl()
-    if out.exists() and not out.is_dir():
-        raise TokenshiftError(f"--out {out} is a file; pass a directory path")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise TokenshiftError(f"--out {out} is not empty; pass --overwrite or another directory")
     config = ExperimentConfig(seeds=tuple(range(seeds)), steps=steps, eval_every=eval_every, eval_n=eval_n,
                               alpha=alpha, scale=scale, reference=reference,
                               steps_per_generation=steps_per_generation)
+    check_out(out, config, overwrite)
     meta = run_experiment(config, out, progress=click.echo)
     final = (out / "final.csv").read_text()
     click.echo(f"wrote {out} in {meta['wall_s']:.0f} s\n{final}")

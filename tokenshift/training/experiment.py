@@ -149,10 +149,45 @@ def train_arm(config: ExperimentConfig, arm: str, seed: int, base_dir: Path, row
     return [{**run, **entry} for entry in trainer.state.log_history]
 
 
-def run_experiment(config: ExperimentConfig, out: Path, progress=print) -> dict:
-    """Every arm × seed; writes accuracy.csv, summary.csv, final.csv, train_log.csv, accuracy.png, config.json."""
+SETTINGS = "experiment.json"
+
+
+def settings_json(config: ExperimentConfig) -> str:
     import json
 
+    return json.dumps(asdict(config), indent=2) + "\n"
+
+
+def write_settings(out: Path, config: ExperimentConfig) -> None:
+    """Record the config a directory's runs belong to (checked before resuming into it)."""
+    (out / SETTINGS).write_text(settings_json(config))
+
+
+def check_out(out: Path, config: ExperimentConfig, overwrite: bool) -> None:
+    """Accept an empty or missing DIR, or one started with this exact config (resume); --overwrite clears runs."""
+    import shutil
+
+    if out.exists() and not out.is_dir():
+        raise TokenshiftError(f"--out {out} is a file; pass a directory path")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if overwrite:
+        shutil.rmtree(out / "runs", ignore_errors=True)
+        return
+    settings = out / SETTINGS
+    if not settings.is_file():
+        raise TokenshiftError(f"--out {out} is not empty; pass --overwrite or another directory")
+    if settings.read_text() != settings_json(config):
+        raise TokenshiftError(f"--out {out} holds an experiment with other settings; pass --overwrite or another "
+                              f"directory")
+
+
+def run_path(out: Path, arm: str, seed: int) -> Path:
+    return out / "runs" / f"{arm}-seed{seed}.csv"
+
+
+def run_one(config: ExperimentConfig, arm: str, seed: int, out: Path) -> Path:
+    """Train and evaluate one (arm, seed); its accuracy rows (with wall and CPU seconds) go to runs/ atomically."""
     import pandas as pd
 
     from tokenshift.toy.evaluate import load_model_dir
@@ -160,30 +195,53 @@ def run_experiment(config: ExperimentConfig, out: Path, progress=print) -> dict:
 
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     torch.set_num_threads(config.threads)
-    out.mkdir(parents=True, exist_ok=True)
-    started, load_before = time.time(), os.getloadavg()
+    wall, cpu = time.time(), time.process_time()
     base_dir = embedded_base_dir()
     model, tokenizer = load_model_dir(base_dir)
-    correct, n = eval_accuracy(model, tokenizer, config)  # step 0 is the base for every run
-    rows: list[dict] = []
-    logs: list[dict] = []
-    durations = {}
+    rows = [accuracy_row({"arm": arm, "seed": seed}, 0, *eval_accuracy(model, tokenizer, config))]
+    log = train_arm(config, arm, seed, base_dir, rows)
+    frame = pd.DataFrame(rows).assign(run_wall_s=round(time.time() - wall, 1),
+                                      run_cpu_s=round(time.process_time() - cpu, 1))
+    path = run_path(out, arm, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(log).to_csv(path.with_suffix(".log.csv"), index=False)
+    frame.to_csv(path.with_suffix(".tmp"), index=False)
+    os.replace(path.with_suffix(".tmp"), path)
+    return path
+
+
+def run_experiment(config: ExperimentConfig, out: Path, progress=print) -> dict:
+    """Every arm × seed not already in out/runs/ (a killed run resumes), then the tables and the figure:
+    accuracy.csv, summary.csv, final.csv, train_log.csv, accuracy.png, config.json."""
+    import json
+
+    import pandas as pd
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_settings(out, config)
+    started, load_before = time.time(), os.getloadavg()
     for seed in config.seeds:
         for arm in config.arms:
-            t = time.time()
-            rows.append(accuracy_row({"arm": arm, "seed": seed}, 0, correct, n))
-            logs += train_arm(config, arm, seed, base_dir, rows)
-            durations[f"{arm}/seed{seed}"] = round(time.time() - t, 1)
-            progress(f"{arm} seed {seed}: {durations[f'{arm}/seed{seed}']:.0f} s, final accuracy "
-                     f"{rows[-1]['accuracy']:.3f}")
-    accuracy = pd.DataFrame(rows).sort_values(["arm", "seed", "step"], kind="stable").reset_index(drop=True)
+            if run_path(out, arm, seed).exists():
+                continue
+            path = run_one(config, arm, seed, out)
+            last = pd.read_csv(path).iloc[-1]
+            progress(f"{arm} seed {seed}: {last.run_wall_s:.0f} s wall, {last.run_cpu_s:.0f} s CPU, "
+                     f"final accuracy {last.accuracy:.3f}")
+    runs = [(arm, seed) for seed in config.seeds for arm in config.arms]
+    frames = [pd.read_csv(run_path(out, arm, seed)) for arm, seed in runs]
+    accuracy = pd.concat(frames).sort_values(["arm", "seed", "step"], kind="stable").reset_index(drop=True)
     summary, final = summarise(accuracy)
     accuracy.to_csv(out / "accuracy.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     final.to_csv(out / "final.csv", index=False)
-    pd.DataFrame(logs).to_csv(out / "train_log.csv", index=False)
+    pd.concat([pd.read_csv(run_path(out, arm, seed).with_suffix(".log.csv")) for arm, seed in runs]).to_csv(
+        out / "train_log.csv", index=False)
     plot_accuracy(summary, accuracy, out / "accuracy.png", config)
-    meta = {"config": asdict(config), "wall_s": round(time.time() - started, 1), "run_wall_s": durations,
+    per_run = accuracy.groupby(["arm", "seed"])[["run_wall_s", "run_cpu_s"]].first()
+    meta = {"config": asdict(config), "wall_s": round(time.time() - started, 1),
+            "runs_wall_s": round(float(per_run.run_wall_s.sum()), 1),
+            "runs_cpu_s": round(float(per_run.run_cpu_s.sum()), 1),
             "host": {"cpu_count": os.cpu_count(), "torch_threads": config.threads,
                      "loadavg_1m_before": round(load_before[0], 2),
                      "loadavg_1m_after": round(os.getloadavg()[0], 2)}}
