@@ -229,11 +229,13 @@ def test_core_import_and_cli_work_without_trl(tmp_path):
             "import tokenshift.cli, tokenshift.training, tokenshift.toy.grpo\n"
             "from tokenshift.training import TokenShiftCallback\n"
             "from click.testing import CliRunner\n"
-            f"r = CliRunner().invoke(tokenshift.cli.cli, ['experiment', 'dw-advantage', '--out', {str(tmp_path)!r}])\n"
-            "print(r.exit_code); print(r.output.strip())\n")
+            "for args in (['experiment', 'dw-advantage'], ['toy-pair', 'train']):\n"
+            f"    r = CliRunner().invoke(tokenshift.cli.cli, args + ['--out', {str(tmp_path / 'x')!r}])\n"
+            "    print(r.exit_code); print(r.output.strip())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
-    assert out[0] == "2"
-    assert out[1:] == ["Error: this command needs TRL, which is not installed (trl); run: pip install 'tokenshift[train]'"]
+    error = "Error: this command needs TRL, which is not installed (trl); run: pip install 'tokenshift[train]'"
+    assert out == ["2", error] * 2
+    assert not (tmp_path / "x").exists()  # refused before writing anything
 
 
 def test_weight_config_rejects_unknown_reference():

@@ -32,7 +32,9 @@ def train_cmd(out: Path, seed: int, overwrite: bool, quick: bool, sft_steps: int
               p_unboxed: float | None) -> None:
     """Reproduce the pair from scratch (about 7 minutes on 2 idle CPU cores, longer when shared)."""
     from tokenshift.toy.train import TrainConfig, prepare_out, quick_config, train_pair, with_overrides
+    from tokenshift.training.trl_extra import require_trl
 
+    require_trl()  # before minutes of SFT, not after
     prepare_out(out, overwrite)
     config = quick_config(seed) if quick else TrainConfig(seed=seed)
     config = with_overrides(config, sft_steps, grpo_steps, eval_n, p_wrong_plan, p_unboxed)
