@@ -14,8 +14,10 @@ import torch
 pytest.importorskip("trl")
 
 from tokenshift.builders.build import _append_token_rows, _tokens_table
+from tokenshift.builders.manifest import table_entries
 from tokenshift.builders.score_batch import score_answers
 from tokenshift.queries.run import run_recipe
+from tokenshift.files import write_json_atomic
 from tokenshift.schemas.tables import to_arrow, write_parquet
 from tokenshift.toy.evaluate import load_model_dir
 from tokenshift.toy.paths import embedded_base_dir, embedded_rl_dir
@@ -161,6 +163,7 @@ def _tokens_build(out, answers, base, policy, vocab, tokenizer):
     write_parquet(to_arrow("prompts", [{"problem_id": f"p{i}", "benchmark": "toy-arith", "question": "q",
                                         "gold_answer": "1", "prompt": "q"} for i in range(len(answers))]),
                   out / "prompts" / "part-00000.parquet")
+    write_json_atomic(out / "manifest.json", {"tables": table_entries(out)})  # readers read the listed parts
     return out
 
 
