@@ -61,13 +61,25 @@ from tokenshift.builders.prompts import CHOICES_SPEC, DEFAULT_INSTRUCTION
 @click.option("--ray-workers", type=int, default=None, metavar="N",
               help="Ray actors (default: one per GPU with --device cuda, else one per CPU).")
 @click.option("--overwrite", is_flag=True, help="Replace a finished build in --out.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-def build(overwrite: bool, quiet: bool, no_chat_template: bool, rl: tuple[str, ...], **options) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bars and no plan.")
+@click.option("--plan", "plan_only", is_flag=True, help="Print the cost plan (answers, token bounds) and stop; "
+              "loads no model.")
+@click.option("--tokens-per-second", type=float, default=None, metavar="R",
+              help="Decoded tokens per second to expect: the plan adds a wall-time estimate.")
+def build(overwrite: bool, quiet: bool, no_chat_template: bool, rl: tuple[str, ...], plan_only: bool,
+          tokens_per_second: float | None, **options) -> None:
     """Generate, grade and score a base/RL pair over a benchmark into versioned tables."""
     from tokenshift.builders.build import BuildConfig, run_build
+    from tokenshift.builders.plan import build_plan, check_speed, run_planned
 
     config = BuildConfig(rl=tuple(rl), use_chat_template=not no_chat_template, **options)
-    out = run_build(config, overwrite=overwrite, progress=not quiet)
+    check_speed(tokens_per_second)
+    plan = build_plan(config, overwrite)
+    if plan_only:
+        click.echo("\n".join(plan.lines(tokens_per_second)))
+        return
+    out = run_planned(plan, lambda: run_build(config, overwrite=overwrite, progress=not quiet),
+                      tokens_per_second, progress=not quiet)
     click.echo(f"build written to {out}{ungraded_note(out)}")
 
 

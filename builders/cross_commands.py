@@ -29,16 +29,28 @@ import click
 @click.option("--trust-remote-code", is_flag=True,
               help="Run model code from the checkpoints (off by default; never taken from the build's manifest).")
 @click.option("--overwrite", is_flag=True, help="Replace cross_samples made with another config.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", is_flag=True, help="No progress bars and no plan.")
+@click.option("--plan", "plan_only", is_flag=True, help="Print the cost plan (settings, answers, token bounds) "
+              "and stop; loads no model.")
+@click.option("--tokens-per-second", type=float, default=None, metavar="R",
+              help="Decoded tokens per second to expect: the plan adds a wall-time estimate.")
 def cross_sample(build_dir: str, thresholds: str, budgets: str, overwrite: bool, quiet: bool,
-                 trust_remote_code: bool, **options) -> None:
+                 trust_remote_code: bool, plan_only: bool, tokens_per_second: float | None, **options) -> None:
     """Swap a budget of token decisions between base and RL in a build's prompts; adds table cross_samples."""
     from tokenshift.builders.cross_sample import (CrossSampleConfig, parse_numbers, run_cross_sample,
                                                   unfinished_shards)
+    from tokenshift.builders.plan import check_speed, cross_sample_plan, run_planned
 
     config = CrossSampleConfig(out=build_dir, thresholds=parse_numbers(thresholds, "--thresholds"),
                                budgets=parse_numbers(budgets, "--budgets"), **options)
-    out = run_cross_sample(config, overwrite=overwrite, progress=not quiet, trust_remote_code=trust_remote_code)
+    check_speed(tokens_per_second)
+    plan = cross_sample_plan(config, overwrite)
+    if plan_only:
+        click.echo("\n".join(plan.lines(tokens_per_second)))
+        return
+    out = run_planned(plan, lambda: run_cross_sample(config, overwrite=overwrite, progress=not quiet,
+                                                     trust_remote_code=trust_remote_code),
+                      tokens_per_second, progress=not quiet)
     remaining = unfinished_shards(out)
     if remaining:
         click.echo(f"cross-sampled shards {config.shard} of {out}; {len(remaining)} shard(s) remain: run the "

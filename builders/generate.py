@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
 
 from tokenshift.builders.models import input_device
+from tokenshift.builders.plan import record_decoded
 from tokenshift.errors import TokenshiftError
 
 ENGINES = ("hf", "vllm")
@@ -64,6 +66,7 @@ def generate_hf(model, tokenizer, prompt_ids: list[list[int]], samples: int, see
     torch.manual_seed(seed)
     out: list[Sample] = []
     for lo in range(0, len(jobs), config.batch_size):
+        started = time.perf_counter()
         batch = jobs[lo:lo + config.batch_size]
         rows = [prompt_ids[p] for p, _ in batch]
         width = max(map(len, rows))
@@ -79,6 +82,7 @@ def generate_hf(model, tokenizer, prompt_ids: list[list[int]], samples: int, see
         for (p, s), row in zip(batch, generated[:, width:].tolist()):
             tokens, reason = trim_response(row, stop_ids, config.max_new_tokens)
             out.append(Sample(p, s, tokens, reason))
+        record_decoded(sum(len(s.token_ids) for s in out[-len(batch):]), time.perf_counter() - started)
         if progress is not None:
             progress.update(len(batch))
     return out
@@ -98,10 +102,12 @@ def generate_vllm(model_source: str, revision: str | None, tokenizer, prompt_ids
     params = SamplingParams(n=samples, temperature=config.temperature, top_p=config.top_p,
                             top_k=-1 if config.temperature > 0 else 1,
                             max_tokens=config.max_new_tokens, seed=seed)
+    started = time.perf_counter()
     results = llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompt_ids], params)
     out = []
     for p, result in enumerate(results):
         for s, completion in enumerate(result.outputs):
             reason = "stop" if completion.finish_reason == "stop" else "length"
             out.append(Sample(p, s, list(completion.token_ids), reason))
+    record_decoded(sum(len(s.token_ids) for s in out), time.perf_counter() - started)
     return out

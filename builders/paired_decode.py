@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 from dataclasses import dataclass, field
 
 import torch
 
 from tokenshift.builders.generate import SamplingConfig
 from tokenshift.builders.models import input_device
+from tokenshift.builders.plan import record_decoded
 from tokenshift.builders.score import js_divergence
 
 
@@ -106,6 +108,7 @@ def decode_batch(driver, other, prefixes: list[list[int]], limits: list[int], sa
     cap (the resample protocol's insertion). With caps all 0 and no forcing, the driver's tokens
     equal `generate()` with the same generator state (and `sample_alone`).
     """
+    started = time.perf_counter()
     device = input_device(driver)
     n = len(prefixes)
     caps_t = torch.tensor(caps if caps is not None else [0.0] * n, dtype=torch.float64, device=device)
@@ -146,7 +149,9 @@ def decode_batch(driver, other, prefixes: list[list[int]], limits: list[int], sa
             break
         mask = torch.cat([mask, mask.new_ones((n, 1))], dim=-1)
         logits_d, logits_o = (s(token[:, None], mask) for s in steppers)
-    return _rows(tokens, js_rows, took, limits, stop_ids)
+    rows = _rows(tokens, js_rows, took, limits, stop_ids)
+    record_decoded(sum(len(r.token_ids) for r in rows), time.perf_counter() - started)
+    return rows
 
 
 def _rows(tokens, js_rows, took, limits, stop_ids) -> list[Decoded]:

@@ -1,0 +1,221 @@
+"""Cost plans: what a build or a cross-sampling will decode and score, bounded before any model loads.
+
+A plan counts answers and bounds the tokens of the pending shards from the config alone (every
+answer runs to max_new_tokens); `--tokens-per-second R` turns the decoded bound into a wall time.
+While a run decodes, `metering` shows decoded tokens against that bound with an ETA and, after
+the first batch, the estimate at the measured speed (decoded tokens per wall second, the unit
+`--tokens-per-second` takes, so a run's figure can plan the next one).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from tokenshift.errors import TokenshiftError
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The bill of one command: its settings and answers, and bounds on the tokens it will process."""
+
+    command: str  # 'build' or 'cross-sample'
+    settings: tuple[str, ...]  # one line per setting group, e.g. 'forward: 3 thresholds x 8 budgets'
+    answers: int  # answers written (rows of generations / cross_samples) by the pending shards
+    decoded_bound: int  # most tokens sampled step by step (a paired step counts once)
+    scored_bound: int  # most token rows teacher-forced and scored (tokens table rows)
+    shards: int  # pending shards counted
+    note: str = ""
+
+    def seconds(self, tokens_per_second: float) -> float:
+        """Wall time to decode the bound at `tokens_per_second` decoded tokens per second."""
+        return self.decoded_bound / tokens_per_second
+
+    def lines(self, tokens_per_second: float | None = None) -> list[str]:
+        """The plan as printed: settings, answers, bounds and, given a speed, the time estimate."""
+        out = [f"plan for tokenshift {self.command} ({self.shards} pending shard(s)):"]
+        out += [f"  {s}" for s in self.settings]
+        out.append(f"  answers: {self.answers:,}")
+        out.append(f"  decoded tokens: <= {self.decoded_bound:,}")
+        out.append(f"  scored tokens: <= {self.scored_bound:,}")
+        if self.note:
+            out.append(f"  {self.note}")
+        if tokens_per_second:
+            out.append(f"  estimated wall time at {tokens_per_second:,.0f} decoded tokens/s: "
+                       f"<= {format_seconds(self.seconds(tokens_per_second))}")
+        return out
+
+
+def format_seconds(seconds: float) -> str:
+    """'3 d 4 h', '2 h 05 min', '4 min 10 s' or '12.3 s'."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, s = divmod(int(round(seconds)), 60)
+    hours, m = divmod(minutes, 60)
+    days, h = divmod(hours, 24)
+    if days:
+        return f"{days} d {h} h"
+    if hours:
+        return f"{hours} h {m:02d} min"
+    return f"{m} min {s:02d} s"
+
+
+def check_speed(tokens_per_second: float | None) -> None:
+    if tokens_per_second is not None and not tokens_per_second > 0:
+        raise TokenshiftError(f"--tokens-per-second must be > 0 (got {tokens_per_second:g})")
+
+
+def build_plan(config, overwrite: bool = False) -> Plan:
+    """The plan of `tokenshift build` for a BuildConfig: reads the benchmark, never a model."""
+    from tokenshift.builders import benchmarks
+    from tokenshift.builders.build import model_specs, validate_config
+    from tokenshift.builders.shards import ShardSpec, is_done, shard_ranges
+
+    validate_config(config)
+    problems = benchmarks.load_benchmark(
+        config.benchmark, config.limit,
+        benchmarks.Fields(config.question_field, config.answer_field, config.id_field))
+    _, rl_specs = model_specs(config)
+    spec, out = ShardSpec.parse(config.shard), Path(config.out)
+    pending = [r for k, r in enumerate(shard_ranges(len(problems), config.shard_size))
+               if spec.owns(k) and (overwrite or not is_done(out, "tokens", k))]
+    prompts = sum(len(r) for r in pending)
+    samplers = 1 + len(rl_specs)
+    answers = prompts * config.samples * samplers
+    return Plan(
+        "build",
+        (f"samplers: base + {len(rl_specs)} RL model(s) ({', '.join(s.name for s in rl_specs)}), "
+         f"{config.samples} answer(s) per prompt, max {config.max_new_tokens:,} new tokens",
+         f"prompts: {prompts:,} of {len(problems):,}"),
+        answers, answers * config.max_new_tokens, answers * len(rl_specs) * config.max_new_tokens,
+        len(pending),
+        f"scoring runs every answer through base and {len(rl_specs)} RL model(s); the estimate counts decoding")
+
+
+def _cap(budget: float, unit: str, max_new_tokens: int) -> float:
+    """Most interventions a budget allows (cross_sample.Run.cap, without loading the pair)."""
+    if unit == "tokens" or math.isinf(budget):
+        return budget
+    return float(math.floor(budget * max_new_tokens + 1e-9))
+
+
+def _cap_changes(budgets, unit: str, max_new_tokens: int) -> int:
+    """Budgets (sorted) whose cap differs from the previous one's, starting from 0: each is one more
+    full decode per threshold today (equal caps reuse a decode; cap 0 is the driver alone)."""
+    changes, previous = 0, 0.0
+    for budget in budgets:
+        cap = _cap(budget, unit, max_new_tokens)
+        changes += cap != previous
+        previous = cap
+    return changes
+
+
+def cross_sample_plan(config, overwrite: bool = False) -> Plan:
+    """The plan of `tokenshift cross-sample`: reads the build's manifest and prompts, never a model."""
+    import pyarrow.parquet as pq
+
+    from tokenshift.builders import cross_sample as cs
+    from tokenshift.builders.shards import ShardSpec, part_name
+
+    cs.validate_config(config)
+    out = Path(config.out)
+    build = cs.load_build(out)
+    config = cs.resolve(config, build)
+    max_new = int(build["config"]["max_new_tokens"])
+    spec = ShardSpec.parse(config.shard)
+    shards = sorted(int(p.stem.split("-")[1]) for p in (out / "prompts").glob("part-*.parquet"))
+    pending = [k for k in (shards if overwrite else cs.unfinished_shards(out)) if spec.owns(k)]
+    prompts = sum(pq.read_metadata(out / "prompts" / part_name(k)).num_rows for k in pending)
+    per_direction = prompts * config.samples
+    dirs = cs.directions(config)
+    if config.protocol == "resample":
+        settings = [f"protocol resample: steps 0..{int(max(config.budgets))} "
+                    f"({len(config.budgets)} recorded budget(s))"]
+        passes = rows = 1 + int(max(config.budgets))  # one row per step, each step regenerates
+    else:
+        changes = _cap_changes(config.budgets, config.budget_unit, max_new)
+        settings = [f"protocol threshold: {len(config.thresholds)} threshold(s) x {len(config.budgets)} "
+                    f"budget(s) ({config.budget_unit}); {changes} distinct nonzero cap(s) per threshold"]
+        passes = 1 + len(config.thresholds) * changes
+        rows = len(config.thresholds) * len(config.budgets)
+    settings.append(f"directions: {', '.join(dirs)}; rl model {config.rl_model}; {config.samples} answer(s) "
+                    f"per prompt; prompts: {prompts:,}; max {max_new:,} new tokens")
+    settings.append(f"full decodes of each answer per direction: {passes} (paired: both models run every step)")
+    answers = per_direction * rows * len(dirs)
+    return Plan("cross-sample", tuple(settings), answers, per_direction * len(dirs) * passes * max_new, 0,
+                len(pending), "scored tokens: none (JS comes from the paired decode)")
+
+
+# ---- live metering of decoded tokens ----
+
+_METER: "Meter | None" = None
+
+
+@dataclass
+class Meter:
+    """Decoded tokens against a plan's bound: a progress bar with an ETA, one estimate after the first batch."""
+
+    bound: int
+    echo: Callable[[str], None]
+    bar: object = None
+    decoded: int = 0
+    started: float | None = None
+
+    def add(self, tokens: int, seconds: float) -> None:
+        first = self.started is None
+        if first:  # the clock starts when the first batch started decoding (model loading excluded)
+            self.started = time.perf_counter() - seconds
+        self.decoded += tokens
+        if self.bar is not None:
+            self.bar.update(tokens)
+        if first and tokens and seconds > 0:
+            rate = tokens / seconds
+            self.echo(f"first batch: {tokens:,} decoded tokens in {seconds:.1f} s = {rate:,.0f} tokens/s; "
+                      f"at this speed the <= {self.bound:,} decoded tokens take <= "
+                      f"{format_seconds(self.bound / rate)}")
+
+    def rate(self) -> float:
+        """Decoded tokens per wall second since the first batch started (0 before any)."""
+        elapsed = time.perf_counter() - self.started if self.started is not None else 0.0
+        return self.decoded / elapsed if elapsed > 0 else 0.0
+
+
+def record_decoded(tokens: int, seconds: float) -> None:
+    """Report a decoded batch (tokens sampled, seconds it took) to the active meter, if any."""
+    if _METER is not None:
+        _METER.add(tokens, seconds)
+
+
+@contextmanager
+def metering(plan: Plan, echo: Callable[[str], None], progress: bool = True) -> Iterator[Meter]:
+    """Meter the decoded tokens of the block (this process only: Ray workers report nothing here)."""
+    global _METER
+    bar = tqdm(total=plan.decoded_bound, desc="decoded tokens (bound)", unit="tok", unit_scale=True,
+               disable=not progress, position=None, leave=False)
+    meter = Meter(plan.decoded_bound, echo, bar if progress else None)
+    previous, _METER = _METER, meter
+    try:
+        yield meter
+    finally:
+        _METER = previous
+        bar.close()
+
+
+def run_planned(plan: Plan, run: Callable[[], object], tokens_per_second: float | None = None,
+                progress: bool = True, echo: Callable[[str], None] = tqdm.write):
+    """Print the plan, then run `run()` metered; after it, the decoded tokens and the measured speed."""
+    say = echo if progress else (lambda _line: None)
+    for line in plan.lines(tokens_per_second):
+        say(line)
+    with metering(plan, say, progress) as meter:
+        result = run()
+    if meter.decoded:
+        say(f"decoded {meter.decoded:,} tokens (plan bound {plan.decoded_bound:,}) at {meter.rate():,.0f} "
+            "decoded tokens/s")
+    return result
