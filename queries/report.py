@@ -91,7 +91,7 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
                  overwrite: bool = False) -> Path:
     """Run every recipe on `source` and write CSVs, PNGs and index.md into `out_dir`; returns index.md's path."""
     out = Path(out_dir)
-    con, src = connect(source)
+    con, src = connect(source, cache=True)  # each table read once for all recipes
     try:
         _prepare_out(out, overwrite)
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

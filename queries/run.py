@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import duckdb
 import pandas as pd
 
 from tokenshift.errors import TokenshiftError
-from tokenshift.queries.recipes import Recipe, load_recipe
+from tokenshift.queries.recipes import Recipe, load_recipe, recipe_names
 from tokenshift.queries.sources import OPTIONAL, Source, preamble_sql, preamble_statements, resolve_source
 
 
@@ -18,8 +20,15 @@ class MissingTableError(TokenshiftError):
     """The recipe needs a table the source does not have (e.g. cross_samples before cross-sampling ran)."""
 
 
-def connect(source: str | os.PathLike | Source) -> tuple[duckdb.DuckDBPyConnection, Source]:
-    """An in-memory DuckDB connection with the source's views created; returns it and the resolved source."""
+CACHED_TABLE = "tokens"  # the large table: cached with only the columns the recipes read
+
+
+def connect(source: str | os.PathLike | Source, cache: bool = False) -> tuple[duckdb.DuckDBPyConnection, Source]:
+    """An in-memory DuckDB connection with the source's views created; returns it and the resolved source.
+
+    cache=True reads each table once instead of once per recipe: every table except tokens becomes an
+    in-memory table, and tokens one holding only the columns the recipes read (see `cache_tables`).
+    """
     src = resolve_source(source)
     con = duckdb.connect(":memory:")
     present = []
@@ -33,7 +42,98 @@ def connect(source: str | os.PathLike | Source) -> tuple[duckdb.DuckDBPyConnecti
             raise TokenshiftError(f"cannot open {src.spec}: {_first_line(err)}") from err
         if table:
             present.append(table)
-    return con, Source(src.kind, src.root, tuple(present), src.spec)
+    src = Source(src.kind, src.root, tuple(present), src.spec)
+    if cache:
+        try:
+            cache_tables(con, src)
+        except BaseException:
+            con.close()
+            raise
+    return con, src
+
+
+def cache_tables(con: duckdb.DuckDBPyConnection, src: Source, recipes: Iterable[str] | None = None) -> None:
+    """Replace the views by in-memory tables, so that each table is scanned once for all recipes.
+
+    The small tables are copied whole; tokens keeps only the columns DuckDB's optimizer projects out
+    of it for the recipes (`recipes`, default all) that can run on `src`: a recipe's result is the
+    same on the copy as on the parquet files.
+    """
+    for table in src.tables:
+        if table != CACHED_TABLE:
+            _materialize(con, src, table, "*")
+    if CACHED_TABLE in src.tables:
+        columns = tokens_columns(con, src, recipe_names() if recipes is None else recipes)
+        if columns:  # None (a plan failed) or [] (no recipe reads tokens): leave the view
+            _materialize(con, src, CACHED_TABLE, ", ".join(map(_ident, columns)))
+
+
+def tokens_columns(con: duckdb.DuckDBPyConnection, src: Source, recipes: Iterable[str]) -> list[str] | None:
+    """The tokens columns the recipes read (every other table already materialized); None: all of them.
+
+    Asks DuckDB: the optimized plan of each recipe's final statement lists the columns of every
+    parquet scan, and by now only tokens is still read from parquet. A recipe whose plan cannot be
+    made (it would fail when run too) makes the answer None, so nothing is ever projected away.
+    """
+    names: set[str] = set()
+    variables: set[str] = set()
+    try:
+        for name in recipes:
+            recipe = load_recipe(name)
+            if CACHED_TABLE not in recipe.tables or any(t not in src.tables for t in recipe.tables):
+                continue
+            variables |= set(recipe.params)
+            statements = duckdb.extract_statements(recipe.sql)
+            for statement in statements[:-1]:
+                con.execute(statement)
+            explained = con.execute("EXPLAIN (FORMAT JSON) " + statements[-1].query).fetchall()
+            for _kind, text in explained:
+                names |= _scan_projections(json.loads(text))
+    except duckdb.Error:
+        return None
+    finally:
+        for variable in sorted(variables):  # leave the session as a fresh connection has it
+            con.execute(f"RESET VARIABLE {variable}")
+    order = [row[0] for row in con.execute(f"DESCRIBE {CACHED_TABLE}").fetchall()]
+    return [c for c in order if c in names]
+
+
+def _scan_projections(node) -> set[str]:
+    """Words naming columns that READ_PARQUET scans read in an EXPLAIN (FORMAT JSON) plan.
+
+    A scan lists the columns it returns as Projections and the ones only its pushed-down filters
+    use under Filters; the caller keeps the words that are column names.
+    """
+    found: set[str] = set()
+    if isinstance(node, list):
+        for child in node:
+            found |= _scan_projections(child)
+    elif isinstance(node, dict):
+        info = node.get("extra_info")
+        if isinstance(info, dict) and (node.get("name") == "READ_PARQUET" or info.get("Function") == "READ_PARQUET"):
+            for key in ("Projections", "Filters"):
+                value = info.get(key) or []
+                for text in [value] if isinstance(value, str) else value:
+                    found |= set(re.findall(r"[A-Za-z_]\w*", str(text)))
+        for child in node.get("children", []):
+            found |= _scan_projections(child)
+    return found
+
+
+def _materialize(con: duckdb.DuckDBPyConnection, src: Source, table: str, columns: str) -> None:
+    """Turn view `table` into an in-memory table holding `columns` of it (one scan of its files)."""
+    temp = _ident(f"{table}__cached")
+    try:
+        con.execute(f"CREATE TABLE {temp} AS SELECT {columns} FROM {_ident(table)}")
+        con.execute(f"DROP VIEW {_ident(table)}")
+        con.execute(f"ALTER TABLE {temp} RENAME TO {_ident(table)}")
+    except duckdb.Error as err:
+        raise TokenshiftError(f"cannot read table {table} of {src.spec}: {_first_line(err)}") from err
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
 
 
 def run_recipe(name: str, source: str | os.PathLike | Source,

@@ -1,0 +1,72 @@
+"""The report's one-scan connection: every recipe gives the same result as on the parquet views."""
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from synthetic_build import add_cross_samples, make_build
+from tokenshift.queries.recipes import load_recipe, recipe_names
+from tokenshift.queries.run import _scan_projections, connect, execute_recipe
+from tokenshift.schemas.tables import TABLE_FIELDS
+
+
+@pytest.fixture(scope="module")
+def crossed(tmp_path_factory):
+    return add_cross_samples(make_build(tmp_path_factory.mktemp("cache") / "build", seed=3), seed=3)
+
+
+def _table_types(con) -> dict[str, str]:
+    return dict(con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
+
+
+def test_every_recipe_equal_on_views_and_on_the_cached_tables(crossed):
+    views, src = connect(crossed)
+    cached, cached_src = connect(crossed, cache=True)
+    try:
+        assert src.tables == cached_src.tables == ("prompts", "generations", "tokens", "cross_samples")
+        assert set(_table_types(views).values()) == {"VIEW"}
+        assert set(_table_types(cached).values()) == {"BASE TABLE"}  # no recipe reads a parquet file
+        for name in recipe_names():  # in report order on one connection each, as write_report runs them
+            recipe = load_recipe(name)
+            before = execute_recipe(views, recipe, src, {})
+            after = execute_recipe(cached, recipe, cached_src, {})
+            assert len(before) > 0, name
+            # floats to 1e-12: a DuckDB sum's order follows the scan's row groups (one ulp here)
+            pd.testing.assert_frame_equal(before, after, check_exact=False, rtol=1e-12, atol=0, obj=name)
+    finally:
+        views.close()
+        cached.close()
+
+
+def test_cached_tokens_hold_exactly_the_columns_the_recipes_name(crossed):
+    """The projection DuckDB's plans give equals the tokens columns written in the recipes' SQL."""
+    fields = [f.name for f in TABLE_FIELDS["tokens"]]
+    named = set()
+    for name in recipe_names():
+        recipe = load_recipe(name)
+        if "tokens" in recipe.tables:
+            body = "\n".join(line.split("--")[0] for line in recipe.sql.splitlines())
+            named |= set(re.findall(r"[A-Za-z_]\w*", body)) & set(fields)
+    con, _ = connect(crossed, cache=True)
+    try:
+        columns = [row[0] for row in con.execute("DESCRIBE tokens").fetchall()]
+    finally:
+        con.close()
+    assert columns == [f for f in fields if f in named]
+    assert "js" in columns and "kl_base_rl" not in columns and len(columns) < len(fields)
+
+
+def test_star_and_filter_only_columns_are_kept(crossed):
+    con, _ = connect(crossed)
+    try:
+        def scanned(sql):
+            plan = con.execute("EXPLAIN (FORMAT JSON) " + sql).fetchall()[0][1]
+            return _scan_projections(json.loads(plan)) & {f.name for f in TABLE_FIELDS["tokens"]}
+
+        assert scanned("SELECT * FROM tokens") == {f.name for f in TABLE_FIELDS["tokens"]}
+        assert scanned("SELECT sampler FROM tokens WHERE position < 3 AND js >= 0.1") == {"sampler", "position", "js"}
+    finally:
+        con.close()
+
