@@ -1,0 +1,200 @@
+"""The report at scale: every recipe's time, the whole report's time and peak memory, one scan vs one per recipe.
+
+Makes a dataset of `--rows` token rows (default 10M) by replicating a build's parquet parts with
+fresh ids (each copy's problem, generation and cross ids get a suffix `~k`; part k of the copy
+concatenates the copies of the source's part k, so the part count stays the source's), then
+runs `write_report` on it twice, each in a fresh process: "before" with the views of
+`connect(source)` (each recipe scans the parquet files it needs), "after" as `tokenshift report`
+runs now (`connect(source, cache=True)`: each table read once, tokens projected to the columns
+the recipes read). Per recipe: the seconds of its `execute_recipe` call; "load" is the time of
+`connect` (the one scan, for "after"); "report" is the whole `write_report` call (connect, every
+recipe, CSVs, PNGs, index.md). Peak memory: the process's peak resident set (ru_maxrss), Python
+and the libraries included, and the part above the resident size before the report.
+
+    python benchmarks/bench_queries.py --build DIR            # a build (or registry version) to replicate
+    python benchmarks/bench_queries.py                        # builds one first: embedded pair, 100 prompts
+    python benchmarks/bench_queries.py --rows 1000000          # smaller, for a check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import print_table  # noqa: E402
+
+ID_COLUMNS = {  # columns holding ids that must stay unique (and keep joining) across copies
+    "prompts": ("problem_id",),
+    "generations": ("generation_id", "problem_id"),
+    "tokens": ("generation_id",),
+    "cross_samples": ("cross_id", "problem_id"),
+}
+MODES = ("before", "after")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--build", help="build directory or registry version to replicate (default: build one)")
+    parser.add_argument("--rows", type=int, default=10_000_000, help="token rows of the replicated dataset")
+    parser.add_argument("--data", help="where to write the replicated dataset (default: a temporary directory; "
+                                       "reused when it already holds one made from the same --build and --rows)")
+    parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: DuckDB's, = cores)")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)  # internal: one measured report
+    return parser.parse_args(argv)
+
+
+def make_source_build(root: Path) -> Path:
+    """A build of the embedded pair on 100 toy prompts (the same code path as `tokenshift build`)."""
+    from tokenshift.builders.build import BuildConfig, run_build
+    from tokenshift.builders.cross_sample import CrossSampleConfig, run_cross_sample
+
+    out = root / "source-build"
+    if not (out / "manifest.json").exists():
+        run_build(BuildConfig(out=str(out), limit=100), progress=False)
+        run_cross_sample(CrossSampleConfig(out=str(out), thresholds=(0.05,), budgets=(0, 2, math.inf), samples=2),
+                         progress=False)
+    return out
+
+
+def replicate(source: Path, dest: Path, rows: int) -> int:
+    """Write `dest` as ceil(rows / source token rows) copies of `source` with fresh ids; returns the copies."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from tokenshift.builders.manifest import table_entries, write_json_atomic
+    from tokenshift.schemas.tables import write_parquet
+
+    source_rows = sum(pq.read_metadata(p).num_rows for p in sorted((source / "tokens").glob("*.parquet")))
+    copies = max(1, math.ceil(rows / source_rows))
+    stamp = {"source": str(source.resolve()), "rows": rows, "copies": copies}
+    if (dest / "bench_source.json").is_file() and json.loads((dest / "bench_source.json").read_text()) == stamp:
+        return copies
+    shutil.rmtree(dest, ignore_errors=True)
+    for table, ids in ID_COLUMNS.items():
+        for part in sorted((source / table).glob("*.parquet")):
+            original = pq.read_table(part)
+            pieces = []
+            for k in range(copies):
+                piece = original
+                for column in ids:
+                    i = piece.schema.get_field_index(column)
+                    fresh = pc.binary_join_element_wise(piece.column(column), pa.scalar(f"~{k}"), "")
+                    piece = piece.set_column(i, piece.schema.field(i), fresh.cast(piece.schema.field(i).type))
+                pieces.append(piece)
+            write_parquet(pa.concat_tables(pieces), dest / table / part.name)
+    manifest = json.loads((source / "manifest.json").read_text())
+    manifest["tables"] = table_entries(dest)
+    write_json_atomic(dest / "manifest.json", manifest)
+    (dest / "bench_source.json").write_text(json.dumps(stamp))
+    return copies
+
+
+def worker(mode: str, data: Path, threads: int | None) -> dict:
+    """One report in this (fresh) process; per-recipe seconds, total seconds and peak memory as a dict."""
+    import duckdb
+
+    import tokenshift.queries.report as report
+    from tokenshift.queries import run
+
+    timings: dict[str, float] = {}
+    real_connect, real_execute = run.connect, report.execute_recipe
+
+    def connect(source, cache=False):
+        start = time.perf_counter()
+        con, src = real_connect(source, cache=(mode == "after"))
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        timings["load"] = time.perf_counter() - start
+        return con, src
+
+    def execute(con, recipe, src, params):
+        start = time.perf_counter()
+        try:
+            return real_execute(con, recipe, src, params)
+        finally:
+            timings[recipe.name] = time.perf_counter() - start
+
+    report.connect, report.execute_recipe = connect, execute
+    out = Path(tempfile.mkdtemp(prefix=f"bench-report-{mode}-"))
+    resident = _resident_bytes()
+    start = time.perf_counter()
+    report.write_report(data, out, overwrite=True)
+    total = time.perf_counter() - start
+    shutil.rmtree(out, ignore_errors=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"mode": mode, "timings": timings, "report": total, "peak": peak, "above": peak - resident,
+            "duckdb": duckdb.__version__}
+
+
+def _resident_bytes() -> int:
+    text = Path("/proc/self/status").read_text()
+    return int(next(line for line in text.splitlines() if line.startswith("VmRSS:")).split()[1]) * 1024
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, Path(args.data), args.threads)))
+        return
+    import pyarrow.parquet as pq
+
+    root = Path(args.data).parent if args.data else Path(tempfile.gettempdir()) / "tokenshift-bench-queries"
+    root.mkdir(parents=True, exist_ok=True)
+    source = Path(args.build) if args.build else make_source_build(root)
+    data = Path(args.data) if args.data else root / f"data-{args.rows}"
+    start = time.perf_counter()
+    copies = replicate(source, data, args.rows)
+    made = time.perf_counter() - start
+    rows = sum(pq.read_metadata(p).num_rows for p in (data / "tokens").glob("*.parquet"))
+    size = sum(p.stat().st_size for p in data.rglob("*.parquet"))
+    load = os.getloadavg()
+    print(f"dataset {data}: {copies} copies of {source} = {rows:,} token rows, {size / 2**20:,.0f} MiB parquet "
+          f"(made or found in {made:.0f} s)")
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+          f"(1 / 5 / 15 min) at the start")
+    results = {}
+    for mode in args.modes:  # a fresh process each, so the peak is the mode's own
+        cmd = [sys.executable, __file__, "--worker", mode, "--data", str(data)]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"{mode} failed:\n{proc.stderr[-3000:]}")
+        results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+    names = list(next(iter(results.values()))["timings"])
+    headers = ["step"] + [f"{m} s" for m in args.modes] + (["after/before"] if len(args.modes) == 2 else [])
+    table = []
+    for name in names + ["report", "peak MiB", "above start MiB"]:
+        cells = []
+        for mode in args.modes:
+            r = results[mode]
+            value = {"report": r["report"], "peak MiB": r["peak"] / 2**20,
+                     "above start MiB": r["above"] / 2**20}.get(name, r["timings"].get(name, float("nan")))
+            cells.append(value)
+        ratio = [f"{cells[1] / cells[0]:.2f}" if cells[0] else "-"] if len(cells) == 2 else []
+        table.append([name] + [f"{c:,.2f}" if "MiB" not in name else f"{c:,.0f}" for c in cells] + ratio)
+    print_table(headers, table)
+    load = os.getloadavg()
+    print(f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; duckdb {results[args.modes[0]]['duckdb']}")
+    if len(args.modes) == 2:
+        b, a = results["before"], results["after"]
+        slowest = max((n for n in names if n != "load"), key=lambda n: a["timings"][n])
+        print(f"RATIOS report after/before {a['report'] / b['report']:.2f} | peak after/before "
+              f"{a['peak'] / b['peak']:.2f} | after: report {a['report']:.1f} s, peak {a['peak'] / 2**30:.2f} GiB, "
+              f"slowest recipe {slowest} {a['timings'][slowest]:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
