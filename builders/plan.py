@@ -135,8 +135,7 @@ def cross_sample_plan(config, overwrite: bool = False) -> Plan:
     per_direction = prompts * config.samples
     dirs = cs.directions(config)
     if config.protocol == "resample":
-        settings = [f"protocol resample: steps 0..{int(max(config.budgets))} "
-                    f"({len(config.budgets)} recorded budget(s))"]
+        settings = [f"protocol resample: steps 0..{int(max(config.budgets))}, one row per step"]
         passes = rows = 1 + int(max(config.budgets))  # one row per step, each step regenerates
     else:
         changes = _cap_changes(config.budgets, config.budget_unit, max_new)
