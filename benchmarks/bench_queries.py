@@ -8,7 +8,8 @@ runs `write_report` on it twice, each in a fresh process: "before" with the view
 runs now (`connect(source, cache=True)`: each table read once, tokens projected to the columns
 the recipes read). Per recipe: the seconds of its `execute_recipe` call; "load" is the time of
 `connect` (the one scan, for "after"); "report" is the whole `write_report` call (connect, every
-recipe, CSVs, PNGs, index.md). Peak memory: the process's peak resident set (ru_maxrss), Python
+recipe, CSVs, PNGs, index.md). Each time is wall seconds and CPU seconds of the process (all its
+threads): on a machine shared with other jobs the CPU seconds are the steadier figure. Peak memory: the process's peak resident set (ru_maxrss), Python
 and the libraries included, and the part above the resident size before the report.
 
     python benchmarks/bench_queries.py --build DIR            # a build (or registry version) to replicate
@@ -109,32 +110,34 @@ def worker(mode: str, data: Path, threads: int | None) -> dict:
     from tokenshift.queries import run
 
     timings: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     real_connect, real_execute = run.connect, report.execute_recipe
 
     def connect(source, cache=False):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         con, src = real_connect(source, cache=(mode == "after"))
         if threads:
             con.execute(f"SET threads = {int(threads)}")
-        timings["load"] = time.perf_counter() - start
+        timings["load"], cpu["load"] = time.perf_counter() - start, time.process_time() - start_cpu
         return con, src
 
     def execute(con, recipe, src, params):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         try:
             return real_execute(con, recipe, src, params)
         finally:
             timings[recipe.name] = time.perf_counter() - start
+            cpu[recipe.name] = time.process_time() - start_cpu
 
     report.connect, report.execute_recipe = connect, execute
     out = Path(tempfile.mkdtemp(prefix=f"bench-report-{mode}-"))
     resident = _resident_bytes()
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     report.write_report(data, out, overwrite=True)
-    total = time.perf_counter() - start
+    total, cpu["report"] = time.perf_counter() - start, time.process_time() - start_cpu
     shutil.rmtree(out, ignore_errors=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"mode": mode, "timings": timings, "report": total, "peak": peak, "above": peak - resident,
+    return {"mode": mode, "timings": timings, "cpu": cpu, "report": total, "peak": peak, "above": peak - resident,
             "duckdb": duckdb.__version__}
 
 
@@ -174,17 +177,23 @@ def main(argv=None) -> None:
             raise SystemExit(f"{mode} failed:\n{proc.stderr[-3000:]}")
         results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
     names = list(next(iter(results.values()))["timings"])
-    headers = ["step"] + [f"{m} s" for m in args.modes] + (["after/before"] if len(args.modes) == 2 else [])
+    headers = ["step"] + [f"{m} {unit}" for m in args.modes for unit in ("s", "cpu s")]
+    headers += ["after/before s"] if len(args.modes) == 2 else []
     table = []
     for name in names + ["report", "peak MiB", "above start MiB"]:
-        cells = []
+        cells, walls = [], []
         for mode in args.modes:
             r = results[mode]
-            value = {"report": r["report"], "peak MiB": r["peak"] / 2**20,
-                     "above start MiB": r["above"] / 2**20}.get(name, r["timings"].get(name, float("nan")))
-            cells.append(value)
-        ratio = [f"{cells[1] / cells[0]:.2f}" if cells[0] else "-"] if len(cells) == 2 else []
-        table.append([name] + [f"{c:,.2f}" if "MiB" not in name else f"{c:,.0f}" for c in cells] + ratio)
+            if "MiB" in name:
+                value = (r["peak"] if name == "peak MiB" else r["above"]) / 2**20
+                cells += [f"{value:,.0f}", "-"]
+                walls.append(value)
+            else:
+                wall = r["report"] if name == "report" else r["timings"].get(name, float("nan"))
+                cells += [f"{wall:,.2f}", f"{r['cpu'].get(name, float('nan')):,.2f}"]
+                walls.append(wall)
+        ratio = [f"{walls[1] / walls[0]:.2f}" if walls[0] else "-"] if len(walls) == 2 else []
+        table.append([name] + cells + ratio)
     print_table(headers, table)
     load = os.getloadavg()
     print(f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; duckdb {results[args.modes[0]]['duckdb']}")

@@ -294,6 +294,10 @@ def main(argv=None) -> None:
             rows.append(vllm_row(base, prompts, hf_one, args))
     print_table(["row", "setting", "tokens/s", "seconds", "peak MiB", "ratio", "MFU", "max |diff|"], rows)
     print(f"total {time.perf_counter() - started:.0f} s on {device_name(args)}")
+    picks = [(r[0].replace("scoring tokenshift", "tokenshift/floor").replace("paired decode", "paired/2gen")
+              .replace("hf generate", "hf"), r[1].split(" ")[0], r[5].split(" x ")[0]) for r in rows
+             if r[0].startswith(("scoring tokenshift", "paired decode", "hf generate")) and r[5] != "-"]
+    print("RATIOS " + " | ".join(f"{what} {setting}: {ratio}" for what, setting, ratio in picks))
 
 
 if __name__ == "__main__":

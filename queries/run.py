@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,13 +24,18 @@ class MissingTableError(TokenshiftError):
 
 
 CACHED_TABLE = "tokens"  # the large table: cached with only the columns the recipes read
+CACHE_DB = "tokenshift_cache"
+# DuckDB's buffer pool for a cached connection: the cache is a compressed DuckDB file read through it,
+# and operators spill past it, so the report's memory stays flat as tokens grows (measured in
+# benchmarks/bench_queries.py).
+CACHE_MEMORY_LIMIT = "1GB"
 
 
 def connect(source: str | os.PathLike | Source, cache: bool = False) -> tuple[duckdb.DuckDBPyConnection, Source]:
     """An in-memory DuckDB connection with the source's views created; returns it and the resolved source.
 
-    cache=True reads each table once instead of once per recipe: every table except tokens becomes an
-    in-memory table, and tokens one holding only the columns the recipes read (see `cache_tables`).
+    cache=True reads each table once instead of once per recipe: every table is copied into a
+    compressed DuckDB file, tokens with only the columns the recipes read (see `cache_tables`).
     """
     src = resolve_source(source)
     con = duckdb.connect(":memory:")
@@ -53,12 +61,18 @@ def connect(source: str | os.PathLike | Source, cache: bool = False) -> tuple[du
 
 
 def cache_tables(con: duckdb.DuckDBPyConnection, src: Source, recipes: Iterable[str] | None = None) -> None:
-    """Replace the views by in-memory tables, so that each table is scanned once for all recipes.
+    """Copy each table once into a compressed DuckDB file and point its view there.
 
     The small tables are copied whole; tokens keeps only the columns DuckDB's optimizer projects out
-    of it for the recipes (`recipes`, default all) that can run on `src`: a recipe's result is the
-    same on the copy as on the parquet files.
+    of it for the recipes (`recipes`, default all) that can run on `src`, so a recipe's result is the
+    same on the copy as on the parquet files. The file lives in a temporary directory removed with
+    the connection; DuckDB's memory is capped at CACHE_MEMORY_LIMIT, spilling there beyond it.
     """
+    directory = tempfile.mkdtemp(prefix="tokenshift-cache-")
+    weakref.finalize(con, shutil.rmtree, directory, True)
+    con.execute(f"SET temp_directory = {_literal(os.path.join(directory, 'spill'))}")
+    con.execute(f"SET memory_limit = {_literal(CACHE_MEMORY_LIMIT)}")
+    con.execute(f"ATTACH {_literal(os.path.join(directory, 'cache.duckdb'))} AS {CACHE_DB}")
     for table in src.tables:
         if table != CACHED_TABLE:
             _materialize(con, src, table, "*")
@@ -66,6 +80,7 @@ def cache_tables(con: duckdb.DuckDBPyConnection, src: Source, recipes: Iterable[
         columns = tokens_columns(con, src, recipe_names() if recipes is None else recipes)
         if columns:  # None (a plan failed) or [] (no recipe reads tokens): leave the view
             _materialize(con, src, CACHED_TABLE, ", ".join(map(_ident, columns)))
+    con.execute(f"CHECKPOINT {CACHE_DB}")
 
 
 def tokens_columns(con: duckdb.DuckDBPyConnection, src: Source, recipes: Iterable[str]) -> list[str] | None:
@@ -121,18 +136,21 @@ def _scan_projections(node) -> set[str]:
 
 
 def _materialize(con: duckdb.DuckDBPyConnection, src: Source, table: str, columns: str) -> None:
-    """Turn view `table` into an in-memory table holding `columns` of it (one scan of its files)."""
-    temp = _ident(f"{table}__cached")
+    """Copy `columns` of view `table` into the cache database (one scan of its files); repoint the view."""
+    cached = f"{CACHE_DB}.{_ident(table)}"
     try:
-        con.execute(f"CREATE TABLE {temp} AS SELECT {columns} FROM {_ident(table)}")
-        con.execute(f"DROP VIEW {_ident(table)}")
-        con.execute(f"ALTER TABLE {temp} RENAME TO {_ident(table)}")
+        con.execute(f"CREATE TABLE {cached} AS SELECT {columns} FROM {_ident(table)}")
+        con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS SELECT * FROM {cached}")
     except duckdb.Error as err:
         raise TokenshiftError(f"cannot read table {table} of {src.spec}: {_first_line(err)}") from err
 
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 

@@ -16,10 +16,10 @@ def test_gpu_check_quick_prints_one_table_with_every_section():
                           text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("device: cpu") and lines[-1].startswith("total ")
+    assert lines[0].startswith("device: cpu") and lines[-2].startswith("total ") and lines[-1].startswith("RATIOS ")
     cells = [re.split(r"\s{2,}", line.strip()) for line in lines]
     header = cells.index(HEADERS)
-    rows = {row[0] + " " + row[1]: dict(zip(HEADERS, row, strict=True)) for row in cells[header + 2:-1]}
+    rows = {row[0] + " " + row[1]: dict(zip(HEADERS, row, strict=True)) for row in cells[header + 2:-2]}
     assert [r.split(" ")[0] for r in rows] == ["scoring"] * 4 + ["paired"] * 2 + ["hf"] * 2 + ["vllm"], rows
     for key, row in rows.items():
         if key.startswith("vllm"):

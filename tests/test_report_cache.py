@@ -1,7 +1,9 @@
 """The report's one-scan connection: every recipe gives the same result as on the parquet views."""
 
+import gc
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,8 +19,9 @@ def crossed(tmp_path_factory):
     return add_cross_samples(make_build(tmp_path_factory.mktemp("cache") / "build", seed=3), seed=3)
 
 
-def _table_types(con) -> dict[str, str]:
-    return dict(con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
+def _sources(con) -> dict[str, str]:
+    """Each view's definition: where its rows come from."""
+    return dict(con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall())
 
 
 def test_every_recipe_equal_on_views_and_on_the_cached_tables(crossed):
@@ -26,8 +29,10 @@ def test_every_recipe_equal_on_views_and_on_the_cached_tables(crossed):
     cached, cached_src = connect(crossed, cache=True)
     try:
         assert src.tables == cached_src.tables == ("prompts", "generations", "tokens", "cross_samples")
-        assert set(_table_types(views).values()) == {"VIEW"}
-        assert set(_table_types(cached).values()) == {"BASE TABLE"}  # no recipe reads a parquet file
+        assert all("read_parquet" in sql for sql in _sources(views).values())
+        cached_sources = _sources(cached)  # every view now reads the cache database, no parquet file
+        assert sorted(cached_sources) == sorted(src.tables)
+        assert all("tokenshift_cache" in sql and "read_parquet" not in sql for sql in cached_sources.values())
         for name in recipe_names():  # in report order on one connection each, as write_report runs them
             recipe = load_recipe(name)
             before = execute_recipe(views, recipe, src, {})
@@ -51,9 +56,14 @@ def test_cached_tokens_hold_exactly_the_columns_the_recipes_name(crossed):
             named |= set(re.findall(r"[A-Za-z_]\w*", body)) & set(fields)
     con, _ = connect(crossed, cache=True)
     try:
-        columns = [row[0] for row in con.execute("DESCRIBE tokens").fetchall()]
+        columns = [row[0] for row in con.execute("DESCRIBE tokenshift_cache.tokens").fetchall()]
+        cache_file = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = 'tokenshift_cache'"
+                                 ).fetchone()[0]
     finally:
         con.close()
+    del con
+    gc.collect()
+    assert not Path(cache_file).exists()  # the cache file goes with the connection
     assert columns == [f for f in fields if f in named]
     assert "js" in columns and "kl_base_rl" not in columns and len(columns) < len(fields)
 
