@@ -9,6 +9,7 @@ the first batch, the estimate at the measured speed (decoded tokens per wall sec
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -42,8 +43,9 @@ class Plan:
         out = [f"plan for tokenshift {self.command} ({self.shards} pending shard(s)):"]
         out += [f"  {s}" for s in self.settings]
         out.append(f"  answers: {self.answers:,}")
-        out.append(f"  decoded tokens: <= {self.decoded_bound:,}")
-        out.append(f"  scored tokens: <= {self.scored_bound:,}")
+        out.append(f"  decoded tokens: <= {self.decoded_bound:,} (every answer to its token limit)")
+        if self.scored_bound:
+            out.append(f"  scored tokens: <= {self.scored_bound:,}")
         if self.note:
             out.append(f"  {self.note}")
         if tokens_per_second:
@@ -77,7 +79,8 @@ def build_plan(config, overwrite: bool = False) -> Plan:
     from tokenshift.builders.build import model_specs, validate_config
     from tokenshift.builders.shards import ShardSpec, is_done, shard_ranges
 
-    validate_config(config)
+    # the machine that plans need not be the one that runs: no check of its GPUs or Ray cluster
+    validate_config(dataclasses.replace(config, device="cpu", ray=None, ray_workers=None))
     problems = benchmarks.load_benchmark(
         config.benchmark, config.limit,
         benchmarks.Fields(config.question_field, config.answer_field, config.id_field))
@@ -123,7 +126,7 @@ def cross_sample_plan(config, overwrite: bool = False) -> Plan:
     from tokenshift.builders import cross_sample as cs
     from tokenshift.builders.shards import ShardSpec, part_name
 
-    cs.validate_config(config)
+    cs.validate_config(dataclasses.replace(config, ray=None, ray_workers=None))
     out = Path(config.out)
     build = cs.load_build(out)
     config = cs.resolve(config, build)
