@@ -3,10 +3,11 @@
 Makes a dataset of `--rows` token rows (default 10M) by replicating a build's parquet parts with
 fresh ids (each copy's problem, generation and cross ids get a suffix `~k`; part k of the copy
 concatenates the copies of the source's part k, so the part count stays the source's), then
-runs `write_report` on it twice, each in a fresh process: "before" with the views of
-`connect(source)` (each recipe scans the parquet files it needs), "after" as `tokenshift report`
-runs now (`connect(source, cache=True)`: each table read once, tokens projected to the columns
-the recipes read). Per recipe: the seconds of its `execute_recipe` call; "load" is the time of
+runs `write_report` on it in a fresh process per mode: "before" as the report ran before
+(`connect(source)`: views, each recipe scans the parquet files it needs, DuckDB's memory
+uncapped), "after" as `tokenshift report` runs now (the same views, DuckDB's memory capped at
+queries.run.REPORT_MEMORY_LIMIT), "cache" with `connect(source, cache=True)` (each table read
+once into a compressed DuckDB file, tokens projected to the columns the recipes read; capped too). Per recipe: the seconds of its `execute_recipe` call; "load" is the time of
 `connect` (the one scan, for "after"); "report" is the whole `write_report` call (connect, every
 recipe, CSVs, PNGs, index.md). Each time is wall seconds and CPU seconds of the process (all its
 threads): on a machine shared with other jobs the CPU seconds are the steadier figure. Peak memory: the process's peak resident set (ru_maxrss), Python
@@ -40,7 +41,7 @@ ID_COLUMNS = {  # columns holding ids that must stay unique (and keep joining) a
     "tokens": ("generation_id",),
     "cross_samples": ("cross_id", "problem_id"),
 }
-MODES = ("before", "after")
+MODES = ("before", "after", "cache")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -113,9 +114,10 @@ def worker(mode: str, data: Path, threads: int | None) -> dict:
     cpu: dict[str, float] = {}
     real_connect, real_execute = run.connect, report.execute_recipe
 
-    def connect(source, cache=False):
+    def connect(source, **report_kwargs):  # as write_report calls it: "after"; the old call: "before"
         start, start_cpu = time.perf_counter(), time.process_time()
-        con, src = real_connect(source, cache=(mode == "after"))
+        kwargs = {"before": {}, "after": report_kwargs, "cache": {**report_kwargs, "cache": True}}[mode]
+        con, src = real_connect(source, **kwargs)
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         timings["load"], cpu["load"] = time.perf_counter() - start, time.process_time() - start_cpu
@@ -178,32 +180,25 @@ def main(argv=None) -> None:
         results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
     names = list(next(iter(results.values()))["timings"])
     headers = ["step"] + [f"{m} {unit}" for m in args.modes for unit in ("s", "cpu s")]
-    headers += ["after/before s"] if len(args.modes) == 2 else []
     table = []
     for name in names + ["report", "peak MiB", "above start MiB"]:
-        cells, walls = [], []
+        cells = []
         for mode in args.modes:
             r = results[mode]
             if "MiB" in name:
-                value = (r["peak"] if name == "peak MiB" else r["above"]) / 2**20
-                cells += [f"{value:,.0f}", "-"]
-                walls.append(value)
+                cells += [f"{(r['peak'] if name == 'peak MiB' else r['above']) / 2**20:,.0f}", "-"]
             else:
                 wall = r["report"] if name == "report" else r["timings"].get(name, float("nan"))
                 cells += [f"{wall:,.2f}", f"{r['cpu'].get(name, float('nan')):,.2f}"]
-                walls.append(wall)
-        ratio = [f"{walls[1] / walls[0]:.2f}" if walls[0] else "-"] if len(walls) == 2 else []
-        table.append([name] + cells + ratio)
+        table.append([name] + cells)
     print_table(headers, table)
     load = os.getloadavg()
     print(f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; duckdb {results[args.modes[0]]['duckdb']}")
-    if len(args.modes) == 2:
-        b, a = results["before"], results["after"]
-        slowest = max((n for n in names if n != "load"), key=lambda n: a["timings"][n])
-        print(f"RATIOS report after/before {a['report'] / b['report']:.2f} | peak after/before "
-              f"{a['peak'] / b['peak']:.2f} | after: report {a['report']:.1f} s, peak {a['peak'] / 2**30:.2f} GiB, "
-              f"slowest recipe {slowest} {a['timings'][slowest]:.2f} s")
-
+    if "before" in results and len(results) > 1:
+        b = results["before"]
+        print("RATIOS " + " | ".join(
+            f"{m}/before: report {r['report'] / b['report']:.2f} (cpu {r['cpu']['report'] / b['cpu']['report']:.2f}), "
+            f"peak {r['peak'] / b['peak']:.2f}" for m, r in results.items() if m != "before"))
 
 if __name__ == "__main__":
     main()

@@ -25,17 +25,20 @@ class MissingTableError(TokenshiftError):
 
 CACHED_TABLE = "tokens"  # the large table: cached with only the columns the recipes read
 CACHE_DB = "tokenshift_cache"
-# DuckDB's buffer pool for a cached connection: the cache is a compressed DuckDB file read through it,
-# and operators spill past it, so the report's memory stays flat as tokens grows (measured in
-# benchmarks/bench_queries.py).
-CACHE_MEMORY_LIMIT = "1GB"
+# DuckDB's memory for `tokenshift report`: operators spill to a temporary directory past it, so the
+# report's peak stays flat as tokens grows (bench_queries.py: 10M token rows, 4.4 GB peak uncapped,
+# 1.3 GB capped, no slower).
+REPORT_MEMORY_LIMIT = "1GB"
 
 
-def connect(source: str | os.PathLike | Source, cache: bool = False) -> tuple[duckdb.DuckDBPyConnection, Source]:
+def connect(source: str | os.PathLike | Source, cache: bool = False,
+            memory_limit: str | None = None) -> tuple[duckdb.DuckDBPyConnection, Source]:
     """An in-memory DuckDB connection with the source's views created; returns it and the resolved source.
 
-    cache=True reads each table once instead of once per recipe: every table is copied into a
-    compressed DuckDB file, tokens with only the columns the recipes read (see `cache_tables`).
+    memory_limit (e.g. '1GB') caps DuckDB's memory, spilling to a temporary directory removed with
+    the connection. cache=True reads each table once instead of once per recipe: every table is
+    copied into a compressed DuckDB file, tokens with only the columns the recipes read (see
+    `cache_tables`; measured slower than the views on 10M rows, see benchmarks/README.md).
     """
     src = resolve_source(source)
     con = duckdb.connect(":memory:")
@@ -51,27 +54,34 @@ def connect(source: str | os.PathLike | Source, cache: bool = False) -> tuple[du
         if table:
             present.append(table)
     src = Source(src.kind, src.root, tuple(present), src.spec)
-    if cache:
+    if cache or memory_limit:
         try:
-            cache_tables(con, src)
+            directory = _work_directory(con, memory_limit or REPORT_MEMORY_LIMIT)
+            if cache:
+                cache_tables(con, src, directory)
         except BaseException:
             con.close()
             raise
     return con, src
 
 
-def cache_tables(con: duckdb.DuckDBPyConnection, src: Source, recipes: Iterable[str] | None = None) -> None:
-    """Copy each table once into a compressed DuckDB file and point its view there.
+def _work_directory(con: duckdb.DuckDBPyConnection, memory_limit: str) -> str:
+    """Cap DuckDB's memory; a temporary directory (removed with `con`) takes what spills."""
+    directory = tempfile.mkdtemp(prefix="tokenshift-duckdb-")
+    weakref.finalize(con, shutil.rmtree, directory, True)
+    con.execute(f"SET temp_directory = {_literal(os.path.join(directory, 'spill'))}")
+    con.execute(f"SET memory_limit = {_literal(memory_limit)}")
+    return directory
+
+
+def cache_tables(con: duckdb.DuckDBPyConnection, src: Source, directory: str,
+                 recipes: Iterable[str] | None = None) -> None:
+    """Copy each table once into a compressed DuckDB file under `directory`; point its view there.
 
     The small tables are copied whole; tokens keeps only the columns DuckDB's optimizer projects out
     of it for the recipes (`recipes`, default all) that can run on `src`, so a recipe's result is the
-    same on the copy as on the parquet files. The file lives in a temporary directory removed with
-    the connection; DuckDB's memory is capped at CACHE_MEMORY_LIMIT, spilling there beyond it.
+    same on the copy as on the parquet files.
     """
-    directory = tempfile.mkdtemp(prefix="tokenshift-cache-")
-    weakref.finalize(con, shutil.rmtree, directory, True)
-    con.execute(f"SET temp_directory = {_literal(os.path.join(directory, 'spill'))}")
-    con.execute(f"SET memory_limit = {_literal(CACHE_MEMORY_LIMIT)}")
     con.execute(f"ATTACH {_literal(os.path.join(directory, 'cache.duckdb'))} AS {CACHE_DB}")
     for table in src.tables:
         if table != CACHED_TABLE:

@@ -80,3 +80,23 @@ def test_star_and_filter_only_columns_are_kept(crossed):
     finally:
         con.close()
 
+
+
+def test_memory_cap_is_set_and_its_directory_goes_with_the_connection(crossed):
+    con, src = connect(crossed, memory_limit="64MB")
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    spill = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+    views, _ = connect(crossed)
+    try:
+        assert limit == "61.0 MiB", limit  # DuckDB shows 64 MB (10^6) in MiB
+        assert spill.parent.name.startswith("tokenshift-duckdb-") and spill.parent.is_dir()
+        for name in ("js_distribution", "evolution"):  # results are those of the uncapped connection
+            pd.testing.assert_frame_equal(execute_recipe(views, load_recipe(name), src, {}),
+                                          execute_recipe(con, load_recipe(name), src, {}),
+                                          check_exact=False, rtol=1e-12, atol=0)
+    finally:
+        con.close()
+        views.close()
+    del con
+    gc.collect()
+    assert not spill.parent.exists()
