@@ -1,14 +1,14 @@
-"""The report at scale: every recipe's time, the whole report's time and peak memory, one scan vs one per recipe.
+"""The report at scale: every recipe's time, the whole report's time and peak memory; views, capped views, one scan.
 
 Makes a dataset of `--rows` token rows (default 10M) by replicating a build's parquet parts with
 fresh ids (each copy's problem, generation and cross ids get a suffix `~k`; part k of the copy
 concatenates the copies of the source's part k, so the part count stays the source's), then
-runs `write_report` on it in a fresh process per mode: "before" as the report ran before
-(`connect(source)`: views, each recipe scans the parquet files it needs, DuckDB's memory
-uncapped), "after" as `tokenshift report` runs now (the same views, DuckDB's memory capped at
-queries.run.REPORT_MEMORY_LIMIT), "cache" with `connect(source, cache=True)` (each table read
-once into a compressed DuckDB file, tokens projected to the columns the recipes read; capped too). Per recipe: the seconds of its `execute_recipe` call; "load" is the time of
-`connect` (the one scan, for "after"); "report" is the whole `write_report` call (connect, every
+runs `write_report` on it in a fresh process per mode: "views" as `tokenshift report` runs
+(`connect(source)`: each recipe scans the parquet files it needs, DuckDB's memory uncapped),
+"capped" (the same with DuckDB's memory capped at 1.5 GB), "cache" (`connect(source, cache=True)`:
+each table read once into a compressed DuckDB file, tokens projected to the columns the recipes
+read; DuckDB's memory capped at 1 GB). Per recipe: the seconds of its `execute_recipe` call; "load" is the time of
+`connect` (for "cache", the one scan); "report" is the whole `write_report` call (connect, every
 recipe, CSVs, PNGs, index.md). Each time is wall seconds and CPU seconds of the process (all its
 threads): on a machine shared with other jobs the CPU seconds are the steadier figure. Peak memory: the process's peak resident set (ru_maxrss), Python
 and the libraries included, and the part above the resident size before the report.
@@ -41,7 +41,8 @@ ID_COLUMNS = {  # columns holding ids that must stay unique (and keep joining) a
     "tokens": ("generation_id",),
     "cross_samples": ("cross_id", "problem_id"),
 }
-MODES = ("before", "after", "cache")
+MODES = ("views", "capped", "cache")
+CAPPED_LIMIT = "1.5GB"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -114,9 +115,10 @@ def worker(mode: str, data: Path, threads: int | None) -> dict:
     cpu: dict[str, float] = {}
     real_connect, real_execute = run.connect, report.execute_recipe
 
-    def connect(source, **report_kwargs):  # as write_report calls it: "after"; the old call: "before"
+    def connect(source, **report_kwargs):
         start, start_cpu = time.perf_counter(), time.process_time()
-        kwargs = {"before": {}, "after": report_kwargs, "cache": {**report_kwargs, "cache": True}}[mode]
+        kwargs = {"views": report_kwargs, "capped": {**report_kwargs, "memory_limit": CAPPED_LIMIT},
+                  "cache": {**report_kwargs, "cache": True}}[mode]
         con, src = real_connect(source, **kwargs)
         if threads:
             con.execute(f"SET threads = {int(threads)}")
@@ -194,11 +196,11 @@ def main(argv=None) -> None:
     print_table(headers, table)
     load = os.getloadavg()
     print(f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; duckdb {results[args.modes[0]]['duckdb']}")
-    if "before" in results and len(results) > 1:
-        b = results["before"]
+    if "views" in results and len(results) > 1:
+        b = results["views"]
         print("RATIOS " + " | ".join(
-            f"{m}/before: report {r['report'] / b['report']:.2f} (cpu {r['cpu']['report'] / b['cpu']['report']:.2f}), "
-            f"peak {r['peak'] / b['peak']:.2f}" for m, r in results.items() if m != "before"))
+            f"{m}/views: report {r['report'] / b['report']:.2f} (cpu {r['cpu']['report'] / b['cpu']['report']:.2f}), "
+            f"peak {r['peak'] / b['peak']:.2f}" for m, r in results.items() if m != "views"))
 
 if __name__ == "__main__":
     main()

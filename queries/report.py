@@ -15,7 +15,7 @@ from tokenshift.errors import TokenshiftError
 from tokenshift.files import write_text_atomic
 from tokenshift.queries.plots import PLOTTERS, save_plot
 from tokenshift.queries.recipes import load_recipe, recipe_names
-from tokenshift.queries.run import REPORT_MEMORY_LIMIT, MissingTableError, connect, execute_recipe
+from tokenshift.queries.run import MissingTableError, connect, execute_recipe
 from tokenshift.queries.sources import Source
 
 MARKER = "<!-- tokenshift report -->"
@@ -91,7 +91,7 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
                  overwrite: bool = False) -> Path:
     """Run every recipe on `source` and write CSVs, PNGs and index.md into `out_dir`; returns index.md's path."""
     out = Path(out_dir)
-    con, src = connect(source, memory_limit=REPORT_MEMORY_LIMIT)
+    con, src = connect(source)
     try:
         _prepare_out(out, overwrite)
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -25,20 +25,19 @@ class MissingTableError(TokenshiftError):
 
 CACHED_TABLE = "tokens"  # the large table: cached with only the columns the recipes read
 CACHE_DB = "tokenshift_cache"
-# DuckDB's memory for `tokenshift report`: operators spill to a temporary directory past it, so the
-# report's peak stays flat as tokens grows (bench_queries.py: 10M token rows, 4.4 GB peak uncapped,
-# 1.3 GB capped, no slower).
-REPORT_MEMORY_LIMIT = "1GB"
+# DuckDB's memory cap when cache=True and no memory_limit is given (the cache is read through it).
+CACHE_MEMORY_LIMIT = "1GB"
 
 
 def connect(source: str | os.PathLike | Source, cache: bool = False,
             memory_limit: str | None = None) -> tuple[duckdb.DuckDBPyConnection, Source]:
     """An in-memory DuckDB connection with the source's views created; returns it and the resolved source.
 
-    memory_limit (e.g. '1GB') caps DuckDB's memory, spilling to a temporary directory removed with
+    memory_limit (e.g. '1.5GB') caps DuckDB's memory, spilling to a temporary directory removed with
     the connection. cache=True reads each table once instead of once per recipe: every table is
     copied into a compressed DuckDB file, tokens with only the columns the recipes read (see
-    `cache_tables`; measured slower than the views on 10M rows, see benchmarks/README.md).
+    `cache_tables`). `tokenshift report` uses neither: on 10M token rows both cut peak memory but
+    cost CPU time (benchmarks/README.md, bench_queries.py).
     """
     src = resolve_source(source)
     con = duckdb.connect(":memory:")
@@ -56,7 +55,7 @@ def connect(source: str | os.PathLike | Source, cache: bool = False,
     src = Source(src.kind, src.root, tuple(present), src.spec)
     if cache or memory_limit:
         try:
-            directory = _work_directory(con, memory_limit or REPORT_MEMORY_LIMIT)
+            directory = _work_directory(con, memory_limit or CACHE_MEMORY_LIMIT)
             if cache:
                 cache_tables(con, src, directory)
         except BaseException:
