@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -196,21 +197,36 @@ def record_decoded(tokens: int, seconds: float) -> None:
 
 @contextmanager
 def metering(plan: Plan, echo: Callable[[str], None], progress: bool = True) -> Iterator[Meter]:
-    """Meter the decoded tokens of the block (this process only: Ray workers report nothing here)."""
+    """Meter the decoded tokens of the block (this process only: Ray workers report nothing here).
+
+    On a terminal a bar of decoded tokens against the bound shows the ETA; a log gets the
+    first-batch estimate and the final count as plain lines instead (tokenshift.progress).
+    """
     global _METER
-    bar = tqdm(total=plan.decoded_bound, desc="decoded tokens (bound)", unit="tok", unit_scale=True,
-               disable=not progress, position=None, leave=False)
-    meter = Meter(plan.decoded_bound, echo, bar if progress else None)
+    from tokenshift.progress import interactive
+
+    bar = None
+    if progress and interactive():
+        bar = tqdm(total=plan.decoded_bound, desc="decoded tokens (bound)", unit="tok", unit_scale=True,
+                   leave=False)
+    meter = Meter(plan.decoded_bound, echo, bar)
     previous, _METER = _METER, meter
     try:
         yield meter
     finally:
         _METER = previous
-        bar.close()
+        if bar is not None:
+            bar.close()
+
+
+def say(line: str) -> None:
+    """A line beside the progress output (stderr, in order with it; tqdm bars are redrawn below it)."""
+    tqdm.write(line, file=sys.stderr)
+    sys.stderr.flush()
 
 
 def run_planned(plan: Plan, run: Callable[[], object], tokens_per_second: float | None = None,
-                progress: bool = True, echo: Callable[[str], None] = tqdm.write):
+                progress: bool = True, echo: Callable[[str], None] = say):
     """Print the plan, then run `run()` metered; after it, the decoded tokens and the measured speed."""
     say = echo if progress else (lambda _line: None)
     for line in plan.lines(tokens_per_second):

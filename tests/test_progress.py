@@ -20,6 +20,13 @@ def test_captured_build_prints_one_plain_line_per_shard_and_step(tmp_path, bench
     assert "\r" not in result.output and "\x1b[" not in result.output
     lines = result.output.splitlines()
     assert lines[-1] == f"build written to {out}"
+    # the cost plan comes first (indented lines under its title), then the first batch's estimate;
+    # the decoded count precedes the last line (builders/plan.py)
+    assert lines[0] == "plan for tokenshift build (2 pending shard(s)):"
+    plan = 1 + next(i for i, line in enumerate(lines[1:]) if not line.startswith("  "))
+    first = [line for line in lines[plan:] if line.startswith("first batch: ")]
+    assert len(first) == 1 and lines[-2].startswith("decoded ") and "(plan bound 16)" in lines[-2]
+    lines = [line for line in lines[plan:-2] if line not in first] + lines[-1:]
     matches = [_LINE.match(line) for line in lines[:-1]]
     assert all(matches), lines
     descs = [m["desc"] for m in matches]
