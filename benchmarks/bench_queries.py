@@ -76,7 +76,8 @@ def replicate(source: Path, dest: Path, rows: int) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from tokenshift.builders.manifest import table_entries, write_json_atomic
+    from tokenshift.builders.manifest import table_entries
+    from tokenshift.files import write_json_atomic
     from tokenshift.schemas.tables import write_parquet
 
     source_rows = sum(pq.read_metadata(p).num_rows for p in sorted((source / "tokens").glob("*.parquet")))

@@ -68,6 +68,9 @@ def check_visible(path: Path, flag: str) -> None:
 
 def run_shards(job: ShardJob, shards: list[int], ray: RayPlacement | None, progress: bool, desc: str) -> None:
     """Run `job` on every shard, here (ray None) or on the Ray cluster `ray` describes."""
+    from tokenshift.builders.plan import work_starts
+
+    work_starts()  # a planned run prints its cost plan now, its checks passed
     if not shards:
         return
     if ray is None:

@@ -169,8 +169,15 @@ class Meter:
     bar: object = None
     decoded: int = 0
     started: float | None = None
+    plan_lines: tuple[str, ...] = ()  # printed once, when the work starts (after the run's own checks)
+
+    def announce(self) -> None:
+        for line in self.plan_lines:
+            self.echo(line)
+        self.plan_lines = ()
 
     def add(self, tokens: int, seconds: float) -> None:
+        self.announce()
         first = self.started is None
         if first:  # the clock starts when the first batch started decoding (model loading excluded)
             self.started = time.perf_counter() - seconds
@@ -189,6 +196,12 @@ class Meter:
         return self.decoded / elapsed if elapsed > 0 else 0.0
 
 
+def work_starts() -> None:
+    """The run passed its checks and starts its shards: the active meter prints its plan now."""
+    if _METER is not None:
+        _METER.announce()
+
+
 def record_decoded(tokens: int, seconds: float) -> None:
     """Report a decoded batch (tokens sampled, seconds it took) to the active meter, if any."""
     if _METER is not None:
@@ -196,7 +209,8 @@ def record_decoded(tokens: int, seconds: float) -> None:
 
 
 @contextmanager
-def metering(plan: Plan, echo: Callable[[str], None], progress: bool = True) -> Iterator[Meter]:
+def metering(plan: Plan, echo: Callable[[str], None], progress: bool = True,
+             plan_lines: tuple[str, ...] = ()) -> Iterator[Meter]:
     """Meter the decoded tokens of the block (this process only: Ray workers report nothing here).
 
     On a terminal a bar of decoded tokens against the bound shows the ETA; a log gets the
@@ -209,7 +223,7 @@ def metering(plan: Plan, echo: Callable[[str], None], progress: bool = True) -> 
     if progress and interactive():
         bar = tqdm(total=plan.decoded_bound, desc="decoded tokens (bound)", unit="tok", unit_scale=True,
                    leave=False)
-    meter = Meter(plan.decoded_bound, echo, bar)
+    meter = Meter(plan.decoded_bound, echo, bar, plan_lines=plan_lines)
     previous, _METER = _METER, meter
     try:
         yield meter
@@ -227,11 +241,10 @@ def say(line: str) -> None:
 
 def run_planned(plan: Plan, run: Callable[[], object], tokens_per_second: float | None = None,
                 progress: bool = True, echo: Callable[[str], None] = say):
-    """Print the plan, then run `run()` metered; after it, the decoded tokens and the measured speed."""
+    """Run `run()` metered: the plan is printed when its shards start (so a refusal stays one line),
+    the estimate after the first batch, then the decoded tokens and the measured speed."""
     say = echo if progress else (lambda _line: None)
-    for line in plan.lines(tokens_per_second):
-        say(line)
-    with metering(plan, say, progress) as meter:
+    with metering(plan, say, progress, tuple(plan.lines(tokens_per_second))) as meter:
         result = run()
     if meter.decoded:
         say(f"decoded {meter.decoded:,} tokens (plan bound {plan.decoded_bound:,}) at {meter.rate():,.0f} "
