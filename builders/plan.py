@@ -77,14 +77,12 @@ def check_speed(tokens_per_second: float | None) -> None:
 def build_plan(config, overwrite: bool = False) -> Plan:
     """The plan of `tokenshift build` for a BuildConfig: reads the benchmark, never a model."""
     from tokenshift.builders import benchmarks
-    from tokenshift.builders.build import model_specs, validate_config
+    from tokenshift.builders.build import benchmark_fields, model_specs, validate_config
     from tokenshift.builders.shards import ShardSpec, is_done, shard_ranges
 
     # the machine that plans need not be the one that runs: no check of its GPUs or Ray cluster
     validate_config(dataclasses.replace(config, device="cpu", ray=None, ray_workers=None))
-    problems = benchmarks.load_benchmark(
-        config.benchmark, config.limit,
-        benchmarks.Fields(config.question_field, config.answer_field, config.id_field))
+    problems = benchmarks.load_benchmark(config.benchmark, config.limit, benchmark_fields(config))
     _, rl_specs = model_specs(config)
     spec, out = ShardSpec.parse(config.shard), Path(config.out)
     pending = [r for k, r in enumerate(shard_ranges(len(problems), config.shard_size))
