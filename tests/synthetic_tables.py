@@ -166,6 +166,11 @@ def write_build(out: Path, seed: int = 0, with_cross: bool = True, parts: int = 
             chunk = rows[i * step:(i + 1) * step]
             if chunk or i == 0:
                 write_parquet(to_arrow(name, chunk), out / name / f"part-{i:05d}.parquet")
+    return write_manifest(out, seed)
+
+
+def write_manifest(out: Path, seed: int = 0) -> Path:
+    """A small manifest.json listing every part under OUT (readers read only listed parts); returns OUT."""
     from tokenshift.builders.manifest import table_entries
 
     manifest = {"synthetic": True, "seed": seed, "top_k_candidates": TOP_K, "tables": table_entries(out)}

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from synthetic_tables import make_tables, write_build
+from synthetic_tables import make_tables, write_build, write_manifest
 from tokenshift.cli import cli
 from tokenshift.errors import TokenshiftError
 from tokenshift.queries import write_report
@@ -431,7 +431,7 @@ def _evil_build(out: Path) -> Path:
         row["response_text"] = EVIL_TOKEN + EVIL_TEXT
     for name, rows in tables.items():
         write_parquet(to_arrow(name, rows), out / name / "part-00000.parquet")
-    return out
+    return write_manifest(out, seed=1)
 
 
 def test_untrusted_text_is_shown_literally_and_never_run(page, tmp_path):
