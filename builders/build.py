@@ -124,7 +124,8 @@ def validate_config(config: BuildConfig) -> None:
         (config.temperature >= 0, f"--temperature must be >= 0 (got {config.temperature})"),
         (0 < config.top_p <= 1, f"--top-p must be in (0, 1] (got {config.top_p})"),
         (config.top_k_candidates >= 1, f"--top-k-candidates must be >= 1 (got {config.top_k_candidates})"),
-        (config.engine in generate.ENGINES, f"unknown --engine {config.engine!r}: use hf or vllm"),
+        (config.engine in generate.ENGINES,
+         f"unknown --engine {config.engine!r}: use {' or '.join(generate.ENGINES)}"),
         (config.dtype in models.DTYPES, f"unknown --dtype {config.dtype!r}: use float32 or bfloat16"),
         (config.batch_size >= 1 and config.shard_size >= 1, "--batch-size and --shard-size must be >= 1"),
     ]
@@ -134,8 +135,10 @@ def validate_config(config: BuildConfig) -> None:
     benchmarks.check_fields(benchmark_fields(config))
     models.check_device(config.device, here=config.ray is None)  # on Ray, the workers' GPUs count
     ShardSpec.parse(config.shard)
-    if config.engine == "vllm" and importlib.util.find_spec("vllm") is None:
-        raise TokenshiftError("--engine vllm needs vLLM: pip install 'tokenshift[vllm]', or use --engine hf")
+    package = generate.ENGINE_PACKAGES.get(config.engine)
+    if package and importlib.util.find_spec(package) is None:
+        raise TokenshiftError(f"--engine {config.engine} needs {package}: pip install 'tokenshift[{package}]', "
+                              "or use --engine hf")
     if config.placement() is not None:
         executor.check_ray(config.ray)
 
@@ -382,12 +385,8 @@ def _generations(config: BuildConfig, pair: _Pair, shard: int, problems, prompt_
         seed = derive_seed(config.seed, shard, name)
         bar = progress_bar(total=len(prompt_ids) * config.samples, desc=f"generate {name}", unit="answer",
                            leave=False, disable=not progress)
-        if config.engine == "vllm":
-            samples = generate.generate_vllm(spec.source, spec.revision, tokenizer, prompt_ids,
-                                             config.samples, seed, sampling, config.dtype)
-        else:
-            samples = generate.generate_hf(model, tokenizer, prompt_ids, config.samples, seed,
-                                           sampling, bar)
+        samples = generate.ENGINES[config.engine](generate.EngineJob(
+            spec, model, tokenizer, prompt_ids, config.samples, seed, sampling, config.dtype, bar))
         bar.close()
         for s in samples:
             problem = problems[s.prompt_index]

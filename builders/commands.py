@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from tokenshift.builders.benchmarks import ANSWER_RULES
+from tokenshift.builders.generate import ENGINES
+from tokenshift.builders.models import DTYPES
 from tokenshift.builders.prompts import CHOICES_SPEC, DEFAULT_INSTRUCTION
 
 
@@ -38,9 +40,9 @@ from tokenshift.builders.prompts import CHOICES_SPEC, DEFAULT_INSTRUCTION
 @click.option("--device", default="cpu", show_default=True,
               help="cpu, cuda, cuda:N, or auto: split each model over all visible GPUs (for pairs too "
                    "large for one GPU).")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True,
               help="Model weights dtype; statistics are always float32.")
-@click.option("--engine", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True,
+@click.option("--engine", type=click.Choice(list(ENGINES)), default="hf", show_default=True,
               help="Generation engine (scoring always uses HF).")
 @click.option("--instruction", default=DEFAULT_INSTRUCTION, show_default=True,
               help="Appended to each question.")

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import click
 
+from tokenshift.schemas.values import BUDGET_UNITS, DIRECTION_CHOICES, PROTOCOLS
+
 
 @click.command("cross-sample")
 @click.argument("build_dir", metavar="DIR")
-@click.option("--direction", type=click.Choice(["forward", "reverse", "both"]), default="both", show_default=True,
+@click.option("--direction", type=click.Choice(DIRECTION_CHOICES), default="both", show_default=True,
               help="forward: base drives, RL intervenes; reverse: RL drives, base intervenes.")
 @click.option("--thresholds", default="0.05,0.1,0.2", show_default=True,
               help="JS thresholds in nats, in [0, ln 2] (protocol threshold).")
 @click.option("--budgets", default="0,1,2,4,8,16,32,inf", show_default=True,
               help="Most interventions per answer; inf = unlimited. Resample: steps 0..max.")
-@click.option("--budget-unit", type=click.Choice(["tokens", "fraction"]), default="tokens", show_default=True,
+@click.option("--budget-unit", type=click.Choice(BUDGET_UNITS), default="tokens", show_default=True,
               help="fraction: a budget b allows floor(b x max_new_tokens) interventions.")
 @click.option("--samples", type=int, default=None, help="Answers per prompt per setting. Default: the build's.")
 @click.option("--seed", type=int, default=None, help="Default: the build's seed (budget 0 = the build's answers).")
 @click.option("--rl-model", default=None, help="RL model paired with base. Default: the build's first.")
-@click.option("--protocol", type=click.Choice(["threshold", "resample"]), default="threshold", show_default=True)
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default="threshold", show_default=True)
 @click.option("--shard", default="0/1", show_default=True, metavar="I/N",
               help="Run only the build's prompt shards k with k % N == I (N processes may share DIR; "
                    "the one finishing the last shard writes the manifest).")

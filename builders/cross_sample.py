@@ -43,19 +43,16 @@ from tokenshift.builders import executor, generate, grade, manifest, models
 from tokenshift.builders.build import (BuildConfig, model_specs, read_work_config, recorded_tables,
                                        refuse_published_out)
 from tokenshift.builders.paired_decode import Decoded, decode_batch
-from tokenshift.builders.score import LN2
 from tokenshift.builders.shards import WORK_DIR, ShardSpec, derive_seed, is_done, mark_done, part_name
 from tokenshift.errors import TokenshiftError
 from tokenshift.files import clean_leftovers, write_json_atomic
 from tokenshift.lock import folder_lock
 from tokenshift.progress import progress_bar
 from tokenshift.schemas.tables import to_arrow
+from tokenshift.schemas.values import BUDGET_UNITS, DIRECTION_CHOICES, LN2, PROTOCOLS
 
 TABLE = "cross_samples"
 CONFIG_FILE = "cross_config.json"
-PROTOCOLS = ("threshold", "resample")
-DIRECTIONS = ("forward", "reverse", "both")
-BUDGET_UNITS = ("tokens", "fraction")
 RESAMPLE_PERCENTILE = 90.0
 INF = math.inf
 
@@ -147,7 +144,7 @@ def validate_config(config: CrossSampleConfig) -> None:
     """Reject bad parameters before anything is read, loaded or written."""
     checks = [
         (config.protocol in PROTOCOLS, f"unknown --protocol {config.protocol!r}: use threshold or resample"),
-        (config.direction in DIRECTIONS, f"unknown --direction {config.direction!r}: use forward, reverse or both"),
+        (config.direction in DIRECTION_CHOICES, f"unknown --direction {config.direction!r}: use forward, reverse or both"),
         (config.budget_unit in BUDGET_UNITS, f"unknown --budget-unit {config.budget_unit!r}: use tokens or fraction"),
         (bool(config.budgets), "--budgets is empty: give at least one budget, e.g. 0,1,inf"),
         (all(b >= 0 for b in config.budgets),

@@ -1,17 +1,15 @@
-"""Sample responses from one model for a batch of prompts (HF engine, or vLLM when asked)."""
+"""Sample responses from one model for a batch of prompts: the generation engines and their registry.
+
+Import-light (torch and vLLM load when an engine runs), so the CLI and the schemas can read ENGINES.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
-
-from tokenshift.builders.models import input_device
-from tokenshift.builders.plan import record_decoded
 from tokenshift.errors import TokenshiftError
-
-ENGINES = ("hf", "vllm")
 
 
 @dataclass(frozen=True)
@@ -55,10 +53,21 @@ def sampling_kwargs(config: SamplingConfig) -> dict:
             "top_k": 0}
 
 
-@torch.inference_mode()
 def generate_hf(model, tokenizer, prompt_ids: list[list[int]], samples: int, seed: int,
                 config: SamplingConfig, progress=None) -> list[Sample]:
     """`samples` responses per prompt, batched with left padding and a KV cache, seeded once."""
+    import torch
+
+    with torch.inference_mode():
+        return _generate_hf(model, tokenizer, prompt_ids, samples, seed, config, progress)
+
+
+def _generate_hf(model, tokenizer, prompt_ids, samples, seed, config, progress) -> list[Sample]:
+    import torch
+
+    from tokenshift.builders.models import input_device
+    from tokenshift.builders.plan import record_decoded
+
     device = input_device(model)
     stop_ids = stop_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stop_ids)
@@ -97,6 +106,8 @@ def generate_vllm(model_source: str, revision: str | None, tokenizer, prompt_ids
     except ImportError:
         raise TokenshiftError("--engine vllm needs vLLM: pip install 'tokenshift[vllm]', "
                               "or use --engine hf") from None
+    from tokenshift.builders.plan import record_decoded
+
     llm = LLM(model=model_source, revision=revision, dtype=dtype, seed=seed,
               trust_remote_code=False)
     params = SamplingParams(n=samples, temperature=config.temperature, top_p=config.top_p,
@@ -111,3 +122,49 @@ def generate_vllm(model_source: str, revision: str | None, tokenizer, prompt_ids
             out.append(Sample(p, s, list(completion.token_ids), reason))
     record_decoded(sum(len(s.token_ids) for s in out), time.perf_counter() - started)
     return out
+
+
+@dataclass(frozen=True)
+class EngineJob:
+    """One model's sampling job, the single argument of every engine."""
+
+    spec: object  # models.ModelSpec: name, source (directory or Hub id), revision
+    model: object  # the loaded HF model (scoring needs it anyway); an engine may load its own instead
+    tokenizer: object
+    prompt_ids: list[list[int]]
+    samples: int  # responses per prompt
+    seed: int
+    config: SamplingConfig
+    dtype: str  # weights dtype of the build (float32 or bfloat16)
+    progress: object = None  # a tqdm bar to update by answers done, or None
+
+
+Engine = Callable[[EngineJob], list[Sample]]
+ENGINES: dict[str, Engine] = {}  # --engine NAME -> engine; the CLI choices and the schema read it
+ENGINE_PACKAGES: dict[str, str] = {}  # engine -> the importable package it needs beyond the core install
+
+
+def engine(name: str, needs: str | None = None) -> Callable[[Engine], Engine]:
+    """Register an engine under `name` (needing package `needs`, checked before a build starts)."""
+    def register(fn: Engine) -> Engine:
+        ENGINES[name] = fn
+        if needs:
+            ENGINE_PACKAGES[name] = needs
+        return fn
+    return register
+
+
+@engine("hf")
+def hf_engine(job: EngineJob) -> list[Sample]:
+    """transformers' generate() on the loaded model."""
+    return generate_hf(job.model, job.tokenizer, job.prompt_ids, job.samples, job.seed, job.config, job.progress)
+
+
+@engine("vllm", needs="vllm")
+def vllm_engine(job: EngineJob) -> list[Sample]:
+    """vLLM on the checkpoint's source (the loaded HF model is used for scoring only)."""
+    samples = generate_vllm(job.spec.source, job.spec.revision, job.tokenizer, job.prompt_ids, job.samples,
+                            job.seed, job.config, job.dtype)
+    if job.progress is not None:
+        job.progress.update(len(samples))
+    return samples

@@ -22,11 +22,10 @@ import pyarrow.parquet as pq
 from tokenshift import __version__
 from tokenshift.errors import TokenshiftError, warn
 from tokenshift.files import write_json_atomic
-from tokenshift.schemas.tables import SCHEMA_VERSION, TABLE_FIELDS, write_parquet
+from tokenshift.schemas.tables import REQUIRED_TABLES, SCHEMA_VERSION, TABLE_FIELDS, write_parquet
 
 MANIFEST = "manifest.json"
 CARD = "README.md"
-REQUIRED_TABLES = ("prompts", "generations", "tokens")
 REQUIRED_KEYS = ("tokenshift_version", "schema_version", "created_at", "command", "config", "models",
                  "tokenizer", "grader", "libraries", "seeds", "tables", "build_seconds")
 PUBLISHED = "published"  # block a publish adds to the shipped manifest; marks a folder as a published version

@@ -8,14 +8,12 @@ workspace, and on CPU run on blocks of a few rows so that the temporaries stay i
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from tokenshift.builders.models import input_device
-
-LN2 = math.log(2.0)
+from tokenshift.schemas.values import LN2
 # Float32 (position, vocabulary) rows alive at once per chunk position: the two models' logits
 # (model dtype, kept for the chunk) and the six rows of the statistics workspace (log-softmaxes,
 # probabilities, two scratch rows). On CPU the workspace covers a block of rows of about _CPU_BLOCK_BYTES at a time.

@@ -10,10 +10,10 @@ from pathlib import Path
 from tokenshift.builders.manifest import MANIFEST, listed_files, listed_paths, read_manifest
 from tokenshift.errors import TokenshiftError
 from tokenshift.publish.versions import published_versions, resolve_version
+from tokenshift.schemas.tables import OPTIONAL_TABLES as OPTIONAL
+from tokenshift.schemas.tables import REQUIRED_TABLES as REQUIRED
+from tokenshift.schemas.tables import TABLE_NAMES as TABLES
 
-TABLES = ("prompts", "generations", "tokens", "cross_samples")
-REQUIRED = ("prompts", "generations", "tokens")
-OPTIONAL = ("cross_samples",)
 _HF = re.compile(r"hf://datasets/([\w.-]+)/([\w.-]+)(?:@([^/\s']+))?/?")
 
 

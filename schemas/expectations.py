@@ -1,5 +1,7 @@
 """The table contract as great-expectations expectations: schema, value ranges, keys, references, consistency.
 
+The per-column checks (not null, range, allowed set, list length, list element bound) are generated
+from the fields of schemas/tables.py; only the checks across columns, rows or tables are written here.
 Every expectation carries meta {table, group, column?, label?, unit?} so results can be grouped and
 reported by the column they are about, even when GX validates a derived helper column.
 """
@@ -13,16 +15,8 @@ import great_expectations.expectations as gxe
 import pandas as pd
 import pyarrow as pa
 
-from tokenshift.schemas.tables import PRIMARY_KEYS, TABLE_FIELDS
-
-TOL = 1e-6  # float32 statistics may overshoot an exact bound by rounding
-REL_POSITION_TOL = 1e-5
-LN2 = math.log(2)
-FINISH_REASONS = ("stop", "length")
-ENGINES = ("hf", "vllm")
-PROTOCOLS = ("threshold", "resample")
-DIRECTIONS = ("forward", "reverse")
-BUDGET_UNITS = ("tokens", "fraction")
+from tokenshift.schemas.tables import PRIMARY_KEYS, TABLE_FIELDS, Field
+from tokenshift.schemas.values import BASE_SAMPLER, LN_VOCAB, REL_POSITION_TOL, RL_MODELS, SAMPLERS, TOP_K
 
 
 @dataclass(frozen=True)
@@ -32,6 +26,18 @@ class Context:
     vocab_size: int | None = None
     top_k: int | None = None
     rl_models: tuple[str, ...] = ()
+
+    def resolve(self, value):
+        """A contract value with the build's facts filled in (LN_VOCAB, RL_MODELS, SAMPLERS, TOP_K); None if unknown."""
+        if value == LN_VOCAB:
+            return math.log(self.vocab_size) if self.vocab_size else None
+        if value == RL_MODELS:
+            return self.rl_models or None
+        if value == SAMPLERS:
+            return (BASE_SAMPLER, *self.rl_models) if self.rl_models else None
+        if value == TOP_K:
+            return self.top_k
+        return value
 
 
 def meta(table: str, group: str, column: str | None = None, **extra) -> dict:
@@ -85,39 +91,30 @@ def _in_set(table: str, column: str, values, group: str = "values", report_colum
                                            meta=meta(table, group, report_column))
 
 
-def value_expectations(table: str, ctx: Context) -> list:
-    """Row-local checks: not-null, ranges, allowed values, references and per-row consistency.
+def field_expectations(table: str, f: Field, ctx: Context) -> list:
+    """The checks a field's contract implies; a bound or set that depends on the build is skipped when unknown."""
+    out = [] if f.nullable else [gxe.ExpectColumnValuesToNotBeNull(column=f.name, meta=meta(table, "values"))]
+    allowed = ctx.resolve(f.allowed)
+    if allowed:
+        out.append(_in_set(table, f.name, allowed))
+    if f.low is not None or f.high is not None:
+        out.append(_between(table, f.name, ctx.resolve(f.low), ctx.resolve(f.high), f.tol))
+    length = ctx.resolve(f.length)
+    if length:
+        out.append(_in_set(table, f"_{f.name}_len", [length], report_column=f.name))
+    if f.item_high is not None:
+        out.append(_between(table, f"_{f.name}_max", None, f.item_high, f.tol, report_column=f.name))
+    return out
 
-    Columns starting with "_" are derived per chunk by `derive_columns` (GX cannot look inside
+
+def value_expectations(table: str, ctx: Context) -> list:
+    """Row-local checks: every field's contract, then the per-row consistency across columns.
+
+    Columns starting with "_" are derived per chunk by validate.value_frames (GX cannot look inside
     lists or across tables); their results are reported under the column they are about.
     """
-    fields = TABLE_FIELDS[table]
-    out = [gxe.ExpectColumnValuesToNotBeNull(column=f.name, meta=meta(table, "values"))
-           for f in fields if not f.nullable]
-    samplers = ("base", *ctx.rl_models)
-    if table == "generations":
-        out += [_between(table, "sample_index", 0, None), _between(table, "n_tokens", 0, None),
-                _in_set(table, "finish_reason", FINISH_REASONS), _in_set(table, "engine", ENGINES)]
-        if ctx.rl_models:
-            out.append(_in_set(table, "sampler", samplers))
-    elif table == "tokens":
-        ln_v = math.log(ctx.vocab_size) if ctx.vocab_size else None
-        out += [_between(table, "position", 0, None), _between(table, "rel_position", 0, 1, TOL),
-                _between(table, "token_id", 0, None), _between(table, "top1_base", 0, None),
-                _between(table, "top1_rl", 0, None),
-                _between(table, "logp_base", None, 0, TOL), _between(table, "logp_rl", None, 0, TOL),
-                _between(table, "entropy_base", 0, ln_v, TOL), _between(table, "entropy_rl", 0, ln_v, TOL),
-                _between(table, "js", 0, LN2, TOL),
-                _between(table, "kl_base_rl", 0, None, TOL), _between(table, "kl_rl_base", 0, None, TOL),
-                _between(table, "rank_base", 1, None), _between(table, "rank_rl", 1, None),
-                _between(table, "rl_top1_rank_base", 1, None), _between(table, "topk_overlap", 0, 1, TOL)]
-        if ctx.rl_models:
-            out += [_in_set(table, "rl_model", ctx.rl_models), _in_set(table, "sampler", samplers)]
-        if ctx.top_k:
-            out += [_in_set(table, f"_{c}_len", [ctx.top_k], report_column=c)
-                    for c in ("topk_base_ids", "topk_base_logp", "topk_rl_ids", "topk_rl_logp")]
-        out += [_between(table, "_topk_base_logp_max", None, 0, TOL, report_column="topk_base_logp"),
-                _between(table, "_topk_rl_logp_max", None, 0, TOL, report_column="topk_rl_logp")]
+    out = [e for f in TABLE_FIELDS[table] for e in field_expectations(table, f, ctx)]
+    if table == "tokens":
         out += [
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(
                 column_A="_n_tokens", column_B="position", or_equal=False, ignore_row_if="either_value_is_missing",
@@ -128,21 +125,13 @@ def value_expectations(table: str, ctx: Context) -> list:
             _between(table, "_rel_position_error", None, 0, REL_POSITION_TOL, "consistency", "rel_position"),
         ]
     elif table == "cross_samples":
-        out += [_in_set(table, "protocol", PROTOCOLS), _in_set(table, "direction", DIRECTIONS),
-                _in_set(table, "budget_unit", BUDGET_UNITS), _in_set(table, "finish_reason", FINISH_REASONS),
-                _between(table, "threshold", 0, None), _between(table, "budget", 0, None),
-                _between(table, "sample_index", 0, None), _between(table, "n_tokens", 0, None),
-                _between(table, "n_interventions", 0, None), _between(table, "intervention_fraction", 0, 1, TOL),
-                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                    column_A="n_tokens", column_B="n_interventions", or_equal=True,
-                    meta=meta(table, "consistency", "n_interventions")),
-                gxe.ExpectColumnPairValuesToBeEqual(
-                    column_A="_intervention_positions_len", column_B="n_interventions",
-                    ignore_row_if="either_value_is_missing", meta=meta(table, "consistency", "intervention_positions"))]
-        if ctx.rl_models:
-            out.append(_in_set(table, "rl_model", ctx.rl_models))
-    elif table == "prompts":
-        pass
+        out += [
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="n_tokens", column_B="n_interventions", or_equal=True,
+                meta=meta(table, "consistency", "n_interventions")),
+            gxe.ExpectColumnPairValuesToBeEqual(
+                column_A="_intervention_positions_len", column_B="n_interventions",
+                ignore_row_if="either_value_is_missing", meta=meta(table, "consistency", "intervention_positions"))]
     return out
 
 

@@ -1,26 +1,74 @@
-"""One pyarrow schema per table, each field described with its unit; builders write through these."""
+"""The table contract: one pyarrow schema per table, each field with its type, meaning and valid values.
+
+Builders write through these schemas, `tokenshift validate` generates its great-expectations suite
+from them (schemas/expectations.py) and the dataset card prints them.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tokenshift.schemas.values import (BUDGET_UNITS, DIRECTIONS, ENGINES, FINISH_REASONS, FLOAT32_TOL, LN2,
+                                       LN_VOCAB, PROTOCOLS, RL_MODELS, SAMPLERS, TOP_K)
+
 SCHEMA_VERSION = "1.0"
+Bound = float | str  # a number, or a name in schemas/values.py resolved per build (LN_VOCAB)
 
 
 @dataclass(frozen=True)
 class Field:
+    """One column: arrow type, description (stored in the parquet metadata) and valid values.
+
+    low/high bound the values (inclusive, ± tol for float rounding); allowed is a tuple of values or a
+    per-build set (RL_MODELS, SAMPLERS); length fixes every list's length (TOP_K); item_high bounds a
+    list's elements. Only name, type, description and nullable reach the parquet files.
+    """
+
     name: str
     type: pa.DataType
     description: str
     nullable: bool = False
+    low: Bound | None = field(default=None, kw_only=True)
+    high: Bound | None = field(default=None, kw_only=True)
+    tol: float = field(default=0.0, kw_only=True)
+    allowed: tuple | str | None = field(default=None, kw_only=True)
+    length: str | int | None = field(default=None, kw_only=True)
+    item_high: float | None = field(default=None, kw_only=True)
 
     def to_arrow(self) -> pa.Field:
         return pa.field(self.name, self.type, nullable=self.nullable,
                         metadata={"description": self.description})
+
+    def valid_values(self) -> str:
+        """The valid values in words, e.g. "[0, ln 2]", "'stop' or 'length'", "length K; each <= 0"."""
+        parts = []
+        if isinstance(self.allowed, tuple):
+            parts.append(" or ".join(repr(v) for v in self.allowed))
+        elif self.allowed:
+            parts.append({RL_MODELS: "an RL model of the build", SAMPLERS: "'base' or an RL model of the build"}
+                         .get(self.allowed, self.allowed))
+        if self.low is not None or self.high is not None:
+            if self.high is None:
+                parts.append(f">= {_bound_text(self.low)}")
+            elif self.low is None:
+                parts.append(f"<= {_bound_text(self.high)}")
+            else:
+                parts.append(f"[{_bound_text(self.low)}, {_bound_text(self.high)}]")
+        if self.length is not None:
+            parts.append(f"length {self.length}")
+        if self.item_high is not None:
+            parts.append(f"each <= {_bound_text(self.item_high)}")
+        return "; ".join(parts) or "any"
+
+
+def _bound_text(value: Bound) -> str:
+    if value == LN2:
+        return "ln 2"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 _LOGP = "log-probability in nats (natural log), <= 0"
@@ -38,63 +86,76 @@ GENERATIONS = (
     Field("generation_id", pa.string(), "unique id: '<sampler>/<problem_id>/<sample_index>'"),
     Field("problem_id", pa.string(), "problem this answers (prompts.problem_id)"),
     Field("benchmark", pa.string(), "benchmark name"),
-    Field("sampler", pa.string(), "model that sampled the response: 'base' or an RL model name"),
-    Field("sample_index", pa.int32(), "0-based index of the sample for this problem and sampler"),
+    Field("sampler", pa.string(), "model that sampled the response: 'base' or an RL model name", allowed=SAMPLERS),
+    Field("sample_index", pa.int32(), "0-based index of the sample for this problem and sampler", low=0),
     Field("seed", pa.int64(), "torch seed of the generation batch this response came from"),
     Field("response_text", pa.string(), "decoded response, special tokens removed"),
-    Field("n_tokens", pa.int32(), "number of response tokens (including the end-of-sequence token if emitted)"),
-    Field("finish_reason", pa.string(), "'stop' (end-of-sequence emitted) or 'length' (hit max_new_tokens)"),
+    Field("n_tokens", pa.int32(), "number of response tokens (including the end-of-sequence token if emitted)", low=0),
+    Field("finish_reason", pa.string(), "'stop' (end-of-sequence emitted) or 'length' (hit max_new_tokens)",
+          allowed=FINISH_REASONS),
     Field("extracted_answer", pa.string(), "content of the last \\boxed{} in the response; null if none", True),
     Field("correct", pa.bool_(), "math-verify verdict against gold_answer; null if grading failed or timed out", True),
-    Field("engine", pa.string(), "generation engine: 'hf' or 'vllm'"),
+    Field("engine", pa.string(), "generation engine: 'hf' or 'vllm'", allowed=ENGINES),
 )
 
 TOKENS = (
     Field("generation_id", pa.string(), "generation this token belongs to (generations.generation_id)"),
-    Field("sampler", pa.string(), "model that sampled the response (copied from generations for easy filtering)"),
-    Field("rl_model", pa.string(), "RL model compared with base at this position"),
-    Field("position", pa.int32(), "0-based index of the token in the response"),
-    Field("rel_position", pa.float32(), "position / (n_tokens - 1), in [0, 1]; 0 when n_tokens = 1"),
-    Field("token_id", pa.int32(), "sampled token id"),
+    Field("sampler", pa.string(), "model that sampled the response (copied from generations for easy filtering)",
+          allowed=SAMPLERS),
+    Field("rl_model", pa.string(), "RL model compared with base at this position", allowed=RL_MODELS),
+    Field("position", pa.int32(), "0-based index of the token in the response", low=0),
+    Field("rel_position", pa.float32(), "position / (n_tokens - 1), in [0, 1]; 0 when n_tokens = 1",
+          low=0.0, high=1.0, tol=FLOAT32_TOL),
+    Field("token_id", pa.int32(), "sampled token id", low=0),
     Field("token", pa.string(), "sampled token decoded on its own"),
-    Field("logp_base", pa.float32(), f"base {_LOGP} of the sampled token"),
-    Field("logp_rl", pa.float32(), f"RL {_LOGP} of the sampled token"),
-    Field("entropy_base", pa.float32(), "entropy of the base next-token distribution, nats, in [0, ln V]"),
-    Field("entropy_rl", pa.float32(), "entropy of the RL next-token distribution, nats, in [0, ln V]"),
-    Field("js", pa.float32(), "Jensen-Shannon divergence of p_base and p_rl, nats, in [0, ln 2]"),
-    Field("kl_base_rl", pa.float32(), "KL(p_base || p_rl), nats, >= 0"),
-    Field("kl_rl_base", pa.float32(), "KL(p_rl || p_base), nats, >= 0"),
-    Field("rank_base", pa.int32(), "1-based rank of the sampled token under base (1 = most probable; ties share the best rank)"),
-    Field("rank_rl", pa.int32(), "1-based rank of the sampled token under RL"),
-    Field("top1_base", pa.int32(), "most probable token id under base"),
-    Field("top1_rl", pa.int32(), "most probable token id under RL"),
-    Field("rl_top1_rank_base", pa.int32(), "1-based rank under base of the RL top-1 token"),
-    Field("topk_base_ids", pa.list_(pa.int32()), f"base top-K token ids; {_TOPK_NOTE}"),
-    Field("topk_base_logp", pa.list_(pa.float32()), f"base top-K {_LOGP}; {_TOPK_NOTE}"),
-    Field("topk_rl_ids", pa.list_(pa.int32()), f"RL top-K token ids; {_TOPK_NOTE}"),
-    Field("topk_rl_logp", pa.list_(pa.float32()), f"RL top-K {_LOGP}; {_TOPK_NOTE}"),
-    Field("topk_overlap", pa.float32(), "|top-K base ∩ top-K RL| / K, in [0, 1]"),
+    Field("logp_base", pa.float32(), f"base {_LOGP} of the sampled token", high=0.0, tol=FLOAT32_TOL),
+    Field("logp_rl", pa.float32(), f"RL {_LOGP} of the sampled token", high=0.0, tol=FLOAT32_TOL),
+    Field("entropy_base", pa.float32(), "entropy of the base next-token distribution, nats, in [0, ln V]",
+          low=0.0, high=LN_VOCAB, tol=FLOAT32_TOL),
+    Field("entropy_rl", pa.float32(), "entropy of the RL next-token distribution, nats, in [0, ln V]",
+          low=0.0, high=LN_VOCAB, tol=FLOAT32_TOL),
+    Field("js", pa.float32(), "Jensen-Shannon divergence of p_base and p_rl, nats, in [0, ln 2]",
+          low=0.0, high=LN2, tol=FLOAT32_TOL),
+    Field("kl_base_rl", pa.float32(), "KL(p_base || p_rl), nats, >= 0", low=0.0, tol=FLOAT32_TOL),
+    Field("kl_rl_base", pa.float32(), "KL(p_rl || p_base), nats, >= 0", low=0.0, tol=FLOAT32_TOL),
+    Field("rank_base", pa.int32(), "1-based rank of the sampled token under base (1 = most probable; ties share the best rank)",
+          low=1),
+    Field("rank_rl", pa.int32(), "1-based rank of the sampled token under RL", low=1),
+    Field("top1_base", pa.int32(), "most probable token id under base", low=0),
+    Field("top1_rl", pa.int32(), "most probable token id under RL", low=0),
+    Field("rl_top1_rank_base", pa.int32(), "1-based rank under base of the RL top-1 token", low=1),
+    Field("topk_base_ids", pa.list_(pa.int32()), f"base top-K token ids; {_TOPK_NOTE}", length=TOP_K),
+    Field("topk_base_logp", pa.list_(pa.float32()), f"base top-K {_LOGP}; {_TOPK_NOTE}",
+          length=TOP_K, item_high=0.0, tol=FLOAT32_TOL),
+    Field("topk_rl_ids", pa.list_(pa.int32()), f"RL top-K token ids; {_TOPK_NOTE}", length=TOP_K),
+    Field("topk_rl_logp", pa.list_(pa.float32()), f"RL top-K {_LOGP}; {_TOPK_NOTE}",
+          length=TOP_K, item_high=0.0, tol=FLOAT32_TOL),
+    Field("topk_overlap", pa.float32(), "|top-K base ∩ top-K RL| / K, in [0, 1]", low=0.0, high=1.0, tol=FLOAT32_TOL),
 )
 
 CROSS_SAMPLES = (
     Field("cross_id", pa.string(), "unique id: '<protocol>/<direction>/<rl_model>/<threshold>/<budget>/<problem_id>/<sample_index>'"),
     Field("problem_id", pa.string(), "problem answered (prompts.problem_id)"),
-    Field("rl_model", pa.string(), "RL model paired with base"),
-    Field("protocol", pa.string(), "'threshold' (intervene where JS >= threshold) or 'resample'"),
-    Field("direction", pa.string(), "'forward' (base drives, RL intervenes) or 'reverse' (RL drives, base intervenes)"),
-    Field("threshold", pa.float64(), "JS threshold in nats for an intervention (resample: null)", True),
-    Field("budget", pa.float64(), "most interventions allowed; +inf = unlimited; a fraction of tokens when budget_unit = 'fraction'"),
-    Field("budget_unit", pa.string(), "'tokens' or 'fraction'"),
-    Field("sample_index", pa.int32(), "0-based sample index for this problem and setting"),
+    Field("rl_model", pa.string(), "RL model paired with base", allowed=RL_MODELS),
+    Field("protocol", pa.string(), "'threshold' (intervene where JS >= threshold) or 'resample'", allowed=PROTOCOLS),
+    Field("direction", pa.string(), "'forward' (base drives, RL intervenes) or 'reverse' (RL drives, base intervenes)",
+          allowed=DIRECTIONS),
+    Field("threshold", pa.float64(), "JS threshold in nats for an intervention (resample: null)", True,
+          low=0.0, high=LN2),
+    Field("budget", pa.float64(), "most interventions allowed; +inf = unlimited; a fraction of tokens when budget_unit = 'fraction'",
+          low=0.0),
+    Field("budget_unit", pa.string(), "'tokens' or 'fraction'", allowed=BUDGET_UNITS),
+    Field("sample_index", pa.int32(), "0-based sample index for this problem and setting", low=0),
     Field("seed", pa.int64(), "torch seed of the decoding batch"),
     Field("response_text", pa.string(), "decoded response, special tokens removed"),
-    Field("n_tokens", pa.int32(), "number of response tokens"),
-    Field("n_interventions", pa.int32(), "number of tokens taken from the intervening model"),
+    Field("n_tokens", pa.int32(), "number of response tokens", low=0),
+    Field("n_interventions", pa.int32(), "number of tokens taken from the intervening model", low=0),
     Field("intervention_positions", pa.list_(pa.int32()), "0-based response positions of the interventions"),
-    Field("intervention_fraction", pa.float64(), "n_interventions / n_tokens, in [0, 1]"),
+    Field("intervention_fraction", pa.float64(), "n_interventions / n_tokens, in [0, 1]",
+          low=0.0, high=1.0, tol=FLOAT32_TOL),
     Field("extracted_answer", pa.string(), "content of the last \\boxed{}; null if none", True),
     Field("correct", pa.bool_(), "math-verify verdict; null if grading failed or timed out", True),
-    Field("finish_reason", pa.string(), "'stop' or 'length'"),
+    Field("finish_reason", pa.string(), "'stop' or 'length'", allowed=FINISH_REASONS),
 )
 
 TABLE_FIELDS: dict[str, tuple[Field, ...]] = {
@@ -103,6 +164,10 @@ TABLE_FIELDS: dict[str, tuple[Field, ...]] = {
     "tokens": TOKENS,
     "cross_samples": CROSS_SAMPLES,
 }
+
+TABLE_NAMES = tuple(TABLE_FIELDS)
+OPTIONAL_TABLES = ("cross_samples",)  # written only by `tokenshift cross-sample`
+REQUIRED_TABLES = tuple(t for t in TABLE_NAMES if t not in OPTIONAL_TABLES)
 
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "prompts": ("problem_id",),

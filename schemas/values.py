@@ -1,0 +1,29 @@
+"""The allowed value sets and constants of the table contract, defined once.
+
+schemas/tables.py attaches them to fields; the great-expectations suite, the builders' checks,
+the click choices and the queries import them from here. Import-light (no torch, no pandas).
+"""
+
+from __future__ import annotations
+
+import math
+
+from tokenshift.builders.generate import ENGINES as _ENGINE_REGISTRY
+
+LN2 = math.log(2.0)  # the upper bound of the Jensen-Shannon divergence in nats
+FLOAT32_TOL = 1e-6  # float32 statistics may overshoot an exact bound by rounding
+REL_POSITION_TOL = 1e-5  # rel_position is float32 of position / (n_tokens - 1)
+
+BASE_SAMPLER = "base"  # the sampler name of the base model; RL models go by their own names
+ENGINES = tuple(_ENGINE_REGISTRY)  # the generation engines registered in builders/generate.py
+FINISH_REASONS = ("stop", "length")
+PROTOCOLS = ("threshold", "resample")
+DIRECTIONS = ("forward", "reverse")
+DIRECTION_CHOICES = (*DIRECTIONS, "both")  # what --direction accepts: one direction or both
+BUDGET_UNITS = ("tokens", "fraction")
+
+# Valid values that depend on the build, resolved from its manifest when validating.
+RL_MODELS = "rl_models"  # the build's RL model names
+SAMPLERS = "samplers"  # 'base' and the build's RL model names
+LN_VOCAB = "ln V"  # ln of the tokenizer's vocabulary size (the largest entropy)
+TOP_K = "K"  # the build's top_k_candidates
