@@ -1,63 +1,51 @@
-"""Headline figures of a build, computed from its tables with DuckDB (reads only the columns used)."""
+"""Headline figures of a build: the recipes accuracy, js_distribution and cross_sampling_curve, run by the query runner.
+
+The card computes nothing itself, so its figures are the report's figures by construction; here the
+recipes' results are only cut to the rows and columns a card shows.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
+import pandas as pd
 
-from tokenshift.errors import TokenshiftError
-from tokenshift.builders.manifest import listed_files
+from tokenshift.queries.recipes import load_recipe
+from tokenshift.queries.run import MissingTableError, connect, execute_recipe
 
-JS_THRESHOLDS = (0.01, 0.05, 0.1, 0.2)
-
-_ACCURACY = """
-SELECT sampler, count(*) AS responses, count(correct) AS graded,
-       count(*) FILTER (WHERE correct) AS correct,
-       count(*) FILTER (WHERE correct) / count(*) AS accuracy
-FROM read_parquet($files) GROUP BY sampler ORDER BY sampler <> 'base', sampler
-"""
-_CROSS = """
-SELECT rl_model, direction, protocol, threshold, budget, budget_unit, count(*) AS responses,
-       count(*) FILTER (WHERE correct) / count(*) AS accuracy,
-       avg(intervention_fraction) AS mean_intervention_fraction
-FROM read_parquet($files) GROUP BY ALL ORDER BY ALL
-"""
+HEADLINE_RECIPES = ("accuracy", "js_distribution", "cross_sampling_curve")
 
 
-def _js_shares_sql(thresholds: tuple[float, ...]) -> str:
-    shares = ", ".join(f"avg(CAST(js > {t!r} AS DOUBLE)) AS \"js > {t}\"" for t in thresholds)
-    return (f"SELECT rl_model, count(*) AS tokens, {shares} FROM read_parquet($files) "
-            "GROUP BY rl_model ORDER BY rl_model")
-
-
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, files: list[str]) -> list[dict]:
-    cursor = con.execute(sql, {"files": files})
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def headline_figures(build_dir: str | Path, manifest: dict,
-                     thresholds: tuple[float, ...] = JS_THRESHOLDS) -> dict[str, list[dict]]:
-    """Accuracy per sampler, share of tokens with JS above each threshold per rl_model, cross-sampling accuracy.
-
-    Reads the files the manifest lists, so the figures describe exactly the fingerprinted build.
-    """
-    build = Path(build_dir)
-    files = {t: [str(build / rel) for rel in listed_files(manifest, t)]
-             for t in ("generations", "tokens", "cross_samples")}
-    con = duckdb.connect()
-    figures: dict[str, list[dict]] = {}
+def headline_figures(build_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """Each headline recipe's result on the build, shaped for the card; a recipe whose table is absent is left out."""
+    con, src = connect(build_dir)
+    figures: dict[str, pd.DataFrame] = {}
     try:
-        if files["generations"]:
-            figures["accuracy"] = _rows(con, _ACCURACY, files["generations"])
-        if files["tokens"]:
-            figures["js_shares"] = _rows(con, _js_shares_sql(thresholds), files["tokens"])
-        if files["cross_samples"]:
-            figures["cross_sampling"] = _rows(con, _CROSS, files["cross_samples"])
-    except duckdb.Error as err:
-        raise TokenshiftError(f"cannot compute headline figures of {build} ({str(err).splitlines()[0]}): "
-                              f"run `tokenshift validate {build}` and fix what it reports") from None
+        for name in HEADLINE_RECIPES:
+            try:
+                df = execute_recipe(con, load_recipe(name), src, {})
+            except MissingTableError:
+                continue
+            figures[name] = SHAPERS.get(name, lambda d: d)(df)
     finally:
         con.close()
     return figures
+
+
+def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (sampler, benchmark): the accuracy columns, without the pass@k rows and columns."""
+    first_k = df[df["k"] == df["k"].min()] if len(df) else df
+    drop = [c for c in df.columns if c == "k" or c.startswith("pass_at_k") or c.startswith("n_problems_k")]
+    return first_k.drop(columns=drop).reset_index(drop=True)
+
+
+def js_share_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (sampler, rl_model): token count and the share of tokens with js >= each threshold."""
+    shares = df[df["measure"] == "share_over"]
+    wide = shares.pivot_table(index=["sampler", "rl_model", "n_tokens"], columns="level", values="value",
+                              sort=False).reset_index()
+    wide.columns = [c if isinstance(c, str) else f"js >= {c:g}" for c in wide.columns]
+    return wide
+
+
+SHAPERS = {"accuracy": accuracy_table, "js_distribution": js_share_table}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 
+import pandas as pd
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from tokenshift.builders.benchmarks import answer_rule
 from tokenshift.builders.manifest import listed_tables, rl_model_names, table_entry
+from tokenshift.queries.report import markdown_table
 from tokenshift.schemas.tables import PRIMARY_KEYS, SCHEMA_VERSION, TABLE_FIELDS
 
 PLACEHOLDER_REPO = "ORG/NAME"
@@ -55,11 +56,11 @@ def pretty_name(manifest: dict) -> str:
     return f"tokenshift: {base} vs {rls} on {benchmark}"
 
 
-def render_card(manifest: dict, figures: dict[str, list[dict]], fingerprint: str, license: str = "apache-2.0",
+def render_card(manifest: dict, figures: dict[str, pd.DataFrame], fingerprint: str, license: str = "apache-2.0",
                 repo_id: str | None = None) -> DatasetCard:
     """The whole card (metadata + body) as huggingface_hub's DatasetCard."""
     data = card_data(manifest, fingerprint, license, repo_id)
-    sections = [f"# {data.pretty_name}", _intro(manifest), _provenance(manifest), _figures(manifest, figures),
+    sections = [f"# {data.pretty_name}", _intro(manifest), _provenance(manifest), _figures(figures),
                 _schemas(manifest), _loading(manifest, repo_id), _rebuild(manifest)]
     body = "\n\n".join(s.strip() for s in sections if s) + "\n"
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
@@ -72,20 +73,6 @@ def _md_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def _num(value: object, digits: int = 4) -> str:
-    """Fixed decimals for shares and accuracies; "–" for null."""
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return "inf" if math.isinf(value) else f"{value:.{digits}f}"
-    return str(value)
-
-
-def _setting(value: object) -> str:
-    """A parameter value as written on a command line (0.1, 8, inf); "–" for null."""
-    return "–" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _intro(manifest: dict) -> str:
     return (
         "Token-level record of how RL fine-tuning shifts a language model's next-token distributions. "
@@ -96,7 +83,7 @@ def _intro(manifest: dict) -> str:
         f"schema version {manifest.get('schema_version', SCHEMA_VERSION)}.\n\n"
         "Units: natural logarithms throughout. JS divergence is in nats, bounded by ln 2 ≈ 0.6931; "
         "entropies are in nats, bounded by ln V (V = tokenizer vocabulary size). Thresholds such as "
-        "\"JS > 0.1\" below are choices of this card, not of the data: use any threshold in queries.")
+        "\"JS >= 0.1\" below are choices of this card, not of the data: use any threshold in queries.")
 
 
 def _model_line(model: dict) -> str:
@@ -150,30 +137,25 @@ def _ungraded(manifest: dict) -> str:
     return counts + (f" (after {len(regrades)} `tokenshift regrade` run(s))" if regrades else "")
 
 
-def _figures(manifest: dict, figures: dict[str, list[dict]]) -> str:
+FIGURE_TEXT = {  # heading and reading note of each headline recipe's table
+    "accuracy": ("Accuracy per sampler",
+                 "Accuracy = correct / graded responses; responses whose grading failed or timed out are counted "
+                 "in n_ungraded and left out."),
+    "js_distribution": ("Share of tokens with JS divergence at or above a threshold (nats)",
+                        "Per sampler (the model that wrote the responses) and RL model (compared with base), "
+                        "over all scored positions of those responses."),
+    "cross_sampling_curve": ("Cross-sampling",
+                             "forward: base decodes, the RL model intervenes; reverse: the opposite. Accuracy over "
+                             "graded answers; gap_recovered / gap_lost: share of the base-to-RL accuracy gap."),
+}
+
+
+def _figures(figures: dict[str, pd.DataFrame]) -> str:
     out = ["## Headline figures"]
-    if figures.get("accuracy"):
-        out.append("### Accuracy per sampler\n\nAccuracy = correct / responses (ungraded responses count as wrong).")
-        out.append(_md_table(["sampler", "responses", "graded", "correct", "accuracy"], [
-            [r["sampler"], r["responses"], r["graded"], r["correct"], _num(r["accuracy"])]
-            for r in figures["accuracy"]]))
-    if figures.get("js_shares"):
-        share_cols = [k for k in figures["js_shares"][0] if k.startswith("js > ")]
-        out.append("### Share of tokens with JS divergence above a threshold (nats), per RL model\n\n"
-                   "Over all scored positions of all responses compared with that RL model.")
-        out.append(_md_table(["rl_model", "tokens", *share_cols], [
-            [r["rl_model"], r["tokens"], *(_num(r[c]) for c in share_cols)] for r in figures["js_shares"]]))
-    if figures.get("cross_sampling"):
-        out.append("### Cross-sampling\n\nforward: base decodes, the RL model intervenes; reverse: the opposite.")
-        out.append(_md_table(
-            ["rl_model", "direction", "protocol", "threshold", "budget", "unit", "responses", "accuracy",
-             "mean intervention fraction"],
-            [[r["rl_model"], r["direction"], r["protocol"], _setting(r["threshold"]), _setting(r["budget"]),
-              r["budget_unit"], r["responses"], _num(r["accuracy"]), _num(r["mean_intervention_fraction"])]
-             for r in figures["cross_sampling"]]))
-    if manifest.get("headline"):
-        out.append("### Recorded by the build\n\n" + _md_table(["figure", "value"], [
-            [k, _num(v) if isinstance(v, float) else json.dumps(v)] for k, v in manifest["headline"].items()]))
+    for name, df in figures.items():
+        title, note = FIGURE_TEXT.get(name, (name, ""))
+        out.append(f"### {title}\n\n{note} Recipe `{name}` (`tokenshift query {name} --data DIR`).")
+        out.append(markdown_table(df, max_rows=max(len(df), 1)))
     return "\n\n".join(out) if len(out) > 1 else ""
 
 
@@ -184,8 +166,8 @@ def _schemas(manifest: dict) -> str:
         out.append(f"### `{table}` ({entry.get('rows', '?')} rows, {len(entry.get('files') or {})} parquet "
                    f"file(s) under `{table}/`)\n\n{TABLE_INTROS[table][0].upper()}{TABLE_INTROS[table][1:]} "
                    f"Primary key: ({', '.join(PRIMARY_KEYS[table])}).")
-        out.append(_md_table(["column", "type", "nullable", "description"], [
-            [f"`{f.name}`", f"`{f.type}`", "yes" if f.nullable else "no", f.description]
+        out.append(_md_table(["column", "type", "nullable", "description", "valid values"], [
+            [f"`{f.name}`", f"`{f.type}`", "yes" if f.nullable else "no", f.description, f.valid_values()]
             for f in TABLE_FIELDS[table]]))
     return "\n\n".join(out)
 
@@ -212,11 +194,11 @@ DuckDB reads the parquet parts directly, from the Hub (`hf://`, pinned with `@<v
 import duckdb
 
 duckdb.sql("""
-    SELECT rl_model, avg(CAST(js > 0.1 AS DOUBLE)) AS share_js_above_0_1
+    SELECT sampler, rl_model, avg(CAST(js >= 0.1 AS DOUBLE)) AS share_js_at_least_0_1
     FROM read_parquet('hf://datasets/{repo}@v1.0.0/tokens/*.parquet')
-    GROUP BY rl_model
+    GROUP BY sampler, rl_model
 """).show()
-duckdb.sql("SELECT sampler, count(*) FILTER (WHERE correct) / count(*) AS accuracy "
+duckdb.sql("SELECT sampler, count_if(correct) / count(correct) AS accuracy "
            "FROM read_parquet('{LOCAL_PATH}/generations/*.parquet') GROUP BY sampler").show()
 ```
 

@@ -19,6 +19,7 @@ from tokenshift.cards.render import size_category
 from tokenshift.cli import cli
 from tokenshift.errors import TokenshiftError
 from tokenshift.builders.manifest import manifest_fingerprint, public_manifest, read_manifest
+from tokenshift.queries.report import write_report
 from tokenshift.schemas.tables import PRIMARY_KEYS, TABLE_FIELDS
 
 
@@ -59,17 +60,47 @@ def test_card_body_has_provenance_schema_figures_and_rebuild_command(carded):
         for field in TABLE_FIELDS[table]:
             assert f"| `{field.name}` | `{field.type}` |" in text
             assert field.description.replace("|", "\\|") in text
-    generations = pq.read_table(carded / "generations", columns=["sampler", "correct"])
-    for sampler in set(generations.column("sampler").to_pylist()):
-        rows = generations.filter(pc.equal(generations.column("sampler"), sampler))
-        correct = sum(1 for v in rows.column("correct").to_pylist() if v)
-        graded = rows.num_rows - rows.column("correct").null_count
-        assert f"| {sampler} | {rows.num_rows} | {graded} | {correct} | {correct / rows.num_rows:.4f} |" in text
-    tokens = pq.read_table(carded / "tokens", columns=["rl_model", "js"])
-    for rl_model in set(tokens.column("rl_model").to_pylist()):
-        js = tokens.filter(pc.equal(tokens.column("rl_model"), rl_model)).column("js").to_numpy()
-        shares = " | ".join(f"{(js > t).mean():.4f}" for t in (0.01, 0.05, 0.1, 0.2))
-        assert f"| {rl_model} | {len(js)} | {shares} |" in text
+    for row in accuracy_rows(carded):
+        assert row + " |" in text
+    for row in js_share_rows(carded):
+        assert row + " |" in text
+
+
+def accuracy_rows(build: Path) -> list[str]:
+    """The card's accuracy rows (up to the accuracy cell), computed independently: correct / graded responses."""
+    generations = pq.read_table(build / "generations").to_pandas()
+    assert generations["correct"].isna().any()  # some answers are ungraded: correct / all would differ
+    rows = []
+    for (sampler, benchmark), g in generations.groupby(["sampler", "benchmark"]):
+        graded = int(g["correct"].notna().sum())
+        correct = int((g["correct"] == True).sum())  # noqa: E712  (nullable booleans)
+        rows.append(f"| {sampler} | {benchmark} | {g['problem_id'].nunique()} | {len(g)} | {graded} | "
+                    f"{len(g) - graded} | {correct / graded:.4g}")
+    return rows
+
+
+def js_share_rows(build: Path) -> list[str]:
+    """The card's JS share rows, computed independently: per (sampler, rl_model), share of tokens with js >= t."""
+    tokens = pq.read_table(build / "tokens", columns=["sampler", "rl_model", "js"]).to_pandas()
+    rows = []
+    for (sampler, rl_model), group in tokens.groupby(["sampler", "rl_model"]):
+        js = group["js"].to_numpy().astype("float64")
+        shares = " | ".join(f"{(js >= t).mean():.4g}" for t in (0.01, 0.05, 0.1, 0.2))
+        rows.append(f"| {sampler} | {rl_model} | {len(js)} | {shares}")
+    return rows
+
+
+def test_card_and_report_show_the_same_figures(carded, tmp_path):
+    """Both run the same recipes: each accuracy and JS share row of the card is in the report, equal to numpy's."""
+    card_text = DatasetCard.load(carded / "README.md").text
+    report_text = write_report(carded, tmp_path / "report").read_text(encoding="utf-8")
+    for row in accuracy_rows(carded):  # the report's accuracy rows go on with k and pass@k
+        assert row + " |" in card_text and row + " | 1 |" in report_text
+    for row in js_share_rows(carded):
+        sampler, rl_model, _, *shares = row.strip("| ").split(" | ")
+        assert row + " |" in card_text
+        for t, share in zip(("0.01", "0.05", "0.1", "0.2"), shares, strict=True):
+            assert f"| {sampler} | {rl_model} | share_over | {t} | {share} |" in report_text
 
 
 def test_card_loading_lines_work_on_a_local_copy(carded, tmp_path, monkeypatch, capsys):
