@@ -53,14 +53,9 @@ def js_divergence(logp: torch.Tensor, logq: torch.Tensor, p: torch.Tensor | None
     return js.clamp_(0.0, LN2)
 
 
-def rank_of(logp: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """1-based rank of `ids` under each row (ties share the best rank)."""
-    chosen = logp.gather(-1, ids[:, None])
-    return (logp > chosen).sum(-1) + 1
-
-
 def _ranks(planes, values: torch.Tensor, top_values: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
-    """`rank_of` of values[j] under planes[j]: counted within the top-k for rows whose value is in it.
+    """1-based rank of values[j] under planes[j] (ties share the best rank): counted within the top-k for rows
+    whose value is in it.
 
     Other rows are counted over the vocabulary: on CPU one row at a time into the same scratch row,
     which stays in cache (a block-sized comparison array would not); elsewhere one pass per plane.

@@ -16,7 +16,7 @@ import pandas as pd
 
 from tokenshift.errors import TokenshiftError
 from tokenshift.queries.recipes import Recipe, load_recipe, recipe_names
-from tokenshift.queries.sources import OPTIONAL, Source, preamble_sql, preamble_statements, resolve_source
+from tokenshift.queries.sources import OPTIONAL, Source, preamble_statements, resolve_source
 
 
 class MissingTableError(TokenshiftError):
@@ -215,12 +215,6 @@ def bind_params(con: duckdb.DuckDBPyConnection, recipe: Recipe, params: Mapping[
         except (duckdb.Error, TypeError, ValueError) as err:
             raise TokenshiftError(f"parameter {name} of recipe {recipe.name}: cannot read {value!r} as "
                                   f"{param.sql_type}") from err
-
-
-def recipe_sql(name: str, source: str | os.PathLike | Source) -> str:
-    """Preamble plus recipe text, ready to paste into the duckdb shell."""
-    recipe = load_recipe(name)
-    return preamble_sql(source) + "\n" + recipe.sql
 
 
 def _first_line(err: Exception) -> str:
