@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import datasets
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
