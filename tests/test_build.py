@@ -212,3 +212,29 @@ def test_vllm_engine(tmp_path, pair, gsm8k):
     out = run_build(config, progress=False)
     gens = pq.read_table(out / "generations").to_pandas()
     assert set(gens.engine) == {"vllm"} and len(pq.read_table(out / "tokens")) == gens.n_tokens.sum() * 2
+
+
+def test_engines_come_from_one_registry(tmp_path, pair, gsm8k, straight, monkeypatch):
+    """A registered engine is called with one EngineJob per sampler and shard; --engine and its checks read the registry."""
+    from tokenshift.builders import generate
+
+    jobs = []
+
+    def replay(job):
+        jobs.append((job.spec.name, job.seed, job.samples))
+        return generate.hf_engine(job)
+
+    monkeypatch.setitem(generate.ENGINES, "replay", replay)
+    out = run_build(_config(tmp_path / "r", pair, gsm8k, engine="replay"), progress=False)
+    got, want = _tables(out), _tables(straight)
+    assert set(got["generations"].column("engine").to_pylist()) == {"replay"}
+    assert got["generations"].drop(["engine"]).equals(want["generations"].drop(["engine"]))
+    assert got["tokens"].equals(want["tokens"])
+    assert sorted({name for name, _, _ in jobs}) == ["base", *sorted(s.name for s in pair[1])]
+    assert len(jobs) == 3 * 3 and {n for _, _, n in jobs} == {2}  # 3 samplers x 3 shards of 2 prompts
+
+    monkeypatch.setitem(generate.ENGINE_PACKAGES, "replay", "no_such_package_17")
+    with pytest.raises(TokenshiftError, match=r"--engine replay needs no_such_package_17"):
+        build_module.validate_config(_config(tmp_path / "n", pair, gsm8k, engine="replay"))
+    with pytest.raises(TokenshiftError, match=r"unknown --engine 'nope': use hf or vllm or replay"):
+        build_module.validate_config(_config(tmp_path / "n", pair, gsm8k, engine="nope"))

@@ -58,7 +58,8 @@ def test_card_body_has_provenance_schema_figures_and_rebuild_command(carded):
         assert f"Primary key: ({', '.join(PRIMARY_KEYS[table])})" in text
         for field in TABLE_FIELDS[table]:
             assert f"| `{field.name}` | `{field.type}` |" in text
-            assert field.description.replace("|", "\\|") in text
+            description = field.description.replace("|", "\\|")
+            assert f"| {description} | {field.valid_values()} |" in text
     for row in accuracy_rows(carded):
         assert row + " |" in text
     for row in js_share_rows(carded):

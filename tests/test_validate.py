@@ -71,6 +71,10 @@ def test_cross_samples_are_validated(build):
     failure = only_failure(validate_build(build), "expect_column_values_to_be_between", "intervention_fraction",
                            "cross_samples")
     assert failure.unexpected_count == 2
+    rewrite(first_part(build, "cross_samples"), lambda t: replace_first(t, "threshold", 3, math.log(2) + 0.01))
+    refresh_manifest_tables(build)  # a threshold past ln 2 (the largest JS) breaks the field's contract
+    failure = only_failure(validate_build(build), "expect_column_values_to_be_between", "threshold", "cross_samples")
+    assert failure.unexpected_count == 3
 
 
 def test_js_out_of_range(build):
