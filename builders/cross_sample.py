@@ -49,7 +49,7 @@ from tokenshift.files import clean_leftovers, write_json_atomic
 from tokenshift.lock import folder_lock
 from tokenshift.progress import progress_bar
 from tokenshift.schemas.tables import to_arrow
-from tokenshift.schemas.values import BUDGET_UNITS, DIRECTION_CHOICES, LN2, PROTOCOLS
+from tokenshift.schemas.values import BUDGET_UNITS, DIRECTION_CHOICES, DIRECTIONS, LN2, PROTOCOLS
 
 TABLE = "cross_samples"
 CONFIG_FILE = "cross_config.json"
@@ -137,7 +137,7 @@ def parse_numbers(text: str, flag: str) -> tuple[float, ...]:
 
 
 def directions(config: CrossSampleConfig) -> tuple[str, ...]:
-    return ("forward", "reverse") if config.direction == "both" else (config.direction,)
+    return DIRECTIONS if config.direction == "both" else (config.direction,)
 
 
 def validate_config(config: CrossSampleConfig) -> None:
