@@ -14,6 +14,7 @@ import torch
 
 from tokenshift.builders.models import input_device
 from tokenshift.schemas.values import LN2
+
 # Float32 (position, vocabulary) rows alive at once per chunk position: the two models' logits
 # (model dtype, kept for the chunk) and the six rows of the statistics workspace (log-softmaxes,
 # probabilities, two scratch rows). On CPU the workspace covers a block of rows of about _CPU_BLOCK_BYTES at a time.
