@@ -26,7 +26,7 @@ def headline_figures(build_dir: str | Path) -> dict[str, pd.DataFrame]:
                 df = execute_recipe(con, load_recipe(name), src, {})
             except MissingTableError:
                 continue
-            figures[name] = SHAPERS.get(name, lambda d: d)(df)
+            figures[name] = SHAPERS[name](df)
     finally:
         con.close()
     return figures
@@ -48,4 +48,10 @@ def js_share_table(df: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-SHAPERS = {"accuracy": accuracy_table, "js_distribution": js_share_table}
+def cross_sampling_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting, without the reference accuracies (the accuracy table's figures on these problems)."""
+    drop = [c for c in df.columns if c.startswith(("base_accuracy", "rl_accuracy")) or c == "mean_n_interventions"]
+    return df.drop(columns=drop)
+
+
+SHAPERS = {"accuracy": accuracy_table, "js_distribution": js_share_table, "cross_sampling_curve": cross_sampling_table}

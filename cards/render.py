@@ -145,8 +145,9 @@ FIGURE_TEXT = {  # heading and reading note of each headline recipe's table
                         "Per sampler (the model that wrote the responses) and RL model (compared with base), "
                         "over all scored positions of those responses."),
     "cross_sampling_curve": ("Cross-sampling",
-                             "forward: base decodes, the RL model intervenes; reverse: the opposite. Accuracy over "
-                             "graded answers; gap_recovered / gap_lost: share of the base-to-RL accuracy gap."),
+                             "forward: base decodes, the RL model intervenes; reverse: the opposite. Accuracy "
+                             "over graded answers; gap_recovered / gap_lost: share of the base-to-RL accuracy gap "
+                             "(the recipe also gives the reference accuracies on these problems)."),
 }
 
 

@@ -94,8 +94,8 @@ def test_card_and_report_show_the_same_figures(carded, tmp_path):
     """Both run the same recipes: each accuracy and JS share row of the card is in the report, equal to numpy's."""
     card_text = DatasetCard.load(carded / "README.md").text
     report_text = write_report(carded, tmp_path / "report").read_text(encoding="utf-8")
-    for row in accuracy_rows(carded):  # the report's accuracy rows go on with k and pass@k
-        assert row + " |" in card_text and row + " | 1 |" in report_text
+    for row in accuracy_rows(carded):  # the report's accuracy rows go on with pass@k
+        assert row + " |" in card_text and row + " |" in report_text
     for row in js_share_rows(carded):
         sampler, rl_model, _, *shares = row.strip("| ").split(" | ")
         assert row + " |" in card_text
