@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from tokenshift import __version__
 from tokenshift.errors import TokenshiftError, warn
 from tokenshift.files import write_json_atomic
-from tokenshift.schemas.tables import REQUIRED_TABLES, SCHEMA_VERSION, TABLE_FIELDS, write_parquet
+from tokenshift.schemas.tables import SCHEMA_VERSION, TABLE_FIELDS, write_parquet
 
 MANIFEST = "manifest.json"
 CARD = "README.md"

@@ -25,11 +25,11 @@ import pyarrow.parquet as pq
 from tokenshift import __version__
 from tokenshift.schemas import expectations as ex
 from tokenshift.schemas.gx_runner import GxRunner
-from tokenshift.builders.manifest import (REQUIRED_KEYS, REQUIRED_TABLES, file_sha256, listed_files, read_manifest,
+from tokenshift.builders.manifest import (REQUIRED_KEYS, file_sha256, listed_files, read_manifest,
                                          manifest_fingerprint, parquet_on_disk, rl_model_names, table_entry,
                                          tables_in_build, top_k, vocab_size)
 from tokenshift.schemas.report import CheckResult, ValidationReport, merge
-from tokenshift.schemas.tables import PRIMARY_KEYS, SCHEMA_VERSION, TABLE_FIELDS
+from tokenshift.schemas.tables import PRIMARY_KEYS, REQUIRED_TABLES, SCHEMA_VERSION, TABLE_FIELDS
 
 BATCH_ROWS = 500_000
 _SECRET_VALUE = re.compile(r"hf_[A-Za-z0-9]{30,}")
