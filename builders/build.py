@@ -24,7 +24,7 @@ from tokenshift.errors import TokenshiftError
 from tokenshift.files import clean_leftovers, refuse_symlinks, write_json_atomic
 from tokenshift.lock import LOCK_NAME, folder_lock
 from tokenshift.progress import progress_bar
-from tokenshift.schemas.tables import TABLE_FIELDS, schema, to_arrow
+from tokenshift.schemas.tables import REQUIRED_TABLES, TABLE_FIELDS, schema, to_arrow
 
 CONFIG_FILE = "config.json"
 _SCORE_GROUP = 64  # answers handed to the batched scorer at once (progress granularity)
@@ -490,7 +490,7 @@ def _legacy_record(out: Path, step: str, shard: int) -> dict[str, dict]:
 def _write_manifest(out: Path, config: BuildConfig, pair: _Pair, started_at: float, progress: bool) -> None:
     """Write manifest.json once every shard this process owns is done."""
     spec = ShardSpec.parse(config.shard)
-    tables = recorded_tables(out, ("prompts", "generations", "tokens"))
+    tables = recorded_tables(out, REQUIRED_TABLES)  # the tables a build writes
     info = {"base": dataclasses.asdict(models.describe(pair.base_spec)),
             "rl": [dataclasses.asdict(models.describe(s)) for s in pair.rl_specs]}
     payload = {
