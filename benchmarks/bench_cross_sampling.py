@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-
 from common import best_of, machine_line, print_table
 
 from tokenshift.builders.generate import SamplingConfig, sampling_kwargs

@@ -24,7 +24,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-
 from common import MIB, PeakMemory, best_of, machine_line, print_table, run_isolated
 
 from tokenshift.builders.generate import SamplingConfig, generate_hf

@@ -24,7 +24,6 @@ from functools import partial
 from pathlib import Path
 
 import torch
-
 from common import GIB, MIB, PeakMemory, best_of, machine_line, print_table, resident_bytes, run_isolated
 
 from tokenshift.builders.score import ScoreConfig, score_pair

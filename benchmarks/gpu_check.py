@@ -37,7 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_generation  # noqa: E402
 import bench_scoring  # noqa: E402
-from common import MIB, PeakMemory, best_of, print_table, sync  # noqa: E402
+from common import MIB, PeakMemory, best_of, print_table  # noqa: E402
 
 from tokenshift.builders.generate import SamplingConfig, sampling_kwargs  # noqa: E402
 from tokenshift.builders.paired_decode import decode_batch  # noqa: E402

@@ -18,8 +18,17 @@ import pyarrow.parquet as pq
 
 from tokenshift.builders import benchmarks, executor, generate, grade, manifest, models, prompts, score
 from tokenshift.builders.score_batch import score_answers
-from tokenshift.builders.shards import (WORK_DIR, ShardSpec, derive_seed, is_done, mark_done, marker,
-                                        part_name, recorded_files, shard_ranges)
+from tokenshift.builders.shards import (
+    WORK_DIR,
+    ShardSpec,
+    derive_seed,
+    is_done,
+    mark_done,
+    marker,
+    part_name,
+    recorded_files,
+    shard_ranges,
+)
 from tokenshift.errors import TokenshiftError
 from tokenshift.files import clean_leftovers, refuse_symlinks, write_json_atomic
 from tokenshift.lock import LOCK_NAME, folder_lock
@@ -107,7 +116,9 @@ class _Pair:
     def load(self, config: BuildConfig) -> None:
         if self.base is not None:
             return
-        load = lambda spec: models.load_model(spec, config.device, config.dtype, config.trust_remote_code)
+        def load(spec):
+            return models.load_model(spec, config.device, config.dtype, config.trust_remote_code)
+
         self.base = load(self.base_spec)
         self.rls = {spec.name: load(spec) for spec in self.rl_specs}
         vocab = len(self.tokenizer)

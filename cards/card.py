@@ -6,11 +6,17 @@ from pathlib import Path
 
 from huggingface_hub import DatasetCard
 
+from tokenshift.builders.manifest import (
+    CARD,
+    is_published,
+    manifest_fingerprint,
+    public_manifest,
+    read_manifest,
+    verify_tables,
+)
 from tokenshift.cards.figures import headline_figures
 from tokenshift.cards.render import render_card
 from tokenshift.errors import TokenshiftError
-from tokenshift.builders.manifest import (CARD, is_published, manifest_fingerprint, public_manifest, read_manifest,
-                                          verify_tables)
 from tokenshift.files import atomic_path
 from tokenshift.lock import folder_lock
 

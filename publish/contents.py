@@ -9,8 +9,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokenshift.builders.manifest import (CARD, MANIFEST, PUBLISHED, file_sha256, is_published, listed_files,
-                                          public_manifest, read_manifest)
+from tokenshift.builders.manifest import (
+    CARD,
+    MANIFEST,
+    PUBLISHED,
+    file_sha256,
+    is_published,
+    listed_files,
+    public_manifest,
+    read_manifest,
+)
 from tokenshift.cards.card import check_card
 from tokenshift.errors import TokenshiftError
 from tokenshift.lock import folder_lock

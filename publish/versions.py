@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tokenshift.errors import TokenshiftError
 from tokenshift.builders.manifest import MANIFEST
+from tokenshift.errors import TokenshiftError
 
 LATEST = "latest"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")  # always fullmatch: `$` would accept a trailing newline

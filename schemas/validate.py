@@ -23,11 +23,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tokenshift import __version__
+from tokenshift.builders.manifest import (
+    REQUIRED_KEYS,
+    file_sha256,
+    listed_files,
+    manifest_fingerprint,
+    parquet_on_disk,
+    read_manifest,
+    rl_model_names,
+    table_entry,
+    tables_in_build,
+    top_k,
+    vocab_size,
+)
 from tokenshift.schemas import expectations as ex
 from tokenshift.schemas.gx_runner import GxRunner
-from tokenshift.builders.manifest import (REQUIRED_KEYS, file_sha256, listed_files, read_manifest,
-                                         manifest_fingerprint, parquet_on_disk, rl_model_names, table_entry,
-                                         tables_in_build, top_k, vocab_size)
 from tokenshift.schemas.report import CheckResult, ValidationReport, merge
 from tokenshift.schemas.tables import PRIMARY_KEYS, REQUIRED_TABLES, SCHEMA_VERSION, TABLE_FIELDS
 

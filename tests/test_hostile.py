@@ -20,8 +20,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-
 from synthetic_build import refresh_manifest_tables
+
 from tokenshift.builders import grade, manifest
 from tokenshift.builders.build import BuildConfig
 from tokenshift.cli import cli
@@ -118,9 +118,10 @@ def test_readers_use_the_listed_parts_warn_about_strays_and_refuse_truncated(bui
 
 
 def test_resume_refuses_a_part_changed_while_the_build_was_down(tmp_path, benchmark_files, monkeypatch):
-    import tokenshift.builders.build as build_module
     from interrupt import dies_on_call
     from tiny_pair import make_pair
+
+    import tokenshift.builders.build as build_module
 
     base, rls = make_pair(tmp_path / "pair")
     out = tmp_path / "killed"

@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from click.testing import CliRunner
+from tiny_pair import make_pair
 
 import tokenshift.builders.cross_sample as cs
-from tiny_pair import make_pair
 from tokenshift.builders import models
 from tokenshift.builders.build import BuildConfig
 from tokenshift.builders.plan import build_plan, cross_sample_plan, format_seconds

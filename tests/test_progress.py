@@ -38,7 +38,7 @@ def test_captured_build_prints_one_plain_line_per_shard_and_step(tmp_path, bench
 
 
 def test_line_progress_iterates_with_postfix_and_nested_bars_print_once(capsys):
-    for step in progress.LineProgress(range(3), desc="sft", unit="step"):
+    for _ in progress.LineProgress(range(3), desc="sft", unit="step"):
         pass
     nested = progress.LineProgress(total=5, desc="grade", unit="answer", nested=True)
     nested.set_postfix(loss="0.5")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from synthetic_build import add_cross_samples, make_build
+
 from tokenshift.queries.recipes import load_recipe, recipe_names
 from tokenshift.queries.run import _scan_projections, connect, execute_recipe
 from tokenshift.schemas.tables import TABLE_FIELDS

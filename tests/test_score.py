@@ -5,9 +5,9 @@ import pytest
 import torch
 from scipy.spatial.distance import jensenshannon
 from scipy.special import log_softmax, rel_entr
+from tiny_pair import make_pair
 from transformers import AutoModelForCausalLM
 
-from tiny_pair import make_pair
 from tokenshift.builders.score import ScoreConfig, pair_stats, score_pair
 
 

@@ -11,8 +11,7 @@ from tokenshift.builders.prompts import format_prompt
 from tokenshift.cli import cli
 from tokenshift.toy.arith import toy_problems
 from tokenshift.toy.evaluate import EvalConfig, evaluate_dirs
-from tokenshift.toy.paths import (embedded_base_dir, embedded_manifest, embedded_rl_checkpoints,
-                                  embedded_rl_dir)
+from tokenshift.toy.paths import embedded_base_dir, embedded_manifest, embedded_rl_checkpoints, embedded_rl_dir
 
 
 @pytest.fixture(scope="module")

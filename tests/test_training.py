@@ -5,9 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 import torch
 
@@ -16,8 +14,8 @@ pytest.importorskip("trl")
 from tokenshift.builders.build import _append_token_rows, _tokens_table
 from tokenshift.builders.manifest import table_entries
 from tokenshift.builders.score_batch import score_answers
-from tokenshift.queries.run import run_recipe
 from tokenshift.files import write_json_atomic
+from tokenshift.queries.run import run_recipe
 from tokenshift.schemas.tables import to_arrow, write_parquet
 from tokenshift.toy.evaluate import load_model_dir
 from tokenshift.toy.paths import embedded_base_dir, embedded_rl_dir

@@ -17,14 +17,21 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-
 from synthetic_tables import make_tables, write_build, write_manifest
+
 from tokenshift.cli import cli
 from tokenshift.errors import TokenshiftError
 from tokenshift.queries import write_report
 from tokenshift.queries.run import connect
-from tokenshift.queries.viewer import (DIVERGENT_JS, REPORT_TOP, Pick, page_file, script_json, select_answers,
-                                       write_viewer)
+from tokenshift.queries.viewer import (
+    DIVERGENT_JS,
+    REPORT_TOP,
+    Pick,
+    page_file,
+    script_json,
+    select_answers,
+    write_viewer,
+)
 from tokenshift.schemas.tables import to_arrow, write_parquet
 
 # Set both to screenshot the hover test on another dataset (docs/viewer.png: the embedded pair, see README).
@@ -162,6 +169,7 @@ def _payload(page: Path) -> dict:
 
 def test_unsampled_candidates_are_named_by_the_builds_tokenizer(tmp_path):
     from tiny_pair import make_tokenizer
+
     from tokenshift.builders.manifest import table_entries
     from tokenshift.builders.models import tokenizer_sha256
 

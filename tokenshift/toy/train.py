@@ -19,7 +19,6 @@ from tokenshift.toy.grpo import GRPOSettings, train_grpo
 from tokenshift.toy.model import ModelConfig, n_parameters, new_model, save_model_dir
 from tokenshift.toy.paths import BASE_NAME, MANIFEST_NAME, RL_NAME, rl_checkpoints
 from tokenshift.toy.sft import SFTConfig, train_sft
-from tokenshift.toy.solutions import ForkMix
 from tokenshift.toy.tokenizer import TokenizerConfig, train_tokenizer
 
 DEFAULT_SEED = 0

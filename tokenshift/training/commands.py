@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 
-
 @click.group("experiment")
 def experiment() -> None:
     """Training experiments on the embedded toy pair (needs TRL: pip install 'tokenshift[train]')."""

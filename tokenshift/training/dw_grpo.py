@@ -12,8 +12,8 @@ import copy
 
 import torch
 
-from tokenshift.training.trl_extra import require_trl
 from tokenshift.training.divergence import base_js
+from tokenshift.training.trl_extra import require_trl
 from tokenshift.training.weights import WeightConfig, advantage_weights, k3_kl
 
 GRPOTrainer = require_trl().GRPOTrainer
