@@ -4,17 +4,33 @@ from __future__ import annotations
 
 import click
 
-from tokenshift.schemas.values import BUDGET_UNITS, DIRECTION_CHOICES, PROTOCOLS
+from tokenshift.schemas.values import BUDGET_UNITS, CRITERIA, DIRECTION_CHOICES, PROTOCOLS
 
 
 @click.command("cross-sample")
 @click.argument("build_dir", metavar="DIR")
 @click.option("--direction", type=click.Choice(DIRECTION_CHOICES), default="both", show_default=True,
               help="forward: base drives, RL intervenes; reverse: RL drives, base intervenes.")
-@click.option("--thresholds", default="0.05,0.1,0.2", show_default=True,
-              help="JS thresholds in nats, in [0, ln 2] (protocol threshold).")
-@click.option("--budgets", default="0,1,2,4,8,16,32,inf", show_default=True,
-              help="Most interventions per answer; inf = unlimited. Resample: steps 0..max.")
+@click.option("--criterion", default="js", show_default=True, metavar="|".join(CRITERIA),
+              help="What selects a position: js, kl = KL(driver || other), kl_reverse = KL(other || driver), "
+                   "entropy (the driver's), each >= a threshold over the full vocabulary in float32; "
+                   "top1_differs: the two argmaxes differ (no threshold); random: --rate or --match.")
+@click.option("--thresholds", default=None,
+              help="Thresholds of the criterion (protocol threshold): js in nats of JS, in [0, ln 2] "
+                   "(default 0.05,0.1,0.2); kl and kl_reverse in nats of KL, >= 0 (default 0.1,0.5,1); "
+                   "entropy in nats of entropy, in [0, ln V] (default 0.5,1,2). Not for top1_differs, random.")
+@click.option("--budgets", default=None,
+              help="Most interventions per answer; inf = unlimited (default 0,1,2,4,8,16,32,inf). "
+                   "Resample: steps 0..max. Not with --match.")
+@click.option("--mix-weight", type=float, default=1.0, show_default=True,
+              help="W in (0, 1]: at a selected position sample from (1 - W) p_driver + W p_other (1 = swap).")
+@click.option("--rate", default=None, metavar="P[,P...]",
+              help="--criterion random: intervene at each position with probability P, in [0, 1].")
+@click.option("--match", default=None, metavar="CRITERION",
+              help="--criterion random: intervene at the per-answer rate CRITERION's finished run realised at "
+                   "each of its settings (same effective fraction of swapped tokens).")
+@click.option("--control-seeds", type=int, default=1, show_default=True, metavar="N",
+              help="--criterion random: N repetitions, each with its own selection draws.")
 @click.option("--budget-unit", type=click.Choice(BUDGET_UNITS), default="tokens", show_default=True,
               help="fraction: a budget b allows floor(b x max_new_tokens) interventions.")
 @click.option("--samples", type=int, default=None, help="Answers per prompt per setting. Default: the build's.")
@@ -30,21 +46,35 @@ from tokenshift.schemas.values import BUDGET_UNITS, DIRECTION_CHOICES, PROTOCOLS
               help="Ray actors (default: one per GPU for a cuda build, else one per CPU).")
 @click.option("--trust-remote-code", is_flag=True,
               help="Run model code from the checkpoints (off by default; never taken from the build's manifest).")
-@click.option("--overwrite", is_flag=True, help="Replace cross_samples made with another config.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace this run (and any run that wrote the same settings with other flags).")
 @click.option("--quiet", is_flag=True, help="No progress bars and no plan.")
 @click.option("--plan", "plan_only", is_flag=True, help="Print the cost plan (settings, answers, token bounds) "
               "and stop; loads no model.")
 @click.option("--tokens-per-second", type=float, default=None, metavar="R",
               help="Decoded tokens per second to expect: the plan adds a wall-time estimate.")
-def cross_sample(build_dir: str, thresholds: str, budgets: str, overwrite: bool, quiet: bool,
-                 trust_remote_code: bool, plan_only: bool, tokens_per_second: float | None, **options) -> None:
-    """Swap a budget of token decisions between base and RL in a build's prompts; adds table cross_samples."""
-    from tokenshift.builders.cross_sample import (CrossSampleConfig, parse_numbers, run_cross_sample,
-                                                  unfinished_shards)
-    from tokenshift.builders.plan import check_speed, cross_sample_plan, run_planned
+def cross_sample(build_dir: str, thresholds: str | None, budgets: str | None, rate: str | None, overwrite: bool,
+                 quiet: bool, trust_remote_code: bool, plan_only: bool, tokens_per_second: float | None,
+                 **options) -> None:
+    """Swap (or mix) a budget of token decisions between base and RL in a build's prompts.
 
-    config = CrossSampleConfig(out=build_dir, thresholds=parse_numbers(thresholds, "--thresholds"),
-                               budgets=parse_numbers(budgets, "--budgets"), **options)
+    Each run appends its rows, with its settings as columns, to table cross_samples; the same flags
+    again resume or change nothing.
+    """
+    from tokenshift.builders.cross_sample import (DEFAULT_THRESHOLDS, CrossSampleConfig, load_build, parse_numbers,
+                                                  resolve, run_cross_sample, unfinished_shards)
+    from tokenshift.builders.plan import check_speed, cross_sample_plan, run_planned
+    from tokenshift.errors import TokenshiftError
+
+    if budgets is not None and options["match"] is not None:
+        raise TokenshiftError("--budgets does not apply to --match (the control takes the matched settings): drop it")
+    if thresholds is None:
+        chosen = DEFAULT_THRESHOLDS.get(options["criterion"]) if options["protocol"] == "threshold" else None
+    else:
+        chosen = parse_numbers(thresholds, "--thresholds")
+    config = CrossSampleConfig(out=build_dir, thresholds=chosen,
+                               budgets=CrossSampleConfig.budgets if budgets is None else parse_numbers(budgets, "--budgets"),
+                               rate=() if rate is None else parse_numbers(rate, "--rate"), **options)
     check_speed(tokens_per_second)
     plan = cross_sample_plan(config, overwrite)
     if plan_only:
@@ -53,7 +83,7 @@ def cross_sample(build_dir: str, thresholds: str, budgets: str, overwrite: bool,
     out = run_planned(plan, lambda: run_cross_sample(config, overwrite=overwrite, progress=not quiet,
                                                      trust_remote_code=trust_remote_code),
                       tokens_per_second, progress=not quiet)
-    remaining = unfinished_shards(out)
+    remaining = unfinished_shards(out, resolve(config, load_build(out)))
     if remaining:
         click.echo(f"cross-sampled shards {config.shard} of {out}; {len(remaining)} shard(s) remain: run the "
                    "other --shard values (the last to finish records cross_samples in the manifest)")

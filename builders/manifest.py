@@ -160,7 +160,9 @@ def public_manifest(manifest: dict) -> dict:
         if isinstance(model, dict) and isinstance(model.get("source"), str) and model.get("sha256"):
             renames[model["source"]] = model["source"] = _public_name(model["source"])
     config = out.get("config") if isinstance(out.get("config"), dict) else {}
-    paths = [config.get("out"), (out.get("cross_sampling") or {}).get("out"), *(out.get("merged_from") or [])]
+    runs = [r for r in out.get("cross_sampling_runs") or [] if isinstance(r, dict) and isinstance(r.get("config"), dict)]
+    paths = [config.get("out"), (out.get("cross_sampling") or {}).get("out"), *(out.get("merged_from") or []),
+             *(r["config"].get("out") for r in runs)]
     if isinstance(config.get("benchmark"), str) and _is_local_benchmark(config["benchmark"]):
         paths.append(config["benchmark"])
     for model in [config.get("base"), *(config.get("rl") or [])]:
@@ -179,6 +181,11 @@ def public_manifest(manifest: dict) -> dict:
     for key in ("command", "cross_sampling_command"):
         if isinstance(out.get(key), str):
             out[key] = shlex.join(renames.get(t, t) for t in shlex.split(out[key]))
+    for run in runs:  # several cross-sampling runs: each one's folder and command the same way
+        if run["config"].get("out") in renames:
+            run["config"]["out"] = renames[run["config"]["out"]]
+        if isinstance(run.get("command"), str):
+            run["command"] = shlex.join(renames.get(t, t) for t in shlex.split(run["command"]))
     return out
 
 

@@ -10,21 +10,22 @@ from pathlib import Path
 
 from tokenshift.builders import manifest
 from tokenshift.builders.build import EXECUTION_FIELDS, BuildConfig, command_line, refuse_published_out
-from tokenshift.builders.cross_sample import EXECUTION_FIELDS as CROSS_EXECUTION_FIELDS
-from tokenshift.builders.cross_sample import CrossSampleConfig
+from tokenshift.builders.cross_config import EXECUTION_FIELDS as CROSS_EXECUTION_FIELDS
+from tokenshift.builders.cross_config import CrossSampleConfig
 from tokenshift.builders.shards import ShardSpec
 from tokenshift.errors import TokenshiftError
 from tokenshift.files import clean_leftovers
 from tokenshift.schemas.tables import TABLE_FIELDS
 
 _PER_RUN = ("created_at", "build_seconds", "tables", "shard", "command", "config", "cross_sampling_command",
-            "ungraded")
+            "ungraded", "cross_sampling_runs", "cross_sampling", "cross_sampling_seconds")
 _PER_SHARD = (*EXECUTION_FIELDS, "shard")  # config fields that may differ between the shards of a build
 
 
-def _cross_identity(block: dict | None) -> dict | None:
-    """A cross-sampling config minus where it ran (`out`, shard, Ray), which differ per shard by design."""
-    return None if block is None else {k: v for k, v in block.items() if k not in CROSS_EXECUTION_FIELDS}
+def _cross_identities(m: dict) -> dict[str, dict]:
+    """Each cross-sampling run's config minus where it ran (`out`, shard, Ray), which differ per shard by design."""
+    return {r["run_id"]: {k: v for k, v in r["config"].items() if k not in CROSS_EXECUTION_FIELDS}
+            for r in m.get("cross_sampling_runs") or []}
 
 
 def merge_builds(inputs: list[Path], out: Path) -> Path:
@@ -55,9 +56,9 @@ def merge_builds(inputs: list[Path], out: Path) -> Path:
             key = next(k for k in sorted(set(other) | set(identity)) if other.get(k) != identity.get(k))
             raise TokenshiftError(f"{path} was built with another config ({key}: {identity.get(key)!r} "
                                   f"vs {other.get(key)!r}): merge only shards of one build")
-        if _cross_identity(m.get("cross_sampling")) != _cross_identity(first.get("cross_sampling")):
-            raise TokenshiftError(f"{path} has another cross-sampling config: merge only shards "
-                                  "cross-sampled with the same command")
+        if _cross_identities(m) != _cross_identities(first):
+            raise TokenshiftError(f"{path} has other cross-sampling runs: merge only shards "
+                                  "cross-sampled with the same commands")
         specs.append(ShardSpec.parse(m["config"]["shard"]))
     counts = {s.count for s in specs}
     indices = sorted(s.index for s in specs)
@@ -72,8 +73,12 @@ def merge_builds(inputs: list[Path], out: Path) -> Path:
             for rel, entry in manifest.listed_files(m, table).items():
                 parts[rel] = (path, entry)
     for table in TABLE_FIELDS:
-        names = sorted(int(Path(rel).stem.split("-")[1]) for rel in parts if rel.startswith(f"{table}/"))
-        if names and names != list(range(len(names))):
+        groups: dict[str, list[int]] = {}  # cross_samples: one group of parts per run (part-NNNNN-<run_id>)
+        for rel in parts:
+            if rel.startswith(f"{table}/"):
+                _, number, *run = Path(rel).stem.split("-", 2)
+                groups.setdefault("-".join(run), []).append(int(number))
+        if any(sorted(names) != list(range(len(names))) for names in groups.values()):
             raise TokenshiftError(f"table {table} has missing parts after merging: "
                                   "rerun the unfinished shard builds")
     clean_leftovers(out.absolute().parent, recursive=False)
@@ -105,11 +110,19 @@ def _finish(inputs, manifests, first, parts, out: Path, tmp: Path) -> Path:
     config = dataclasses.replace(BuildConfig.from_manifest(first, recorded_trust), out=str(out), shard="0/1",
                                  ray=None, ray_workers=None)
     merged = {k: v for k, v in first.items() if k not in _PER_RUN}
-    if first.get("cross_sampling") is not None:
-        cross = CrossSampleConfig.from_json({**first["cross_sampling"], "out": str(out), "shard": "0/1",
+    runs = []
+    for run in first.get("cross_sampling_runs") or []:
+        cross = CrossSampleConfig.from_json({**run["config"], "out": str(out), "shard": "0/1",
                                              "ray": None, "ray_workers": None})
-        merged["cross_sampling"] = cross.as_json()
-        merged["cross_sampling_command"] = cross.command_line()
+        rows = sum(m_run["rows"] for m in manifests for m_run in m["cross_sampling_runs"]
+                   if m_run["run_id"] == run["run_id"])
+        seconds = sum(m_run["seconds"] for m in manifests for m_run in m["cross_sampling_runs"]
+                      if m_run["run_id"] == run["run_id"])
+        runs.append({**run, "config": cross.as_json(), "command": cross.command_line(), "rows": rows,
+                     "seconds": round(seconds, 1)})
+    if runs:
+        merged.update({"cross_sampling_runs": runs, "cross_sampling": runs[-1]["config"],
+                       "cross_sampling_command": runs[-1]["command"], "cross_sampling_seconds": runs[-1]["seconds"]})
     merged.update({
         "created_at": max(m["created_at"] for m in manifests),
         "command": command_line(config),

@@ -7,6 +7,13 @@ taking that argmax for both models gives the driver exactly the token multinomia
 couples the other model's token to the same draw (Gumbel-max coupling): where the two
 distributions agree the two tokens agree, so a protocol differs from the driver only at its
 interventions.
+
+Which positions intervene is decided per step by a criterion computed in float32 over the full
+vocabulary from the two models' log-softmaxes (as the scorer does): 'js', 'kl' = KL(p_driver ‖ p_other),
+'kl_reverse' = KL(p_other ‖ p_driver) or 'entropy' (the driver's) at or above a threshold; 'top1_differs'
+where the two argmaxes differ; 'random' where a uniform draw from a separate generator is below the
+row's rate. At an intervention the token is drawn, with the same Exp(1) noise, from
+(1 − W)·p_driver + W·p_other (W = 1: the other model's token).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import torch
 from tokenshift.builders.generate import SamplingConfig
 from tokenshift.builders.models import input_device
 from tokenshift.builders.plan import record_decoded
-from tokenshift.builders.score import js_divergence
+from tokenshift.builders.score import entropy, js_divergence, kl_divergence
 
 
 @dataclass
@@ -31,7 +38,8 @@ class Decoded:
     token_ids: list[int]
     finish_reason: str  # 'stop' or 'length'
     js: list[float] = field(default_factory=list)  # JS(p_driver, p_other) per position, nats
-    interventions: list[int] = field(default_factory=list)  # positions whose token came from `other`
+    interventions: list[int] = field(default_factory=list)  # positions whose token came from `other` (or the mix)
+    scores: list[float] = field(default_factory=list)  # the criterion's value per position (random: the draw)
 
 
 def warpers(sampling: SamplingConfig) -> list:
@@ -99,14 +107,16 @@ def _widen(probs: torch.Tensor, width: int) -> torch.Tensor:
 def decode_batch(driver, other, prefixes: list[list[int]], limits: list[int], sampling: SamplingConfig,
                  stop_ids: set[int], pad_id: int, vocab_size: int, generator: torch.Generator | None,
                  threshold: float = math.inf, caps: list[float] | None = None,
-                 force_first: list[bool] | None = None) -> list[Decoded]:
-    """Decode one left-padded batch; `other` takes over where JS >= threshold while a row's cap allows.
+                 force_first: list[bool] | None = None, criterion: str = "js", mix_weight: float = 1.0,
+                 rates: list[float] | None = None, selector: torch.Generator | None = None) -> list[Decoded]:
+    """Decode one left-padded batch; `other` takes over where the criterion selects while a row's cap allows.
 
     Each step runs each model once on the new token (prefill once, no prefix recomputation). Row i
     stops at a stop token or after limits[i] tokens; finished rows are fed the pad token like
-    `generate()` does. force_first[i]: row i's first token comes from `other` regardless of JS and
-    cap (the resample protocol's insertion). With caps all 0 and no forcing, the driver's tokens
-    equal `generate()` with the same generator state (and `sample_alone`).
+    `generate()` does. force_first[i]: row i's first token comes from `other` regardless of the
+    criterion and cap (the resample protocol's insertion). criterion 'random' selects where a uniform
+    draw from `selector` (one per row and step) is below rates[i]. With caps all 0 and no forcing,
+    the driver's tokens equal `generate()` with the same generator state (and `sample_alone`).
     """
     started = time.perf_counter()
     device = input_device(driver)
@@ -121,46 +131,82 @@ def decode_batch(driver, other, prefixes: list[list[int]], limits: list[int], sa
     greedy = sampling.temperature == 0
     alive = limit_t > 0
     n_int = torch.zeros(n, dtype=torch.long, device=device)
-    tokens, js_rows, took = [], [], []
+    rate_t = torch.tensor(rates if rates is not None else [0.0] * n, dtype=torch.float64, device=device)
+    tokens, js_rows, took, score_rows = [], [], [], []
     logits_d, logits_o = (s(ids, mask) for s in steppers)
     for step in range(int(limit_t.max().item()) if n else 0):
-        js = js_divergence(torch.log_softmax(logits_d[:, :vocab_size], -1),
-                           torch.log_softmax(logits_o[:, :vocab_size], -1))
+        lp_d, lp_o = torch.log_softmax(logits_d[:, :vocab_size], -1), torch.log_softmax(logits_o[:, :vocab_size], -1)
+        js = js_divergence(lp_d, lp_o)
+        if criterion == "random":
+            score = torch.rand(n, generator=selector, dtype=torch.float64, device=device)
+            selected = score < rate_t
+        else:
+            score = criterion_score(criterion, lp_d, lp_o, js)
+            selected = score >= threshold
         if greedy:
             token = logits_d.argmax(-1)
         else:
             probs_d = sampling_probs(logits_d, sampling, warps)
             noise = exp_noise(probs_d, generator)
             token = (probs_d / noise).argmax(-1)
-        swap = alive & (((js >= threshold) & (n_int.double() < caps_t)) | (forced & (step == 0)))
+        swap = alive & ((selected & (n_int.double() < caps_t)) | (forced & (step == 0)))
         if swap.any():
-            if greedy:
-                token_o = logits_o.argmax(-1)
-            else:
-                token_o = (_widen(sampling_probs(logits_o, sampling, warps), noise.shape[-1]) / noise).argmax(-1)
-            token = torch.where(swap, token_o, token)
+            token = torch.where(swap, _other_token(logits_d, logits_o, sampling, warps, greedy,
+                                                   None if greedy else noise, mix_weight), token)
             n_int += swap.long()
         token = torch.where(alive, token, torch.full_like(token, pad_id))
         tokens.append(token)
         js_rows.append(js)
         took.append(swap)
+        score_rows.append(score)
         alive = alive & ~torch.isin(token, stops) & (step + 1 < limit_t)
         if not alive.any():
             break
         mask = torch.cat([mask, mask.new_ones((n, 1))], dim=-1)
         logits_d, logits_o = (s(token[:, None], mask) for s in steppers)
-    rows = _rows(tokens, js_rows, took, limits, stop_ids)
+    rows = _rows(tokens, js_rows, took, limits, stop_ids, score_rows)
     record_decoded(sum(len(r.token_ids) for r in rows), time.perf_counter() - started)
     return rows
 
 
-def _rows(tokens, js_rows, took, limits, stop_ids) -> list[Decoded]:
+def criterion_score(criterion: str, lp_d: torch.Tensor, lp_o: torch.Tensor, js: torch.Tensor) -> torch.Tensor:
+    """Per row: the value a threshold criterion compares (nats), or 1 / 0 for top1_differs (argmaxes differ / agree)."""
+    if criterion == "js":
+        return js
+    if criterion == "kl":
+        return kl_divergence(lp_d, lp_o)
+    if criterion == "kl_reverse":
+        return kl_divergence(lp_o, lp_d)
+    if criterion == "entropy":
+        return entropy(lp_d)
+    if criterion == "top1_differs":
+        return (lp_d.argmax(-1) != lp_o.argmax(-1)).to(torch.float32)
+    raise ValueError(f"unknown criterion {criterion!r}")
+
+
+def _other_token(logits_d, logits_o, sampling: SamplingConfig, warps: list, greedy: bool,
+                 noise: torch.Tensor | None, mix_weight: float) -> torch.Tensor:
+    """The intervention's token: from p_other (W = 1, exactly the swap) or from (1 − W)·p_driver + W·p_other."""
+    if mix_weight == 1.0:
+        if greedy:
+            return logits_o.argmax(-1)
+        return (_widen(sampling_probs(logits_o, sampling, warps), noise.shape[-1]) / noise).argmax(-1)
+    if greedy:
+        probs_d, probs_o = torch.softmax(logits_d, -1), torch.softmax(logits_o, -1)
+    else:
+        probs_d, probs_o = sampling_probs(logits_d, sampling, warps), sampling_probs(logits_o, sampling, warps)
+    mix = (1.0 - mix_weight) * probs_d + mix_weight * _widen(probs_o, probs_d.shape[-1])
+    return mix.argmax(-1) if greedy else (mix / noise).argmax(-1)
+
+
+def _rows(tokens, js_rows, took, limits, stop_ids, score_rows) -> list[Decoded]:
     """Per-row Decoded from the step-major tensors, each cut after its stop token or limit."""
     if not tokens:
         return [Decoded([], "length") for _ in limits]
     tok = torch.stack(tokens, 1).tolist()
     js = torch.stack(js_rows, 1).tolist()
     swap = torch.stack(took, 1).tolist()
+    scores = torch.stack([r.double() for r in score_rows], 1).tolist()
     out = []
     for i, limit in enumerate(limits):
         length, reason = len(tok[i][:limit]), "length"
@@ -169,7 +215,7 @@ def _rows(tokens, js_rows, took, limits, stop_ids) -> list[Decoded]:
                 length, reason = t + 1, "stop"
                 break
         out.append(Decoded(tok[i][:length], reason, js[i][:length],
-                           [t for t in range(length) if swap[i][t]]))
+                           [t for t in range(length) if swap[i][t]], scores[i][:length]))
     return out
 
 

@@ -132,19 +132,29 @@ def cross_sample_plan(config, overwrite: bool = False) -> Plan:
     max_new = int(build["config"]["max_new_tokens"])
     spec = ShardSpec.parse(config.shard)
     shards = sorted(int(p.stem.split("-")[1]) for p in (out / "prompts").glob("part-*.parquet"))
-    pending = [k for k in (shards if overwrite else cs.unfinished_shards(out)) if spec.owns(k)]
+    pending = [k for k in (shards if overwrite else cs.unfinished_shards(out, config)) if spec.owns(k)]
     prompts = sum(pq.read_metadata(out / "prompts" / part_name(k)).num_rows for k in pending)
     per_direction = prompts * config.samples
     dirs = cs.directions(config)
     if config.protocol == "resample":
         settings = [f"protocol resample: steps 0..{int(max(config.budgets))}, one row per step"]
         passes = rows = 1 + int(max(config.budgets))  # one row per step, each step regenerates
+    elif config.match:  # a random control: one decode per matched setting and control seed
+        from tokenshift.builders.cross_runs import known_runs, matched_settings
+
+        matched = len(matched_settings(config, known_runs(out, build))) // max(len(dirs), 1)
+        settings = [f"criterion random matched to {config.match}: {matched} setting(s) x {config.control_seeds} "
+                    "control seed(s)"]
+        passes = 1 + matched * config.control_seeds
+        rows = matched * config.control_seeds
     else:
+        families = (len(config.thresholds) if config.thresholds
+                    else len(config.rate) * config.control_seeds if config.criterion == "random" else 1)
         changes = _cap_changes(config.budgets, config.budget_unit, max_new)
-        settings = [f"protocol threshold: {len(config.thresholds)} threshold(s) x {len(config.budgets)} "
-                    f"budget(s) ({config.budget_unit}); {changes} distinct nonzero cap(s) per threshold"]
-        passes = 1 + len(config.thresholds) * changes
-        rows = len(config.thresholds) * len(config.budgets)
+        settings = [f"protocol threshold, criterion {config.criterion}: {families} threshold(s) or rate(s) x "
+                    f"{len(config.budgets)} budget(s) ({config.budget_unit}); {changes} distinct nonzero cap(s) each"]
+        passes = 1 + families * changes
+        rows = families * len(config.budgets)
     settings.append(f"directions: {', '.join(dirs)}; rl model {config.rl_model}; {config.samples} answer(s) "
                     f"per prompt; prompts: {prompts:,}; max {max_new:,} new tokens")
     settings.append(f"full decodes of each answer per direction: {passes} (paired: both models run every step)")

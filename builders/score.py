@@ -54,6 +54,16 @@ def js_divergence(logp: torch.Tensor, logq: torch.Tensor, p: torch.Tensor | None
     return js.clamp_(0.0, LN2)
 
 
+def kl_divergence(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+    """KL(p ‖ q) in nats of rows of log-probabilities (0·log 0 = 0), clamped to >= 0."""
+    return _xlogy_sum(logp.exp(), logp - logq).clamp_(min=0.0)
+
+
+def entropy(logp: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats of rows of log-probabilities (0·log 0 = 0), clamped to >= 0."""
+    return (-_xlogy_sum(logp.exp(), logp)).clamp_(min=0.0)
+
+
 def _ranks(planes, values: torch.Tensor, top_values: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
     """1-based rank of values[j] under planes[j] (ties share the best rank): counted within the top-k for rows
     whose value is in it.

@@ -116,8 +116,10 @@ def _provenance(manifest: dict) -> str:
         ["Built", f"{manifest.get('created_at')} in {manifest.get('build_seconds')} s"],
         ["Libraries", ", ".join(f"{k} {v}" for k, v in sorted((manifest.get("libraries") or {}).items()))],
     ]
-    if manifest.get("cross_sampling"):
-        rows.append(["Cross-sampling", f"`{json.dumps(manifest['cross_sampling'], sort_keys=True)}`"])
+    runs = manifest.get("cross_sampling_runs") or (
+        [{"run_id": "", "config": manifest["cross_sampling"]}] if manifest.get("cross_sampling") else [])
+    for run in runs:
+        rows.append([f"Cross-sampling run {run['run_id']}".strip(), f"`{json.dumps(run['config'], sort_keys=True)}`"])
     if isinstance(manifest.get("ungraded"), dict):
         rows.append(["Ungraded answers", _ungraded(manifest)])
     return "## Provenance\n\n" + _md_table(["", ""], rows)
@@ -210,6 +212,8 @@ A local registry written by `tokenshift publish DIR --to PATH --version V` keeps
 
 def _rebuild(manifest: dict) -> str:
     commands = [manifest.get("command") or "(not recorded)"]
-    if manifest.get("cross_sampling_command"):
+    runs = manifest.get("cross_sampling_runs") or []
+    commands += [r["command"] for r in runs]
+    if not runs and manifest.get("cross_sampling_command"):
         commands.append(manifest["cross_sampling_command"])
-    return "## Rebuilding\n\nThe exact command that produced this build:\n\n```bash\n" + "\n".join(commands) + "\n```"
+    return "## Rebuilding\n\nThe exact commands that produced this build (the build, then each cross-sampling run):\n\n```bash\n" + "\n".join(commands) + "\n```"

@@ -1,4 +1,4 @@
--- accuracy: accuracy and unbiased pass@k of each sampler on each benchmark.
+-- accuracy: accuracy and unbiased pass@k of each sampler on each benchmark, with 95% bootstrap intervals.
 --
 -- Per (sampler, benchmark) of generations: accuracy = correct / graded over all graded responses
 -- (correct not NULL); responses with correct NULL (grading failed or timed out) are counted in n_ungraded
@@ -6,27 +6,44 @@
 -- unbiased estimator 1 - C(n - c, k) / C(n, k) (Chen et al. 2021), averaged over the problems with n >= k
 -- (n_problems_k of them; NULL pass_at_k when none).
 --
+-- Intervals: percentile bootstrap over problems (answers to one problem are not independent, so the
+-- problem is the unit), bootstrap_reps replicates with a fixed seed. Within a group the problems are
+-- numbered 0..n-1 in problem_id order; replicate r takes, for j = 0..n-1, problem number
+-- h(bootstrap_seed, r, j) mod n, where h is lowbias32 of (seed * 3141592653 + r * 1000003 + j) mod 2^32
+-- (x ^= x >> 16; x *= 0x7feb352d; x ^= x >> 15; x *= 0x846ca68b; x ^= x >> 16, all mod 2^32), so the
+-- draws can be reproduced outside DuckDB. A replicate's accuracy is its correct / graded (ratio of sums),
+-- its pass@k the mean over its drawn problems; replicates with nothing graded are left out. The interval
+-- is the 2.5% and 97.5% quantiles (linear interpolation) of the replicates.
+--
 -- Parameters (override with SET VARIABLE name = value; before pasting):
---   pass_k   INTEGER[]  [1, 4, 8]   values of k
+--   pass_k           INTEGER[]  [1, 4, 8]   values of k
+--   bootstrap_reps   INTEGER    1000        bootstrap replicates
+--   bootstrap_seed   INTEGER    0           seed of the replicates' draws (>= 0)
 --
 -- Tables: generations
 --
 -- Columns (one row per sampler, benchmark, k):
---   sampler, benchmark   as in generations
---   n_problems           problems with at least one response
---   n_generations        responses
---   n_graded             responses with a verdict
---   n_ungraded           responses with correct NULL
---   accuracy             correct / n_graded, fraction (NULL if nothing graded)
---   k                    k of pass@k
---   pass_at_k            mean unbiased pass@k over problems with >= k graded samples, fraction
---   n_problems_k         problems with >= k graded samples
+--   sampler, benchmark            as in generations
+--   n_problems                    problems with at least one response
+--   n_generations                 responses
+--   n_graded                      responses with a verdict
+--   n_ungraded                    responses with correct NULL
+--   accuracy                      correct / n_graded, fraction (NULL if nothing graded)
+--   accuracy_lo, accuracy_hi      95% bootstrap interval of accuracy, fraction
+--   k                             k of pass@k
+--   pass_at_k                     mean unbiased pass@k over problems with >= k graded samples, fraction
+--   pass_at_k_lo, pass_at_k_hi    95% bootstrap interval of pass_at_k, fraction
+--   n_problems_k                  problems with >= k graded samples
 
 SET VARIABLE pass_k = COALESCE(getvariable('pass_k'), [1, 4, 8])::INTEGER[];
+SET VARIABLE bootstrap_reps = COALESCE(getvariable('bootstrap_reps'), 1000)::INTEGER;
+SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGER;
 
 WITH per_problem AS (
     SELECT sampler, benchmark, problem_id, count(*) AS n_gen, count(correct) AS n,
-           count_if(correct) AS c
+           count_if(correct) AS c,
+           row_number() OVER (PARTITION BY sampler, benchmark ORDER BY problem_id) - 1 AS idx,
+           count(*) OVER (PARTITION BY sampler, benchmark) AS n_set
     FROM generations GROUP BY sampler, benchmark, problem_id
 ),
 overall AS (
@@ -35,17 +52,50 @@ overall AS (
            sum(c) / nullif(sum(n), 0) AS accuracy
     FROM per_problem GROUP BY sampler, benchmark
 ),
-pass AS (
-    SELECT p.sampler, p.benchmark, k.k,
-           avg(CASE WHEN p.n - p.c < k.k THEN 1.0
-                    ELSE 1.0 - exp(lgamma(p.n - p.c + 1) - lgamma(p.n - p.c - k.k + 1)
-                                   - lgamma(p.n + 1) + lgamma(p.n - k.k + 1)) END)
-               FILTER (WHERE p.n >= k.k) AS pass_at_k,
-           count(*) FILTER (WHERE p.n >= k.k) AS n_problems_k
+pass_problem AS (
+    SELECT p.sampler, p.benchmark, k.k, p.problem_id,
+           CASE WHEN p.n - p.c < k.k THEN 1.0
+                ELSE 1.0 - exp(lgamma(p.n - p.c + 1) - lgamma(p.n - p.c - k.k + 1)
+                               - lgamma(p.n + 1) + lgamma(p.n - k.k + 1)) END AS pass,
+           row_number() OVER (PARTITION BY p.sampler, p.benchmark, k.k ORDER BY p.problem_id) - 1 AS idx,
+           count(*) OVER (PARTITION BY p.sampler, p.benchmark, k.k) AS n_set
     FROM per_problem AS p CROSS JOIN (SELECT unnest(getvariable('pass_k')) AS k) AS k
+    WHERE p.n >= k.k
+),
+pass AS (
+    SELECT p.sampler, p.benchmark, k.k, avg(q.pass) AS pass_at_k, count(q.pass) AS n_problems_k
+    FROM (SELECT DISTINCT sampler, benchmark FROM per_problem) AS p
+    CROSS JOIN (SELECT unnest(getvariable('pass_k')) AS k) AS k
+    LEFT JOIN pass_problem AS q ON q.sampler = p.sampler AND q.benchmark = p.benchmark AND q.k = k.k
     GROUP BY p.sampler, p.benchmark, k.k
+),
+-- the bootstrap draws: per set size n, replicate r, draw j -> problem number idx; weight = times drawn
+sizes AS (SELECT DISTINCT n_set AS n FROM per_problem UNION SELECT DISTINCT n_set FROM pass_problem),
+d0 AS (
+    SELECT n, r, ((getvariable('bootstrap_seed')::UBIGINT * 3141592653 + r * 1000003 + j) % 4294967296)::UBIGINT AS x
+    FROM sizes, range(getvariable('bootstrap_reps')) AS t(r), LATERAL (SELECT unnest(range(n)) AS j)
+),
+d1 AS (SELECT n, r, (xor(x, x >> 16) * 2146121005::UBIGINT % 4294967296)::UBIGINT AS x FROM d0),
+d2 AS (SELECT n, r, (xor(x, x >> 15) * 2221713035::UBIGINT % 4294967296)::UBIGINT AS x FROM d1),
+weights AS (SELECT n, r, (xor(x, x >> 16) % n)::BIGINT AS idx, count(*) AS w FROM d2 GROUP BY ALL),
+accuracy_ci AS (
+    SELECT sampler, benchmark, quantile_cont(value, 0.025) AS accuracy_lo, quantile_cont(value, 0.975) AS accuracy_hi
+    FROM (SELECT p.sampler, p.benchmark, w.r, sum(w.w * p.c) / nullif(sum(w.w * p.n), 0) AS value
+          FROM per_problem AS p JOIN weights AS w ON w.n = p.n_set AND w.idx = p.idx
+          GROUP BY p.sampler, p.benchmark, w.r)
+    GROUP BY sampler, benchmark
+),
+pass_ci AS (
+    SELECT sampler, benchmark, k, quantile_cont(value, 0.025) AS pass_at_k_lo, quantile_cont(value, 0.975) AS pass_at_k_hi
+    FROM (SELECT q.sampler, q.benchmark, q.k, w.r, sum(w.w * q.pass) / sum(w.w) AS value
+          FROM pass_problem AS q JOIN weights AS w ON w.n = q.n_set AND w.idx = q.idx
+          GROUP BY q.sampler, q.benchmark, q.k, w.r)
+    GROUP BY sampler, benchmark, k
 )
 SELECT o.sampler, o.benchmark, o.n_problems, o.n_generations, o.n_graded, o.n_ungraded, o.accuracy,
-       p.k, p.pass_at_k, p.n_problems_k
+       a.accuracy_lo, a.accuracy_hi, p.k, p.pass_at_k, c.pass_at_k_lo, c.pass_at_k_hi,
+       p.n_problems_k
 FROM overall AS o JOIN pass AS p USING (sampler, benchmark)
+LEFT JOIN accuracy_ci AS a USING (sampler, benchmark)
+LEFT JOIN pass_ci AS c USING (sampler, benchmark, k)
 ORDER BY o.sampler <> 'base', o.sampler, o.benchmark, p.k;

@@ -1,32 +1,49 @@
 -- cross_sampling_curve: accuracy of cross-sampled answers vs the fraction of tokens taken from the other model.
 --
--- Per (rl_model, benchmark, protocol, direction, threshold, budget, budget_unit) of cross_samples
--- (benchmark from prompts): accuracy over graded answers (correct not NULL; ungraded counted apart),
--- mean intervention_fraction and mean n_interventions. Reference accuracies come from generations on the
--- same problems (those of the rl_model in cross_samples): base_accuracy (sampler 'base') and rl_accuracy
--- (sampler = rl_model), graded responses only. gap = rl_accuracy - base_accuracy.
+-- Per setting of cross_samples (rl_model, benchmark from prompts, protocol, direction, criterion,
+-- match_criterion, mix_weight, rate, threshold, budget, budget_unit; a random control's repetitions
+-- (control_seed) are pooled, and a matched control's per-answer rate is not a setting): accuracy over
+-- graded answers (correct not NULL; ungraded counted apart), mean intervention_fraction and mean
+-- n_interventions. Reference accuracies come from generations on the same problems (those of the
+-- rl_model in cross_samples): base_accuracy (sampler 'base') and rl_accuracy (sampler = rl_model), graded
+-- responses only. gap = rl_accuracy - base_accuracy.
 -- forward (base drives, RL intervenes): gap_recovered = (accuracy - base_accuracy) / gap.
 -- reverse (RL drives, base intervenes): gap_lost = (rl_accuracy - accuracy) / gap.
 -- Both NULL when gap = 0 or a reference accuracy is missing.
 --
--- Parameters: none.
+-- Intervals: 95% percentile bootstrap over problems, the draws of the accuracy recipe (problems of a
+-- setting numbered 0..n-1 in problem_id order; replicate r takes problem number h(bootstrap_seed, r, j)
+-- mod n for j = 0..n-1, h = lowbias32 of (seed * 3141592653 + r * 1000003 + j) mod 2^32). Each replicate
+-- recomputes accuracy, base_accuracy, rl_accuracy (ratios of sums over its drawn problems) and the gap
+-- shares from them; replicates where a value is undefined (nothing graded, gap 0) are left out.
+--
+-- Parameters (override with SET VARIABLE name = value; before pasting):
+--   bootstrap_reps   INTEGER    1000   bootstrap replicates
+--   bootstrap_seed   INTEGER    0      seed of the replicates' draws (>= 0)
 --
 -- Tables: cross_samples, generations, prompts
 --
 -- Columns (one row per setting):
 --   rl_model, benchmark, protocol, direction, threshold, budget, budget_unit   the setting (threshold in
---                               nats, NULL for 'resample'; budget in budget_unit, inf = unlimited)
+--                               the criterion's units, nats; NULL for 'resample', 'top1_differs' and random
+--                               with a rate; budget in budget_unit, inf = unlimited)
+--   criterion, match_criterion, mix_weight, rate   the selection rule (rate: random with a fixed rate)
 --   n_samples                   cross-sampled answers
 --   n_ungraded                  of which correct is NULL
---   accuracy                    correct / graded, fraction
+--   accuracy, accuracy_lo, accuracy_hi             correct / graded and its 95% interval, fraction
 --   mean_intervention_fraction  mean n_interventions / n_tokens, fraction
 --   mean_n_interventions        mean tokens taken from the intervening model
---   base_accuracy, rl_accuracy  reference accuracies, fraction
---   gap_recovered               forward only, fraction of the base-to-RL gap recovered
---   gap_lost                    reverse only, fraction of the gap lost
+--   base_accuracy, base_accuracy_lo, base_accuracy_hi, rl_accuracy, rl_accuracy_lo, rl_accuracy_hi
+--                               reference accuracies and their intervals, fraction
+--   gap_recovered, gap_recovered_lo, gap_recovered_hi   forward only, share of the base-to-RL gap recovered
+--   gap_lost, gap_lost_lo, gap_lost_hi                  reverse only, share of the gap lost
+
+SET VARIABLE bootstrap_reps = COALESCE(getvariable('bootstrap_reps'), 1000)::INTEGER;
+SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGER;
 
 WITH cs AS (
-    SELECT c.*, p.benchmark FROM cross_samples AS c LEFT JOIN prompts AS p USING (problem_id)
+    SELECT c.*, p.benchmark, CASE WHEN c.match_criterion IS NULL THEN c.rate END AS rate_setting
+    FROM cross_samples AS c LEFT JOIN prompts AS p USING (problem_id)
 ),
 problems AS (
     SELECT DISTINCT rl_model, problem_id FROM cross_samples
@@ -38,19 +55,81 @@ ref AS (
     FROM problems AS pr JOIN generations AS g ON g.problem_id = pr.problem_id
     GROUP BY pr.rl_model, g.benchmark
 ),
+ref_problem AS (
+    SELECT pr.rl_model, pr.problem_id,
+           count_if(g.correct AND g.sampler = 'base') AS c_base, count(g.correct) FILTER (WHERE g.sampler = 'base') AS n_base,
+           count_if(g.correct AND g.sampler = pr.rl_model) AS c_rl,
+           count(g.correct) FILTER (WHERE g.sampler = pr.rl_model) AS n_rl
+    FROM problems AS pr JOIN generations AS g ON g.problem_id = pr.problem_id
+    GROUP BY pr.rl_model, pr.problem_id
+),
 curve AS (
     SELECT rl_model, benchmark, protocol, direction, threshold, budget, budget_unit,
+           criterion, match_criterion, mix_weight, rate_setting AS rate,
            count(*) AS n_samples, count(*) - count(correct) AS n_ungraded,
            avg(correct::DOUBLE) AS accuracy,
            avg(intervention_fraction) AS mean_intervention_fraction,
            avg(n_interventions::DOUBLE) AS mean_n_interventions
     FROM cs
-    GROUP BY rl_model, benchmark, protocol, direction, threshold, budget, budget_unit
+    GROUP BY rl_model, benchmark, protocol, direction, threshold, budget, budget_unit,
+             criterion, match_criterion, mix_weight, rate_setting
+),
+per_problem AS (  -- one row per setting and problem, numbered within the setting
+    SELECT s.*, r.c_base, r.n_base, r.c_rl, r.n_rl,
+           row_number() OVER setting - 1 AS idx, count(*) OVER (PARTITION BY s.setting) AS n_set
+    FROM (SELECT rl_model, benchmark, protocol, direction, threshold, budget, budget_unit,
+                 criterion, match_criterion, mix_weight, rate_setting, problem_id,
+                 count_if(correct) AS c, count(correct) AS n,
+                 hash(rl_model, benchmark, protocol, direction, threshold, budget, budget_unit,
+                      criterion, match_criterion, mix_weight, rate_setting) AS setting
+          FROM cs GROUP BY ALL) AS s
+    LEFT JOIN ref_problem AS r USING (rl_model, problem_id)
+    WINDOW setting AS (PARTITION BY s.setting ORDER BY s.problem_id)
+),
+sizes AS (SELECT DISTINCT n_set AS n FROM per_problem),
+d0 AS (
+    SELECT n, r, ((getvariable('bootstrap_seed')::UBIGINT * 3141592653 + r * 1000003 + j) % 4294967296)::UBIGINT AS x
+    FROM sizes, range(getvariable('bootstrap_reps')) AS t(r), LATERAL (SELECT unnest(range(n)) AS j)
+),
+d1 AS (SELECT n, r, (xor(x, x >> 16) * 2146121005::UBIGINT % 4294967296)::UBIGINT AS x FROM d0),
+d2 AS (SELECT n, r, (xor(x, x >> 15) * 2221713035::UBIGINT % 4294967296)::UBIGINT AS x FROM d1),
+weights AS (SELECT n, r, (xor(x, x >> 16) % n)::BIGINT AS idx, count(*) AS w FROM d2 GROUP BY ALL),
+replicates AS (
+    SELECT p.setting, any_value(p.direction) AS direction,
+           sum(w.w * p.c) / nullif(sum(w.w * p.n), 0) AS accuracy,
+           sum(w.w * p.c_base) / nullif(sum(w.w * p.n_base), 0) AS base_accuracy,
+           sum(w.w * p.c_rl) / nullif(sum(w.w * p.n_rl), 0) AS rl_accuracy
+    FROM per_problem AS p JOIN weights AS w ON w.n = p.n_set AND w.idx = p.idx
+    GROUP BY p.setting, w.r
+),
+intervals AS (
+    SELECT setting,
+           quantile_cont(accuracy, 0.025) AS accuracy_lo, quantile_cont(accuracy, 0.975) AS accuracy_hi,
+           quantile_cont(base_accuracy, 0.025) AS base_accuracy_lo, quantile_cont(base_accuracy, 0.975) AS base_accuracy_hi,
+           quantile_cont(rl_accuracy, 0.025) AS rl_accuracy_lo, quantile_cont(rl_accuracy, 0.975) AS rl_accuracy_hi,
+           quantile_cont(share, 0.025) AS share_lo, quantile_cont(share, 0.975) AS share_hi
+    FROM (SELECT *, CASE WHEN direction = 'forward'
+                         THEN (accuracy - base_accuracy) / nullif(rl_accuracy - base_accuracy, 0)
+                         ELSE (rl_accuracy - accuracy) / nullif(rl_accuracy - base_accuracy, 0) END AS share
+          FROM replicates)
+    GROUP BY setting
 )
-SELECT c.*, r.base_accuracy, r.rl_accuracy,
+SELECT c.rl_model, c.benchmark, c.protocol, c.direction, c.threshold, c.budget, c.budget_unit,
+       c.criterion, c.match_criterion, c.mix_weight, c.rate, c.n_samples, c.n_ungraded,
+       c.accuracy, i.accuracy_lo, i.accuracy_hi, c.mean_intervention_fraction, c.mean_n_interventions,
+       r.base_accuracy, i.base_accuracy_lo, i.base_accuracy_hi, r.rl_accuracy, i.rl_accuracy_lo, i.rl_accuracy_hi,
        CASE WHEN c.direction = 'forward'
             THEN (c.accuracy - r.base_accuracy) / nullif(r.rl_accuracy - r.base_accuracy, 0) END AS gap_recovered,
+       CASE WHEN c.direction = 'forward' THEN i.share_lo END AS gap_recovered_lo,
+       CASE WHEN c.direction = 'forward' THEN i.share_hi END AS gap_recovered_hi,
        CASE WHEN c.direction = 'reverse'
-            THEN (r.rl_accuracy - c.accuracy) / nullif(r.rl_accuracy - r.base_accuracy, 0) END AS gap_lost
-FROM curve AS c LEFT JOIN ref AS r ON r.rl_model = c.rl_model AND r.benchmark IS NOT DISTINCT FROM c.benchmark
-ORDER BY c.rl_model, c.benchmark, c.protocol, c.direction, c.threshold NULLS LAST, c.budget;
+            THEN (r.rl_accuracy - c.accuracy) / nullif(r.rl_accuracy - r.base_accuracy, 0) END AS gap_lost,
+       CASE WHEN c.direction = 'reverse' THEN i.share_lo END AS gap_lost_lo,
+       CASE WHEN c.direction = 'reverse' THEN i.share_hi END AS gap_lost_hi
+FROM curve AS c
+LEFT JOIN ref AS r ON r.rl_model = c.rl_model AND r.benchmark IS NOT DISTINCT FROM c.benchmark
+LEFT JOIN intervals AS i
+       ON i.setting = hash(c.rl_model, c.benchmark, c.protocol, c.direction, c.threshold, c.budget, c.budget_unit,
+                           c.criterion, c.match_criterion, c.mix_weight, c.rate)
+ORDER BY c.rl_model, c.benchmark, c.protocol, c.criterion, c.match_criterion NULLS FIRST, c.mix_weight,
+         c.direction, c.threshold NULLS LAST, c.rate NULLS LAST, c.budget;

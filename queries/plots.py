@@ -181,35 +181,119 @@ def plot_mass_reallocation(df: pd.DataFrame, params: dict[str, str]) -> plt.Figu
     return fig
 
 
+def _yerr(df: pd.DataFrame, value: str, lo: str, hi: str, scale: float = 100) -> np.ndarray:
+    """Error-bar lengths below and above `value` from interval columns (0 where an end is missing)."""
+    below = (df[value] - df[lo]).clip(lower=0).fillna(0)
+    above = (df[hi] - df[value]).clip(lower=0).fillna(0)
+    return scale * np.vstack([below.to_numpy(float), above.to_numpy(float)])
+
+
+def _reference_band(ax, g: pd.DataFrame, column: str, color: str, label: str) -> None:
+    """A reference accuracy as a dotted line with its 95% interval as a band."""
+    value = g[column].iloc[0]
+    if pd.isna(value):
+        return
+    ax.axhline(100 * value, color=color, linestyle=":", label=f"{label} (band: 95% interval)")
+    lo, hi = g[f"{column}_lo"].iloc[0], g[f"{column}_hi"].iloc[0]
+    if pd.notna(lo) and pd.notna(hi):
+        ax.axhspan(100 * lo, 100 * hi, color=color, alpha=0.08)
+
+
+def _setting_label(df: pd.DataFrame) -> pd.Series:
+    """criterion, '@match' for matched random controls, ' r=' rate, ' w=' mix weight (when not 1)."""
+    def label(row) -> str:
+        text = row.criterion + (f"@{row.match_criterion}" if pd.notna(row.match_criterion) else "")
+        text += f" r={row.rate:g}" if pd.notna(row.rate) else ""
+        return text + (f" w={row.mix_weight:g}" if row.mix_weight != 1 else "")
+
+    return pd.Series([label(r) for r in df.itertuples()], index=df.index, dtype=object)
+
+
+def plot_accuracy(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
+    """Accuracy per sampler and benchmark, and pass@k against k, each with its 95% bootstrap interval."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=_FIGSIZE)
+    acc = df.drop_duplicates(["sampler", "benchmark"])
+    samplers = list(dict.fromkeys(acc.sampler))
+    benches = list(dict.fromkeys(acc.benchmark.fillna("?")))
+    width = 0.8 / max(len(benches), 1)
+    for i, bench in enumerate(benches):
+        g = acc[acc.benchmark.fillna("?") == bench].set_index("sampler").reindex(samplers)
+        left.bar(np.arange(len(samplers)) + (i - (len(benches) - 1) / 2) * width, 100 * g.accuracy.fillna(0), width,
+                 yerr=_yerr(g, "accuracy", "accuracy_lo", "accuracy_hi"), capsize=3, label=bench)
+    left.set_xticks(range(len(samplers)), samplers, rotation=20 if len(samplers) > 3 else 0, fontsize=8)
+    left.set_ylim(0, 105)
+    left.legend(title="benchmark", fontsize=8)
+    for (sampler, bench), g in df.groupby(["sampler", df.benchmark.fillna("?")], sort=False):
+        g = g.dropna(subset=["pass_at_k"]).sort_values("k")
+        right.errorbar(g.k, 100 * g.pass_at_k, yerr=_yerr(g, "pass_at_k", "pass_at_k_lo", "pass_at_k_hi"),
+                       marker="o", capsize=3, label=f"{sampler}, {bench}")
+    right.set_ylim(0, 105)
+    right.set_xticks(sorted(df.k.dropna().unique()))
+    _style(left, "Accuracy per sampler", "sampler", "accuracy (%)")
+    _style(right, "pass@k", "k", "pass@k (%)")
+    _legend_below(fig, right, ncol=3)
+    fig.suptitle("Accuracy with 95% intervals (bootstrap over problems)", fontsize=12)
+    return fig
+
+
 def plot_cross_sampling_curve(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
     """Accuracy vs % of tokens from the other model, per RL model and benchmark, with base/RL references."""
     panels = list(dict.fromkeys(zip(df.rl_model, df.benchmark.fillna("?"))))
     cols = min(len(panels), 3)
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols + 1, 4.2 * rows), squeeze=False)
+    df = df.assign(selection=_setting_label(df))
     for ax, (rl, bench) in zip(axes.flat, panels):
         g = df[(df.rl_model == rl) & (df.benchmark.fillna("?") == bench)]
-        for (protocol, direction), s in g.groupby(["protocol", "direction"], sort=True):
+        for (protocol, selection, direction), s in g.groupby(["protocol", "selection", "direction"], sort=True):
             s = s.sort_values("mean_intervention_fraction")
             style = "-" if direction == "forward" else "--"
-            line, = ax.plot(100 * s.mean_intervention_fraction, 100 * s.accuracy, style, marker="o",
-                            label=f"{protocol}, {direction}")
+            name = protocol if selection == "js" else f"{protocol} {selection}"
+            line = ax.errorbar(100 * s.mean_intervention_fraction, 100 * s.accuracy,
+                               yerr=_yerr(s, "accuracy", "accuracy_lo", "accuracy_hi"), fmt=style, marker="o",
+                               capsize=2, elinewidth=0.8, label=f"{name}, {direction}").lines[0]
             for row in s.itertuples():
                 tag = f"{row.threshold:g}" if pd.notna(row.threshold) else f"{row.budget:g}"
                 ax.annotate(tag, (100 * row.mean_intervention_fraction, 100 * row.accuracy), fontsize=6,
                             color=line.get_color(), xytext=(3, 3), textcoords="offset points")
-        base_acc, rl_acc = g.base_accuracy.iloc[0], g.rl_accuracy.iloc[0]
-        if pd.notna(base_acc):
-            ax.axhline(100 * base_acc, color="grey", linestyle=":", label="base accuracy")
-        if pd.notna(rl_acc):
-            ax.axhline(100 * rl_acc, color="black", linestyle=":", label="RL model accuracy")
+        _reference_band(ax, g, "base_accuracy", "grey", "base accuracy")
+        _reference_band(ax, g, "rl_accuracy", "black", "RL model accuracy")
         _style(ax, f"{rl} on {bench}", "tokens taken from the other model (% of answer)", "accuracy (%)")
         ax.set_ylim(-2, 102)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     _legend_below(fig, max(axes.flat[:len(panels)], key=lambda a: len(a.get_legend_handles_labels()[0])), ncol=3)
-    fig.suptitle("Cross-sampling: forward (base drives) recovers RL,\nreverse (RL drives) collapses it "
-                 "(labels: JS threshold, nats)", fontsize=11)
+    fig.suptitle("Cross-sampling: forward (base drives) recovers RL, reverse (RL drives) collapses it\n"
+                 "(labels: threshold in the criterion's nats; error bars: 95% bootstrap over problems)", fontsize=11)
+    return fig
+
+
+def plot_criteria_comparison(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
+    """Per pair, benchmark and direction: accuracy against effective % and effective # of swapped tokens,
+    one marker per criterion (random controls hollow), with the base and RL references."""
+    panels = list(dict.fromkeys(zip(df.rl_model, df.benchmark.fillna("?"), df.direction)))
+    fig, axes = plt.subplots(len(panels), 2, figsize=(_FIGSIZE[0], 3.9 * len(panels) + 0.6), squeeze=False)
+    selections = sorted(df.selection.unique(), key=lambda s: (s.startswith("random"), s))
+    colors = {s: f"C{i % 10}" for i, s in enumerate(selections)}
+    markers = dict(zip(selections, "osD^v<>pXh*"))
+    for row, (rl, bench, direction) in zip(axes, panels):
+        d = df[(df.rl_model == rl) & (df.benchmark.fillna("?") == bench) & (df.direction == direction)]
+        for selection in selections:
+            s = d[d.selection == selection]
+            if s.empty:
+                continue
+            control = s.criterion.iloc[0] == "random"
+            for ax, x in zip(row, ("effective_pct", "effective_n")):
+                ax.errorbar(s[x], 100 * s.accuracy, yerr=_yerr(s, "accuracy", "accuracy_lo", "accuracy_hi"),
+                            marker=markers[selection], linestyle="none", capsize=2, elinewidth=0.8,
+                            color=colors[selection], markerfacecolor="none" if control else colors[selection],
+                            label=selection)
+        for ax, xlabel in zip(row, ("effective % of tokens swapped", "effective # swapped per answer")):
+            _style(ax, f"{rl} on {bench}, {direction}", xlabel, "accuracy (%)")
+            ax.set_ylim(-2, 102)
+    _legend_below(fig, axes[0][1], ncol=min(len(selections), 5))
+    fig.suptitle("Selection criteria vs random controls (hollow) at the budgets they realise\n"
+                 "(error bars: 95% bootstrap over problems)", fontsize=11)
     return fig
 
 
@@ -271,7 +355,9 @@ PLOTTERS: dict[str, Callable[[pd.DataFrame, dict[str, str]], plt.Figure]] = {
     "position_concentration": plot_position_concentration,
     "reranking": plot_reranking,
     "mass_reallocation": plot_mass_reallocation,
+    "accuracy": plot_accuracy,
     "cross_sampling_curve": plot_cross_sampling_curve,
+    "criteria_comparison": plot_criteria_comparison,
     "evolution": plot_evolution,
 }
 

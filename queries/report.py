@@ -29,6 +29,8 @@ TITLES = {
     "divergent_tokens": "Tokens most often at high-divergence positions",
     "accuracy": "Accuracy and pass@k",
     "cross_sampling_curve": "Cross-sampling: accuracy vs tokens swapped",
+    "criteria_comparison": "Is it the divergence? Selection criteria vs matched random controls",
+    "study_table": "Cross-sampling in the study's layout",
     "evolution": "Evolution across RL checkpoints",
 }
 _REPR_COLUMNS = {"token", "top_divergent_token"}

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tokenshift.schemas.values import (BUDGET_UNITS, DIRECTIONS, ENGINES, FINISH_REASONS, FLOAT32_TOL, LN2,
-                                       LN_VOCAB, PROTOCOLS, RL_MODELS, SAMPLERS, TOP_K)
+from tokenshift.schemas.values import (BUDGET_UNITS, CRITERIA, DIRECTIONS, ENGINES, FINISH_REASONS, FLOAT32_TOL,
+                                       LN2, LN_VOCAB, MATCHABLE, PROTOCOLS, RL_MODELS, SAMPLERS, TOP_K)
 
 SCHEMA_VERSION = "1.0"
 Bound = float | str  # a number, or a name in schemas/values.py resolved per build (LN_VOCAB)
@@ -134,15 +134,16 @@ TOKENS = (
 )
 
 CROSS_SAMPLES = (
-    Field("cross_id", pa.string(), "unique id: '<protocol>/<direction>/<rl_model>/<threshold>/<budget>/<problem_id>/<sample_index>'"),
+    Field("cross_id", pa.string(), "unique id: '<protocol>/<direction>/<rl_model>/<threshold>/<budget>/<problem_id>/<sample_index>', prefixed by '<criterion>[@<match_criterion> or /r<rate>][/w<mix_weight>][/c<control_seed>]/' unless criterion = 'js' and mix_weight = 1"),
     Field("problem_id", pa.string(), "problem answered (prompts.problem_id)"),
     Field("rl_model", pa.string(), "RL model paired with base", allowed=RL_MODELS),
-    Field("protocol", pa.string(), "'threshold' (intervene where JS >= threshold) or 'resample'", allowed=PROTOCOLS),
+    Field("protocol", pa.string(), "'threshold' (intervene where the criterion selects, within the budget) or 'resample'",
+          allowed=PROTOCOLS),
     Field("direction", pa.string(), "'forward' (base drives, RL intervenes) or 'reverse' (RL drives, base intervenes)",
           allowed=DIRECTIONS),
-    Field("threshold", pa.float64(), "JS threshold in nats for an intervention (resample: null)", True,
-          low=0.0, high=LN2),
-    Field("budget", pa.float64(), "most interventions allowed; +inf = unlimited; a fraction of tokens when budget_unit = 'fraction'",
+    Field("threshold", pa.float64(), "criterion threshold for an intervention: nats of JS (in [0, ln 2]) for 'js', of KL for 'kl' and 'kl_reverse', of the driver's entropy for 'entropy'; random with match_criterion: the matched setting's; null for resample, top1_differs and random with a rate", True,
+          low=0.0),
+    Field("budget", pa.float64(), "most interventions allowed; +inf = unlimited; a fraction of tokens when budget_unit = 'fraction'; random with match_criterion: the matched setting's budget (not applied)",
           low=0.0),
     Field("budget_unit", pa.string(), "'tokens' or 'fraction'", allowed=BUDGET_UNITS),
     Field("sample_index", pa.int32(), "0-based sample index for this problem and setting", low=0),
@@ -156,6 +157,17 @@ CROSS_SAMPLES = (
     Field("extracted_answer", pa.string(), "content of the last \\boxed{}; null if none", True),
     Field("correct", pa.bool_(), "math-verify verdict; null if grading failed or timed out", True),
     Field("finish_reason", pa.string(), "'stop' or 'length'", allowed=FINISH_REASONS),
+    Field("criterion", pa.string(), "what selects a position: 'js' (JS(p_driver, p_other)), 'kl' (KL(p_driver || p_other)), 'kl_reverse' (KL(p_other || p_driver)), 'entropy' (of p_driver), each >= threshold, full vocabulary, float32; 'top1_differs' (the two argmaxes differ); 'random'",
+          allowed=CRITERIA),
+    Field("mix_weight", pa.float64(), "W in (0, 1]: at a selected position the token is sampled from (1 - W) p_driver + W p_other; 1 = the other model's token",
+          low=0.0, high=1.0),
+    Field("rate", pa.float64(), "random: probability of intervening at each position (--rate, or the matched answer's intervention_fraction when match_criterion is set); null otherwise", True,
+          low=0.0, high=1.0, tol=FLOAT32_TOL),
+    Field("match_criterion", pa.string(), "random --match: the criterion whose per-answer intervention fraction this control matches (threshold and budget name its setting); null otherwise", True,
+          allowed=MATCHABLE),
+    Field("control_seed", pa.int32(), "random: 0-based repetition of the control (--control-seeds); its selection draws have their own seed; null otherwise", True,
+          low=0),
+    Field("run_id", pa.string(), "the cross-sampling run that wrote the row (manifest cross_sampling_runs[].run_id): '<criterion>-<hash of its settings>'"),
 )
 
 TABLE_FIELDS: dict[str, tuple[Field, ...]] = {

@@ -21,6 +21,8 @@ PROTOCOLS = ("threshold", "resample")
 DIRECTIONS = ("forward", "reverse")
 DIRECTION_CHOICES = (*DIRECTIONS, "both")  # what --direction accepts: one direction or both
 BUDGET_UNITS = ("tokens", "fraction")
+CRITERIA = ("js", "kl", "kl_reverse", "entropy", "top1_differs", "random")  # cross-sampling position selection
+MATCHABLE = tuple(c for c in CRITERIA if c != "random")  # what a random control can be matched to
 
 # Valid values that depend on the build, resolved from its manifest when validating.
 RL_MODELS = "rl_models"  # the build's RL model names

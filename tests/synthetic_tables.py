@@ -149,11 +149,48 @@ def make_tables(seed: int = 0, n_per_benchmark: int = 5, n_samples: int = 4,
                                 "seed": seed, "response_text": "x", "n_tokens": n_tok, "n_interventions": n_int,
                                 "intervention_positions": sorted(rng.choice(n_tok, n_int, replace=False).tolist()),
                                 "intervention_fraction": n_int / n_tok, "extracted_answer": None,
-                                "correct": bool(rng.random() < p_ok) if graded else None, "finish_reason": "stop"})
+                                "correct": bool(rng.random() < p_ok) if graded else None, "finish_reason": "stop",
+                                **_run_columns("js" if protocol == "threshold" else "resample")})
+        cross += _criteria_rows(rng, problems, accuracy)
     tables = {"prompts": prompts, "generations": generations, "tokens": tokens}
     if with_cross:
         tables["cross_samples"] = cross
     return tables
+
+
+def _run_columns(run: str, criterion: str = "js", match: str | None = None, control_seed: int | None = None,
+                 rate: float | None = None) -> dict:
+    """The columns that name a cross-sampling run (criterion, mix weight, random control, run_id)."""
+    return {"criterion": criterion, "mix_weight": 1.0, "rate": rate, "match_criterion": match,
+            "control_seed": control_seed, "run_id": f"{run}-synthetic"}
+
+
+def _criteria_rows(rng, problems, accuracy) -> list[dict]:
+    """kl runs and a random control matched to the js settings (2 control seeds), for the first RL model."""
+    m, rows = RL_MODELS[0], []
+    runs = [("kl", th, None, None) for th in (0.5, 1.0)]
+    runs += [("random", th, "js", c) for th in (0.05, 0.1, 0.2) for c in (0, 1)]
+    for criterion, th, match, c in runs:
+        for direction in ("forward", "reverse"):
+            level = 0.3 if criterion == "random" else 0.6
+            p_ok = (accuracy["base"] + level * (accuracy[m] - accuracy["base"]) if direction == "forward"
+                    else accuracy[m] - level * (accuracy[m] - accuracy["base"]))
+            for pid, _ in problems:
+                for s in range(2):
+                    n_tok = int(rng.integers(10, 40))
+                    n_int = int(rng.integers(0, 6))
+                    tag = f"random@js/c{c}" if criterion == "random" else criterion
+                    rows.append({
+                        "cross_id": f"{tag}/threshold/{direction}/{m}/{th}/inf/{pid}/{s}", "problem_id": pid,
+                        "rl_model": m, "protocol": "threshold", "direction": direction, "threshold": th,
+                        "budget": float("inf"), "budget_unit": "tokens", "sample_index": s, "seed": 0,
+                        "response_text": "x", "n_tokens": n_tok, "n_interventions": n_int,
+                        "intervention_positions": sorted(rng.choice(n_tok, n_int, replace=False).tolist()),
+                        "intervention_fraction": n_int / n_tok, "extracted_answer": None,
+                        "correct": bool(rng.random() < p_ok) if rng.random() > 0.05 else None,
+                        "finish_reason": "stop",
+                        **_run_columns(criterion, criterion, match, c, n_int / n_tok if match else None)})
+    return rows
 
 
 def write_build(out: Path, seed: int = 0, with_cross: bool = True, parts: int = 2, **kwargs) -> Path:

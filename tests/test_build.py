@@ -160,14 +160,17 @@ def test_cross_sampled_shards_merge_like_the_straight_build(tmp_path, pair, gsm8
     from tokenshift.builders.merge import merge_builds
 
     settings = dict(thresholds=(0.05,), budgets=(0.0, 2.0), direction="forward", samples=1)
+    second = dict(settings, criterion="top1_differs", thresholds=None)  # a second run in the same table
     whole = tmp_path / "whole"
     shutil.copytree(straight, whole)
     run_cross_sample(CrossSampleConfig(out=str(whole), **settings), progress=False)
+    run_cross_sample(CrossSampleConfig(out=str(whole), **second), progress=False)
     shards = []
     for index in (0, 1):
         out = tmp_path / f"cs{index}"
         run_build(_config(out, pair, gsm8k, shard=f"{index}/2"), progress=False)
-        run_cross_sample(CrossSampleConfig(out=str(out), **settings), progress=False)
+        for run in (second, settings) if index else (settings, second):  # runs finish in either order
+            run_cross_sample(CrossSampleConfig(out=str(out), **run), progress=False)
         shards.append(out)
     merged = merge_builds(shards, tmp_path / "merged")
     key = [("cross_id", "ascending")]
@@ -176,6 +179,10 @@ def test_cross_sampled_shards_merge_like_the_straight_build(tmp_path, pair, gsm8
     recorded = json.loads((merged / "manifest.json").read_text())
     assert recorded["cross_sampling_command"] == json.loads((whole / "manifest.json").read_text())[
         "cross_sampling_command"].replace(str(whole), str(merged))
+    assert sorted(r["command"] for r in recorded["cross_sampling_runs"]) == sorted(
+        r["command"].replace(str(whole), str(merged))
+        for r in json.loads((whole / "manifest.json").read_text())["cross_sampling_runs"])
+    assert {r["rows"] for r in recorded["cross_sampling_runs"]} == {pq.read_table(whole / "cross_samples").num_rows // 2}
 
 
 def test_device_auto_loads_through_device_map_and_builds_the_same_tables(tmp_path, pair, gsm8k, straight,

@@ -154,3 +154,4 @@ def test_card_never_replaces_a_foreign_readme(build):
 def test_size_categories_follow_the_hub_buckets():
     assert [size_category(n) for n in (0, 999, 1000, 5_000_000, 10**9, 10**13)] == [
         "n<1K", "n<1K", "1K<n<10K", "1M<n<10M", "1B<n<10B", "n>1T"]
+

@@ -244,8 +244,9 @@ def test_resume_after_interruption_equals_straight_run(tmp_path, build, crossed,
     monkeypatch.setattr(cs, "shard_rows", dies_on_call(real, 2))
     with pytest.raises(KeyboardInterrupt):
         cs.run_cross_sample(_config(out, thresholds), progress=False)
-    assert (out / "cross_samples" / "part-00000.parquet").exists()
-    assert not (out / "cross_samples" / "part-00001.parquet").exists()
+    run_id = cs.resolve(_config(out, thresholds), cs.load_build(out)).run_id()
+    assert (out / "cross_samples" / f"part-00000-{run_id}.parquet").exists()
+    assert not (out / "cross_samples" / f"part-00001-{run_id}.parquet").exists()
     assert "cross_sampling" not in json.loads((out / "manifest.json").read_text())
     with pytest.raises(TokenshiftError, match="another config"):  # a different config cannot resume it
         cs.run_cross_sample(_config(out, thresholds, direction="forward"), progress=False)
@@ -267,7 +268,8 @@ def test_shard_processes_sharing_dir_equal_straight_run(tmp_path, build, crossed
     first = CliRunner().invoke(cli, [*args, "--shard", "1/2"])
     assert first.exit_code == 0, first.output
     assert "1 shard(s) remain" in first.output
-    assert sorted(p.name for p in (out / "cross_samples").iterdir()) == ["part-00001.parquet"]
+    run_id = cs.resolve(_config(out, thresholds), cs.load_build(out)).run_id()
+    assert sorted(p.name for p in (out / "cross_samples").iterdir()) == [f"part-00001-{run_id}.parquet"]
     assert "cross_sampling" not in json.loads((out / "manifest.json").read_text())
     second = CliRunner().invoke(cli, [*args, "--shard", "0/2"])
     assert second.exit_code == 0 and "cross_samples written to" in second.output, second.output

@@ -20,7 +20,8 @@ from tokenshift.queries.run import MissingTableError, connect
 from tokenshift.queries.sources import resolve_source
 
 ALL_RECIPES = ["js_distribution", "entropy_vs_divergence", "position_concentration", "reranking",
-               "mass_reallocation", "divergent_tokens", "accuracy", "cross_sampling_curve", "evolution"]
+               "mass_reallocation", "divergent_tokens", "accuracy", "cross_sampling_curve", "criteria_comparison",
+               "study_table", "evolution"]
 GROUP = ["sampler", "rl_model"]
 
 
@@ -244,7 +245,10 @@ def test_cross_sampling_curve(build, t):
     res = run_recipe("cross_sampling_curve", build, {})
     cs = t["cross_samples"].merge(t["prompts"][["problem_id", "benchmark"]], on="problem_id", how="left")
     gen = t["generations"]
-    keys = ["rl_model", "benchmark", "protocol", "direction", "threshold", "budget", "budget_unit"]
+    cs["rate_setting"] = cs.rate.where(cs.match_criterion.isna())
+    keys = ["rl_model", "benchmark", "protocol", "direction", "threshold", "budget", "budget_unit", "criterion",
+            "match_criterion", "mix_weight", "rate"]
+    cs = cs.drop(columns="rate").rename(columns={"rate_setting": "rate"})
     exp = cs.groupby(keys, dropna=False).agg(n=("cross_id", "size"), acc=("correct", lambda s: s.dropna().astype(float).mean()),
                                              frac=("intervention_fraction", "mean")).reset_index()
     assert len(res) == len(exp)
@@ -265,6 +269,167 @@ def test_cross_sampling_curve(build, t):
         else:
             _close(row.gap_lost, (rl - row.accuracy) / (rl - base))
             assert pd.isna(row.gap_recovered)
+
+
+# ---- 95% intervals: the recipes' bootstrap against numpy with the same draws ------------------------------------
+
+REPS, SEED = 300, 5  # small and non-default, so the test also checks that both parameters are honoured
+
+
+def _draws(seed: int, reps: int, n: int) -> np.ndarray:
+    """The recipes' problem numbers: lowbias32 of (seed * 3141592653 + r * 1000003 + j) mod 2^32, mod n."""
+    r, j = np.meshgrid(np.arange(reps, dtype=np.uint64), np.arange(n, dtype=np.uint64), indexing="ij")
+    m = np.uint64(2**32)
+    x = (np.uint64(seed) * np.uint64(3141592653) + r * np.uint64(1000003) + j) % m
+    x = ((x ^ (x >> np.uint64(16))) * np.uint64(2146121005)) % m
+    x = ((x ^ (x >> np.uint64(15))) * np.uint64(2221713035)) % m
+    return ((x ^ (x >> np.uint64(16))) % np.uint64(n)).astype(np.int64)
+
+
+def _ratio_interval(num: np.ndarray, den: np.ndarray, draws: np.ndarray) -> tuple[float, float]:
+    """Percentile interval of sum(num) / sum(den) over the drawn problems (replicates with den 0 left out)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = num[draws].sum(1) / den[draws].sum(1)
+    values = values[np.isfinite(values)]
+    return tuple(np.quantile(values, [0.025, 0.975])) if len(values) else (np.nan, np.nan)
+
+
+def _graded(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Correct and graded answers per group and problem, problems in problem_id order."""
+    return (frame.assign(c=frame.correct.fillna(False).astype(int), n=frame.correct.notna().astype(int))
+            .groupby(by + ["problem_id"], dropna=False)[["c", "n"]].sum().reset_index()
+            .sort_values(by + ["problem_id"]))
+
+
+def _pick(frame: pd.DataFrame, setting: dict) -> pd.DataFrame:
+    """Rows of `frame` whose columns equal `setting`'s values (NaN equals NaN)."""
+    mask = pd.Series(True, index=frame.index)
+    for column, value in setting.items():
+        mask &= frame[column].isna() if pd.isna(value) else frame[column] == value
+    return frame[mask]
+
+
+def test_accuracy_intervals_equal_a_numpy_bootstrap(build, t):
+    res = run_recipe("accuracy", build, {"bootstrap_reps": REPS, "bootstrap_seed": SEED, "pass_k": [1, 2]})
+    per = _graded(t["generations"], ["sampler", "benchmark"])
+    checked = 0
+    for (sampler, bench), g in per.groupby(["sampler", "benchmark"]):
+        rows = res[(res.sampler == sampler) & (res.benchmark == bench)]
+        draws = _draws(SEED, REPS, len(g))
+        lo, hi = _ratio_interval(g.c.to_numpy(float), g.n.to_numpy(float), draws)
+        _close(rows[["accuracy_lo", "accuracy_hi"]].to_numpy(), [[lo, hi]] * len(rows))
+        assert (rows.accuracy_lo <= rows.accuracy).all() and (rows.accuracy <= rows.accuracy_hi).all()
+        for k in (1, 2):
+            ok = g[g.n >= k]
+            values = np.array([_pass_at_k(int(n), int(c), k) for n, c in zip(ok.n, ok.c)])
+            want = _ratio_interval(values, np.ones(len(values)), _draws(SEED, REPS, len(values)))
+            _close(rows.loc[rows.k == k, ["pass_at_k_lo", "pass_at_k_hi"]].to_numpy()[0], want)
+            checked += 1
+    assert checked == 2 * per.groupby(["sampler", "benchmark"]).ngroups > 0
+
+
+def _settings(t: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    cs = t["cross_samples"].merge(t["prompts"][["problem_id", "benchmark"]], on="problem_id", how="left")
+    return cs.assign(rate=cs.rate.where(cs.match_criterion.isna()))
+
+
+SETTING = ["rl_model", "benchmark", "protocol", "direction", "threshold", "budget", "budget_unit", "criterion",
+           "match_criterion", "mix_weight", "rate"]
+
+
+def _reference(t: dict[str, pd.DataFrame], rl_model: str, problems: pd.Series) -> tuple[np.ndarray, ...]:
+    """Per problem (aligned with `problems`): correct and graded answers of base and of rl_model."""
+    gen = t["generations"]
+    out = []
+    for sampler in ("base", rl_model):
+        g = _graded(gen[gen.sampler == sampler], []).set_index("problem_id").reindex(problems).fillna(0)
+        out += [g.c.to_numpy(float), g.n.to_numpy(float)]
+    return tuple(out)
+
+
+def test_cross_sampling_curve_intervals_equal_a_numpy_bootstrap(build, t):
+    res = run_recipe("cross_sampling_curve", build, {"bootstrap_reps": REPS, "bootstrap_seed": SEED})
+    per = _graded(_settings(t), SETTING)
+    assert len(res) == per.groupby(SETTING, dropna=False).ngroups
+    for key, g in per.groupby(SETTING, dropna=False):
+        row = _pick(res, dict(zip(SETTING, key)))
+        assert len(row) == 1
+        row = row.iloc[0]
+        draws = _draws(SEED, REPS, len(g))
+        c_b, n_b, c_r, n_r = _reference(t, row.rl_model, g.problem_id)
+        _close([row.accuracy_lo, row.accuracy_hi], _ratio_interval(g.c.to_numpy(float), g.n.to_numpy(float), draws))
+        _close([row.base_accuracy_lo, row.base_accuracy_hi], _ratio_interval(c_b, n_b, draws))
+        _close([row.rl_accuracy_lo, row.rl_accuracy_hi], _ratio_interval(c_r, n_r, draws))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            acc = g.c.to_numpy(float)[draws].sum(1) / g.n.to_numpy(float)[draws].sum(1)
+            base, rl = c_b[draws].sum(1) / n_b[draws].sum(1), c_r[draws].sum(1) / n_r[draws].sum(1)
+            share = (acc - base) / (rl - base) if row.direction == "forward" else (rl - acc) / (rl - base)
+        share = share[np.isfinite(share)]
+        column = "gap_recovered" if row.direction == "forward" else "gap_lost"
+        _close([row[f"{column}_lo"], row[f"{column}_hi"]], np.quantile(share, [0.025, 0.975]))
+
+
+def test_criteria_comparison(build, t):
+    res = run_recipe("criteria_comparison", build, {"bootstrap_reps": REPS, "bootstrap_seed": SEED})
+    cs = _settings(t)
+    cs = cs[cs.protocol == "threshold"]
+    keys = [k for k in SETTING if k != "protocol"]
+    assert len(res) == cs.groupby(keys, dropna=False).ngroups
+    assert set(res.selection) == {"js", "kl", "random@js"}
+    per = _graded(cs, keys)
+    curve = run_recipe("cross_sampling_curve", build, {"bootstrap_reps": REPS, "bootstrap_seed": SEED})
+    checked_pairs = 0
+    for key, g in cs.groupby(keys, dropna=False):
+        row = _pick(res, dict(zip(keys, key))).iloc[0]
+        _close([row.effective_pct, row.effective_n, row.n_samples],
+               [100 * g.intervention_fraction.mean(), g.n_interventions.mean(), len(g)])
+        ref = _pick(curve, {**dict(zip(keys, key)), "protocol": "threshold"}).iloc[0]
+        share = ref.gap_recovered if row.direction == "forward" else ref.gap_lost
+        _close([row.accuracy, row.accuracy_lo, row.accuracy_hi, row.gap_share, row.gap_share_per_token],
+               [ref.accuracy, ref.accuracy_lo, ref.accuracy_hi, share, share / row.effective_n])
+        if pd.isna(row.match_criterion):
+            assert pd.isna(row.matched_accuracy) and pd.isna(row.criterion_minus_control)
+            continue
+        target = dict(zip(keys, key), criterion=row.match_criterion, match_criterion=np.nan)
+        mine, theirs = (_pick(per, d) for d in (dict(zip(keys, key)), target))
+        assert list(mine.problem_id) == list(theirs.problem_id)
+        draws = _draws(SEED, REPS, len(mine))
+        diff = (theirs.c.to_numpy(float)[draws].sum(1) / theirs.n.to_numpy(float)[draws].sum(1)
+                - mine.c.to_numpy(float)[draws].sum(1) / mine.n.to_numpy(float)[draws].sum(1))
+        matched = _pick(cs, target)
+        _close([row.matched_accuracy, row.criterion_minus_control],
+               [matched.correct.dropna().astype(float).mean(),
+                matched.correct.dropna().astype(float).mean() - g.correct.dropna().astype(float).mean()])
+        _close([row.criterion_minus_control_lo, row.criterion_minus_control_hi], np.quantile(diff, [0.025, 0.975]))
+        checked_pairs += 1
+    assert checked_pairs == 12  # random@js at 3 thresholds x 2 directions x 2 benchmarks
+
+
+def test_study_table(build, t):
+    res = run_recipe("study_table", build, {"bootstrap_reps": REPS, "bootstrap_seed": SEED})
+    cs = _settings(t)
+    assert list(res.columns[7:12]) == ["direction", "effective_pct", "effective_n", "start_accuracy",
+                                      "start_accuracy_lo"]
+    per = _graded(cs, SETTING)
+    assert len(res) == per.groupby(SETTING, dropna=False).ngroups
+    for key, g in per.groupby(SETTING, dropna=False):
+        setting = dict(zip(SETTING, key))
+        rows = _pick(cs, setting)
+        selection = setting["criterion"] + ("" if pd.isna(setting["match_criterion"]) else "@js")
+        row = res[(res.rl_model == setting["rl_model"]) & (res.benchmark == setting["benchmark"])
+                  & (res.selection == selection) & (res.protocol == setting["protocol"])
+                  & (res.direction == setting["direction"]) & (res.budget == setting["budget"])
+                  & ((res.threshold == setting["threshold"]) | (res.threshold.isna() & pd.isna(setting["threshold"])))]
+        assert len(row) == 1
+        row = row.iloc[0]
+        c_b, n_b, c_r, n_r = _reference(t, setting["rl_model"], g.problem_id)
+        c_s, n_s = (c_b, n_b) if setting["direction"] == "forward" else (c_r, n_r)
+        draws = _draws(SEED, REPS, len(g))
+        _close([row.effective_pct, row.effective_n], [100 * rows.intervention_fraction.mean(), rows.n_interventions.mean()])
+        _close([row.start_accuracy, row.start_accuracy_lo, row.start_accuracy_hi],
+               [c_s.sum() / n_s.sum(), *_ratio_interval(c_s, n_s, draws)])
+        _close([row.end_accuracy, row.end_accuracy_lo, row.end_accuracy_hi],
+               [g.c.sum() / g.n.sum(), *_ratio_interval(g.c.to_numpy(float), g.n.to_numpy(float), draws)])
 
 
 def test_evolution(build, t):
@@ -411,8 +576,13 @@ def test_unknown_recipe_and_param_list_valid_ones(build):
         run_recipe("position_concentration", build, {"bins": 3})
     message = str(err.value)
     assert "bins" in message and all(p in message for p in ("js_threshold", "position_bins", "edge_tokens"))
-    with pytest.raises(TokenshiftError, match="valid parameters: none"):
+    with pytest.raises(TokenshiftError, match="valid parameters: bootstrap_reps"):
         run_recipe("cross_sampling_curve", build, {"k": 1})
+    from tokenshift.queries.recipes import parse_recipe
+    from tokenshift.queries.run import check_params
+
+    with pytest.raises(TokenshiftError, match="valid parameters: none"):
+        check_params(parse_recipe("bare", "-- bare: no parameters\n-- Tables: prompts\nSELECT 1;"), {"k": 1})
 
 
 # ---- command line -------------------------------------------------------------------------------------------

@@ -89,6 +89,13 @@ def test_ray_cross_sampling_equals_the_single_process_one(cluster, straight, tmp
     assert len(_digests(here, ("cross_samples",))) == 3
     recorded = json.loads((there / "manifest.json").read_text())["cross_sampling"]
     assert recorded["ray"] == "local" and recorded["thresholds"] == [0.0, 0.3]
+    # a second run (another criterion, mixed) beside the first, on Ray and here: the same parts again
+    run_cross_sample(_cross(here, criterion="kl", mix_weight=0.5), progress=False)
+    run_cross_sample(_cross(there, criterion="kl", mix_weight=0.5, ray="local", ray_workers=2), progress=False)
+    assert _digests(there, ("cross_samples",)) == _digests(here, ("cross_samples",))
+    assert len(_digests(here, ("cross_samples",))) == 6
+    runs = json.loads((there / "manifest.json").read_text())["cross_sampling_runs"]
+    assert [r["config"]["criterion"] for r in runs] == ["js", "kl"] and "--ray" in runs[1]["command"]
 
 
 def test_a_worker_error_reaches_the_driver_as_one_line(cluster):

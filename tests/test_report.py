@@ -18,7 +18,8 @@ from tokenshift.queries.report import MARKER, is_report_dir
 from tokenshift.schemas.tables import to_arrow, write_parquet
 
 PLOTTED = ["js_distribution", "entropy_vs_divergence", "position_concentration", "reranking",
-           "mass_reallocation", "cross_sampling_curve", "evolution"]
+           "mass_reallocation", "accuracy", "cross_sampling_curve", "criteria_comparison", "evolution"]
+CROSS = ["cross_sampling_curve", "criteria_comparison", "study_table"]  # the recipes that need cross_samples
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -53,7 +54,7 @@ def test_report_writes_every_csv_png_and_index(builds, full_report):
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 10_000, name
         assert f"]({name}.png)" in text
-    assert not (out / "divergent_tokens.png").exists() and not (out / "accuracy.png").exists()
+    assert not (out / "divergent_tokens.png").exists() and not (out / "study_table.png").exists()
     # every relative link in index.md resolves inside the report
     for target in re.findall(r"\]\(([^)#]+)\)", text):
         assert (out / target).is_file(), target
@@ -75,10 +76,11 @@ def test_report_csv_equals_recipe(builds, full_report):
 def test_report_skips_absent_cross_samples(builds, tmp_path):
     index = write_report(builds["no_cross"], tmp_path / "r")
     text = index.read_text(encoding="utf-8")
-    assert re.search(r"\*\*Skipped\*\*: recipe cross_sampling_curve needs table cross_samples", text)
-    assert not (tmp_path / "r" / "cross_sampling_curve.csv").exists()
-    assert not (tmp_path / "r" / "cross_sampling_curve.png").exists()
-    assert all((tmp_path / "r" / f"{n}.csv").is_file() for n in recipe_names() if n != "cross_sampling_curve")
+    for name in CROSS:
+        assert re.search(rf"\*\*Skipped\*\*: recipe {name} needs table cross_samples", text)
+        assert not (tmp_path / "r" / f"{name}.csv").exists()
+        assert not (tmp_path / "r" / f"{name}.png").exists()
+    assert all((tmp_path / "r" / f"{n}.csv").is_file() for n in recipe_names() if n not in CROSS)
 
 
 def test_report_empty_table_gives_empty_csv_and_placeholder_png(builds, tmp_path):

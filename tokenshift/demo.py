@@ -1,6 +1,7 @@
 """`tokenshift demo`: the main job on the embedded default, end to end, in one command.
 
-build → cross-sample → validate → card → publish (local registry) → report from the published version.
+build → cross-sample (JS, other criteria, matched random controls) → validate → card → publish (local
+registry) → report from the published version.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class DemoConfig:
     thresholds: tuple[float, ...] = (0.05, 0.1, 0.2)
     budgets: tuple[float, ...] = (0, 1, 2, 4, INF)
     cross_samples: int = 2  # answers per prompt per cross-sampling setting
+    # other selection criteria, each with its thresholds (nats; None: no threshold), for criteria_comparison
+    criteria: tuple[tuple[str, tuple[float, ...] | None], ...] = (
+        ("kl", (0.1, 0.5)), ("entropy", (0.3, 0.65)), ("top1_differs", None))
+    control_seeds: int = 1  # random controls matched to the js run's per-answer rates
     version: str = "v1.0.0"
     seed: int = 0
 
@@ -59,10 +64,17 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict:
                           seed=config.seed), progress=progress)
     seconds["build"] = time.time() - t
 
-    t = _step(2, 6, "cross-sample: forward and reverse, JS thresholds × budgets")
-    run_cross_sample(CrossSampleConfig(out=str(build_dir), thresholds=config.thresholds,
-                                       budgets=config.budgets, samples=config.cross_samples,
-                                       rl_model="rl"), progress=progress)
+    t = _step(2, 6, "cross-sample: forward and reverse, JS thresholds × budgets, other criteria, "
+                    "random controls matched to JS")
+    common = dict(out=str(build_dir), samples=config.cross_samples, rl_model="rl")
+    run_cross_sample(CrossSampleConfig(thresholds=config.thresholds, budgets=config.budgets, **common),
+                     progress=progress)
+    for criterion, thresholds in config.criteria:
+        run_cross_sample(CrossSampleConfig(criterion=criterion, thresholds=thresholds, budgets=config.budgets,
+                                           **common), progress=progress)
+    if config.control_seeds:
+        run_cross_sample(CrossSampleConfig(criterion="random", match="js", control_seeds=config.control_seeds,
+                                           **common), progress=progress)
     seconds["cross_sample"] = time.time() - t
 
     t = _step(3, 6, "validate: great-expectations checks of every table")

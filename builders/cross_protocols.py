@@ -1,0 +1,272 @@
+"""The two cross-sampling protocols on a loaded pair: threshold (one decode per setting) and resample.
+
+Protocol 'threshold' (default). forward: base drives; at each step both models' next-token
+distributions are computed for the same prefix; where the criterion selects the position (JS, KL,
+reverse KL or the driver's entropy >= threshold, in nats over the full temperature- and top-p-free
+distributions; the argmaxes differ; or a random draw below a rate) and the answer's budget is not
+spent, the token is sampled from (1 − W)·p_driver + W·p_other (W = 1: from p_rl), otherwise from
+p_base. reverse: RL drives, base intervenes. Budget 0 is the driver alone; inf intervenes at every
+selected position. --budget-unit fraction: a budget b allows at most floor(b × max_new_tokens)
+interventions per answer, a cap fixed before decoding (so an early fork can always be taken).
+A random control matched to a criterion (--match) intervenes at each answer's realised rate of that
+criterion's setting, without a cap.
+
+Protocol 'resample' (as in the related public code, github Hesse73/resample, with JS as the score):
+the driver samples a whole answer (step 0, identical to threshold budget 0); the prompt's cutoff is
+the 90th percentile of JS over the positions of all its step-0 answers; at each step k = 1..B the
+first position after the last intervention whose JS (of the current answer) is above the cutoff
+gets one token sampled from the other model (or the mix) and the driver regenerates the rest; an
+answer with no such position stays as it is. One row per step k (budget = k).
+
+Randomness: per shard and driver one generator seeded derive_seed(seed, shard, driver), the build's
+own formula, over the build's batches; every setting restarts each batch from the generator state
+the driver-alone run had there and draws one Exp(1) tensor per step shared by both models (see
+paired_decode). So, with the build's seed and samples, budget 0 reproduces the build's generations
+of the driver token for token, and settings differ from the driver alone only at interventions and
+what follows them (common random numbers across criteria, thresholds and budgets). A random
+control's selection draws come from their own generator per setting and batch. Resample step
+k >= 1 uses derive_seed(seed, shard, 'resample', driver, k).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tokenshift.builders import generate, models
+from tokenshift.builders.build import BuildConfig, model_specs
+from tokenshift.builders.cross_config import THRESHOLD_CRITERIA, CrossSampleConfig
+from tokenshift.builders.paired_decode import Decoded, decode_batch
+from tokenshift.builders.shards import derive_seed
+from tokenshift.errors import TokenshiftError
+from tokenshift.progress import progress_bar
+
+RESAMPLE_PERCENTILE = 90.0
+TOP1_THRESHOLD = 0.5  # top1_differs scores 1 where the argmaxes differ, 0 where they agree
+INF = math.inf
+
+
+@dataclass
+class Run:
+    """What every shard needs: configs, the loaded pair, tokenizer and sampling settings."""
+
+    config: CrossSampleConfig
+    build: BuildConfig
+    tokenizer: object
+    base: object
+    rl: object
+    sampling: generate.SamplingConfig
+    progress: bool
+
+    def roles(self, direction: str) -> tuple[str, object, object]:
+        """(driver name, driver, intervening model) of a direction."""
+        if direction == "forward":
+            return "base", self.base, self.rl
+        return self.config.rl_model, self.rl, self.base
+
+    def cap(self, budget: float) -> float:
+        """Most interventions per answer a budget allows."""
+        if self.config.budget_unit == "tokens" or math.isinf(budget):
+            return budget
+        return float(math.floor(budget * self.sampling.max_new_tokens + 1e-9))
+
+
+def build_config(build: dict, trust_remote_code: bool = False) -> BuildConfig:
+    """The build's config; trust_remote_code from the current command line, never from the manifest."""
+    return BuildConfig.from_manifest(build, trust_remote_code)
+
+
+def pair_specs(config: CrossSampleConfig, build: dict) -> tuple[models.ModelSpec, models.ModelSpec]:
+    """Specs of base and the chosen RL model, from the build's config."""
+    base_spec, rl_specs = model_specs(build_config(build))
+    rl_spec = next((s for s in rl_specs if s.name == config.rl_model), None)
+    if rl_spec is None:
+        raise TokenshiftError(f"--rl-model {config.rl_model!r} is in the manifest but not in the build "
+                              f"config's --rl list ({', '.join(s.name for s in rl_specs)})")
+    return base_spec, rl_spec
+
+
+def check_checkpoints(config: CrossSampleConfig, build: dict) -> None:
+    """Refuse checkpoints changed since the build (their content hash differs from the manifest's)."""
+    recorded = {"base": build["models"]["base"], **{m["name"]: m for m in build["models"]["rl"]}}
+    for spec in pair_specs(config, build):
+        want = recorded.get(spec.name, {}).get("sha256")
+        have = models.describe(spec).sha256
+        if want and have and want != have:
+            raise TokenshiftError(f"model {spec.name} at {spec.source} changed since the build (sha256 "
+                                  f"{have[:12]} != {want[:12]}): cross-sample with the build's checkpoints")
+
+
+def load_run(config: CrossSampleConfig, build: dict, progress: bool, trust_remote_code: bool = False) -> Run:
+    """Load base, the chosen RL model and the tokenizer (checked by check_checkpoints first)."""
+    bconfig = build_config(build, trust_remote_code)
+    base_spec, rl_spec = pair_specs(config, build)
+    tokenizer = models.load_tokenizer(base_spec, bconfig.trust_remote_code)
+    load = lambda spec: models.load_model(spec, bconfig.device, bconfig.dtype, bconfig.trust_remote_code)  # noqa: E731
+    base, rl = load(base_spec), load(rl_spec)
+    for name, model in (("base", base), (rl_spec.name, rl)):
+        models.check_vocab_fits(model, len(tokenizer), name)
+    sampling = generate.SamplingConfig(bconfig.max_new_tokens, bconfig.temperature, bconfig.top_p,
+                                       bconfig.batch_size)
+    return Run(config, bconfig, tokenizer, base, rl, sampling, progress)
+
+
+class PairDecoder:
+    """decode_batch bound to one direction's driver, intervening model, stop tokens (the driver's), criterion and mix."""
+
+    def __init__(self, run: Run, driver, other):
+        self.run, self.driver, self.other = run, driver, other
+        self.stop_ids = generate.stop_token_ids(driver, run.tokenizer)
+        pad = run.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else min(self.stop_ids)
+
+    def __call__(self, prefixes, limits, generator, threshold=INF, caps=None, force_first=None, rates=None,
+                 selector=None) -> list[Decoded]:
+        config = self.run.config
+        criterion = config.criterion
+        if criterion == "top1_differs":
+            threshold = TOP1_THRESHOLD
+        return decode_batch(self.driver, self.other, prefixes, limits, self.run.sampling, self.stop_ids,
+                            self.pad_id, len(self.run.tokenizer), generator, threshold, caps, force_first,
+                            criterion=criterion, mix_weight=config.mix_weight, rates=rates, selector=selector)
+
+    def generator(self, seed: int) -> torch.Generator:
+        return torch.Generator(device=models.input_device(self.driver)).manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How one family of settings picks positions; each of its budgets is one setting."""
+
+    threshold: float | None  # threshold criteria: the threshold; a matched control: the matched setting's
+    budgets: tuple[float, ...]
+    rate: float | None = None  # random --rate
+    control_seed: int | None = None  # random
+    row_rates: tuple[float, ...] | None = None  # random --match: per-row rates, aligned with the prefixes
+    uncapped: bool = False  # random --match: the budget names the matched setting and is not applied
+    direction: str | None = None  # random --match: the matched setting's direction
+
+    def label(self) -> str:
+        """What seeds a random control's selection draws (with the control seed and batch): its rate, or a
+        digest of its per-row rates (matched settings with the same rates are one and the same control)."""
+        if self.rate is not None:
+            return f"r{self.rate!r}"
+        return "m" + hashlib.sha256(repr(self.row_rates).encode()).hexdigest()[:16]
+
+
+def selections(config: CrossSampleConfig) -> list[Selection]:
+    """The non-matched settings of a threshold-protocol run, one Selection per threshold or rate."""
+    if config.criterion in THRESHOLD_CRITERIA:
+        return [Selection(t, config.budgets) for t in config.thresholds]
+    if config.criterion == "top1_differs":
+        return [Selection(None, config.budgets)]
+    return [Selection(None, config.budgets, rate=r, control_seed=c)
+            for r in config.rate for c in range(config.control_seeds)]
+
+
+def _batches(n: int, size: int) -> list[range]:
+    return [range(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed: int, label: str,
+                 chosen: list[Selection]) -> dict[tuple[Selection, float], list[Decoded]]:
+    """{(selection, budget): decoded rows aligned with prefixes} for every selection and budget.
+
+    A batch is decoded once per distinct outcome: budgets whose cap is 0 all equal the driver
+    alone, and when no row of a batch used its whole cap, a larger cap decodes it identically
+    (a random control's draws restart per batch, not per budget, so this holds for it too); a
+    matched control whose per-row rates equal an earlier one's is that control.
+    """
+    limit = run.sampling.max_new_tokens
+    batches = _batches(len(prefixes), run.sampling.batch_size)
+    generator = decode.generator(seed)
+    states, alone = [], []
+    bar = progress_bar(total=len(batches) * (1 + sum(len(s.budgets) for s in chosen)), desc=label,
+                       unit="batch", leave=False, disable=not run.progress)
+    for rows in batches:
+        states.append(generator.get_state())
+        alone.append(decode([prefixes[i] for i in rows], [limit] * len(rows), generator))
+        bar.update(1)
+    out, same = {}, {}  # same: matched controls already decoded, by (label, control seed)
+    for sel in chosen:
+        previous_cap, previous = 0.0, alone
+        for budget in sel.budgets:
+            key = (sel.label(), sel.control_seed) if sel.row_rates is not None else None
+            if key in same:
+                out[(sel, budget)] = same[key]
+                bar.update(len(batches))
+                continue
+            cap, results = (INF if sel.uncapped else run.cap(budget)), []
+            for b, rows in enumerate(batches):
+                done = previous[b]
+                unbound = previous_cap > 0 and all(len(d.interventions) < previous_cap for d in done)
+                never = sel.row_rates is not None and not any(sel.row_rates[i] for i in rows)  # = driver alone
+                if cap != previous_cap and not unbound and not never:
+                    generator.set_state(states[b])
+                    selector, rates = None, None
+                    if sel.control_seed is not None:
+                        selector = decode.generator(derive_seed(seed, "random", sel.control_seed, sel.label(), b))
+                        rates = ([sel.rate] * len(rows) if sel.row_rates is None
+                                 else [sel.row_rates[i] for i in rows])
+                    done = decode([prefixes[i] for i in rows], [limit] * len(rows), generator,
+                                  INF if sel.threshold is None else sel.threshold, [cap] * len(rows),
+                                  rates=rates, selector=selector)
+                results.append(done)
+                bar.update(1)
+            out[(sel, budget)] = [d for part in results for d in part]
+            if key is not None:
+                same[key] = out[(sel, budget)]
+            previous_cap, previous = cap, results
+    bar.close()
+    return out
+
+
+def threshold_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed: int,
+                   label: str) -> dict[tuple[float | None, float], list[Decoded]]:
+    """{(threshold, budget): decoded rows aligned with prefixes} of a threshold or top1_differs run."""
+    return {(sel.threshold, budget): rows
+            for (sel, budget), rows in setting_runs(run, decode, prefixes, seed, label, selections(run.config)).items()}
+
+
+def resample_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], prompt_of: list[int], seed: int,
+                  step_seed, label: str) -> list[tuple[int, list[Decoded]]]:
+    """[(seed, rows aligned with prefixes)] for steps k = 0..max(budgets) of the resample protocol."""
+    limit, size = run.sampling.max_new_tokens, run.sampling.batch_size
+    steps = int(max(run.config.budgets))
+    bar = progress_bar(total=steps + 1, desc=label, unit="step", leave=False, disable=not run.progress)
+    generator = decode.generator(seed)
+    current = []
+    for rows in _batches(len(prefixes), size):
+        current += decode([prefixes[i] for i in rows], [limit] * len(rows), generator)
+    bar.update(1)
+    cutoff = {}
+    for p in sorted(set(prompt_of)):
+        values = np.concatenate([current[i].js for i in range(len(current)) if prompt_of[i] == p])
+        cutoff[p] = float(np.percentile(values, RESAMPLE_PERCENTILE))
+    history = [(seed, current)]
+    for k in range(1, steps + 1):
+        todo = []
+        for i, d in enumerate(current):
+            start = d.interventions[-1] + 1 if d.interventions else 0
+            j = next((t for t in range(start, len(d.token_ids)) if d.js[t] > cutoff[prompt_of[i]]), None)
+            if j is not None:
+                todo.append((i, j))
+        k_seed = step_seed(k)
+        generator = decode.generator(k_seed)
+        current = list(current)
+        for rows in _batches(len(todo), size):
+            part = [todo[r] for r in rows]
+            new = decode([prefixes[i] + current[i].token_ids[:j] for i, j in part], [limit - j for _, j in part],
+                         generator, caps=[0.0] * len(part), force_first=[True] * len(part))
+            for (i, j), d in zip(part, new, strict=True):
+                old = current[i]
+                current[i] = Decoded(old.token_ids[:j] + d.token_ids, d.finish_reason, old.js[:j] + d.js,
+                                     old.interventions + [j], old.scores[:j] + d.scores)
+        history.append((k_seed, current))
+        bar.update(1)
+    bar.close()
+    return history

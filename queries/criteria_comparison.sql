@@ -1,0 +1,142 @@
+-- criteria_comparison: each selection criterion and its matched random control at the budget it realises.
+--
+-- Per setting of the threshold protocol in cross_samples (rl_model, benchmark from prompts, direction,
+-- criterion, match_criterion, mix_weight, threshold, rate, budget, budget_unit; a random control's
+-- repetitions pooled): the effective budget as the study reports it, effective_pct = 100 x mean
+-- intervention_fraction and effective_n = mean n_interventions per answer; accuracy; and gap_share = the
+-- share of the base-to-RL gap recovered (forward: (accuracy - base) / (rl - base)) or lost (reverse:
+-- (rl - accuracy) / (rl - base)), reference accuracies from generations on the same problems as in
+-- cross_sampling_curve; gap_share_per_token = gap_share / effective_n. A random control matched to a
+-- criterion (match_criterion set) shares that setting's threshold and budget: matched_accuracy is the
+-- criterion's accuracy there and criterion_minus_control = matched_accuracy - accuracy (forward: > 0 when
+-- the criterion's positions matter more than random ones; reverse: < 0, the criterion's swaps hurt more).
+--
+-- Intervals: 95% percentile bootstrap over problems with the draws of the accuracy recipe (problems of a
+-- setting numbered 0..n-1 in problem_id order; replicate r takes problem number h(bootstrap_seed, r, j)
+-- mod n for j = 0..n-1, h = lowbias32 of (seed * 3141592653 + r * 1000003 + j) mod 2^32). A control and
+-- the setting it matches answer the same problems, so criterion_minus_control is bootstrapped paired
+-- (the same draws for both). Replicates where a value is undefined (nothing graded, gap 0) are left out.
+--
+-- Parameters (override with SET VARIABLE name = value; before pasting):
+--   bootstrap_reps   INTEGER    1000   bootstrap replicates
+--   bootstrap_seed   INTEGER    0      seed of the replicates' draws (>= 0)
+--
+-- Tables: cross_samples, generations, prompts
+--
+-- Columns (one row per setting):
+--   rl_model, benchmark, direction      the pair, benchmark and direction
+--   selection                  criterion, '@' match_criterion for a matched control, ' r=' rate, ' w=' mix weight
+--   criterion, match_criterion, mix_weight, threshold, rate, budget, budget_unit   the setting (threshold in
+--                              the criterion's units, nats; rate: random with a fixed rate)
+--   n_samples                  cross-sampled answers
+--   effective_pct              mean % of an answer's tokens taken from (or mixed with) the other model
+--   effective_n                mean number of such tokens per answer
+--   accuracy, accuracy_lo, accuracy_hi          correct / graded and its 95% interval, fraction
+--   gap_share, gap_share_lo, gap_share_hi       share of the gap recovered (forward) or lost (reverse)
+--   gap_share_per_token        gap_share / effective_n
+--   matched_accuracy           matched controls: the accuracy of the setting they match
+--   criterion_minus_control, criterion_minus_control_lo, criterion_minus_control_hi   paired difference, fraction
+
+SET VARIABLE bootstrap_reps = COALESCE(getvariable('bootstrap_reps'), 1000)::INTEGER;
+SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGER;
+
+WITH cs AS (
+    SELECT c.*, p.benchmark, CASE WHEN c.match_criterion IS NULL THEN c.rate END AS rate_setting
+    FROM cross_samples AS c LEFT JOIN prompts AS p USING (problem_id)
+    WHERE c.protocol = 'threshold'
+),
+problems AS (
+    SELECT DISTINCT rl_model, problem_id FROM cross_samples
+),
+ref AS (
+    SELECT pr.rl_model, g.benchmark,
+           avg(g.correct::DOUBLE) FILTER (WHERE g.sampler = 'base') AS base_accuracy,
+           avg(g.correct::DOUBLE) FILTER (WHERE g.sampler = pr.rl_model) AS rl_accuracy
+    FROM problems AS pr JOIN generations AS g ON g.problem_id = pr.problem_id
+    GROUP BY pr.rl_model, g.benchmark
+),
+ref_problem AS (
+    SELECT pr.rl_model, pr.problem_id,
+           count_if(g.correct AND g.sampler = 'base') AS c_base, count(g.correct) FILTER (WHERE g.sampler = 'base') AS n_base,
+           count_if(g.correct AND g.sampler = pr.rl_model) AS c_rl,
+           count(g.correct) FILTER (WHERE g.sampler = pr.rl_model) AS n_rl
+    FROM problems AS pr JOIN generations AS g ON g.problem_id = pr.problem_id
+    GROUP BY pr.rl_model, pr.problem_id
+),
+settings AS (
+    SELECT rl_model, benchmark, direction, criterion, match_criterion, mix_weight, threshold, rate_setting AS rate,
+           budget, budget_unit,
+           count(*) AS n_samples, 100 * avg(intervention_fraction) AS effective_pct,
+           avg(n_interventions::DOUBLE) AS effective_n, avg(correct::DOUBLE) AS accuracy,
+           hash(rl_model, benchmark, direction, criterion, match_criterion, mix_weight, threshold, rate_setting,
+                budget, budget_unit) AS setting,
+           hash(rl_model, benchmark, direction, coalesce(match_criterion, criterion), mix_weight, threshold,
+                budget, budget_unit) AS matched
+    FROM cs GROUP BY ALL
+),
+per_problem AS (
+    SELECT s.*, r.c_base, r.n_base, r.c_rl, r.n_rl,
+           row_number() OVER (PARTITION BY s.setting ORDER BY s.problem_id) - 1 AS idx,
+           count(*) OVER (PARTITION BY s.setting) AS n_set
+    FROM (SELECT rl_model, problem_id, direction,
+                 hash(rl_model, benchmark, direction, criterion, match_criterion, mix_weight, threshold,
+                      rate_setting, budget, budget_unit) AS setting,
+                 count_if(correct) AS c, count(correct) AS n
+          FROM cs GROUP BY ALL) AS s
+    LEFT JOIN ref_problem AS r USING (rl_model, problem_id)
+),
+sizes AS (SELECT DISTINCT n_set AS n FROM per_problem),
+d0 AS (
+    SELECT n, r, ((getvariable('bootstrap_seed')::UBIGINT * 3141592653 + r * 1000003 + j) % 4294967296)::UBIGINT AS x
+    FROM sizes, range(getvariable('bootstrap_reps')) AS t(r), LATERAL (SELECT unnest(range(n)) AS j)
+),
+d1 AS (SELECT n, r, (xor(x, x >> 16) * 2146121005::UBIGINT % 4294967296)::UBIGINT AS x FROM d0),
+d2 AS (SELECT n, r, (xor(x, x >> 15) * 2221713035::UBIGINT % 4294967296)::UBIGINT AS x FROM d1),
+weights AS (SELECT n, r, (xor(x, x >> 16) % n)::BIGINT AS idx, count(*) AS w FROM d2 GROUP BY ALL),
+replicates AS (
+    SELECT p.setting, w.r, any_value(p.direction) AS direction,
+           sum(w.w * p.c) / nullif(sum(w.w * p.n), 0) AS accuracy,
+           sum(w.w * p.c_base) / nullif(sum(w.w * p.n_base), 0) AS base_accuracy,
+           sum(w.w * p.c_rl) / nullif(sum(w.w * p.n_rl), 0) AS rl_accuracy
+    FROM per_problem AS p JOIN weights AS w ON w.n = p.n_set AND w.idx = p.idx
+    GROUP BY p.setting, w.r
+),
+intervals AS (
+    SELECT setting,
+           quantile_cont(accuracy, 0.025) AS accuracy_lo, quantile_cont(accuracy, 0.975) AS accuracy_hi,
+           quantile_cont(share, 0.025) AS gap_share_lo, quantile_cont(share, 0.975) AS gap_share_hi
+    FROM (SELECT *, CASE WHEN direction = 'forward'
+                         THEN (accuracy - base_accuracy) / nullif(rl_accuracy - base_accuracy, 0)
+                         ELSE (rl_accuracy - accuracy) / nullif(rl_accuracy - base_accuracy, 0) END AS share
+          FROM replicates)
+    GROUP BY setting
+),
+paired AS (  -- matched control vs the setting it matches, on the same replicate draws
+    SELECT s.setting,
+           quantile_cont(m.accuracy - c.accuracy, 0.025) AS lo, quantile_cont(m.accuracy - c.accuracy, 0.975) AS hi
+    FROM settings AS s
+    JOIN settings AS t ON t.matched = s.matched AND t.criterion <> 'random'
+    JOIN replicates AS c ON c.setting = s.setting
+    JOIN replicates AS m ON m.setting = t.setting AND m.r = c.r
+    WHERE s.match_criterion IS NOT NULL
+    GROUP BY s.setting
+)
+SELECT s.rl_model, s.benchmark, s.direction,
+       s.criterion || coalesce('@' || s.match_criterion, '') || coalesce(' r=' || s.rate, '')
+           || CASE WHEN s.mix_weight <> 1 THEN ' w=' || s.mix_weight ELSE '' END AS selection,
+       s.criterion, s.match_criterion, s.mix_weight, s.threshold, s.rate, s.budget, s.budget_unit, s.n_samples,
+       s.effective_pct, s.effective_n, s.accuracy, i.accuracy_lo, i.accuracy_hi,
+       CASE WHEN s.direction = 'forward' THEN (s.accuracy - r.base_accuracy) ELSE (r.rl_accuracy - s.accuracy) END
+           / nullif(r.rl_accuracy - r.base_accuracy, 0) AS gap_share,
+       i.gap_share_lo, i.gap_share_hi,
+       CASE WHEN s.direction = 'forward' THEN (s.accuracy - r.base_accuracy) ELSE (r.rl_accuracy - s.accuracy) END
+           / nullif(r.rl_accuracy - r.base_accuracy, 0) / nullif(s.effective_n, 0) AS gap_share_per_token,
+       t.accuracy AS matched_accuracy, t.accuracy - s.accuracy AS criterion_minus_control,
+       p.lo AS criterion_minus_control_lo, p.hi AS criterion_minus_control_hi
+FROM settings AS s
+LEFT JOIN ref AS r ON r.rl_model = s.rl_model AND r.benchmark IS NOT DISTINCT FROM s.benchmark
+LEFT JOIN intervals AS i ON i.setting = s.setting
+LEFT JOIN settings AS t ON s.match_criterion IS NOT NULL AND t.criterion <> 'random' AND t.matched = s.matched
+LEFT JOIN paired AS p ON p.setting = s.setting
+ORDER BY s.rl_model, s.benchmark, s.direction, s.criterion = 'random', s.criterion, s.match_criterion NULLS FIRST,
+         s.mix_weight, s.threshold NULLS LAST, s.rate NULLS LAST, s.budget;

@@ -1,0 +1,96 @@
+-- study_table: the study's cross-sampling table: direction, effective % and # of swapped tokens, start -> end accuracy.
+--
+-- One row per setting of cross_samples, laid out like the study's table (Meng et al., ICLR 2026):
+-- start_accuracy is the driver's own accuracy on the same problems (forward: base's, reverse: the RL
+-- model's, from generations, graded responses only), end_accuracy the cross-sampled answers' accuracy,
+-- effective_pct = 100 x mean intervention_fraction and effective_n = mean n_interventions per answer.
+-- Settings as in cross_sampling_curve (a random control's repetitions pooled); selection names the
+-- criterion ('@' match_criterion for a matched random control, ' r=' rate, ' w=' mix weight).
+--
+-- Intervals: 95% percentile bootstrap over problems with the draws of the accuracy recipe (problems of a
+-- setting numbered 0..n-1 in problem_id order; replicate r takes problem number h(bootstrap_seed, r, j)
+-- mod n for j = 0..n-1, h = lowbias32 of (seed * 3141592653 + r * 1000003 + j) mod 2^32), ratios of sums
+-- per replicate, replicates with nothing graded left out.
+--
+-- Parameters (override with SET VARIABLE name = value; before pasting):
+--   bootstrap_reps   INTEGER    1000   bootstrap replicates
+--   bootstrap_seed   INTEGER    0      seed of the replicates' draws (>= 0)
+--
+-- Tables: cross_samples, generations, prompts
+--
+-- Columns (one row per setting):
+--   rl_model, benchmark, selection, protocol, threshold, budget, budget_unit   the setting (threshold in
+--                       the criterion's units, nats)
+--   direction           forward (base drives, RL intervenes) or reverse (RL drives, base intervenes)
+--   effective_pct       mean % of an answer's tokens taken from (or mixed with) the other model
+--   effective_n         mean number of such tokens per answer
+--   start_accuracy, start_accuracy_lo, start_accuracy_hi   the driver alone, fraction, 95% interval
+--   end_accuracy, end_accuracy_lo, end_accuracy_hi         cross-sampled, fraction, 95% interval
+--   n_samples           cross-sampled answers
+
+SET VARIABLE bootstrap_reps = COALESCE(getvariable('bootstrap_reps'), 1000)::INTEGER;
+SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGER;
+
+WITH cs AS (
+    SELECT c.*, p.benchmark, CASE WHEN c.match_criterion IS NULL THEN c.rate END AS rate_setting,
+           c.criterion || coalesce('@' || c.match_criterion, '')
+               || coalesce(' r=' || CASE WHEN c.match_criterion IS NULL THEN c.rate END, '')
+               || CASE WHEN c.mix_weight <> 1 THEN ' w=' || c.mix_weight ELSE '' END AS selection
+    FROM cross_samples AS c LEFT JOIN prompts AS p USING (problem_id)
+),
+problems AS (
+    SELECT DISTINCT rl_model, problem_id FROM cross_samples
+),
+driver_problem AS (  -- per problem: graded and correct answers of base and of the RL model
+    SELECT pr.rl_model, pr.problem_id,
+           count_if(g.correct AND g.sampler = 'base') AS c_base, count(g.correct) FILTER (WHERE g.sampler = 'base') AS n_base,
+           count_if(g.correct AND g.sampler = pr.rl_model) AS c_rl,
+           count(g.correct) FILTER (WHERE g.sampler = pr.rl_model) AS n_rl
+    FROM problems AS pr JOIN generations AS g ON g.problem_id = pr.problem_id
+    GROUP BY pr.rl_model, pr.problem_id
+),
+per_problem AS (
+    SELECT s.*,
+           CASE WHEN s.direction = 'forward' THEN d.c_base ELSE d.c_rl END AS c_start,
+           CASE WHEN s.direction = 'forward' THEN d.n_base ELSE d.n_rl END AS n_start,
+           row_number() OVER (PARTITION BY s.setting ORDER BY s.problem_id) - 1 AS idx,
+           count(*) OVER (PARTITION BY s.setting) AS n_set
+    FROM (SELECT rl_model, benchmark, selection, protocol, threshold, budget, budget_unit, direction, problem_id,
+                 hash(rl_model, benchmark, selection, protocol, threshold, budget, budget_unit, direction) AS setting,
+                 count(*) AS n_samples, count_if(correct) AS c, count(correct) AS n,
+                 sum(intervention_fraction) AS sum_fraction, sum(n_interventions) AS sum_n
+          FROM cs GROUP BY ALL) AS s
+    LEFT JOIN driver_problem AS d USING (rl_model, problem_id)
+),
+settings AS (
+    SELECT setting, rl_model, benchmark, selection, protocol, threshold, budget, budget_unit, direction,
+           sum(n_samples)::BIGINT AS n_samples, 100 * sum(sum_fraction) / sum(n_samples) AS effective_pct,
+           sum(sum_n) / sum(n_samples) AS effective_n,
+           sum(c_start) / nullif(sum(n_start), 0) AS start_accuracy, sum(c) / nullif(sum(n), 0) AS end_accuracy
+    FROM per_problem GROUP BY ALL
+),
+sizes AS (SELECT DISTINCT n_set AS n FROM per_problem),
+d0 AS (
+    SELECT n, r, ((getvariable('bootstrap_seed')::UBIGINT * 3141592653 + r * 1000003 + j) % 4294967296)::UBIGINT AS x
+    FROM sizes, range(getvariable('bootstrap_reps')) AS t(r), LATERAL (SELECT unnest(range(n)) AS j)
+),
+d1 AS (SELECT n, r, (xor(x, x >> 16) * 2146121005::UBIGINT % 4294967296)::UBIGINT AS x FROM d0),
+d2 AS (SELECT n, r, (xor(x, x >> 15) * 2221713035::UBIGINT % 4294967296)::UBIGINT AS x FROM d1),
+weights AS (SELECT n, r, (xor(x, x >> 16) % n)::BIGINT AS idx, count(*) AS w FROM d2 GROUP BY ALL),
+intervals AS (
+    SELECT setting,
+           quantile_cont(start_accuracy, 0.025) AS start_accuracy_lo, quantile_cont(start_accuracy, 0.975) AS start_accuracy_hi,
+           quantile_cont(end_accuracy, 0.025) AS end_accuracy_lo, quantile_cont(end_accuracy, 0.975) AS end_accuracy_hi
+    FROM (SELECT p.setting, w.r,
+                 sum(w.w * p.c_start) / nullif(sum(w.w * p.n_start), 0) AS start_accuracy,
+                 sum(w.w * p.c) / nullif(sum(w.w * p.n), 0) AS end_accuracy
+          FROM per_problem AS p JOIN weights AS w ON w.n = p.n_set AND w.idx = p.idx
+          GROUP BY p.setting, w.r)
+    GROUP BY setting
+)
+SELECT s.rl_model, s.benchmark, s.selection, s.protocol, s.threshold, s.budget, s.budget_unit, s.direction,
+       s.effective_pct, s.effective_n, s.start_accuracy, i.start_accuracy_lo, i.start_accuracy_hi,
+       s.end_accuracy, i.end_accuracy_lo, i.end_accuracy_hi, s.n_samples
+FROM settings AS s LEFT JOIN intervals AS i USING (setting)
+ORDER BY s.rl_model, s.benchmark, s.selection LIKE 'random%', s.selection, s.protocol, s.direction,
+         s.threshold NULLS LAST, s.budget;
