@@ -200,15 +200,18 @@ def record_run(out: Path, config: CrossSampleConfig, seconds: float) -> None:
                      "seconds": round(seconds, 1), "rows": mine.get("rows", 0)})
         _set_runs(payload, runs)
         payload.setdefault("seeds", {})["cross_sampling"] = SEEDS_NOTE
-        _set_tables(out, payload)
+        _set_tables(out, payload, mine.get("files", {}))
         manifest.write_manifest(out, payload)
 
 
-def _set_tables(out: Path, payload: dict) -> None:
-    """The build's entries as recorded; cross_samples = the parts the recorded runs' shards wrote (and hashed)."""
-    steps = tuple(step_name(r["run_id"]) for r in recorded_runs(payload))
+def _set_tables(out: Path, payload: dict, new: dict[str, dict] | None = None) -> None:
+    """The build's entries as recorded; cross_samples = the listed parts of the runs still recorded (as the
+    manifest has them, e.g. after a regrade) plus `new`, the parts a finishing run's shards wrote and hashed."""
+    kept = tuple(f"-{r['run_id']}.parquet" for r in recorded_runs(payload))
+    files = {rel: e for rel, e in manifest.listed_files(payload, TABLE).items() if rel.endswith(kept)}
+    files.update(new or {})
     payload["tables"] = {**{t: e for t, e in payload["tables"].items() if t != TABLE},
-                         **(recorded_tables(out, steps) if steps else {})}
+                         **manifest.tables_from_files(files)}
     if TABLE in payload["tables"]:
         payload.setdefault("ungraded", {})[TABLE] = grade.count_ungraded(out, payload["tables"][TABLE])
     elif isinstance(payload.get("ungraded"), dict):
