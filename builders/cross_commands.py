@@ -61,8 +61,15 @@ def cross_sample(build_dir: str, thresholds: str | None, budgets: str | None, ra
     Each run appends its rows, with its settings as columns, to table cross_samples; the same flags
     again resume or change nothing.
     """
-    from tokenshift.builders.cross_sample import (DEFAULT_THRESHOLDS, CrossSampleConfig, load_build, parse_numbers,
-                                                  resolve, run_cross_sample, unfinished_shards)
+    from tokenshift.builders.cross_sample import (
+        DEFAULT_THRESHOLDS,
+        CrossSampleConfig,
+        load_build,
+        parse_numbers,
+        resolve,
+        run_cross_sample,
+        unfinished_shards,
+    )
     from tokenshift.builders.plan import check_speed, cross_sample_plan, run_planned
     from tokenshift.errors import TokenshiftError
 

@@ -9,8 +9,7 @@ import pyarrow.parquet as pq
 
 from tokenshift.builders import grade
 from tokenshift.builders.cross_config import directions
-from tokenshift.builders.cross_protocols import (PairDecoder, Run, Selection, resample_runs, selections,
-                                                 setting_runs)
+from tokenshift.builders.cross_protocols import PairDecoder, Run, Selection, resample_runs, selections, setting_runs
 from tokenshift.builders.cross_runs import id_prefix, part_file
 from tokenshift.builders.paired_decode import Decoded
 from tokenshift.builders.shards import derive_seed

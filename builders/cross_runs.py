@@ -12,8 +12,7 @@ from pathlib import Path
 
 from tokenshift.builders import grade, manifest
 from tokenshift.builders.build import read_work_config, recorded_tables, refuse_published_out
-from tokenshift.builders.cross_config import (THRESHOLD_CRITERIA, CrossSampleConfig, _fmt, directions,
-                                              recorded_runs)
+from tokenshift.builders.cross_config import THRESHOLD_CRITERIA, CrossSampleConfig, _fmt, directions, recorded_runs
 from tokenshift.builders.shards import WORK_DIR, is_done
 from tokenshift.errors import TokenshiftError
 from tokenshift.lock import folder_lock

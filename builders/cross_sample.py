@@ -17,15 +17,45 @@ import pyarrow.parquet as pq
 
 from tokenshift.builders import executor, manifest
 from tokenshift.builders.build import refuse_published_out
-from tokenshift.builders.cross_config import (BUDGET_UNITS, CRITERIA, DEFAULT_THRESHOLDS, DIRECTIONS,  # noqa: F401
-                                              EXECUTION_FIELDS, INF, PROTOCOLS, THRESHOLD_UNITS, CrossSampleConfig,
-                                              directions, parse_numbers, resolve, validate_config)
-from tokenshift.builders.cross_protocols import (RESAMPLE_PERCENTILE, PairDecoder, Run,  # noqa: F401
-                                                 check_checkpoints, load_run, resample_runs, setting_runs,
-                                                 threshold_runs)
+from tokenshift.builders.cross_config import (  # noqa: F401
+    BUDGET_UNITS,
+    CRITERIA,
+    DEFAULT_THRESHOLDS,
+    DIRECTIONS,
+    EXECUTION_FIELDS,
+    INF,
+    PROTOCOLS,
+    THRESHOLD_UNITS,
+    CrossSampleConfig,
+    directions,
+    parse_numbers,
+    resolve,
+    validate_config,
+)
+from tokenshift.builders.cross_protocols import (  # noqa: F401
+    RESAMPLE_PERCENTILE,
+    PairDecoder,
+    Run,
+    check_checkpoints,
+    load_run,
+    resample_runs,
+    setting_runs,
+    threshold_runs,
+)
 from tokenshift.builders.cross_rows import shard_rows
-from tokenshift.builders.cross_runs import (TABLE, check_rerun, is_recorded, known_runs, load_build, part_rel,
-                                            prompt_shards, record_run, remove_runs, run_file, step_name)
+from tokenshift.builders.cross_runs import (
+    TABLE,
+    check_rerun,
+    is_recorded,
+    known_runs,
+    load_build,
+    part_rel,
+    prompt_shards,
+    record_run,
+    remove_runs,
+    run_file,
+    step_name,
+)
 from tokenshift.builders.cross_runs import unfinished_shards as _unfinished
 from tokenshift.builders.shards import WORK_DIR, ShardSpec, mark_done, part_name
 from tokenshift.files import clean_leftovers, write_json_atomic

@@ -12,8 +12,21 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tokenshift.schemas.values import (BUDGET_UNITS, CRITERIA, DIRECTIONS, ENGINES, FINISH_REASONS, FLOAT32_TOL,
-                                       LN2, LN_VOCAB, MATCHABLE, PROTOCOLS, RL_MODELS, SAMPLERS, TOP_K)
+from tokenshift.schemas.values import (
+    BUDGET_UNITS,
+    CRITERIA,
+    DIRECTIONS,
+    ENGINES,
+    FINISH_REASONS,
+    FLOAT32_TOL,
+    LN2,
+    LN_VOCAB,
+    MATCHABLE,
+    PROTOCOLS,
+    RL_MODELS,
+    SAMPLERS,
+    TOP_K,
+)
 
 SCHEMA_VERSION = "1.0"
 Bound = float | str  # a number, or a name in schemas/values.py resolved per build (LN_VOCAB)

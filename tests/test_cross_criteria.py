@@ -1,4 +1,5 @@
 """Selection criteria, mixing, random controls and several runs in one cross_samples table (tiny random pair)."""
+# ruff: noqa: F811  (pytest fixtures imported from test_cross_sample are parameters here, by design)
 
 import dataclasses
 import json
@@ -14,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from click.testing import CliRunner
-
-import tokenshift.builders.cross_sample as cs
 from interrupt import dies_on_call
 from test_cross_sample import MAX_NEW, _prompt_ids, _snapshot, build, crossed, one_thread, pair, thresholds  # noqa: F401
+
+import tokenshift.builders.cross_sample as cs
 from tokenshift.builders import generate, score
 from tokenshift.builders.paired_decode import decode_batch
 from tokenshift.errors import TokenshiftError

@@ -116,14 +116,16 @@ def test_cross_sample_plan_bounds_the_decoded_tokens(tmp_path, built, monkeypatc
     config = cs.CrossSampleConfig(out=str(out), **kw)
     plan = cross_sample_plan(config)
     counted = []
-    real = cs.decode_batch
+    import tokenshift.builders.cross_protocols as protocols  # the protocols decode (cross_sample re-exports)
+
+    real = protocols.decode_batch
 
     def counting(*args, **kwargs):
         rows = real(*args, **kwargs)
         counted.append(sum(len(r.token_ids) for r in rows))
         return rows
 
-    monkeypatch.setattr(cs, "decode_batch", counting)
+    monkeypatch.setattr(protocols, "decode_batch", counting)
     cs.run_cross_sample(config, progress=False)
     rows = pq.read_table(out / "cross_samples", columns=["n_tokens"]).num_rows
     assert plan.answers == rows

@@ -11,8 +11,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-
 from synthetic_tables import write_build
+
 from tokenshift.errors import TokenshiftError
 from tokenshift.queries import preamble_sql, recipe_names, run_recipe
 from tokenshift.queries.recipes import load_recipe

@@ -49,7 +49,8 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict:
     from tokenshift.publish.local import publish_local
     from tokenshift.publish.versions import resolve_version
     from tokenshift.queries.report import write_report
-    from tokenshift.schemas.report import format_summary, write_report as write_validation
+    from tokenshift.schemas.report import format_summary
+    from tokenshift.schemas.report import write_report as write_validation
     from tokenshift.toy.paths import embedded_rl_checkpoints
 
     out = Path(config.out)
