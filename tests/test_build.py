@@ -7,10 +7,10 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-
-import tokenshift.builders.build as build_module
 from interrupt import dies_on_call
 from tiny_pair import make_pair
+
+import tokenshift.builders.build as build_module
 from tokenshift.builders.build import BuildConfig, run_build
 from tokenshift.errors import TokenshiftError
 

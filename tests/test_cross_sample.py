@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from click.testing import CliRunner
-
-import tokenshift.builders.cross_sample as cs
 from interrupt import dies_on_call
 from tiny_pair import make_pair
+
+import tokenshift.builders.cross_sample as cs
 from tokenshift.builders import generate, score
 from tokenshift.builders.build import BuildConfig, run_build
 from tokenshift.builders.paired_decode import decode_batch, sample_alone

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-import tokenshift.builders.build as build_module
 from interrupt import dies_on_call
 from tiny_pair import make_pair
+
+import tokenshift.builders.build as build_module
 from tokenshift.builders import executor
 from tokenshift.builders.build import BuildConfig, run_build
 from tokenshift.builders.cross_sample import CrossSampleConfig, run_cross_sample

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from synthetic_tables import write_build
+
 from tokenshift.builders.manifest import table_entries
 from tokenshift.errors import TokenshiftError
 from tokenshift.queries import recipe_names, run_recipe, write_report
