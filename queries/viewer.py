@@ -39,8 +39,8 @@ _FLOAT_COLUMNS = ("logp_base", "logp_rl", "entropy_base", "entropy_rl", "js", "k
 _INT_COLUMNS = ("rank_base", "rank_rl", "rl_top1_rank_base")
 _TOPK_COLUMNS = ("topk_base_ids", "topk_base_logp", "topk_rl_ids", "topk_rl_logp")
 CROSS_TEXT_BUDGET = 200_000  # characters of cross-sampled answer text embedded per page (long answers are cut)
-_CROSS_COLUMNS = ("cross_id", "problem_id", "rl_model", "protocol", "direction", "threshold", "budget",
-                  "budget_unit", "sample_index", "n_tokens", "n_interventions", "intervention_positions",
+_CROSS_COLUMNS = ("cross_id", "problem_id", "rl_model", "criterion", "match_criterion", "rate", "control_seed",
+                  "mix_weight", "protocol", "direction", "threshold", "budget", "budget_unit", "sample_index", "n_tokens", "n_interventions", "intervention_positions",
                   "extracted_answer", "correct", "finish_reason", "response_text")
 _SCRIPT_UNSAFE = re.compile("[<>&\u2028\u2029\ud800-\udfff]")
 
@@ -216,8 +216,9 @@ def _cross(con: duckdb.DuckDBPyConnection, src: Source, problems: list[str]) -> 
         return pd.DataFrame(columns=list(_CROSS_COLUMNS))
     return con.execute(f"""SELECT {', '.join(_CROSS_COLUMNS)} FROM cross_samples
                            WHERE list_contains(?, problem_id)
-                           ORDER BY rl_model, direction, protocol, threshold NULLS FIRST, budget_unit, budget,
-                                    sample_index""", [problems]).df()
+                           ORDER BY rl_model, direction, protocol, criterion, match_criterion NULLS FIRST,
+                                    control_seed NULLS FIRST, mix_weight DESC, threshold NULLS FIRST, budget_unit,
+                                    budget, sample_index""", [problems]).df()
 
 
 def _topk_matrix(column: pa.ChunkedArray, n: int, dtype) -> np.ndarray:
@@ -284,10 +285,27 @@ def _cut(text: str | None, limit: int) -> str | None:
     return f"{text[:half]}\n[… {len(text) - 2 * half:,} characters cut …]\n{text[-half:]}"
 
 
+def selection_label(row: dict) -> str:
+    """How a cross-sampled answer's positions were chosen, e.g. 'js', 'random @js, seed 1', 'kl, W = 0.5'."""
+    label = str(row["criterion"])
+    if _text(row.get("match_criterion")) is not None:
+        label += f" @{row['match_criterion']}"
+    elif _float(row.get("rate")) is not None:
+        label += f", rate {_float(row['rate']):g}"
+    seed = row.get("control_seed")
+    if seed is not None and not pd.isna(seed):
+        label += f", seed {int(seed)}"
+    weight = _float(row.get("mix_weight"))
+    if weight is not None and weight != 1.0:
+        label += f", W = {weight:g}"
+    return label
+
+
 def _cross_row(row: dict, text_limit: int) -> dict:
     budget = _float(row["budget"])
     positions = row["intervention_positions"]
-    return {"cross_id": row["cross_id"], "protocol": row["protocol"], "direction": row["direction"],
+    return {"cross_id": row["cross_id"], "selection": selection_label(row),
+            "protocol": row["protocol"], "direction": row["direction"],
             "threshold": _float(row["threshold"]),
             "budget": "inf" if budget is not None and math.isinf(budget) else budget,
             "budget_unit": row["budget_unit"], "sample_index": int(row["sample_index"]),

@@ -14,10 +14,11 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from synthetic_tables import make_tables, write_build, write_manifest
+from synthetic_tables import RL_MODELS, make_tables, write_build, write_manifest
 
 from tokenshift.cli import cli
 from tokenshift.errors import TokenshiftError
@@ -460,3 +461,29 @@ def test_untrusted_text_is_shown_literally_and_never_run(page, tmp_path):
     assert page.locator("img, b#x, #tokens script").count() == 0
     html = Path(url2pathname(urlparse(page.url).path)).read_text(encoding="utf-8")
     assert html.count("</script>") == 2 and html.count("<script") == 2
+
+
+def _expected_selection(row) -> str:
+    """Independent restatement of how a cross row's positions were chosen, from its run columns."""
+    parts = [row.criterion + (f" @{row.match_criterion}" if isinstance(row.match_criterion, str) else "")]
+    if not isinstance(row.match_criterion, str) and not pd.isna(row.rate):
+        parts.append(f"rate {row.rate:g}")
+    if not pd.isna(row.control_seed):
+        parts.append(f"seed {int(row.control_seed)}")
+    if row.mix_weight != 1.0:
+        parts.append(f"W = {row.mix_weight:g}")
+    return ", ".join(parts)
+
+
+def test_cross_rows_name_the_criterion_that_chose_their_positions(page, build, tmp_path):
+    rl_model = RL_MODELS[0]  # the synthetic build's criteria and random-control runs are for this model
+    index = write_viewer(build, tmp_path / "v", top=1, rl_model=rl_model)
+    page.goto(index.as_uri())
+    page.locator("table a").first.click()
+    page.wait_for_selector("body[data-ready='1']")
+    problem = page.text_content("#title").split("/")[1]
+    cross = pq.read_table(build / "cross_samples").to_pandas()
+    mine = cross[(cross.rl_model == rl_model) & (cross.problem_id == problem)]
+    shown = page.locator("#cross tbody tr td:nth-child(2)").all_text_contents()
+    assert sorted(shown) == sorted(_expected_selection(r) for r in mine.itertuples())
+    assert {"js", "kl", "random @js, seed 0", "random @js, seed 1"} <= set(shown)
