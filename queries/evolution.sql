@@ -7,7 +7,12 @@
 -- (n_tokens from generations); RL top-1 gain = q(t*) - p(t*) with p(t*) bounded in [0, p_K] when the RL
 -- top-1 is outside base's top-K and not otherwise known (see mass_reallocation). checkpoint_step is the
 -- last number in rl_model (e.g. 'rl-step200' -> 200), for ordering checkpoints; NULL if none.
--- Convergence: the final model is final_model, or by default the last rl_model in this order (highest
+-- Family: only the checkpoints of one run are shown; a model's stem is its name without its last number
+-- and what follows it, and without a separator and 'step' just before that number ('rl-step-020' -> 'rl';
+-- an un-numbered name is its own stem), and the run shown is final_model's stem, or by default the stem
+-- shared by the most rl_models (ties: first by name), so with 'rl-step-020', ..., 'rl' and 'sft' the run is
+-- 'rl' and 'sft' is left out (as rl_model and as sampler).
+-- Convergence: the final model is final_model, or by default the run's last rl_model in this order (highest
 -- checkpoint_step, a model without a step number after every numbered one, ties by name); a checkpoint's
 -- high-divergence set is its (generation_id, position) pairs with js >= js_threshold among the answers of
 -- the row's sampler, and jaccard_final = |set ∩ final's set| / |set ∪ final's set| along those same answers.
@@ -51,7 +56,17 @@ SET VARIABLE fork_quantile = COALESCE(getvariable('fork_quantile'), 0.8)::DOUBLE
 SET VARIABLE top_rank = COALESCE(getvariable('top_rank'), 3)::INTEGER;
 SET VARIABLE final_model = COALESCE(getvariable('final_model'), '')::VARCHAR;
 
-WITH t AS (
+WITH models AS (
+    SELECT rl_model, TRY_CAST(regexp_extract(rl_model, '(\d+)\D*$', 1) AS BIGINT) AS step,
+           regexp_replace(rl_model, '([-_./ ]*step)?[-_./ ]*\d+\D*$', '', 'i') AS stem
+    FROM (SELECT DISTINCT rl_model FROM tokens)
+),
+family AS (
+    SELECT rl_model, step FROM models
+    WHERE stem = coalesce((SELECT stem FROM models WHERE rl_model = getvariable('final_model')),
+                          (SELECT stem FROM models GROUP BY stem ORDER BY count(*) DESC, stem LIMIT 1))
+),
+t AS (
     SELECT tk.rl_model, tk.sampler, tk.token_id, tk.token, tk.js::DOUBLE AS js,
            tk.js::DOUBLE >= getvariable('js_threshold') AS is_over,
            tk.position < getvariable('edge_tokens')
@@ -68,6 +83,8 @@ WITH t AS (
                 WHEN tk.top1_rl = tk.token_id THEN exp(tk.logp_base::DOUBLE) END AS p_top1_exact,
            exp(list_min(tk.topk_base_logp)::DOUBLE) AS p_k
     FROM tokens AS tk JOIN generations AS g USING (generation_id)
+    WHERE tk.rl_model IN (SELECT rl_model FROM family)
+      AND (tk.sampler = 'base' OR tk.sampler IN (SELECT rl_model FROM family))
 ),
 summary AS (
     SELECT rl_model, sampler, count(*) AS n_tokens, avg(js) AS mean_js,
@@ -96,10 +113,8 @@ acc AS (
 ),
 final AS (
     SELECT coalesce(nullif(getvariable('final_model'), ''),
-                    (SELECT rl_model FROM (SELECT DISTINCT rl_model FROM tokens)
-                     ORDER BY TRY_CAST(regexp_extract(rl_model, '(\d+)\D*$', 1) AS BIGINT) DESC NULLS FIRST,
-                              rl_model DESC
-                     LIMIT 1)) AS final_model
+                    (SELECT rl_model FROM family ORDER BY step DESC NULLS FIRST, rl_model DESC LIMIT 1))
+               AS final_model
 ),
 over_set AS (
     SELECT rl_model, sampler, generation_id, position FROM tokens

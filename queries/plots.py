@@ -12,13 +12,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from tokenshift.schemas.values import BASE_SAMPLER, DIRECTIONS  # noqa: E402
 
 _FIGSIZE = (12, 4.6)
 _DPI = 110
+_DIRECTION_STYLES = dict(zip(DIRECTIONS, ("-", "--")))  # line style per cross-sampling direction
 
 
 def _series_label(sampler: str, rl_model: str) -> str:
-    who = "base" if sampler == "base" else ("RL" if sampler == rl_model else sampler)
+    who = BASE_SAMPLER if sampler == BASE_SAMPLER else ("RL" if sampler == rl_model else sampler)
     return f"{rl_model} vs base, {who}-sampled"
 
 
@@ -28,7 +33,7 @@ def _groups(df: pd.DataFrame) -> list[tuple[str, str]]:
     Answers of one RL checkpoint scored against another stay in the CSVs but would only crowd the plot.
     """
     pairs = list(dict.fromkeys(zip(df["sampler"], df["rl_model"])))
-    own = [(s, rl) for s, rl in pairs if s in ("base", rl)]
+    own = [(s, rl) for s, rl in pairs if s in (BASE_SAMPLER, rl)]
     return own or pairs
 
 
@@ -247,7 +252,7 @@ def plot_cross_sampling_curve(df: pd.DataFrame, params: dict[str, str]) -> plt.F
         g = df[(df.rl_model == rl) & (df.benchmark.fillna("?") == bench)]
         for (protocol, selection, direction), s in g.groupby(["protocol", "selection", "direction"], sort=True):
             s = s.sort_values("mean_intervention_fraction")
-            style = "-" if direction == "forward" else "--"
+            style = _DIRECTION_STYLES.get(direction, ":")
             name = protocol if selection == "js" else f"{protocol} {selection}"
             line = ax.errorbar(100 * s.mean_intervention_fraction, 100 * s.accuracy,
                                yerr=_yerr(s, "accuracy", "accuracy_lo", "accuracy_hi"), fmt=style, marker="o",
@@ -305,7 +310,7 @@ def plot_evolution(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
     order = sorted(df.rl_model.unique(), key=lambda m: (pd.isna(df.loc[df.rl_model == m, "checkpoint_step"].iloc[0]),
                                                         _natural_key(m)))
     x = {m: i for i, m in enumerate(order)}
-    kinds = {"RL-sampled": df[df.sampler == df.rl_model], "base-sampled": df[df.sampler == "base"]}
+    kinds = {"RL-sampled": df[df.sampler == df.rl_model], f"{BASE_SAMPLER}-sampled": df[df.sampler == BASE_SAMPLER]}
     edge, top = params.get("edge_tokens", "N"), params.get("top_rank", "k")
     final = df.final_model.iloc[0] if "final_model" in df and len(df) else "final"
     panels = [("share_over", f"tokens with {_thr(params)} (%)", 100),
@@ -349,6 +354,74 @@ def plot_evolution(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
     return fig
 
 
+def _percent(text: str | None, default: str) -> str:
+    """A fraction parameter's value as a percentage label ('0.05' -> '5%')."""
+    try:
+        return f"{100 * float(text):g}%"
+    except (TypeError, ValueError):
+        return default
+
+
+def plot_method_comparison(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
+    """Every model compared with base side by side: accuracy (95% interval), share over each JS threshold,
+    mean JS, and where high-JS positions fall (middle of the answer, low base entropy) against the share of
+    all positions there; solid bars along the model's own answers, hatched along base's answers."""
+    df = df.iloc[sorted(range(len(df)), key=lambda i: _natural_key(df.rl_model.iloc[i]))]
+    models = list(df.rl_model)
+    x = np.arange(len(models))
+    sides = (("own", {}), (BASE_SAMPLER, {"hatch": "//", "alpha": 0.5}))  # column suffix, bar style
+    edge = _percent(params.get("edge_fraction"), "edge")
+    low = params.get("low_entropy", "low")
+    fig, axes = plt.subplots(2, 3, figsize=(_FIGSIZE[0], 7.6))
+    acc = axes[0][0]
+    acc.bar(x, 100 * df.accuracy.fillna(0), 0.6, yerr=_yerr(df, "accuracy", "accuracy_lo", "accuracy_hi"),
+            capsize=3, color="tab:gray")
+    _reference_band(acc, df, "base_accuracy", "black", f"{BASE_SAMPLER} accuracy")
+    acc.set_ylim(0, 105)
+    acc.legend(fontsize=7, loc="upper left")
+    _style(acc, "Accuracy (95% bootstrap interval)", "", "accuracy (%)")
+    thresholds = [("share_over_low", params.get("js_threshold_low", "low")),
+                  ("share_over", params.get("js_threshold", "threshold")),
+                  ("share_over_high", params.get("js_threshold_high", "high"))]
+    width = 0.8 / (2 * len(thresholds))
+    for k, (column, level) in enumerate(thresholds):
+        for j, (side, style) in enumerate(sides):
+            offset = (2 * k + j - (2 * len(thresholds) - 1) / 2) * width
+            axes[0][1].bar(x + offset, 100 * df[f"{column}_{side}"].fillna(0), width, color=f"C{k}",
+                           edgecolor=f"C{k}", **style)
+    _style(axes[0][1], "Positions over each JS threshold", "", "positions (%)")
+    panels = [(axes[0][2], "mean_js", None, "Mean JS", "mean JS (nats)"),
+              (axes[1][0], "over_share_middle", "middle_token_share",
+               f"High-JS positions outside the first/last {edge}", "high-JS positions (%)"),
+              (axes[1][1], "over_share_low_entropy", "low_entropy_token_share",
+               f"High-JS positions at base entropy < {low} nats", "high-JS positions (%)")]
+    for ax, column, reference, title, ylabel in panels:
+        scale = 1 if column == "mean_js" else 100
+        for j, (side, style) in enumerate(sides):
+            ax.bar(x + (j - 0.5) * 0.4, scale * df[f"{column}_{side}"].fillna(0), 0.4, color="tab:purple",
+                   edgecolor="tab:purple", **style)
+            if reference:
+                ax.scatter(x + (j - 0.5) * 0.4, 100 * df[f"{reference}_{side}"], marker="_", s=300,
+                           color="black", zorder=3)
+        if reference:
+            ax.set_ylim(0, 105)
+        _style(ax, title, "", ylabel)
+    for ax in list(axes.flat)[:5]:
+        ax.set_xticks(x, models, rotation=20 if len(models) > 3 else 0, fontsize=8)
+        ax.title.set_fontsize(10)
+    key = axes[1][2]
+    key.axis("off")
+    handles = [Patch(facecolor=f"C{k}", label=f"JS ≥ {level} nats (top middle)") for k, (_, level) in enumerate(thresholds)]
+    handles += [Patch(facecolor="white", edgecolor="black", label="solid: along the model's own answers"),
+                Patch(facecolor="white", edgecolor="black", hatch="//", label=f"hatched: along {BASE_SAMPLER}'s answers")]
+    handles += [Line2D([], [], color="black", marker="_", linestyle="none", markersize=14,
+                       label="black dash: share of all positions there\n(where high-JS ones would fall by chance)"),
+                Patch(facecolor="tab:gray", label="model accuracy; dotted line and band: base")]
+    key.legend(handles=handles, loc="center", fontsize=8, frameon=False)
+    fig.suptitle("Every model against one base: how much, where and at what base entropy it shifts", fontsize=12)
+    return fig
+
+
 PLOTTERS: dict[str, Callable[[pd.DataFrame, dict[str, str]], plt.Figure]] = {
     "js_distribution": plot_js_distribution,
     "entropy_vs_divergence": plot_entropy_vs_divergence,
@@ -359,6 +432,7 @@ PLOTTERS: dict[str, Callable[[pd.DataFrame, dict[str, str]], plt.Figure]] = {
     "cross_sampling_curve": plot_cross_sampling_curve,
     "criteria_comparison": plot_criteria_comparison,
     "evolution": plot_evolution,
+    "method_comparison": plot_method_comparison,
 }
 
 

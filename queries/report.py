@@ -32,6 +32,7 @@ TITLES = {
     "criteria_comparison": "Is it the divergence? Selection criteria vs matched random controls",
     "study_table": "Cross-sampling in the study's layout",
     "evolution": "Evolution across RL checkpoints",
+    "method_comparison": "Every model against one base (RL, SFT, ... side by side)",
 }
 _REPR_COLUMNS = {"token", "top_divergent_token"}
 

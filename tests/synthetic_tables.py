@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,15 @@ VOCAB = ["<eos>", " the", " is", " so", " we", " wait", " but", " answer", "\\bo
 TOP_K = 5
 RL_MODELS = ("rl-step100", "rl-step200")
 BENCHMARKS = ("bench-a", "bench-b")
+
+
+@dataclass(frozen=True)
+class ExtraModel:
+    """A model added beside RL_MODELS (no cross_samples): sparse RL-like shifts, or dense SFT-like ones."""
+    name: str
+    accuracy: float
+    strength: float = 1.0  # sparse: the boost strength of _rl_logits; dense: the scale of the shift everywhere
+    dense: bool = False
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -64,6 +74,11 @@ def _rl_logits(rng: np.random.Generator, base: np.ndarray, strength: float) -> n
     return rl
 
 
+def _dense_logits(rng: np.random.Generator, base: np.ndarray, strength: float) -> np.ndarray:
+    """SFT-like: every position moved by noise of scale `strength` (many positions far), at any entropy."""
+    return base + rng.normal(0.0, strength, size=base.shape)
+
+
 def _token_rows(gen_id: str, sampler: str, rl_model: str, base_lg: np.ndarray, rl_lg: np.ndarray,
                 ids: np.ndarray) -> list[dict]:
     pb, pr = _softmax(base_lg), _softmax(rl_lg)
@@ -94,12 +109,15 @@ def _token_rows(gen_id: str, sampler: str, rl_model: str, base_lg: np.ndarray, r
 
 
 def make_tables(seed: int = 0, n_per_benchmark: int = 5, n_samples: int = 4,
-                with_cross: bool = True) -> dict[str, list[dict]]:
-    """Rows of prompts, generations, tokens (and cross_samples) for a base model and two RL checkpoints."""
+                with_cross: bool = True, extra_models: tuple[ExtraModel, ...] = ()) -> dict[str, list[dict]]:
+    """Rows of prompts, generations, tokens (and cross_samples) for a base model and two RL checkpoints,
+    plus `extra_models` (without them the rows are those of earlier versions, draw for draw)."""
     rng = np.random.default_rng(seed)
+    extras = {m.name: m for m in extra_models}
+    models = RL_MODELS + tuple(extras)
     prompts, generations, tokens, cross = [], [], [], []
     strengths = {"rl-step100": 0.5, "rl-step200": 1.0}
-    accuracy = {"base": 0.3, "rl-step100": 0.55, "rl-step200": 0.75}
+    accuracy = {"base": 0.3, "rl-step100": 0.55, "rl-step200": 0.75, **{m.name: m.accuracy for m in extra_models}}
     problems = []
     for bench in BENCHMARKS:
         for j in range(n_per_benchmark):
@@ -107,13 +125,16 @@ def make_tables(seed: int = 0, n_per_benchmark: int = 5, n_samples: int = 4,
             problems.append((pid, bench))
             prompts.append({"problem_id": pid, "benchmark": bench, "question": f"What is {j} + {j}?",
                             "gold_answer": str(2 * j), "prompt": f"Q: What is {j} + {j}? Reason step by step."})
-    for sampler in ("base",) + RL_MODELS:
+    for sampler in ("base",) + models:
         for pid, bench in problems:
             for s in range(n_samples):
                 gen_id = f"{sampler}/{pid}/{s}"
                 length = int(rng.integers(8, 100)) if s else 1 + int(rng.integers(0, 2))
                 base_lg = _base_logits(rng, length)
                 rl_lgs = {m: _rl_logits(rng, base_lg, strengths[m]) for m in RL_MODELS}
+                for m in extra_models:
+                    shift = _dense_logits if m.dense else _rl_logits
+                    rl_lgs[m.name] = shift(rng, base_lg, m.strength)
                 driver = base_lg if sampler == "base" else rl_lgs[sampler]
                 p = _softmax(driver)
                 ids = np.array([rng.choice(len(VOCAB), p=row) for row in p])
@@ -125,8 +146,7 @@ def make_tables(seed: int = 0, n_per_benchmark: int = 5, n_samples: int = 4,
                     "sample_index": s, "seed": seed, "response_text": text, "n_tokens": length,
                     "finish_reason": "stop", "extracted_answer": None if correct is None else text[-3:],
                     "correct": correct, "engine": "hf"})
-                models = RL_MODELS if sampler == "base" else (sampler,)
-                for m in models:
+                for m in models if sampler == "base" else (sampler,):
                     tokens.extend(_token_rows(gen_id, sampler, m, base_lg, rl_lgs[m], ids))
     if with_cross:
         settings = [("threshold", th, float("inf"), "tokens") for th in (0.05, 0.1, 0.2)]
