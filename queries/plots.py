@@ -384,7 +384,7 @@ def plot_method_comparison(df: pd.DataFrame, params: dict[str, str]) -> plt.Figu
                   ("share_over", params.get("js_threshold", "threshold")),
                   ("share_over_high", params.get("js_threshold_high", "high"))]
     width = 0.8 / (2 * len(thresholds))
-    for k, (column, level) in enumerate(thresholds):
+    for k, (column, _) in enumerate(thresholds):
         for j, (side, style) in enumerate(sides):
             offset = (2 * k + j - (2 * len(thresholds) - 1) / 2) * width
             axes[0][1].bar(x + offset, 100 * df[f"{column}_{side}"].fillna(0), width, color=f"C{k}",

@@ -109,9 +109,13 @@ def _token_rows(gen_id: str, sampler: str, rl_model: str, base_lg: np.ndarray, r
 
 
 def make_tables(seed: int = 0, n_per_benchmark: int = 5, n_samples: int = 4,
-                with_cross: bool = True, extra_models: tuple[ExtraModel, ...] = ()) -> dict[str, list[dict]]:
+                with_cross: bool = True, extra_models: tuple[ExtraModel, ...] = (),
+                cross_scored: bool = False) -> dict[str, list[dict]]:
     """Rows of prompts, generations, tokens (and cross_samples) for a base model and two RL checkpoints,
-    plus `extra_models` (without them the rows are those of earlier versions, draw for draw)."""
+    plus `extra_models` (without them the rows are those of earlier versions, draw for draw).
+
+    Base's answers are scored against every model, a model's answers against itself, or with
+    cross_scored against every model too (as the builder does)."""
     rng = np.random.default_rng(seed)
     extras = {m.name: m for m in extra_models}
     models = RL_MODELS + tuple(extras)
@@ -146,7 +150,7 @@ def make_tables(seed: int = 0, n_per_benchmark: int = 5, n_samples: int = 4,
                     "sample_index": s, "seed": seed, "response_text": text, "n_tokens": length,
                     "finish_reason": "stop", "extracted_answer": None if correct is None else text[-3:],
                     "correct": correct, "engine": "hf"})
-                for m in models if sampler == "base" else (sampler,):
+                for m in models if sampler == "base" or cross_scored else (sampler,):
                     tokens.extend(_token_rows(gen_id, sampler, m, base_lg, rl_lgs[m], ids))
     if with_cross:
         settings = [("threshold", th, float("inf"), "tokens") for th in (0.05, 0.1, 0.2)]

@@ -21,7 +21,7 @@ from tokenshift.queries.sources import resolve_source
 
 ALL_RECIPES = ["js_distribution", "entropy_vs_divergence", "position_concentration", "reranking",
                "mass_reallocation", "divergent_tokens", "accuracy", "cross_sampling_curve", "criteria_comparison",
-               "study_table", "evolution"]
+               "study_table", "evolution", "method_comparison"]
 GROUP = ["sampler", "rl_model"]
 
 
