@@ -23,18 +23,19 @@ _DIRECTION_STYLES = dict(zip(DIRECTIONS, ("-", "--")))  # line style per cross-s
 
 
 def _series_label(sampler: str, rl_model: str) -> str:
-    who = BASE_SAMPLER if sampler == BASE_SAMPLER else ("RL" if sampler == rl_model else sampler)
-    return f"{rl_model} vs base, {who}-sampled"
+    """'<model> vs base, <sampler>-sampled': group names come from the model names (RL, SFT, ... alike)."""
+    return f"{rl_model} vs {BASE_SAMPLER}, {sampler}-sampled"
 
 
 def _groups(df: pd.DataFrame) -> list[tuple[str, str]]:
-    """(sampler, rl_model) series to draw: base- and self-sampled answers, as the study compares them.
+    """(sampler, rl_model) series to draw: base- and self-sampled answers, as the study compares them,
+    model by model (each model's two series side by side).
 
-    Answers of one RL checkpoint scored against another stay in the CSVs but would only crowd the plot.
+    Answers of one model scored against another stay in the CSVs but would only crowd the plot.
     """
     pairs = list(dict.fromkeys(zip(df["sampler"], df["rl_model"])))
     own = [(s, rl) for s, rl in pairs if s in (BASE_SAMPLER, rl)]
-    return own or pairs
+    return sorted(own, key=lambda p: (_natural_key(p[1]), p[0] != BASE_SAMPLER)) or pairs
 
 
 def _style(ax, title: str, xlabel: str, ylabel: str) -> None:
@@ -262,7 +263,7 @@ def plot_cross_sampling_curve(df: pd.DataFrame, params: dict[str, str]) -> plt.F
                 ax.annotate(tag, (100 * row.mean_intervention_fraction, 100 * row.accuracy), fontsize=6,
                             color=line.get_color(), xytext=(3, 3), textcoords="offset points")
         _reference_band(ax, g, "base_accuracy", "grey", "base accuracy")
-        _reference_band(ax, g, "rl_accuracy", "black", "RL model accuracy")
+        _reference_band(ax, g, "rl_accuracy", "black", f"{rl} accuracy")
         _style(ax, f"{rl} on {bench}", "tokens taken from the other model (% of answer)", "accuracy (%)")
         ax.set_ylim(-2, 102)
     for ax in list(axes.flat)[len(panels):]:
