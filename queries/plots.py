@@ -379,7 +379,8 @@ def plot_method_comparison(df: pd.DataFrame, params: dict[str, str]) -> plt.Figu
             capsize=3, color="tab:gray")
     _reference_band(acc, df, "base_accuracy", "black", f"{BASE_SAMPLER} accuracy")
     acc.set_ylim(0, 105)
-    acc.legend(fontsize=7, loc="upper left")
+    if acc.get_legend_handles_labels()[0]:
+        acc.legend(fontsize=7, loc="upper left")
     _style(acc, "Accuracy (95% bootstrap interval)", "", "accuracy (%)")
     thresholds = [("share_over_low", params.get("js_threshold_low", "low")),
                   ("share_over", params.get("js_threshold", "threshold")),
