@@ -41,11 +41,14 @@ from tokenshift.builders import generate, models
 from tokenshift.builders.build import BuildConfig, model_specs
 from tokenshift.builders.cross_config import THRESHOLD_CRITERIA, CrossSampleConfig
 from tokenshift.builders.paired_decode import Decoded, decode_batch
+from tokenshift.builders.shared_prefix import Member, decode_shared, supports_forks
 from tokenshift.builders.shards import derive_seed
 from tokenshift.errors import TokenshiftError
 from tokenshift.progress import progress_bar
 
 RESAMPLE_PERCENTILE = 90.0
+SHARED_PREFIX = True  # False: every setting decoded from scratch (the reference the tests and benchmark compare)
+MAX_MEMBERS = 8  # settings per tree; a tree holds up to this many copies of a batch's two KV caches
 TOP1_THRESHOLD = 0.5  # top1_differs scores 1 where the argmaxes differ, 0 where they agree
 INF = math.inf
 
@@ -134,6 +137,28 @@ class PairDecoder:
                             self.pad_id, len(self.run.tokenizer), generator, threshold, caps, force_first,
                             criterion=criterion, mix_weight=config.mix_weight, rates=rates, selector=selector)
 
+    def shared(self, prefixes, limit: int, generator, settings: list[tuple["Selection", float]], selector,
+               rates) -> list[list[Decoded]]:
+        """decode_shared over settings (selection, cap): one tree, rows per setting; selector(sel) and
+        rates(sel) give a random control's selection generator and per-row rates."""
+        groups: dict[tuple, int] = {}
+        selectors, row_rates, members = [], [], []
+        for sel, cap in settings:
+            if sel.control_seed is None:
+                threshold = TOP1_THRESHOLD if self.run.config.criterion == "top1_differs" else sel.threshold
+                members.append(Member(cap, threshold))
+                continue
+            key = (sel.label(), sel.control_seed)
+            if key not in groups:
+                groups[key] = len(selectors)
+                selectors.append(selector(sel))
+                row_rates.append(rates(sel))
+            members.append(Member(cap, group=groups[key]))
+        config = self.run.config
+        return decode_shared(self.driver, self.other, prefixes, limit, self.run.sampling, self.stop_ids,
+                             self.pad_id, len(self.run.tokenizer), generator, members, config.criterion,
+                             config.mix_weight, tuple(selectors), tuple(row_rates))
+
     def generator(self, seed: int) -> torch.Generator:
         return torch.Generator(device=models.input_device(self.driver)).manual_seed(seed)
 
@@ -175,6 +200,85 @@ def _batches(n: int, size: int) -> list[range]:
 def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed: int, label: str,
                  chosen: list[Selection]) -> dict[tuple[Selection, float], list[Decoded]]:
     """{(selection, budget): decoded rows aligned with prefixes} for every selection and budget.
+
+    Per batch: the driver alone once (budgets whose cap is 0 are it, as is a matched control whose
+    rates are all 0 there), then every other distinct setting (selection and cap; a matched control
+    with the same per-row rates as an earlier one is that one) in trees of at most MAX_MEMBERS
+    settings, each shared prefix decoded once (shared_prefix.decode_shared: bit-identical to
+    decoding each setting alone, `_per_setting_runs`).
+    """
+    if not SHARED_PREFIX or not supports_forks(decode.driver):
+        return _per_setting_runs(run, decode, prefixes, seed, label, chosen)
+    limit = run.sampling.max_new_tokens
+    batches = _batches(len(prefixes), run.sampling.batch_size)
+    generator = decode.generator(seed)
+    bar = progress_bar(total=len(batches) * (1 + sum(len(s.budgets) for s in chosen)), desc=label,
+                       unit="batch", leave=False, disable=not run.progress)
+    settings = [(sel, budget) for sel in chosen for budget in sel.budgets]
+    parts: dict[tuple[Selection, float], list[list[Decoded]]] = {s: [] for s in settings}
+    for b, rows in enumerate(batches):
+        state = generator.get_state()
+        alone = decode([prefixes[i] for i in rows], [limit] * len(rows), generator)
+        after = generator.get_state()  # the next batch starts where the driver alone left the generator
+        bar.update(1)
+        keys, members = {}, {}  # setting -> member key (None: the driver alone); member key -> (selection, cap)
+        for sel, budget in settings:
+            cap = INF if sel.uncapped else run.cap(budget)
+            never = sel.row_rates is not None and not any(sel.row_rates[i] for i in rows)
+            key = None if cap == 0 or never else (_group_key(sel), cap)
+            keys[(sel, budget)] = key
+            if key is not None:
+                members.setdefault(key, (sel, cap))
+        decoded = {}
+        for tree in _trees(list(members)):
+            generator.set_state(state)
+            rows_of = decode.shared([prefixes[i] for i in rows], limit, generator,
+                                    [members[k] for k in tree], lambda sel: _selector(decode, seed, sel, b),
+                                    lambda sel: _rates(sel, rows))
+            decoded.update(zip(tree, rows_of, strict=True))
+        generator.set_state(after)
+        for setting, key in keys.items():
+            parts[setting].append(alone if key is None else decoded[key])
+        bar.update(sum(len(s.budgets) for s in chosen))
+    bar.close()
+    return {s: [d for part in parts[s] for d in part] for s in settings}
+
+
+def _group_key(sel: Selection) -> tuple:
+    """Settings with the same key and cap decode identically: a threshold, or a random control's draws and rates."""
+    if sel.control_seed is None:
+        return ("threshold", sel.threshold)
+    return ("random", sel.label(), sel.control_seed)
+
+
+def _trees(keys: list) -> list[list]:
+    """The member keys in trees of at most MAX_MEMBERS, whole selections together where they fit."""
+    by_group: dict[tuple, list] = {}
+    for key in keys:
+        by_group.setdefault(key[0], []).append(key)
+    trees, current = [], []
+    for group in by_group.values():
+        while group:
+            if len(current) + len(group) > MAX_MEMBERS and current:
+                trees.append(current)
+                current = []
+            take = group[:MAX_MEMBERS - len(current)]
+            current, group = current + take, group[len(take):]
+    return trees + ([current] if current else [])
+
+
+def _selector(decode: PairDecoder, seed: int, sel: Selection, b: int) -> torch.Generator:
+    """A random control's selection generator for batch b (the per-setting decode seeds it the same way)."""
+    return decode.generator(derive_seed(seed, "random", sel.control_seed, sel.label(), b))
+
+
+def _rates(sel: Selection, rows: range) -> list[float]:
+    return [sel.rate] * len(rows) if sel.row_rates is None else [sel.row_rates[i] for i in rows]
+
+
+def _per_setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed: int, label: str,
+                 chosen: list[Selection]) -> dict[tuple[Selection, float], list[Decoded]]:
+    """setting_runs decoding every setting from scratch: the reference the shared-prefix tree must equal.
 
     A batch is decoded once per distinct outcome: budgets whose cap is 0 all equal the driver
     alone, and when no row of a batch used its whole cap, a larger cap decodes it identically
