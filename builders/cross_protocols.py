@@ -1,4 +1,4 @@
-"""The two cross-sampling protocols on a loaded pair: threshold (one decode per setting) and resample.
+"""The two cross-sampling protocols on a loaded pair: threshold (settings decoded as a tree of shared prefixes) and resample.
 
 Protocol 'threshold' (default). forward: base drives; at each step both models' next-token
 distributions are computed for the same prefix; where the criterion selects the position (JS, KL,
@@ -41,8 +41,8 @@ from tokenshift.builders import generate, models
 from tokenshift.builders.build import BuildConfig, model_specs
 from tokenshift.builders.cross_config import THRESHOLD_CRITERIA, CrossSampleConfig
 from tokenshift.builders.paired_decode import Decoded, decode_batch
-from tokenshift.builders.shared_prefix import Member, decode_shared, supports_forks
 from tokenshift.builders.shards import derive_seed
+from tokenshift.builders.shared_prefix import Member, decode_shared, supports_forks
 from tokenshift.errors import TokenshiftError
 from tokenshift.progress import progress_bar
 
@@ -137,10 +137,10 @@ class PairDecoder:
                             self.pad_id, len(self.run.tokenizer), generator, threshold, caps, force_first,
                             criterion=criterion, mix_weight=config.mix_weight, rates=rates, selector=selector)
 
-    def shared(self, prefixes, limit: int, generator, settings: list[tuple["Selection", float]], selector,
-               rates) -> list[list[Decoded]]:
-        """decode_shared over settings (selection, cap): one tree, rows per setting; selector(sel) and
-        rates(sel) give a random control's selection generator and per-row rates."""
+    def shared(self, prefixes, limit: int, generator, settings: list[tuple["Selection", float]], seed: int,
+               batch: int, rows: range) -> list[list[Decoded]]:
+        """decode_shared over settings (selection, cap) of batch `batch` (prefix rows `rows`): one tree, rows per
+        setting; a random control draws from its generator for (seed, batch), as the per-setting decode does."""
         groups: dict[tuple, int] = {}
         selectors, row_rates, members = [], [], []
         for sel, cap in settings:
@@ -151,8 +151,8 @@ class PairDecoder:
             key = (sel.label(), sel.control_seed)
             if key not in groups:
                 groups[key] = len(selectors)
-                selectors.append(selector(sel))
-                row_rates.append(rates(sel))
+                selectors.append(_selector(self, seed, sel, batch))
+                row_rates.append(_rates(sel, rows))
             members.append(Member(cap, group=groups[key]))
         config = self.run.config
         return decode_shared(self.driver, self.other, prefixes, limit, self.run.sampling, self.stop_ids,
@@ -232,9 +232,8 @@ def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed:
         decoded = {}
         for tree in _trees(list(members)):
             generator.set_state(state)
-            rows_of = decode.shared([prefixes[i] for i in rows], limit, generator,
-                                    [members[k] for k in tree], lambda sel: _selector(decode, seed, sel, b),
-                                    lambda sel: _rates(sel, rows))
+            rows_of = decode.shared([prefixes[i] for i in rows], limit, generator, [members[k] for k in tree],
+                                    seed, b, rows)
             decoded.update(zip(tree, rows_of, strict=True))
         generator.set_state(after)
         for setting, key in keys.items():

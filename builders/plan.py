@@ -108,8 +108,9 @@ def _cap(budget: float, unit: str, max_new_tokens: int) -> float:
 
 
 def _cap_changes(budgets, unit: str, max_new_tokens: int) -> int:
-    """Budgets (sorted) whose cap differs from the previous one's, starting from 0: each is one more
-    full decode per threshold today (equal caps reuse a decode; cap 0 is the driver alone)."""
+    """Budgets (sorted) whose cap differs from the previous one's, starting from 0: each is at most one
+    more full decode per threshold (equal caps are one setting; cap 0 is the driver alone). The bound
+    is the worst case of shared-prefix decoding too: settings may part at their first tokens."""
     changes, previous = 0, 0.0
     for budget in budgets:
         cap = _cap(budget, unit, max_new_tokens)
@@ -157,7 +158,8 @@ def cross_sample_plan(config, overwrite: bool = False) -> Plan:
         rows = families * len(config.budgets)
     settings.append(f"directions: {', '.join(dirs)}; rl model {config.rl_model}; {config.samples} answer(s) "
                     f"per prompt; prompts: {prompts:,}; max {max_new:,} new tokens")
-    settings.append(f"full decodes of each answer per direction: {passes} (paired: both models run every step)")
+    settings.append(f"full decodes of each answer per direction: at most {passes} (paired: both models run every "
+                    "step; the settings' shared prefixes decode once, so a run decodes less)")
     answers = per_direction * rows * len(dirs)
     return Plan("cross-sample", tuple(settings), answers, per_direction * len(dirs) * passes * max_new, 0,
                 len(pending), "scored tokens: none (JS comes from the paired decode)")

@@ -115,20 +115,20 @@ def test_cross_sample_plan_bounds_the_decoded_tokens(tmp_path, built, monkeypatc
     shutil.copytree(built[0], out)
     config = cs.CrossSampleConfig(out=str(out), **kw)
     plan = cross_sample_plan(config)
-    counted = []
-    import tokenshift.builders.cross_protocols as protocols  # the protocols decode (cross_sample re-exports)
+    counted = []  # rows of every forward pass of the loaded models: one next-token distribution each
+    real = models.load_model
 
-    real = protocols.decode_batch
+    def load(*args, **kwargs):
+        model = real(*args, **kwargs)
+        model.register_forward_pre_hook(lambda _m, _a, kw: counted.append(kw["input_ids"].shape[0]),
+                                        with_kwargs=True)
+        return model
 
-    def counting(*args, **kwargs):
-        rows = real(*args, **kwargs)
-        counted.append(sum(len(r.token_ids) for r in rows))
-        return rows
-
-    monkeypatch.setattr(protocols, "decode_batch", counting)
+    monkeypatch.setattr(models, "load_model", load)  # counts the shared-prefix tree's waves and the plain decodes
     cs.run_cross_sample(config, progress=False)
     rows = pq.read_table(out / "cross_samples", columns=["n_tokens"]).num_rows
     assert plan.answers == rows
-    assert 0 < sum(counted) <= plan.decoded_bound and plan.scored_bound == 0
+    paired_steps = sum(counted) // 2  # a paired step runs both models on the same rows
+    assert 0 < paired_steps <= plan.decoded_bound and plan.scored_bound == 0
     n_dirs = 1 if "direction" in kw else 2
     assert plan.decoded_bound == passes * len(QUESTIONS) * SAMPLES * MAX_NEW * n_dirs

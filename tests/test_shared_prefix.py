@@ -1,0 +1,162 @@
+"""Shared-prefix decoding: the tree of settings equals each setting decoded alone, bit for bit, and decodes less."""
+# ruff: noqa: F811  (pytest fixtures imported from test_cross_sample are parameters here, by design)
+
+import math
+import shutil
+
+import pytest
+import torch
+from test_cross_sample import MAX_NEW, QUESTIONS, build, crossed, one_thread, pair, thresholds  # noqa: F401
+
+import tokenshift.builders.cross_protocols as protocols
+import tokenshift.builders.cross_sample as cs
+from tokenshift.builders import generate, models
+from tokenshift.builders.paired_decode import decode_batch
+from tokenshift.builders.shared_prefix import Member, decode_shared
+
+STEPS = 14
+
+
+@pytest.fixture(scope="module")
+def loaded(pair):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base, rls = pair
+    tok = AutoTokenizer.from_pretrained(base)
+    b, r = (AutoModelForCausalLM.from_pretrained(p).eval() for p in (base, rls[0]))
+    prefixes = [tok(q, add_special_tokens=False)["input_ids"] for q in QUESTIONS for _ in range(3)]
+    return b, r, tok, prefixes
+
+
+def _alone(loaded, sampling, stop, member, criterion="js", mix=1.0, rates=None, selector_seed=None):
+    b, r, tok, prefixes = loaded
+    n = len(prefixes)
+    selector = None if selector_seed is None else torch.Generator().manual_seed(selector_seed)
+    return decode_batch(b, r, prefixes, [STEPS] * n, sampling, stop, tok.pad_token_id, len(tok),
+                        torch.Generator().manual_seed(3), member.threshold, [member.cap] * n, criterion=criterion,
+                        mix_weight=mix, rates=rates, selector=selector)
+
+
+def _quantiles(loaded, sampling, stop, criterion):
+    """Thresholds at the 50th and 80th percentile of the criterion over the driver-alone positions."""
+    values = [v for d in _alone(loaded, sampling, stop, Member(0.0), criterion) for v in d.scores]
+    return tuple(float(q) for q in torch.quantile(torch.tensor(values), torch.tensor([0.5, 0.8])))
+
+
+@pytest.mark.parametrize("temperature, top_p", [(1.0, 1.0), (0.7, 0.9), (0.0, 1.0)])
+@pytest.mark.parametrize("criterion, mix", [("js", 1.0), ("kl", 0.5), ("entropy", 1.0), ("top1_differs", 1.0)])
+def test_tree_equals_every_setting_decoded_alone(loaded, temperature, top_p, criterion, mix):
+    """Every field of every row (tokens, finish, js, interventions, scores) equals the per-setting decode's."""
+    b, r, tok, prefixes = loaded
+    sampling = generate.SamplingConfig(STEPS, temperature, top_p, 16)
+    stop = set(range(2, 40))  # many stop tokens: branches end at different steps
+    ths = (0.5,) if criterion == "top1_differs" else _quantiles(loaded, sampling, stop, criterion)
+    members = [Member(cap, t) for t in ths for cap in (1.0, 2.0, 4.0, math.inf)]
+    got = decode_shared(b, r, prefixes, STEPS, sampling, stop, tok.pad_token_id, len(tok),
+                        torch.Generator().manual_seed(3), members, criterion, mix)
+    counts = []
+    for member, rows in zip(members, got, strict=True):
+        assert rows == _alone(loaded, sampling, stop, member, criterion, mix)
+        counts.append(sum(len(d.interventions) for d in rows))
+    assert len(set(counts)) > 2  # the caps bind: the members did part
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.0])
+def test_tree_of_random_controls_equals_each_control_alone(loaded, temperature):
+    b, r, tok, prefixes = loaded
+    n = len(prefixes)
+    sampling = generate.SamplingConfig(STEPS, temperature, 1.0, 16)
+    stop = set(range(2, 40))
+    rates = ([0.1] * n, [0.4 * (i % 3 > 0) for i in range(n)])  # one group with per-row rates, some 0
+    members = [Member(cap, group=g) for g in (0, 1) for cap in (1.0, 3.0, math.inf)]
+    got = decode_shared(b, r, prefixes, STEPS, sampling, stop, tok.pad_token_id, len(tok),
+                        torch.Generator().manual_seed(3), members, "random", 1.0,
+                        tuple(torch.Generator().manual_seed(100 + g) for g in (0, 1)), rates)
+    for member, rows in zip(members, got, strict=True):
+        assert rows == _alone(loaded, sampling, stop, member, "random", rates=rates[member.group],
+                              selector_seed=100 + member.group)
+    assert all(not d.interventions for i, d in enumerate(got[-1]) if i % 3 == 0)
+
+
+def _counting_forward_rows(monkeypatch) -> list[int]:
+    """Rows of every one-token forward pass of the loaded models (a paired step runs two: both are counted)."""
+    counted = []
+    real = models.load_model
+
+    def hook(_module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids is not None and ids.shape[1] == 1:
+            counted.append(ids.shape[0])
+
+    def load(*args, **kwargs):
+        model = real(*args, **kwargs)
+        model.register_forward_pre_hook(hook, with_kwargs=True)
+        return model
+
+    monkeypatch.setattr(models, "load_model", load)
+    return counted
+
+
+def _parts(out):
+    return {p.name: p.read_bytes() for p in sorted((out / "cross_samples").glob("*.parquet"))}
+
+
+CONFIGS = {
+    "js tokens": dict(budgets=(0, 1, 2, 4, math.inf)),
+    "js fraction": dict(budgets=(0, 0.1, 0.25, 0.5, math.inf), budget_unit="fraction"),
+    "kl mix": dict(criterion="kl", thresholds=(0.01, 0.05), budgets=(0, 1, 3, math.inf), mix_weight=0.5),
+    "top1_differs": dict(criterion="top1_differs", thresholds=None, budgets=(0, 1, 2, math.inf)),
+    "random rates": dict(criterion="random", thresholds=None, rate=(0.05, 0.2), control_seeds=2,
+                         budgets=(0, 1, 2, math.inf)),
+    "resample": dict(protocol="resample", thresholds=None, budgets=(0, 1, 2)),
+}
+
+
+@pytest.mark.parametrize("name, max_members", [(name, 8) for name in CONFIGS] + [("js tokens", 2), ("random rates", 3)])
+def test_cross_samples_parts_are_byte_identical_to_the_per_setting_path(tmp_path, build, thresholds, monkeypatch,
+                                                                         name, max_members):
+    """run_cross_sample with the tree and with SHARED_PREFIX off writes the same parquet bytes; the tree decodes
+    fewer paired rows (counted at the models' forward passes) wherever settings share prefixes."""
+    kw = dict(CONFIGS[name])
+    if "thresholds" not in kw:
+        kw["thresholds"] = thresholds
+    monkeypatch.setattr(protocols, "MAX_MEMBERS", max_members)
+    counted = _counting_forward_rows(monkeypatch)
+    rows = {}
+    for shared in (False, True):
+        out = tmp_path / str(shared) / "b"
+        shutil.copytree(build, out)
+        monkeypatch.setattr(protocols, "SHARED_PREFIX", shared)
+        counted.clear()
+        cs.run_cross_sample(cs.CrossSampleConfig(out=str(out), **kw), progress=False)
+        rows[shared] = sum(counted)
+        assert _parts(out)
+    assert _parts(tmp_path / "True" / "b") == _parts(tmp_path / "False" / "b")
+    if kw.get("protocol") == "resample":  # no settings to share: the same decodes
+        assert rows[True] == rows[False]
+    else:
+        assert rows[True] < rows[False]
+
+
+def test_matched_control_is_byte_identical_to_the_per_setting_path(tmp_path, crossed, monkeypatch):
+    """random --match js (matched rates, uncapped, equal-rate settings deduplicated) under both paths."""
+    for shared in (False, True):
+        out = tmp_path / str(shared) / "b"
+        shutil.copytree(crossed, out)
+        monkeypatch.setattr(protocols, "SHARED_PREFIX", shared)
+        cs.run_cross_sample(cs.CrossSampleConfig(out=str(out), criterion="random", match="js", control_seeds=2),
+                            progress=False)
+    assert _parts(tmp_path / "True" / "b") == _parts(tmp_path / "False" / "b")
+
+
+def test_tree_reaches_the_token_limit_and_stops_like_the_per_setting_decoder(loaded):
+    """No stop token: every branch runs to the limit ('length'); limit 0 gives empty rows."""
+    b, r, tok, prefixes = loaded
+    sampling = generate.SamplingConfig(MAX_NEW, 1.0, 1.0, 16)
+    members = [Member(1.0, 0.0), Member(math.inf, 0.0)]
+    got = decode_shared(b, r, prefixes, MAX_NEW, sampling, set(), tok.pad_token_id, len(tok),
+                        torch.Generator().manual_seed(4), members)
+    assert all(len(d.token_ids) == MAX_NEW and d.finish_reason == "length" for rows in got for d in rows)
+    assert all(d.interventions == list(range(MAX_NEW)) for d in got[1])
+    assert decode_shared(b, r, prefixes, 0, sampling, set(), tok.pad_token_id, len(tok), None, members)[0][0] \
+        .token_ids == []
