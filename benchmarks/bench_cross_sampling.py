@@ -1,10 +1,13 @@
 """Paired decoding speed: tokenshift's lockstep base+RL decoder (`decode_batch`, with JS and
-interventions at every step) against the two plain `generate()` calls that sample as many tokens.
+interventions at every step) against the two plain `generate()` calls that sample as many tokens;
+with --sweep, a cross-sampling sweep decoded setting by setting (the reference path) against the
+shared-prefix tree (`shared_prefix.decode_shared`), side by side.
 
     python benchmarks/bench_cross_sampling.py --quick          # ≤ 2 minutes on CPU
     python benchmarks/bench_cross_sampling.py                  # more batch sizes and lengths
     python benchmarks/bench_cross_sampling.py --random --vocab 151936 --hidden 256
     python benchmarks/bench_cross_sampling.py --model BASE_DIR --rl-model RL_DIR --device cuda --dtype bfloat16
+    python benchmarks/bench_cross_sampling.py --sweep          # default sweep: embedded pair and a 152k-vocab pair
 
 The pair is the embedded toy pair when it is installed (else, or with --random, a random Qwen2 pair
 whose RL model is the base with a perturbed output head). Every competitor produces exactly
@@ -47,6 +50,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rl-model", help="RL checkpoint directory")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--sweep", action="store_true",
+                        help="the default cross-sampling sweep (3 JS thresholds x 8 budgets x 2 directions), per-setting "
+                             "path vs shared-prefix tree: decoded tokens, paired rows computed, wall and CPU seconds")
+    parser.add_argument("--sweep-prompts", type=int, default=32, help="--sweep: toy-arith prompts (embedded pair)")
+    parser.add_argument("--sweep-samples", type=int, default=2, help="--sweep: answers per prompt (embedded pair)")
+    parser.add_argument("--sweep-random", type=int, nargs=3, default=[16, 96, 2], metavar=("ROWS", "TOKENS", "BATCH"),
+                        help="--sweep, random 152k pair: answers, max new tokens, batch size")
+    parser.add_argument("--sweep-pairs", nargs="+", default=["embedded", "random"], choices=["embedded", "random"],
+                        help="--sweep: which pairs")
+    parser.add_argument("--max-members", type=int, help="--sweep: settings per tree (default: cross_protocols.MAX_MEMBERS)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: tiny models decode fastest on one, and shared cores "
                              "make more threads slower and noisy; 0 = torch's default)")
@@ -96,6 +109,10 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.threads and args.device == "cpu":
         torch.set_num_threads(args.threads)
+    if args.sweep:
+        from cross_sweep import run_sweeps
+
+        return run_sweeps(args, random_pair)
     from transformers import AutoModelForCausalLM
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -137,13 +137,17 @@ class PairDecoder:
                             self.pad_id, len(self.run.tokenizer), generator, threshold, caps, force_first,
                             criterion=criterion, mix_weight=config.mix_weight, rates=rates, selector=selector)
 
-    def shared(self, prefixes, limit: int, generator, settings: list[tuple["Selection", float]], seed: int,
-               batch: int, rows: range) -> list[list[Decoded]]:
-        """decode_shared over settings (selection, cap) of batch `batch` (prefix rows `rows`): one tree, rows per
-        setting; a random control draws from its generator for (seed, batch), as the per-setting decode does."""
+    def shared(self, prefixes, limit: int, generator, settings: list[tuple["Selection | None", float] | None],
+               seed: int, batch: int, rows: range, state_of: int | None = None) -> list[list[Decoded]]:
+        """decode_shared over settings (selection, cap; None: the driver alone) of batch `batch` (prefix rows
+        `rows`): one tree, rows per setting; a random control draws from its generator for (seed, batch), as
+        the per-setting decode does; state_of: see decode_shared."""
         groups: dict[tuple, int] = {}
         selectors, row_rates, members = [], [], []
         for sel, cap in settings:
+            if sel is None:  # the driver alone
+                members.append(Member(0.0))
+                continue
             if sel.control_seed is None:
                 threshold = TOP1_THRESHOLD if self.run.config.criterion == "top1_differs" else sel.threshold
                 members.append(Member(cap, threshold))
@@ -157,7 +161,7 @@ class PairDecoder:
         config = self.run.config
         return decode_shared(self.driver, self.other, prefixes, limit, self.run.sampling, self.stop_ids,
                              self.pad_id, len(self.run.tokenizer), generator, members, config.criterion,
-                             config.mix_weight, tuple(selectors), tuple(row_rates))
+                             config.mix_weight, tuple(selectors), tuple(row_rates), state_of)
 
     def generator(self, seed: int) -> torch.Generator:
         return torch.Generator(device=models.input_device(self.driver)).manual_seed(seed)
@@ -201,10 +205,10 @@ def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed:
                  chosen: list[Selection]) -> dict[tuple[Selection, float], list[Decoded]]:
     """{(selection, budget): decoded rows aligned with prefixes} for every selection and budget.
 
-    Per batch: the driver alone once (budgets whose cap is 0 are it, as is a matched control whose
-    rates are all 0 there), then every other distinct setting (selection and cap; a matched control
-    with the same per-row rates as an earlier one is that one) in trees of at most MAX_MEMBERS
-    settings, each shared prefix decoded once (shared_prefix.decode_shared: bit-identical to
+    Per batch, the distinct settings (selection and cap; budgets whose cap is 0 are the driver alone,
+    as is a matched control whose rates are all 0 there, and a matched control with the same per-row
+    rates as an earlier one is that one) decode in trees of at most MAX_MEMBERS settings, the driver
+    alone in the first, each shared prefix once (shared_prefix.decode_shared: bit-identical to
     decoding each setting alone, `_per_setting_runs`).
     """
     if not SHARED_PREFIX or not supports_forks(decode.driver):
@@ -218,27 +222,26 @@ def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed:
     parts: dict[tuple[Selection, float], list[list[Decoded]]] = {s: [] for s in settings}
     for b, rows in enumerate(batches):
         state = generator.get_state()
-        alone = decode([prefixes[i] for i in rows], [limit] * len(rows), generator)
-        after = generator.get_state()  # the next batch starts where the driver alone left the generator
-        bar.update(1)
-        keys, members = {}, {}  # setting -> member key (None: the driver alone); member key -> (selection, cap)
+        alone = (None, 0.0)  # the driver alone: budgets whose cap is 0, and the trunk of the first tree
+        keys, members = {}, {alone: (None, 0.0)}  # setting -> member key; member key -> (selection, cap)
         for sel, budget in settings:
             cap = INF if sel.uncapped else run.cap(budget)
             never = sel.row_rates is not None and not any(sel.row_rates[i] for i in rows)
-            key = None if cap == 0 or never else (_group_key(sel), cap)
+            key = alone if cap == 0 or never else (_group_key(sel), cap)
             keys[(sel, budget)] = key
-            if key is not None:
-                members.setdefault(key, (sel, cap))
-        decoded = {}
+            members.setdefault(key, (sel, cap))
+        decoded, after = {}, None
         for tree in _trees(list(members)):
             generator.set_state(state)
             rows_of = decode.shared([prefixes[i] for i in rows], limit, generator, [members[k] for k in tree],
-                                    seed, b, rows)
+                                    seed, b, rows, state_of=tree.index(alone) if alone in tree else None)
+            if alone in tree:  # the next batch starts where the driver alone left the generator
+                after = generator.get_state()
             decoded.update(zip(tree, rows_of, strict=True))
         generator.set_state(after)
         for setting, key in keys.items():
-            parts[setting].append(alone if key is None else decoded[key])
-        bar.update(sum(len(s.budgets) for s in chosen))
+            parts[setting].append(decoded[key])
+        bar.update(1 + sum(len(s.budgets) for s in chosen))
     bar.close()
     return {s: [d for part in parts[s] for d in part] for s in settings}
 

@@ -106,9 +106,12 @@ def supports_forks(model) -> bool:
 def decode_shared(driver, other, prefixes: list[list[int]], limit: int, sampling: SamplingConfig,
                   stop_ids: set[int], pad_id: int, vocab_size: int, generator: torch.Generator | None,
                   members: list[Member], criterion: str = "js", mix_weight: float = 1.0,
-                  selectors: tuple = (), rates: tuple = ()) -> list[list[Decoded]]:
+                  selectors: tuple = (), rates: tuple = (), state_of: int | None = None) -> list[list[Decoded]]:
     """Per member, its rows aligned with prefixes: bit-identical to `decode_batch` of that member alone
-    (threshold, caps [cap] * n, and for random its group's rates and selector) from the same generator state."""
+    (threshold, caps [cap] * n, and for random its group's rates and selector) from the same generator state.
+
+    state_of = p: the generator is left where `decode_batch` of member p alone leaves it (its last draw).
+    """
     started = time.perf_counter()
     device = input_device(driver)
     n = len(prefixes)
@@ -123,10 +126,10 @@ def decode_shared(driver, other, prefixes: list[list[int]], limit: int, sampling
     n_int = [[0] * n for _ in members]
     taken = [[[] for _ in range(n)] for _ in members]
     ended: list[list[tuple[_Branch, int] | None]] = [[None] * n for _ in members]
-    thresholds = sorted({m.threshold for m in members if m.group is None})
+    thresholds = sorted({m.threshold for m in members if m.group is None and m.cap > 0})
     rate_t = [torch.tensor(r, dtype=torch.float64, device=device) for r in rates]
     draws: list[list[list[float]]] = [[] for _ in selectors]  # per group and step: the selection draws
-    decoded = 0
+    decoded, state = 0, None
     for step in range(limit):
         chosen_by_group = []
         for g, selector in enumerate(selectors):
@@ -162,8 +165,12 @@ def decode_shared(driver, other, prefixes: list[list[int]], limit: int, sampling
                 continue
             token = torch.tensor(tokens, dtype=torch.long, device=device)
             wave.logits = tuple(s(token[:, None], mask) for s in wave.steppers)
+        if state_of is not None and state is None and all(e is not None for e in ended[state_of]):
+            state = generator.get_state() if generator is not None else None  # member p alone stops here
         if not waves:
             break
+    if state is not None:
+        generator.set_state(state)
     record_decoded(decoded, time.perf_counter() - started)
     out = []
     for p, member in enumerate(members):
@@ -203,8 +210,10 @@ def _step_wave(wave: _Wave, step: int, members: list[Member], n_int, taken, thre
             continue
         for p in branch.members:
             m = members[p]
+            if n_int[p][j] >= m.cap:  # its budget is spent (the driver alone: cap 0)
+                continue
             chosen = chosen_by_threshold[m.threshold][j] if m.group is None else chosen_by_group[m.group][j]
-            if chosen and n_int[p][j] < m.cap:
+            if chosen:
                 swaps[(j, p)] = True
                 n_int[p][j] += 1
                 taken[p][j].append(step)

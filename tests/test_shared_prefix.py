@@ -51,14 +51,20 @@ def test_tree_equals_every_setting_decoded_alone(loaded, temperature, top_p, cri
     sampling = generate.SamplingConfig(STEPS, temperature, top_p, 16)
     stop = set(range(2, 40))  # many stop tokens: branches end at different steps
     ths = (0.5,) if criterion == "top1_differs" else _quantiles(loaded, sampling, stop, criterion)
-    members = [Member(cap, t) for t in ths for cap in (1.0, 2.0, 4.0, math.inf)]
-    got = decode_shared(b, r, prefixes, STEPS, sampling, stop, tok.pad_token_id, len(tok),
-                        torch.Generator().manual_seed(3), members, criterion, mix)
+    members = [Member(0.0)] + [Member(cap, t) for t in ths for cap in (1.0, 2.0, 4.0, math.inf)]
+    generator = torch.Generator().manual_seed(3)
+    got = decode_shared(b, r, prefixes, STEPS, sampling, stop, tok.pad_token_id, len(tok), generator, members,
+                        criterion, mix, state_of=0)
     counts = []
     for member, rows in zip(members, got, strict=True):
         assert rows == _alone(loaded, sampling, stop, member, criterion, mix)
         counts.append(sum(len(d.interventions) for d in rows))
     assert len(set(counts)) > 2  # the caps bind: the members did part
+    # the generator is left where the driver alone (member 0) leaves it: the next batch draws the same numbers
+    reference = torch.Generator().manual_seed(3)
+    decode_batch(b, r, prefixes, [STEPS] * len(prefixes), sampling, stop, tok.pad_token_id, len(tok), reference)
+    assert torch.equal(generator.get_state(), reference.get_state())
+    assert temperature == 0 or not torch.equal(generator.get_state(), torch.Generator().manual_seed(3).get_state())
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.0])
