@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from common import best_of, machine_line, print_table
 
+from tokenshift.builders.cross_config import CrossSampleConfig
 from tokenshift.builders.generate import SamplingConfig, sampling_kwargs
 from tokenshift.builders.paired_decode import decode_batch
 
@@ -59,7 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="--sweep, random 152k pair: answers, max new tokens, batch size")
     parser.add_argument("--sweep-pairs", nargs="+", default=["embedded", "random"], choices=["embedded", "random"],
                         help="--sweep: which pairs")
-    parser.add_argument("--max-members", type=int, help="--sweep: settings per tree (default: cross_protocols.MAX_MEMBERS)")
+    parser.add_argument("--max-branches", type=int, default=CrossSampleConfig.max_branches,
+                        help="--sweep: settings per tree (as `tokenshift cross-sample --max-branches`)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: tiny models decode fastest on one, and shared cores "
                              "make more threads slower and noisy; 0 = torch's default)")

@@ -1,7 +1,7 @@
 """`bench_cross_sampling.py --sweep`: one cross-sampling sweep decoded setting by setting, then as a shared-prefix tree.
 
 Both paths run `cross_protocols.setting_runs` on the same prompts, seeds and settings (the
-per-setting path with `SHARED_PREFIX = False`), and must return identical rows (checked). Counted:
+per-setting path with --max-branches 1), and must return identical rows (checked). Counted:
 decoded tokens (sampled tokens, as the plan meter counts them: a token shared by settings counts
 once in the tree), paired rows computed (rows of the driver's forward passes: a batch row costs
 one whether it holds a live answer or not), wall and CPU seconds (this process, all threads).
@@ -77,10 +77,9 @@ def _random(args, random_pair):
     return base, rl, tok, prefixes, sampling, thresholds, label
 
 
-def _measure(base, rl, tok, prefixes, sampling, thresholds, shared: bool) -> tuple[dict, dict]:
-    """Both directions of the sweep on one path: (rows by direction and setting, counts)."""
-    protocols.SHARED_PREFIX = shared
-    config = CrossSampleConfig(out="", thresholds=thresholds)
+def _measure(base, rl, tok, prefixes, sampling, thresholds, branches: int) -> tuple[dict, dict]:
+    """Both directions of the sweep with --max-branches `branches`: (rows by direction and setting, counts)."""
+    config = CrossSampleConfig(out="", thresholds=thresholds, max_branches=branches)
     run = protocols.Run(config, None, tok, base, rl, sampling, False)
     computed = []
     hook = base.register_forward_pre_hook(lambda _m, _a, kw: computed.append(kw["input_ids"].shape[0]),
@@ -99,7 +98,6 @@ def _measure(base, rl, tok, prefixes, sampling, thresholds, shared: bool) -> tup
                                    for (sel, budget), decoded in out.items()}
     finally:
         hook.remove()
-        protocols.SHARED_PREFIX = True
     counts = {"decoded": meter.decoded, "computed": sum(computed), "wall": time.perf_counter() - wall,
               "cpu": time.process_time() - cpu}
     return rows, counts
@@ -107,20 +105,18 @@ def _measure(base, rl, tok, prefixes, sampling, thresholds, shared: bool) -> tup
 
 def run_sweeps(args, random_pair) -> None:
     """Print, per pair, the per-setting path and the tree side by side, and their ratios."""
-    if args.max_members:
-        protocols.MAX_MEMBERS = args.max_members
-    print(machine_line(args.device) + f" | pid {os.getpid()} | settings per tree: {protocols.MAX_MEMBERS}")
+    print(machine_line(args.device) + f" | pid {os.getpid()} | --max-branches {args.max_branches}")
     pairs = [("embedded", lambda: _embedded(args)), ("random 152k", lambda: _random(args, random_pair))]
     pairs = [p for p in pairs if p[0].split()[0] in args.sweep_pairs]
     table, ratios = [], []
     for short, make in pairs:
         base, rl, tok, prefixes, sampling, thresholds, label = make()
         print(f"{short}: {label}")
-        ref_rows, ref = _measure(base, rl, tok, prefixes, sampling, thresholds, shared=False)
-        new_rows, new = _measure(base, rl, tok, prefixes, sampling, thresholds, shared=True)
+        ref_rows, ref = _measure(base, rl, tok, prefixes, sampling, thresholds, 1)
+        new_rows, new = _measure(base, rl, tok, prefixes, sampling, thresholds, args.max_branches)
         assert new_rows == ref_rows, "the tree's rows differ from the per-setting path's"
         interventions = sum(len(r[1]) for rows in new_rows.values() for setting in rows.values() for r in setting)
-        for path, c in (("per setting", ref), ("shared prefix", new)):
+        for path, c in (("per setting", ref), (f"tree of {args.max_branches}", new)):
             table.append([short, path, f"{c['decoded']:,}", f"{c['computed']:,}", f"{c['wall']:.1f}", f"{c['cpu']:.1f}"])
         ratios.append(f"{short}: decoded tokens {new['decoded'] / ref['decoded']:.3f}, paired rows computed "
                       f"{new['computed'] / ref['computed']:.3f}, wall {new['wall'] / ref['wall']:.3f}, "

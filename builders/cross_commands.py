@@ -44,6 +44,9 @@ from tokenshift.schemas.values import BUDGET_UNITS, CRITERIA, DIRECTION_CHOICES,
               help="Run the shards on a Ray cluster (as for `tokenshift build --ray`).")
 @click.option("--ray-workers", type=int, default=None, metavar="N",
               help="Ray actors (default: one per GPU for a cuda build, else one per CPU).")
+@click.option("--max-branches", type=int, default=8, show_default=True, metavar="N",
+              help="Decode up to N settings of a batch as one tree, each prefix they share once (the same rows; "
+                   "holds up to N copies of the batch's KV caches); 1 decodes setting by setting.")
 @click.option("--trust-remote-code", is_flag=True,
               help="Run model code from the checkpoints (off by default; never taken from the build's manifest).")
 @click.option("--overwrite", is_flag=True,

@@ -50,6 +50,7 @@ class CrossSampleConfig:
     shard: str = "0/1"  # run only the build's prompt shards k with k % N == I
     ray: str | None = None  # None: this process; else a Ray address ("local": ray.init()'s default)
     ray_workers: int | None = None
+    max_branches: int = 8  # settings decoded as one tree of shared prefixes: up to this many copies of a batch's caches
     criterion: str = "js"
     mix_weight: float = 1.0  # at a selected position sample from (1 - W) p_driver + W p_other
     rate: tuple[float, ...] = ()  # random: per-position intervention probabilities
@@ -100,7 +101,7 @@ class CrossSampleConfig:
         return shlex.join(parts)
 
 
-EXECUTION_FIELDS = ("out", "shard", "ray", "ray_workers")  # which process runs which shard, not what it holds
+EXECUTION_FIELDS = ("out", "shard", "ray", "ray_workers", "max_branches")  # how shards run, not what they hold
 
 
 def _json_value(value):
@@ -196,6 +197,8 @@ def validate_config(config: CrossSampleConfig) -> None:
         (all(b >= 0 for b in config.budgets),
          f"--budgets must be >= 0 (got {', '.join(_fmt(b) for b in config.budgets if b < 0)})"),
         (config.samples is None or config.samples >= 1, f"--samples must be >= 1 (got {config.samples})"),
+        (isinstance(config.max_branches, int) and config.max_branches >= 1,
+         f"--max-branches must be >= 1 (got {config.max_branches}): 1 decodes setting by setting"),
         *_criterion_checks(config),
     ]
     if config.protocol == "threshold":

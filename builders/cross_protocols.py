@@ -47,8 +47,6 @@ from tokenshift.errors import TokenshiftError
 from tokenshift.progress import progress_bar
 
 RESAMPLE_PERCENTILE = 90.0
-SHARED_PREFIX = True  # False: every setting decoded from scratch (the reference the tests and benchmark compare)
-MAX_MEMBERS = 8  # settings per tree; a tree holds up to this many copies of a batch's two KV caches
 TOP1_THRESHOLD = 0.5  # top1_differs scores 1 where the argmaxes differ, 0 where they agree
 INF = math.inf
 
@@ -207,11 +205,12 @@ def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed:
 
     Per batch, the distinct settings (selection and cap; budgets whose cap is 0 are the driver alone,
     as is a matched control whose rates are all 0 there, and a matched control with the same per-row
-    rates as an earlier one is that one) decode in trees of at most MAX_MEMBERS settings, the driver
+    rates as an earlier one is that one) decode in trees of at most --max-branches settings, the driver
     alone in the first, each shared prefix once (shared_prefix.decode_shared: bit-identical to
     decoding each setting alone, `_per_setting_runs`).
     """
-    if not SHARED_PREFIX or not supports_forks(decode.driver):
+    width = run.config.max_branches
+    if width == 1 or not supports_forks(decode.driver):
         return _per_setting_runs(run, decode, prefixes, seed, label, chosen)
     limit = run.sampling.max_new_tokens
     batches = _batches(len(prefixes), run.sampling.batch_size)
@@ -231,7 +230,7 @@ def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed:
             keys[(sel, budget)] = key
             members.setdefault(key, (sel, cap))
         decoded, after = {}, None
-        for tree in _trees(list(members)):
+        for tree in _trees(list(members), width):
             generator.set_state(state)
             rows_of = decode.shared([prefixes[i] for i in rows], limit, generator, [members[k] for k in tree],
                                     seed, b, rows, state_of=tree.index(alone) if alone in tree else None)
@@ -253,18 +252,18 @@ def _group_key(sel: Selection) -> tuple:
     return ("random", sel.label(), sel.control_seed)
 
 
-def _trees(keys: list) -> list[list]:
-    """The member keys in trees of at most MAX_MEMBERS, whole selections together where they fit."""
+def _trees(keys: list, width: int) -> list[list]:
+    """The member keys in trees of at most `width`, whole selections together where they fit."""
     by_group: dict[tuple, list] = {}
     for key in keys:
         by_group.setdefault(key[0], []).append(key)
     trees, current = [], []
     for group in by_group.values():
         while group:
-            if len(current) + len(group) > MAX_MEMBERS and current:
+            if len(current) + len(group) > width and current:
                 trees.append(current)
                 current = []
-            take = group[:MAX_MEMBERS - len(current)]
+            take = group[:width - len(current)]
             current, group = current + take, group[len(take):]
     return trees + ([current] if current else [])
 

@@ -8,7 +8,6 @@ import pytest
 import torch
 from test_cross_sample import MAX_NEW, QUESTIONS, build, crossed, one_thread, pair, thresholds  # noqa: F401
 
-import tokenshift.builders.cross_protocols as protocols
 import tokenshift.builders.cross_sample as cs
 from tokenshift.builders import generate, models
 from tokenshift.builders.paired_decode import decode_batch
@@ -118,41 +117,53 @@ CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("name, max_members", [(name, 8) for name in CONFIGS] + [("js tokens", 2), ("random rates", 3)])
+@pytest.mark.parametrize("name, width", [(name, 8) for name in CONFIGS] + [("js tokens", 2), ("random rates", 3)])
 def test_cross_samples_parts_are_byte_identical_to_the_per_setting_path(tmp_path, build, thresholds, monkeypatch,
-                                                                         name, max_members):
-    """run_cross_sample with the tree and with SHARED_PREFIX off writes the same parquet bytes; the tree decodes
-    fewer paired rows (counted at the models' forward passes) wherever settings share prefixes."""
+                                                                         name, width):
+    """run_cross_sample with the tree (--max-branches N) and setting by setting (--max-branches 1) writes the
+    same parquet bytes; the tree computes fewer paired rows (counted at the models' forward passes) wherever
+    settings share prefixes."""
     kw = dict(CONFIGS[name])
     if "thresholds" not in kw:
         kw["thresholds"] = thresholds
-    monkeypatch.setattr(protocols, "MAX_MEMBERS", max_members)
     counted = _counting_forward_rows(monkeypatch)
     rows = {}
-    for shared in (False, True):
-        out = tmp_path / str(shared) / "b"
+    for branches in (1, width):
+        out = tmp_path / str(branches) / "b"
         shutil.copytree(build, out)
-        monkeypatch.setattr(protocols, "SHARED_PREFIX", shared)
         counted.clear()
-        cs.run_cross_sample(cs.CrossSampleConfig(out=str(out), **kw), progress=False)
-        rows[shared] = sum(counted)
+        cs.run_cross_sample(cs.CrossSampleConfig(out=str(out), max_branches=branches, **kw), progress=False)
+        rows[branches] = sum(counted)
         assert _parts(out)
-    assert _parts(tmp_path / "True" / "b") == _parts(tmp_path / "False" / "b")
+    assert _parts(tmp_path / str(width) / "b") == _parts(tmp_path / "1" / "b")
     if kw.get("protocol") == "resample":  # no settings to share: the same decodes
-        assert rows[True] == rows[False]
+        assert rows[width] == rows[1]
     else:
-        assert rows[True] < rows[False]
+        assert rows[width] < rows[1]
 
 
-def test_matched_control_is_byte_identical_to_the_per_setting_path(tmp_path, crossed, monkeypatch):
+def test_matched_control_is_byte_identical_to_the_per_setting_path(tmp_path, crossed):
     """random --match js (matched rates, uncapped, equal-rate settings deduplicated) under both paths."""
-    for shared in (False, True):
-        out = tmp_path / str(shared) / "b"
+    for branches in (1, 8):
+        out = tmp_path / str(branches) / "b"
         shutil.copytree(crossed, out)
-        monkeypatch.setattr(protocols, "SHARED_PREFIX", shared)
-        cs.run_cross_sample(cs.CrossSampleConfig(out=str(out), criterion="random", match="js", control_seeds=2),
-                            progress=False)
-    assert _parts(tmp_path / "True" / "b") == _parts(tmp_path / "False" / "b")
+        cs.run_cross_sample(cs.CrossSampleConfig(out=str(out), criterion="random", match="js", control_seeds=2,
+                                                 max_branches=branches), progress=False)
+    assert _parts(tmp_path / "8" / "b") == _parts(tmp_path / "1" / "b")
+
+
+def test_max_branches_is_how_a_run_executes_not_what_it_writes(crossed, thresholds):
+    """--max-branches keeps the run_id (resume with another value), shows in the command, and must be >= 1."""
+    from click.testing import CliRunner
+
+    from tokenshift.cli import cli
+
+    config = cs.CrossSampleConfig(out=str(crossed), thresholds=thresholds)
+    other = cs.CrossSampleConfig(out=str(crossed), thresholds=thresholds, max_branches=2)
+    assert config.run_id() == other.run_id()
+    assert "--max-branches 2" in other.command_line() and "--max-branches" not in config.command_line()
+    result = CliRunner().invoke(cli, ["cross-sample", str(crossed), "--quiet", "--max-branches", "0"])
+    assert result.exit_code == 2 and "--max-branches must be >= 1 (got 0)" in result.output, result.output
 
 
 def test_tree_reaches_the_token_limit_and_stops_like_the_per_setting_decoder(loaded):
