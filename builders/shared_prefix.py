@@ -96,10 +96,12 @@ class _Wave:
 
 
 def supports_forks(model) -> bool:
-    """Whether the model's KV cache (a DynamicCache) has per-layer key and value tensors to copy rows of."""
-    from transformers import DynamicCache
+    """Whether the model's KV cache holds only plain key/value layers, whose rows `_Wave.copy_row` copies
+    (other layers, e.g. linear-attention states: the per-setting decode instead)."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
 
-    return hasattr(DynamicCache(config=model.config), "layers")
+    return all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer)
+               for layer in DynamicCache(config=model.config).layers)
 
 
 @torch.inference_mode()

@@ -177,3 +177,21 @@ def test_tree_reaches_the_token_limit_and_stops_like_the_per_setting_decoder(loa
     assert all(d.interventions == list(range(MAX_NEW)) for d in got[1])
     assert decode_shared(b, r, prefixes, 0, sampling, set(), tok.pad_token_id, len(tok), None, members)[0][0] \
         .token_ids == []
+
+
+def test_caches_without_plain_key_value_layers_decode_setting_by_setting(tmp_path, build, thresholds, monkeypatch):
+    """A model whose cache rows cannot be copied (supports_forks False) takes the per-setting path: same bytes,
+    same rows computed as --max-branches 1."""
+    from tokenshift.builders import cross_protocols
+
+    counted = _counting_forward_rows(monkeypatch)
+    rows = {}
+    for name, branches, forks in (("plain", 1, True), ("no-forks", 8, False)):
+        monkeypatch.setattr(cross_protocols, "supports_forks", lambda _model, ok=forks: ok)
+        out = tmp_path / name / "b"
+        shutil.copytree(build, out)
+        counted.clear()
+        cs.run_cross_sample(cs.CrossSampleConfig(out=str(out), thresholds=thresholds, budgets=(0, 1, math.inf),
+                                                 direction="forward", max_branches=branches), progress=False)
+        rows[name] = sum(counted)
+    assert _parts(tmp_path / "no-forks" / "b") == _parts(tmp_path / "plain" / "b") and rows["no-forks"] == rows["plain"]
