@@ -34,34 +34,45 @@ SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
 SET VARIABLE entropy_bins = COALESCE(getvariable('entropy_bins'), 10)::INTEGER;
 SET VARIABLE fork_quantile = COALESCE(getvariable('fork_quantile'), 0.8)::DOUBLE;
 
-WITH t AS (
-    SELECT sampler, rl_model, entropy_base::DOUBLE AS entropy, js::DOUBLE AS js,
-           js::DOUBLE >= getvariable('js_threshold') AS is_over,
-           rank() OVER (PARTITION BY sampler, rl_model ORDER BY entropy_base) AS entropy_rank,
-           count(*) OVER (PARTITION BY sampler, rl_model) AS n_group,
-           quantile_cont(entropy_base::DOUBLE, getvariable('fork_quantile'))
-               OVER (PARTITION BY sampler, rl_model) AS fork_cutoff
-    FROM tokens
+-- One scan of tokens, aggregated per distinct base entropy of a group (v); ranks, bins and the fork cutoff come
+-- from the running counts of those values (rank = 1 + positions of lower entropy; the cutoff interpolates between
+-- the order statistics floor(h) and ceil(h), h = (n - 1) * fork_quantile, as quantile_cont does).
+WITH v AS (
+    SELECT sampler, rl_model, entropy_base::DOUBLE AS entropy, count(*) AS n, sum(js::DOUBLE) AS js_sum,
+           count_if(js::DOUBLE >= getvariable('js_threshold')) AS n_over
+    FROM tokens GROUP BY sampler, rl_model, entropy_base
+),
+r AS (
+    SELECT *, (sum(n) OVER (PARTITION BY sampler, rl_model ORDER BY entropy) - n)::BIGINT AS below,
+           (sum(n) OVER (PARTITION BY sampler, rl_model))::BIGINT AS n_group
+    FROM v
+),
+c AS (
+    SELECT sampler, rl_model, any_value(n_group) AS n_group,
+           max(entropy) FILTER (WHERE below <= floor((n_group - 1) * getvariable('fork_quantile'))) AS lo,
+           max(entropy) FILTER (WHERE below <= ceil((n_group - 1) * getvariable('fork_quantile'))) AS hi,
+           any_value((n_group - 1) * getvariable('fork_quantile')) AS h
+    FROM r GROUP BY sampler, rl_model
 ),
 b AS (
-    SELECT *,
-           1 + least((entropy_rank - 1) * getvariable('entropy_bins') // greatest(n_group - 1, 1),
-                     getvariable('entropy_bins') - 1) AS entropy_bin,
-           entropy >= fork_cutoff AS is_fork
-    FROM t
+    SELECT r.*, 1 + least(r.below * getvariable('entropy_bins') // greatest(r.n_group - 1, 1),
+                          getvariable('entropy_bins') - 1) AS entropy_bin,
+           r.entropy >= c.lo + (c.hi - c.lo) * (c.h - floor(c.h)) AS is_fork,
+           c.lo + (c.hi - c.lo) * (c.h - floor(c.h)) AS fork_cutoff
+    FROM r JOIN c USING (sampler, rl_model)
 ),
 g AS (
-    SELECT sampler, rl_model, count(*) AS n_group_tokens, any_value(fork_cutoff) AS fork_entropy_cutoff,
-           avg(CASE WHEN is_fork THEN 1.0 ELSE 0.0 END) AS fork_token_share,
-           count_if(is_over)::BIGINT AS n_over,
-           count_if(is_over AND is_fork) / nullif(count_if(is_over), 0) AS over_share_in_forks
+    SELECT sampler, rl_model, any_value(n_group) AS n_group_tokens, any_value(fork_cutoff) AS fork_entropy_cutoff,
+           coalesce(sum(n) FILTER (WHERE is_fork), 0) / any_value(n_group) AS fork_token_share,
+           sum(n_over)::BIGINT AS n_over,
+           coalesce(sum(n_over) FILTER (WHERE is_fork), 0) / nullif(sum(n_over), 0) AS over_share_in_forks
     FROM b GROUP BY sampler, rl_model
 )
 SELECT b.sampler, b.rl_model, b.entropy_bin,
        min(b.entropy) AS entropy_min, max(b.entropy) AS entropy_max,
-       count(*) AS n_tokens, avg(b.js) AS mean_js,
-       avg(CASE WHEN b.is_over THEN 1.0 ELSE 0.0 END) AS share_over,
-       count_if(b.is_over) / nullif(any_value(g.n_over), 0) AS share_of_over,
+       sum(b.n)::BIGINT AS n_tokens, sum(b.js_sum) / sum(b.n) AS mean_js,
+       sum(b.n_over) / sum(b.n) AS share_over,
+       sum(b.n_over) / nullif(any_value(g.n_over), 0) AS share_of_over,
        any_value(g.fork_entropy_cutoff) AS fork_entropy_cutoff,
        any_value(g.fork_token_share) AS fork_token_share,
        any_value(g.n_over) AS n_over,

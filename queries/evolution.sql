@@ -56,6 +56,8 @@ SET VARIABLE fork_quantile = COALESCE(getvariable('fork_quantile'), 0.8)::DOUBLE
 SET VARIABLE top_rank = COALESCE(getvariable('top_rank'), 3)::INTEGER;
 SET VARIABLE final_model = COALESCE(getvariable('final_model'), '')::VARCHAR;
 
+-- Each row of tokens is read once for the summary (the fork cutoff of its group joined in), and the
+-- high-divergence positions once more for the top token and the convergence.
 WITH models AS (
     SELECT rl_model, TRY_CAST(regexp_extract(rl_model, '(\d+)\D*$', 1) AS BIGINT) AS step,
            regexp_replace(rl_model, '([-_./ ]*step)?[-_./ ]*\d+\D*$', '', 'i') AS stem
@@ -66,13 +68,17 @@ family AS (
     WHERE stem = coalesce((SELECT stem FROM models WHERE rl_model = getvariable('final_model')),
                           (SELECT stem FROM models GROUP BY stem ORDER BY count(*) DESC, stem LIMIT 1))
 ),
+cut AS (
+    SELECT rl_model, sampler, quantile_cont(entropy_base::DOUBLE, getvariable('fork_quantile')) AS fork_cutoff
+    FROM tokens WHERE rl_model IN (SELECT rl_model FROM family)
+    GROUP BY rl_model, sampler
+),
 t AS (
-    SELECT tk.rl_model, tk.sampler, tk.token_id, tk.token, tk.js::DOUBLE AS js,
+    SELECT tk.rl_model, tk.sampler, tk.js::DOUBLE AS js,
            tk.js::DOUBLE >= getvariable('js_threshold') AS is_over,
            tk.position < getvariable('edge_tokens')
                OR tk.position >= g.n_tokens - getvariable('edge_tokens') AS is_edge,
-           tk.entropy_base::DOUBLE >= quantile_cont(tk.entropy_base::DOUBLE, getvariable('fork_quantile'))
-               OVER (PARTITION BY tk.rl_model, tk.sampler) AS is_fork,
+           tk.entropy_base::DOUBLE >= c.fork_cutoff AS is_fork,
            tk.rl_top1_rank_base <= getvariable('top_rank') AS in_top,
            tk.topk_overlap::DOUBLE AS overlap,
            exp(tk.topk_rl_logp[1]::DOUBLE) AS q_top1,
@@ -83,12 +89,13 @@ t AS (
                 WHEN tk.top1_rl = tk.token_id THEN exp(tk.logp_base::DOUBLE) END AS p_top1_exact,
            exp(list_min(tk.topk_base_logp)::DOUBLE) AS p_k
     FROM tokens AS tk JOIN generations AS g USING (generation_id)
+    JOIN cut AS c ON c.rl_model = tk.rl_model AND c.sampler = tk.sampler
     WHERE tk.rl_model IN (SELECT rl_model FROM family)
       AND (tk.sampler = 'base' OR tk.sampler IN (SELECT rl_model FROM family))
 ),
 summary AS (
     SELECT rl_model, sampler, count(*) AS n_tokens, avg(js) AS mean_js,
-           quantile_cont(js, 0.99) AS p99_js, quantile_cont(js, 0.5) AS p50_js, quantile_cont(js, 0.95) AS p95_js,
+           quantile_cont(js, [0.99, 0.5, 0.95]) AS js_at,
            avg(CASE WHEN js < getvariable('near_zero_js') THEN 1.0 ELSE 0.0 END) AS share_near_zero,
            avg(CASE WHEN is_over THEN 1.0 ELSE 0.0 END) AS share_over,
            avg(CASE WHEN is_edge THEN 1.0 ELSE 0.0 END) AS edge_token_share,
@@ -101,11 +108,16 @@ summary AS (
            avg(q_top1 - coalesce(p_top1_exact, 0.0)) AS mean_gain_hi
     FROM t GROUP BY rl_model, sampler
 ),
+over_set AS (
+    SELECT rl_model, sampler, generation_id, position, token_id, token FROM tokens
+    WHERE js::DOUBLE >= getvariable('js_threshold')
+),
 top_token AS (
     SELECT rl_model, sampler, arg_min(token, (-n_over, token_id)) AS top_divergent_token,
            max(n_over) AS top_divergent_token_n
-    FROM (SELECT rl_model, sampler, token_id, any_value(token) AS token, count_if(is_over)::BIGINT AS n_over
-          FROM t GROUP BY rl_model, sampler, token_id HAVING count_if(is_over) > 0)
+    FROM (SELECT rl_model, sampler, token_id, any_value(token) AS token, count(*)::BIGINT AS n_over
+          FROM over_set WHERE generation_id IN (SELECT generation_id FROM generations)
+          GROUP BY rl_model, sampler, token_id)
     GROUP BY rl_model, sampler
 ),
 acc AS (
@@ -115,10 +127,6 @@ final AS (
     SELECT coalesce(nullif(getvariable('final_model'), ''),
                     (SELECT rl_model FROM family ORDER BY step DESC NULLS FIRST, rl_model DESC LIMIT 1))
                AS final_model
-),
-over_set AS (
-    SELECT rl_model, sampler, generation_id, position FROM tokens
-    WHERE js::DOUBLE >= getvariable('js_threshold')
 ),
 final_set AS (
     SELECT sampler, generation_id, position FROM over_set WHERE rl_model = (SELECT final_model FROM final)
@@ -133,11 +141,11 @@ final_n AS (
     SELECT sampler, count(*) AS n_final FROM final_set GROUP BY sampler
 )
 SELECT s.rl_model, TRY_CAST(regexp_extract(s.rl_model, '(\d+)\D*$', 1) AS BIGINT) AS checkpoint_step,
-       s.sampler, s.n_tokens, s.mean_js, s.p99_js, s.share_near_zero, s.share_over, s.edge_token_share,
+       s.sampler, s.n_tokens, s.mean_js, s.js_at[1] AS p99_js, s.share_near_zero, s.share_over, s.edge_token_share,
        s.over_share_in_edges, s.over_share_in_forks, s.rl_top1_in_base_top, s.rl_top1_in_base_top_over,
        s.mean_topk_overlap, s.mean_gain_lo, s.mean_gain_hi,
        tt.top_divergent_token, tt.top_divergent_token_n, a.rl_accuracy,
-       s.p50_js, s.p95_js, (SELECT final_model FROM final) AS final_model,
+       s.js_at[2] AS p50_js, s.js_at[3] AS p95_js, (SELECT final_model FROM final) AS final_model,
        coalesce(c.n_over, 0) AS n_over,
        coalesce(c.n_shared, 0) / nullif(coalesce(c.n_over, 0) + coalesce(fn.n_final, 0) - coalesce(c.n_shared, 0), 0)
            AS jaccard_final

@@ -21,13 +21,11 @@
 SET VARIABLE js_percentiles = COALESCE(getvariable('js_percentiles'), [0.5, 0.75, 0.9, 0.95, 0.99, 0.999])::DOUBLE[];
 SET VARIABLE js_thresholds = COALESCE(getvariable('js_thresholds'), [0.01, 0.05, 0.1, 0.2])::DOUBLE[];
 
-WITH t AS (
-    SELECT sampler, rl_model, js::DOUBLE AS js FROM tokens
-),
-n AS (
+-- Each CTE reads tokens itself: a CTE used twice would be materialized (a copy of every row).
+WITH n AS (
     SELECT sampler, rl_model, count(*) AS n_tokens,
-           quantile_cont(js, getvariable('js_percentiles')) AS js_at
-    FROM t GROUP BY sampler, rl_model
+           quantile_cont(js::DOUBLE, getvariable('js_percentiles')) AS js_at
+    FROM tokens GROUP BY sampler, rl_model
 ),
 percentiles AS (
     SELECT sampler, rl_model, 'js_percentile' AS measure,
@@ -36,8 +34,8 @@ percentiles AS (
 ),
 thresholds AS (
     SELECT t.sampler, t.rl_model, 'share_over' AS measure, th.level,
-           avg(CASE WHEN t.js >= th.level THEN 1.0 ELSE 0.0 END) AS value
-    FROM t CROSS JOIN (SELECT unnest(getvariable('js_thresholds')) AS level) AS th
+           avg(CASE WHEN t.js::DOUBLE >= th.level THEN 1.0 ELSE 0.0 END) AS value
+    FROM tokens AS t CROSS JOIN (SELECT unnest(getvariable('js_thresholds')) AS level) AS th
     GROUP BY t.sampler, t.rl_model, th.level
 )
 SELECT r.sampler, r.rl_model, r.measure, r.level, r.value, n.n_tokens

@@ -42,6 +42,8 @@
 
 SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
 
+-- One scan of tokens; both subsets are aggregated together (GROUPING SETS). Per position, with R's ids distinct:
+-- q over R \ S (rl_mass_outside) is q_r weighted by the 0/1 list "not in S"; q over S ∩ R is the rest of R's mass.
 WITH t AS (
     SELECT sampler, rl_model, js::DOUBLE >= getvariable('js_threshold') AS is_over,
            exp(topk_rl_logp[1]::DOUBLE) AS q_top1,
@@ -50,21 +52,25 @@ WITH t AS (
                 WHEN rl_top1_rank_base <= len(topk_base_logp)
                     THEN exp(topk_base_logp[rl_top1_rank_base]::DOUBLE)
                 WHEN top1_rl = token_id THEN exp(logp_base::DOUBLE) END AS p_top1_exact,
-           list_position(topk_base_ids, top1_rl) IS NOT NULL
-               OR rl_top1_rank_base <= len(topk_base_logp) AS top1_in_base_topk,
+           list_contains(topk_base_ids, top1_rl) OR rl_top1_rank_base <= len(topk_base_logp) AS top1_in_base_topk,
            exp(list_min(topk_base_logp)::DOUBLE) AS p_k,
            exp(list_min(topk_rl_logp)::DOUBLE) AS q_k,
            list_sum(list_transform(topk_base_logp, lambda lp: exp(lp::DOUBLE))) AS base_mass,
-           list_sum(list_transform(topk_base_ids, lambda i: coalesce(
-               exp(topk_rl_logp[list_position(topk_rl_ids, i)]::DOUBLE),
-               CASE WHEN i = token_id THEN exp(logp_rl::DOUBLE) END, 0.0))) AS rl_mass_known,
-           len(list_filter(topk_base_ids, lambda i: list_position(topk_rl_ids, i) IS NULL AND i <> token_id))
-               AS n_unknown,
-           coalesce(list_sum(list_transform(
-               list_filter(list_zip(topk_rl_ids, topk_rl_logp),
-                           lambda x: list_position(topk_base_ids, x[1]) IS NULL),
-               lambda x: exp(x[2]::DOUBLE))), 0.0) AS rl_mass_outside
+           list_transform(topk_rl_logp, lambda lp: exp(lp::DOUBLE)) AS q_r,
+           list_transform(topk_rl_ids, lambda i: CASE WHEN list_contains(topk_base_ids, i) THEN 0.0 ELSE 1.0 END
+                          ::DOUBLE) AS not_in_s,
+           -- the sampled token's RL probability is known beyond R: it counts when it is in S but not in R
+           CASE WHEN list_contains(topk_base_ids, token_id) AND NOT list_contains(topk_rl_ids, token_id)
+                THEN exp(logp_rl::DOUBLE) END AS q_token,
+           len(topk_base_ids) AS k_s, len(topk_rl_ids) AS k_r
     FROM tokens
+),
+k AS (
+    SELECT sampler, rl_model, is_over, q_top1, p_top1_exact, top1_in_base_topk, p_k, q_k, base_mass,
+           list_dot_product(q_r, not_in_s) AS rl_mass_outside,
+           list_sum(q_r) - list_dot_product(q_r, not_in_s) + coalesce(q_token, 0.0) AS rl_mass_known,
+           k_s - (k_r - list_sum(not_in_s)::INTEGER) - (q_token IS NOT NULL)::INTEGER AS n_unknown
+    FROM t
 ),
 m AS (
     SELECT *,
@@ -72,14 +78,10 @@ m AS (
            coalesce(p_top1_exact, p_k) AS p_top1_hi,
            rl_mass_known AS rl_mass_lo,
            greatest(rl_mass_known, least(rl_mass_known + n_unknown * q_k, 1.0 - rl_mass_outside)) AS rl_mass_hi
-    FROM t
-),
-s AS (
-    SELECT *, 'all' AS subset FROM m
-    UNION ALL
-    SELECT *, 'over_threshold' FROM m WHERE is_over
+    FROM k
 )
-SELECT sampler, rl_model, subset, count(*) AS n_tokens,
+SELECT sampler, rl_model, CASE WHEN grouping(is_over) = 1 THEN 'all' ELSE 'over_threshold' END AS subset,
+       count(*) AS n_tokens,
        avg(CASE WHEN top1_in_base_topk THEN 1.0 ELSE 0.0 END) AS rl_top1_in_base_topk,
        avg(q_top1) AS mean_q_rl_top1,
        avg(p_top1_lo) AS mean_p_rl_top1_lo, avg(p_top1_hi) AS mean_p_rl_top1_hi,
@@ -90,6 +92,7 @@ SELECT sampler, rl_model, subset, count(*) AS n_tokens,
        avg(rl_mass_lo - base_mass) AS mean_net_into_base_topk_lo,
        avg(rl_mass_hi - base_mass) AS mean_net_into_base_topk_hi,
        avg(CASE WHEN n_unknown = 0 THEN 1.0 ELSE 0.0 END) AS exact_topk_share
-FROM s
-GROUP BY sampler, rl_model, subset
+FROM m
+GROUP BY GROUPING SETS ((sampler, rl_model), (sampler, rl_model, is_over))
+HAVING grouping(is_over) = 1 OR is_over
 ORDER BY sampler <> 'base', sampler, rl_model, subset;

@@ -26,29 +26,48 @@
 SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
 SET VARIABLE rank_cutoffs = COALESCE(getvariable('rank_cutoffs'), [1, 3, 5, 10])::INTEGER[];
 
-WITH t AS (
-    SELECT sampler, rl_model, 'all' AS subset, rl_top1_rank_base,
-           topk_overlap::DOUBLE AS overlap_raw, round(topk_overlap::DOUBLE, 6) AS overlap
-    FROM tokens
+-- One scan of tokens into cells (positions per RL top-1 base rank, rounded overlap and over-threshold or not);
+-- every measure comes from the cells, the median from the running counts of the ranks (as quantile_cont).
+WITH cells AS (
+    SELECT sampler, rl_model, rl_top1_rank_base AS rank, round(topk_overlap::DOUBLE, 6) AS overlap,
+           js::DOUBLE >= getvariable('js_threshold') AS is_over, count(*) AS n,
+           sum(topk_overlap::DOUBLE) AS overlap_sum
+    FROM tokens GROUP BY ALL
+),
+t AS (
+    SELECT sampler, rl_model, 'all' AS subset, rank, overlap, n, overlap_sum FROM cells
     UNION ALL
-    SELECT sampler, rl_model, 'over_threshold', rl_top1_rank_base,
-           topk_overlap::DOUBLE, round(topk_overlap::DOUBLE, 6)
-    FROM tokens WHERE js::DOUBLE >= getvariable('js_threshold')
+    SELECT sampler, rl_model, 'over_threshold', rank, overlap, n, overlap_sum FROM cells WHERE is_over
+),
+by_rank AS (
+    SELECT sampler, rl_model, subset, rank, sum(n) AS n FROM t GROUP BY ALL
+),
+running AS (
+    SELECT *, sum(n) OVER (PARTITION BY sampler, rl_model, subset ORDER BY rank) - n AS below,
+           sum(n) OVER (PARTITION BY sampler, rl_model, subset) AS n_set
+    FROM by_rank
+),
+median AS (  -- quantile_cont(rank, 0.5): the mean of the order statistics floor(h) and ceil(h), h = (n - 1) / 2
+    SELECT sampler, rl_model, subset,
+           max(rank) FILTER (WHERE below <= floor((n_set - 1) * 0.5))::DOUBLE AS lo,
+           max(rank) FILTER (WHERE below <= ceil((n_set - 1) * 0.5))::DOUBLE AS hi,
+           any_value((n_set - 1) * 0.5) AS h
+    FROM running GROUP BY sampler, rl_model, subset
 ),
 n AS (
-    SELECT sampler, rl_model, subset, count(*) AS n_tokens,
-           avg(overlap_raw) AS mean_overlap, median(rl_top1_rank_base::DOUBLE) AS median_rank
-    FROM t GROUP BY sampler, rl_model, subset
+    SELECT sampler, rl_model, subset, sum(n)::BIGINT AS n_tokens,
+           sum(overlap_sum) / sum(n) AS mean_overlap, any_value(m.lo + (m.hi - m.lo) * (m.h - floor(m.h))) AS median_rank
+    FROM t JOIN median AS m USING (sampler, rl_model, subset) GROUP BY sampler, rl_model, subset
 ),
 ranks AS (
     SELECT t.sampler, t.rl_model, t.subset, 'rl_top1_in_base_topk' AS measure, k.level::DOUBLE AS level,
-           avg(CASE WHEN t.rl_top1_rank_base <= k.level THEN 1.0 ELSE 0.0 END) AS value
+           coalesce(sum(t.n) FILTER (WHERE t.rank <= k.level), 0) / sum(t.n) AS value
     FROM t CROSS JOIN (SELECT unnest(getvariable('rank_cutoffs')) AS level) AS k
     GROUP BY t.sampler, t.rl_model, t.subset, k.level
 ),
 overlap_dist AS (
     SELECT t.sampler, t.rl_model, t.subset, 'topk_overlap_share' AS measure, t.overlap AS level,
-           count(*) / any_value(n.n_tokens) AS value
+           sum(t.n) / any_value(n.n_tokens) AS value
     FROM t JOIN n USING (sampler, rl_model, subset)
     GROUP BY t.sampler, t.rl_model, t.subset, t.overlap
 ),
