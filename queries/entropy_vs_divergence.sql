@@ -34,50 +34,47 @@ SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
 SET VARIABLE entropy_bins = COALESCE(getvariable('entropy_bins'), 10)::INTEGER;
 SET VARIABLE fork_quantile = COALESCE(getvariable('fork_quantile'), 0.8)::DOUBLE;
 
--- One scan of tokens, aggregated per distinct base entropy of a group (v); ranks, bins and the fork cutoff come
--- from the running counts of those values (rank = 1 + positions of lower entropy; the cutoff interpolates between
--- the order statistics floor(h) and ceil(h), h = (n - 1) * fork_quantile, as quantile_cont does).
-WITH v AS (
-    SELECT sampler, rl_model, entropy_base::DOUBLE AS entropy, count(*) AS n, sum(js::DOUBLE) AS js_sum,
-           count_if(js::DOUBLE >= getvariable('js_threshold')) AS n_over
-    FROM tokens GROUP BY sampler, rl_model, entropy_base
+-- Two scans of tokens, no window over its rows. The first gives each group's base entropies in order: the fork
+-- cutoff interpolates between its order statistics floor(h) and ceil(h) (0-based, h = (n - 1) * fork_quantile, as
+-- quantile_cont), and bin > j exactly when more than c_j = ceil(j * max(n - 1, 1) / entropy_bins) positions have a
+-- lower entropy, i.e. when the entropy exceeds the c_j-th smallest (bounds). The second counts positions per bin.
+WITH s AS (
+    SELECT sampler, rl_model, count(*) AS n_group, list_sort(list(entropy_base::DOUBLE)) AS sorted,
+           (count(*) - 1) * getvariable('fork_quantile') AS h
+    FROM tokens GROUP BY sampler, rl_model
 ),
-r AS (
-    SELECT *, (sum(n) OVER (PARTITION BY sampler, rl_model ORDER BY entropy) - n)::BIGINT AS below,
-           (sum(n) OVER (PARTITION BY sampler, rl_model))::BIGINT AS n_group
-    FROM v
+cut AS (
+    SELECT sampler, rl_model, n_group,
+           sorted[floor(h)::BIGINT + 1] + (sorted[ceil(h)::BIGINT + 1] - sorted[floor(h)::BIGINT + 1]) * (h - floor(h))
+               AS fork_cutoff,
+           list_transform(range(1, getvariable('entropy_bins')),
+                          lambda j: sorted[(j * greatest(n_group - 1, 1) + getvariable('entropy_bins') - 1)
+                                           // getvariable('entropy_bins')]) AS bounds
+    FROM s
 ),
-c AS (
-    SELECT sampler, rl_model, any_value(n_group) AS n_group,
-           max(entropy) FILTER (WHERE below <= floor((n_group - 1) * getvariable('fork_quantile'))) AS lo,
-           max(entropy) FILTER (WHERE below <= ceil((n_group - 1) * getvariable('fork_quantile'))) AS hi,
-           any_value((n_group - 1) * getvariable('fork_quantile')) AS h
-    FROM r GROUP BY sampler, rl_model
-),
-b AS (
-    SELECT r.*, 1 + least(r.below * getvariable('entropy_bins') // greatest(r.n_group - 1, 1),
-                          getvariable('entropy_bins') - 1) AS entropy_bin,
-           r.entropy >= c.lo + (c.hi - c.lo) * (c.h - floor(c.h)) AS is_fork,
-           c.lo + (c.hi - c.lo) * (c.h - floor(c.h)) AS fork_cutoff
-    FROM r JOIN c USING (sampler, rl_model)
+a AS (
+    SELECT tk.sampler, tk.rl_model,
+           1 + len(list_filter(c.bounds, lambda x: x < tk.entropy_base::DOUBLE)) AS entropy_bin,
+           grouping(entropy_bin) AS whole_group,
+           min(tk.entropy_base::DOUBLE) AS entropy_min, max(tk.entropy_base::DOUBLE) AS entropy_max,
+           count(*) AS n_tokens, avg(tk.js::DOUBLE) AS mean_js,
+           avg(CASE WHEN tk.js::DOUBLE >= getvariable('js_threshold') THEN 1.0 ELSE 0.0 END) AS share_over,
+           count_if(tk.js::DOUBLE >= getvariable('js_threshold'))::BIGINT AS n_over,
+           avg(CASE WHEN tk.entropy_base::DOUBLE >= c.fork_cutoff THEN 1.0 ELSE 0.0 END) AS fork_token_share,
+           count_if(tk.js::DOUBLE >= getvariable('js_threshold') AND tk.entropy_base::DOUBLE >= c.fork_cutoff)
+               AS n_over_fork,
+           any_value(c.fork_cutoff) AS fork_entropy_cutoff
+    FROM tokens AS tk JOIN cut AS c ON c.sampler = tk.sampler AND c.rl_model = tk.rl_model
+    GROUP BY GROUPING SETS ((tk.sampler, tk.rl_model, entropy_bin), (tk.sampler, tk.rl_model))
 ),
 g AS (
-    SELECT sampler, rl_model, any_value(n_group) AS n_group_tokens, any_value(fork_cutoff) AS fork_entropy_cutoff,
-           coalesce(sum(n) FILTER (WHERE is_fork), 0) / any_value(n_group) AS fork_token_share,
-           sum(n_over)::BIGINT AS n_over,
-           coalesce(sum(n_over) FILTER (WHERE is_fork), 0) / nullif(sum(n_over), 0) AS over_share_in_forks
-    FROM b GROUP BY sampler, rl_model
+    SELECT sampler, rl_model, n_tokens AS n_group_tokens, fork_entropy_cutoff, fork_token_share, n_over,
+           n_over_fork / nullif(n_over, 0) AS over_share_in_forks
+    FROM a WHERE whole_group = 1
 )
-SELECT b.sampler, b.rl_model, b.entropy_bin,
-       min(b.entropy) AS entropy_min, max(b.entropy) AS entropy_max,
-       sum(b.n)::BIGINT AS n_tokens, sum(b.js_sum) / sum(b.n) AS mean_js,
-       sum(b.n_over) / sum(b.n) AS share_over,
-       sum(b.n_over) / nullif(any_value(g.n_over), 0) AS share_of_over,
-       any_value(g.fork_entropy_cutoff) AS fork_entropy_cutoff,
-       any_value(g.fork_token_share) AS fork_token_share,
-       any_value(g.n_over) AS n_over,
-       any_value(g.over_share_in_forks) AS over_share_in_forks,
-       any_value(g.n_group_tokens) AS n_group_tokens
-FROM b JOIN g USING (sampler, rl_model)
-GROUP BY b.sampler, b.rl_model, b.entropy_bin
+SELECT b.sampler, b.rl_model, b.entropy_bin, b.entropy_min, b.entropy_max, b.n_tokens, b.mean_js, b.share_over,
+       b.n_over / nullif(g.n_over, 0) AS share_of_over,
+       g.fork_entropy_cutoff, g.fork_token_share, g.n_over, g.over_share_in_forks, g.n_group_tokens
+FROM a AS b JOIN g USING (sampler, rl_model)
+WHERE b.whole_group = 0
 ORDER BY b.sampler <> 'base', b.sampler, b.rl_model, b.entropy_bin;
