@@ -1,9 +1,11 @@
-"""The report at scale: every recipe's time, the whole report's time and peak memory; views, capped views, one scan.
+"""The report at scale: every recipe's time, the whole report's time and peak memory; before vs now, capped, one scan.
 
 Makes a dataset of `--rows` token rows (default 10M) by replicating a build's parquet parts with
 fresh ids (each copy's problem, generation and cross ids get a suffix `~k`; part k of the copy
 concatenates the copies of the source's part k, so the part count stays the source's), then
-runs `write_report` on it in a fresh process per mode: "views" as `tokenshift report` runs
+runs `write_report` on it in a fresh process per mode: "before" as "views" but with the recipe
+files of git revision `--before-ref` (default: main before issue 18 rewrote the slow recipes),
+"views" as `tokenshift report` runs
 (`connect(source)`: each recipe scans the parquet files it needs, DuckDB's memory uncapped),
 "capped" (the same with DuckDB's memory capped at 1.5 GB), "cache" (`connect(source, cache=True)`:
 each table read once into a compressed DuckDB file, tokens projected to the columns the recipes
@@ -16,6 +18,7 @@ and the libraries included, and the part above the resident size before the repo
     python benchmarks/bench_queries.py --build DIR            # a build (or registry version) to replicate
     python benchmarks/bench_queries.py                        # builds one first: embedded pair, 100 prompts
     python benchmarks/bench_queries.py --rows 1000000          # smaller, for a check
+    python benchmarks/bench_queries.py --build DIR --modes before views cache
 """
 
 from __future__ import annotations
@@ -41,8 +44,10 @@ ID_COLUMNS = {  # columns holding ids that must stay unique (and keep joining) a
     "tokens": ("generation_id",),
     "cross_samples": ("cross_id", "problem_id"),
 }
-MODES = ("views", "capped", "cache")
+MODES = ("before", "views", "capped", "cache")
 CAPPED_LIMIT = "1.5GB"
+BEFORE_REF = "5151dfe"  # main before issue 18 rewrote the slow recipes
+REPO = Path(__file__).resolve().parent.parent
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,7 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data", help="where to write the replicated dataset (default: a temporary directory; "
                                        "reused when it already holds one made from the same --build and --rows)")
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: DuckDB's, = cores)")
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=["before", "views"])
+    parser.add_argument("--before-ref", default=BEFORE_REF, help="git revision whose recipes 'before' runs")
     parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)  # internal: one measured report
     return parser.parse_args(argv)
 
@@ -105,12 +111,28 @@ def replicate(source: Path, dest: Path, rows: int) -> int:
     return copies
 
 
-def worker(mode: str, data: Path, threads: int | None) -> dict:
+def recipes_at(ref: str, dest: Path) -> Path:
+    """Write the recipe files (queries/*.sql) of git revision `ref` into `dest`."""
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-tree", "--name-only", f"{ref}:queries"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (n for n in listed if n.endswith(".sql")):
+        text = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:queries/{name}"],
+                              capture_output=True, text=True, check=True).stdout
+        (dest / name).write_text(text, encoding="utf-8")
+    return dest
+
+
+def worker(mode: str, data: Path, threads: int | None, before_ref: str = BEFORE_REF) -> dict:
     """One report in this (fresh) process; per-recipe seconds, total seconds and peak memory as a dict."""
     import duckdb
 
+    import tokenshift.queries.recipes as recipes
     import tokenshift.queries.report as report
     from tokenshift.queries import run
+
+    if mode == "before":  # the report reads its recipe files from RECIPE_DIR
+        recipes.RECIPE_DIR = recipes_at(before_ref, Path(tempfile.mkdtemp(prefix="bench-recipes-")))
 
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}
@@ -118,7 +140,8 @@ def worker(mode: str, data: Path, threads: int | None) -> dict:
 
     def connect(source, **report_kwargs):
         start, start_cpu = time.perf_counter(), time.process_time()
-        kwargs = {"views": report_kwargs, "capped": {**report_kwargs, "memory_limit": CAPPED_LIMIT},
+        kwargs = {"before": report_kwargs, "views": report_kwargs,
+                  "capped": {**report_kwargs, "memory_limit": CAPPED_LIMIT},
                   "cache": {**report_kwargs, "cache": True}}[mode]
         con, src = real_connect(source, **kwargs)
         if threads:
@@ -141,6 +164,8 @@ def worker(mode: str, data: Path, threads: int | None) -> dict:
     report.write_report(data, out, overwrite=True)
     total, cpu["report"] = time.perf_counter() - start, time.process_time() - start_cpu
     shutil.rmtree(out, ignore_errors=True)
+    if mode == "before":
+        shutil.rmtree(recipes.RECIPE_DIR, ignore_errors=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"mode": mode, "timings": timings, "cpu": cpu, "report": total, "peak": peak, "above": peak - resident,
             "duckdb": duckdb.__version__}
@@ -154,7 +179,7 @@ def _resident_bytes() -> int:
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, Path(args.data), args.threads)))
+        print(json.dumps(worker(args.worker, Path(args.data), args.threads, args.before_ref)))
         return
     import pyarrow.parquet as pq
 
@@ -174,14 +199,14 @@ def main(argv=None) -> None:
           f"(1 / 5 / 15 min) at the start")
     results = {}
     for mode in args.modes:  # a fresh process each, so the peak is the mode's own
-        cmd = [sys.executable, __file__, "--worker", mode, "--data", str(data)]
+        cmd = [sys.executable, __file__, "--worker", mode, "--data", str(data), "--before-ref", args.before_ref]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"{mode} failed:\n{proc.stderr[-3000:]}")
         results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
-    names = list(next(iter(results.values()))["timings"])
+    names = list(dict.fromkeys(n for r in results.values() for n in r["timings"]))
     headers = ["step"] + [f"{m} {unit}" for m in args.modes for unit in ("s", "cpu s")]
     table = []
     for name in names + ["report", "peak MiB", "above start MiB"]:
@@ -197,11 +222,12 @@ def main(argv=None) -> None:
     print_table(headers, table)
     load = os.getloadavg()
     print(f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; duckdb {results[args.modes[0]]['duckdb']}")
-    if "views" in results and len(results) > 1:
-        b = results["views"]
+    base = "before" if "before" in results else "views"
+    if base in results and len(results) > 1:
+        b = results[base]
         print("RATIOS " + " | ".join(
-            f"{m}/views: report {r['report'] / b['report']:.2f} (cpu {r['cpu']['report'] / b['cpu']['report']:.2f}), "
-            f"peak {r['peak'] / b['peak']:.2f}" for m, r in results.items() if m != "views"))
+            f"{m}/{base}: report {r['report'] / b['report']:.2f} (cpu {r['cpu']['report'] / b['cpu']['report']:.2f}), "
+            f"peak {r['peak'] / b['peak']:.2f}" for m, r in results.items() if m != base))
 
 if __name__ == "__main__":
     main()
