@@ -14,6 +14,8 @@
 -- draws can be reproduced outside DuckDB. A replicate's accuracy is its correct / graded (ratio of sums),
 -- its pass@k the mean over its drawn problems; replicates with nothing graded are left out. The interval
 -- is the 2.5% and 97.5% quantiles (linear interpolation) of the replicates.
+-- The draws come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
+-- prints the preamble and the recipe; paste both).
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):
 --   pass_k           INTEGER[]  [1, 4, 8]   values of k
@@ -71,13 +73,10 @@ pass AS (
 ),
 -- the bootstrap draws: per set size n, replicate r, draw j -> problem number idx; weight = times drawn
 sizes AS (SELECT DISTINCT n_set AS n FROM per_problem UNION SELECT DISTINCT n_set FROM pass_problem),
-d0 AS (
-    SELECT n, r, ((getvariable('bootstrap_seed')::UBIGINT * 3141592653 + r * 1000003 + j) % 4294967296)::UBIGINT AS x
-    FROM sizes, range(getvariable('bootstrap_reps')) AS t(r), LATERAL (SELECT unnest(range(n)) AS j)
+weights AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
+    SELECT * FROM tokenshift_bootstrap_weights((SELECT list(n ORDER BY n) FROM sizes),
+                                               getvariable('bootstrap_reps'), getvariable('bootstrap_seed'))
 ),
-d1 AS (SELECT n, r, (xor(x, x >> 16) * 2146121005::UBIGINT % 4294967296)::UBIGINT AS x FROM d0),
-d2 AS (SELECT n, r, (xor(x, x >> 15) * 2221713035::UBIGINT % 4294967296)::UBIGINT AS x FROM d1),
-weights AS (SELECT n, r, (xor(x, x >> 16) % n)::BIGINT AS idx, count(*) AS w FROM d2 GROUP BY ALL),
 accuracy_ci AS (
     SELECT sampler, benchmark, quantile_cont(value, 0.025) AS accuracy_lo, quantile_cont(value, 0.975) AS accuracy_hi
     FROM (SELECT p.sampler, p.benchmark, w.r, sum(w.w * p.c) / nullif(sum(w.w * p.n), 0) AS value

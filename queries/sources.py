@@ -14,6 +14,18 @@ from tokenshift.schemas.tables import OPTIONAL_TABLES as OPTIONAL
 from tokenshift.schemas.tables import REQUIRED_TABLES as REQUIRED
 from tokenshift.schemas.tables import TABLE_NAMES as TABLES
 
+# The bootstrap draws the interval recipes share (accuracy, cross_sampling_curve, criteria_comparison,
+# study_table): for each set size n in `sizes`, replicate r < reps and draw j < n, problem number
+# idx = lowbias32((seed * 3141592653 + r * 1000003 + j) mod 2^32) mod n; w = times idx is drawn.
+BOOTSTRAP_MACRO = """CREATE OR REPLACE MACRO tokenshift_bootstrap_weights(sizes, reps, seed) AS TABLE
+WITH d0 AS (
+    SELECT n, r, ((seed::UBIGINT * 3141592653 + r * 1000003 + j) % 4294967296)::UBIGINT AS x
+    FROM (SELECT unnest(sizes) AS n), range(reps) AS t(r), LATERAL (SELECT unnest(range(n)) AS j)
+),
+d1 AS (SELECT n, r, (xor(x, x >> 16) * 2146121005::UBIGINT % 4294967296)::UBIGINT AS x FROM d0),
+d2 AS (SELECT n, r, (xor(x, x >> 15) * 2221713035::UBIGINT % 4294967296)::UBIGINT AS x FROM d1)
+SELECT n, r, (xor(x, x >> 16) % n)::BIGINT AS idx, count(*) AS w FROM d2 GROUP BY ALL;"""
+
 _HF = re.compile(r"hf://datasets/([\w.-]+)/([\w.-]+)(?:@([^/\s']+))?/?")
 
 
@@ -85,11 +97,12 @@ def preamble_statements(source: str | os.PathLike | Source) -> list[tuple[str | 
                 (None, "CREATE SECRET IF NOT EXISTS tokenshift_hf (TYPE HUGGINGFACE, PROVIDER credential_chain);")]
     for table in src.tables:
         out.append((table, f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({src.parquet_arg(table)});"))
+    out.append((None, BOOTSTRAP_MACRO))
     return out
 
 
 def preamble_sql(source: str | os.PathLike | Source) -> str:
-    """The preamble text to paste into the duckdb shell before any recipe: one view per table."""
+    """The preamble text to paste into the duckdb shell before any recipe: one view per table, the bootstrap macro."""
     src = resolve_source(source)
     lines = [f"-- tokenshift preamble: views over {src.root}",
              "-- Then paste any recipe (queries/*.sql). Override a parameter first with SET VARIABLE name = value;",
@@ -97,6 +110,8 @@ def preamble_sql(source: str | os.PathLike | Source) -> str:
     if src.kind == "hf":
         lines.append("-- Hub token from HF_TOKEN or ~/.cache/huggingface/token (needed for private/gated datasets).")
     for table, statement in preamble_statements(src):
+        if statement == BOOTSTRAP_MACRO:
+            lines.append("-- The bootstrap draws of the recipes with intervals (accuracy, cross_sampling_curve, ...).")
         if src.kind == "hf" and table in OPTIONAL:
             lines.append(f"-- {table} exists only in datasets with cross-sampling results; drop this line if absent.")
         lines.append(statement)

@@ -11,6 +11,8 @@
 -- setting numbered 0..n-1 in problem_id order; replicate r takes problem number h(bootstrap_seed, r, j)
 -- mod n for j = 0..n-1, h = lowbias32 of (seed * 3141592653 + r * 1000003 + j) mod 2^32), ratios of sums
 -- per replicate, replicates with nothing graded left out.
+-- The draws come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
+-- prints the preamble and the recipe; paste both).
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):
 --   bootstrap_reps   INTEGER    1000   bootstrap replicates
@@ -70,13 +72,10 @@ settings AS (
     FROM per_problem GROUP BY ALL
 ),
 sizes AS (SELECT DISTINCT n_set AS n FROM per_problem),
-d0 AS (
-    SELECT n, r, ((getvariable('bootstrap_seed')::UBIGINT * 3141592653 + r * 1000003 + j) % 4294967296)::UBIGINT AS x
-    FROM sizes, range(getvariable('bootstrap_reps')) AS t(r), LATERAL (SELECT unnest(range(n)) AS j)
+weights AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
+    SELECT * FROM tokenshift_bootstrap_weights((SELECT list(n ORDER BY n) FROM sizes),
+                                               getvariable('bootstrap_reps'), getvariable('bootstrap_seed'))
 ),
-d1 AS (SELECT n, r, (xor(x, x >> 16) * 2146121005::UBIGINT % 4294967296)::UBIGINT AS x FROM d0),
-d2 AS (SELECT n, r, (xor(x, x >> 15) * 2221713035::UBIGINT % 4294967296)::UBIGINT AS x FROM d1),
-weights AS (SELECT n, r, (xor(x, x >> 16) % n)::BIGINT AS idx, count(*) AS w FROM d2 GROUP BY ALL),
 intervals AS (
     SELECT setting,
            quantile_cont(start_accuracy, 0.025) AS start_accuracy_lo, quantile_cont(start_accuracy, 0.975) AS start_accuracy_hi,

@@ -309,6 +309,21 @@ def _pick(frame: pd.DataFrame, setting: dict) -> pd.DataFrame:
     return frame[mask]
 
 
+def test_bootstrap_macro_counts_the_numpy_draws(build):
+    """tokenshift_bootstrap_weights (the preamble's macro the interval recipes share): w = times each problem is drawn."""
+    con, _ = connect(build)
+    try:
+        got = con.execute("SELECT n, r, idx, w FROM tokenshift_bootstrap_weights([1, 7, 40], ?, ?)", [REPS, SEED]).df()
+    finally:
+        con.close()
+    for n in (1, 7, 40):
+        rows = got[got.n == n]
+        counts = np.zeros((REPS, n), dtype=int)
+        counts[rows.r.to_numpy(), rows.idx.to_numpy()] = rows.w.to_numpy()
+        want = np.stack([np.bincount(d, minlength=n) for d in _draws(SEED, REPS, n)])
+        assert (rows.w > 0).all() and np.array_equal(counts, want), n
+
+
 def test_accuracy_intervals_equal_a_numpy_bootstrap(build, t):
     res = run_recipe("accuracy", build, {"bootstrap_reps": REPS, "bootstrap_seed": SEED, "pass_k": [1, 2]})
     per = _graded(t["generations"], ["sampler", "benchmark"])
@@ -528,7 +543,7 @@ def test_hf_preamble_text():
     for table in ("prompts", "generations", "tokens", "cross_samples"):
         assert (f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM "
                 f"read_parquet('hf://datasets/some-org/token-shift@v1.0/{table}/*.parquet');") in text
-    assert len(duckdb.extract_statements(text)) == 7  # parses as SQL
+    assert len(duckdb.extract_statements(text)) == 8  # parses as SQL: setup, 4 views, the bootstrap macro
     for bad in ("hf://datasets/org", "hf://models/org/name@v1", "hf://datasets/org/name@v1'; DROP"):
         with pytest.raises(TokenshiftError, match="hf://datasets/ORG/NAME@VERSION"):
             preamble_sql(bad)
