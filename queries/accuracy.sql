@@ -43,7 +43,7 @@ SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGE
 
 WITH per_problem AS (
     SELECT sampler, benchmark, problem_id, count(*) AS n_gen, count(correct) AS n,
-           count_if(correct) AS c,
+           count_if(correct)::BIGINT AS c,
            row_number() OVER (PARTITION BY sampler, benchmark ORDER BY problem_id) - 1 AS idx,
            count(*) OVER (PARTITION BY sampler, benchmark) AS n_set
     FROM generations GROUP BY sampler, benchmark, problem_id

@@ -83,7 +83,7 @@ per_problem AS (
     FROM (SELECT rl_model, problem_id, direction,
                  hash(rl_model, benchmark, direction, criterion, match_criterion, mix_weight, threshold,
                       rate_setting, budget, budget_unit) AS setting,
-                 count_if(correct) AS c, count(correct) AS n
+                 count_if(correct)::BIGINT AS c, count(correct) AS n
           FROM cs GROUP BY ALL) AS s
     LEFT JOIN ref_problem AS r USING (rl_model, problem_id)
 ),

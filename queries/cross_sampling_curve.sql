@@ -81,7 +81,7 @@ per_problem AS (  -- one row per setting and problem, numbered within the settin
            row_number() OVER setting - 1 AS idx, count(*) OVER (PARTITION BY s.setting) AS n_set
     FROM (SELECT rl_model, benchmark, protocol, direction, threshold, budget, budget_unit,
                  criterion, match_criterion, mix_weight, rate_setting, problem_id,
-                 count_if(correct) AS c, count(correct) AS n,
+                 count_if(correct)::BIGINT AS c, count(correct) AS n,
                  hash(rl_model, benchmark, protocol, direction, threshold, budget, budget_unit,
                       criterion, match_criterion, mix_weight, rate_setting) AS setting
           FROM cs GROUP BY ALL) AS s

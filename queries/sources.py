@@ -17,14 +17,15 @@ from tokenshift.schemas.tables import TABLE_NAMES as TABLES
 # The bootstrap draws the interval recipes share (accuracy, cross_sampling_curve, criteria_comparison,
 # study_table): for each set size n in `sizes`, replicate r < reps and draw j < n, problem number
 # idx = lowbias32((seed * 3141592653 + r * 1000003 + j) mod 2^32) mod n; w = times idx is drawn.
+# All in UBIGINT: a BIGINT operand would widen the arithmetic to HUGEINT (twice the time).
 BOOTSTRAP_MACRO = """CREATE OR REPLACE MACRO tokenshift_bootstrap_weights(sizes, reps, seed) AS TABLE
 WITH d0 AS (
-    SELECT n, r, ((seed::UBIGINT * 3141592653 + r * 1000003 + j) % 4294967296)::UBIGINT AS x
+    SELECT n, r, (seed::UBIGINT * 3141592653 + r::UBIGINT * 1000003 + j::UBIGINT) % 4294967296 AS x
     FROM (SELECT unnest(sizes) AS n), range(reps) AS t(r), LATERAL (SELECT unnest(range(n)) AS j)
 ),
-d1 AS (SELECT n, r, (xor(x, x >> 16) * 2146121005::UBIGINT % 4294967296)::UBIGINT AS x FROM d0),
-d2 AS (SELECT n, r, (xor(x, x >> 15) * 2221713035::UBIGINT % 4294967296)::UBIGINT AS x FROM d1)
-SELECT n, r, (xor(x, x >> 16) % n)::BIGINT AS idx, count(*) AS w FROM d2 GROUP BY ALL;"""
+d1 AS (SELECT n, r, xor(x, x >> 16) * 2146121005 % 4294967296 AS x FROM d0),
+d2 AS (SELECT n, r, xor(x, x >> 15) * 2221713035 % 4294967296 AS x FROM d1)
+SELECT n, r, (xor(x, x >> 16) % n::UBIGINT)::BIGINT AS idx, count(*) AS w FROM d2 GROUP BY ALL;"""
 
 _HF = re.compile(r"hf://datasets/([\w.-]+)/([\w.-]+)(?:@([^/\s']+))?/?")
 

@@ -59,7 +59,7 @@ per_problem AS (
            count(*) OVER (PARTITION BY s.setting) AS n_set
     FROM (SELECT rl_model, benchmark, selection, protocol, threshold, budget, budget_unit, direction, problem_id,
                  hash(rl_model, benchmark, selection, protocol, threshold, budget, budget_unit, direction) AS setting,
-                 count(*) AS n_samples, count_if(correct) AS c, count(correct) AS n,
+                 count(*) AS n_samples, count_if(correct)::BIGINT AS c, count(correct) AS n,
                  sum(intervention_fraction) AS sum_fraction, sum(n_interventions) AS sum_n
           FROM cs GROUP BY ALL) AS s
     LEFT JOIN driver_problem AS d USING (rl_model, problem_id)
