@@ -11,13 +11,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_tables import write_build
+from synthetic_tables import make_tables, write_build, write_manifest
 
 from tokenshift.errors import TokenshiftError
 from tokenshift.queries import preamble_sql, recipe_names, run_recipe
 from tokenshift.queries.recipes import load_recipe
 from tokenshift.queries.run import MissingTableError, connect
 from tokenshift.queries.sources import resolve_source
+from tokenshift.schemas.tables import to_arrow, write_parquet
 
 ALL_RECIPES = ["js_distribution", "entropy_vs_divergence", "position_concentration", "reranking",
                "mass_reallocation", "divergent_tokens", "accuracy", "cross_sampling_curve", "criteria_comparison",
@@ -100,6 +101,54 @@ def test_entropy_vs_divergence(build, t):
         _close(r.over_share_in_forks.iloc[0], (g.over & fork).sum() / g.over.sum())
         _close(r.fork_token_share.iloc[0], fork.mean())
         _close(r.share_of_over.sum(), 1.0)
+
+
+def test_order_statistics_with_ties_and_a_one_row_group(tmp_path):
+    """Entropy bins, the fork cutoff and the median rank come from order statistics: exact with ties, with n = 1."""
+    tables = make_tables(seed=4, with_cross=False)
+    # entropies to 0.1 nats and RL top-1 base ranks 1, 2, 1, 2, ... within a group: many ties, and an even-sized
+    # group's median falls between two ranks
+    seen: dict[tuple[str, str], int] = {}
+    rows = []
+    for r in tables["tokens"]:
+        k = seen[(r["sampler"], r["rl_model"])] = seen.get((r["sampler"], r["rl_model"]), -1) + 1
+        rows.append(dict(r, entropy_base=round(r["entropy_base"], 1), rl_top1_rank_base=1 + k % 2))
+    lone = ("base", "rl-step100")
+    rows = [r for r in rows if (r["sampler"], r["rl_model"]) != lone] + \
+        [next(r for r in rows if (r["sampler"], r["rl_model"]) == lone)]
+    if seen[("base", "rl-step200")] % 2 == 0:  # an even-sized group (seen holds the last index)
+        rows.remove(next(r for r in reversed(rows) if (r["sampler"], r["rl_model"]) == ("base", "rl-step200")))
+    for name, table_rows in {**tables, "tokens": rows}.items():
+        write_parquet(to_arrow(name, table_rows), tmp_path / name / "part-00000.parquet")
+    write_manifest(tmp_path)
+    bins, threshold, quantile = 7, 0.05, 0.7
+    res = run_recipe("entropy_vs_divergence", tmp_path,
+                     {"entropy_bins": bins, "js_threshold": threshold, "fork_quantile": quantile})
+    ranks = run_recipe("reranking", tmp_path, {"js_threshold": threshold})
+    tok = pd.DataFrame(rows).assign(js64=lambda d: d.js.astype("float32").astype("float64"))
+    assert tok.groupby(GROUP).size()[lone] == 1
+    assert (ranks[ranks.measure == "median_rl_top1_rank_base"].value == 1.5).any()
+    for (sampler, rl), g in _groups(tok):
+        n = len(g)
+        ent = g.entropy_base.astype("float32").astype("float64")
+        g = g.assign(bin=1 + np.minimum((ent.rank(method="min").astype(int) - 1) * bins // max(n - 1, 1), bins - 1),
+                     over=g.js64 >= threshold)
+        fork = ent >= np.quantile(ent, quantile)
+        r = res[(res.sampler == sampler) & (res.rl_model == rl)].set_index("entropy_bin").sort_index()
+        exp = g.groupby("bin").agg(n=("js64", "size"), mean_js=("js64", "mean"), lo=("entropy_base", "min"))
+        assert list(r.index) == list(exp.index)
+        _close(r.n_tokens, exp.n)
+        _close(r.mean_js, exp.mean_js)
+        _close(r.entropy_min, exp.lo.astype("float32").astype("float64"))
+        _close(r.fork_entropy_cutoff.iloc[0], np.quantile(ent, quantile))
+        _close(r.fork_token_share.iloc[0], fork.mean())
+        for subset, sub in (("all", g), ("over_threshold", g[g.over])):
+            got = ranks[(ranks.sampler == sampler) & (ranks.rl_model == rl) & (ranks.subset == subset)
+                        & (ranks.measure == "median_rl_top1_rank_base")]
+            if len(sub):
+                _close(got.value, [sub.rl_top1_rank_base.median()])
+            else:
+                assert got.empty
 
 
 def test_position_concentration(build, t):
