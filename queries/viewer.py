@@ -147,13 +147,17 @@ def select_answers(con: duckdb.DuckDBPyConnection, generations: tuple[str, ...] 
                  float(r.mean_js)) for r in stats.itertuples(index=False)]
 
 
-def _token_frames(con: duckdb.DuckDBPyConnection, picks: list[Pick]) -> dict[tuple[str, str], pa.Table]:
-    """The tokens rows of every pick (only the columns a page shows), by (generation_id, rl_model)."""
+def _token_frames(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick]) -> dict[tuple[str, str], pa.Table]:
+    """The tokens rows of every pick (only the columns a page shows), by (generation_id, rl_model).
+
+    Read from the source's parquet files, not the `tokens` view: a connection made with
+    `connect(source, cache=True)` holds only the recipes' columns there.
+    """
     gens, models = sorted({p.generation_id for p in picks}), sorted({p.rl_model for p in picks})
     columns = ", ".join(("generation_id", "rl_model", "position", "token_id", "token")
                         + _FLOAT_COLUMNS + _INT_COLUMNS + _TOPK_COLUMNS)
     # constant IN lists reach the parquet scan (row groups skipped by their statistics); a join would not
-    relation = con.sql(f"""SELECT {columns} FROM tokens
+    relation = con.sql(f"""SELECT {columns} FROM read_parquet({src.parquet_arg('tokens')})
                            WHERE generation_id IN ({', '.join('?' * len(gens))})
                              AND rl_model IN ({', '.join('?' * len(models))})
                            ORDER BY generation_id, rl_model, position""", params=gens + models)
@@ -356,7 +360,7 @@ def write_pages(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick], 
     every new page has been made, so a failure leaves the old ones in place)."""
     if out.exists() and not out.is_dir():
         raise TokenshiftError(f"--out {out} exists and is not a directory")
-    frames = _token_frames(con, picks) if picks else {}
+    frames = _token_frames(con, src, picks) if picks else {}
     ids = [frames[(p.generation_id, p.rl_model)][c] for p in picks for c in ("topk_base_ids", "topk_rl_ids")]
     flat = [pc.list_flatten(c.combine_chunks()).to_numpy(zero_copy_only=False) for c in ids]
     candidates = np.unique(np.concatenate(flat)) if flat else np.array([], dtype=np.int64)

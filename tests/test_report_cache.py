@@ -100,3 +100,19 @@ def test_memory_cap_is_set_and_its_directory_goes_with_the_connection(crossed):
     del con
     gc.collect()
     assert not spill.parent.exists()
+
+
+def test_report_on_the_one_scan_connection_writes_the_same_tables(crossed, tmp_path, monkeypatch):
+    """write_report over connect(cache=True): every CSV equals the plain report's, the viewer pages are written."""
+    import tokenshift.queries.report as report
+
+    plain = report.write_report(crossed, tmp_path / "plain").parent
+    monkeypatch.setattr(report, "connect", lambda source: connect(source, cache=True))
+    cached = report.write_report(crossed, tmp_path / "cached").parent
+    csvs = sorted(p.name for p in plain.glob("*.csv"))
+    assert csvs == sorted(p.name for p in cached.glob("*.csv")) and len(csvs) == len(recipe_names())
+    for name in csvs:
+        pd.testing.assert_frame_equal(pd.read_csv(plain / name), pd.read_csv(cached / name),
+                                      check_exact=False, rtol=1e-12, atol=0, obj=name)
+    pages = sorted(p.name for p in (plain / "viewer").glob("*.html"))
+    assert pages and pages == sorted(p.name for p in (cached / "viewer").glob("*.html"))
