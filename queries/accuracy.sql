@@ -77,20 +77,20 @@ weights AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshi
     SELECT * FROM tokenshift_bootstrap_weights((SELECT list(n ORDER BY n) FROM sizes),
                                                getvariable('bootstrap_reps'), getvariable('bootstrap_seed'))
 ),
-accuracy_ci AS (
-    SELECT sampler, benchmark, quantile_cont(value, 0.025) AS accuracy_lo, quantile_cont(value, 0.975) AS accuracy_hi
-    FROM (SELECT p.sampler, p.benchmark, w.r, sum(w.w * p.c) / nullif(sum(w.w * p.n), 0) AS value
-          FROM per_problem AS p JOIN weights AS w ON w.n = p.n_set AND w.idx = p.idx
-          GROUP BY p.sampler, p.benchmark, w.r)
-    GROUP BY sampler, benchmark
+items AS (  -- what a replicate sums over its drawn problems: k NULL: correct and graded; else pass@k and 1
+    SELECT sampler, benchmark, NULL::INTEGER AS k, n_set, idx, c::DOUBLE AS num, n::DOUBLE AS den FROM per_problem
+    UNION ALL
+    SELECT sampler, benchmark, k, n_set, idx, pass, 1.0 FROM pass_problem
 ),
-pass_ci AS (
-    SELECT sampler, benchmark, k, quantile_cont(value, 0.025) AS pass_at_k_lo, quantile_cont(value, 0.975) AS pass_at_k_hi
-    FROM (SELECT q.sampler, q.benchmark, q.k, w.r, sum(w.w * q.pass) / sum(w.w) AS value
-          FROM pass_problem AS q JOIN weights AS w ON w.n = q.n_set AND w.idx = q.idx
-          GROUP BY q.sampler, q.benchmark, q.k, w.r)
+intervals AS (
+    SELECT sampler, benchmark, k, quantile_cont(value, 0.025) AS lo, quantile_cont(value, 0.975) AS hi
+    FROM (SELECT i.sampler, i.benchmark, i.k, w.r, sum(w.w * i.num) / nullif(sum(w.w * i.den), 0) AS value
+          FROM items AS i JOIN weights AS w ON w.n = i.n_set AND w.idx = i.idx
+          GROUP BY i.sampler, i.benchmark, i.k, w.r)
     GROUP BY sampler, benchmark, k
-)
+),
+accuracy_ci AS (SELECT sampler, benchmark, lo AS accuracy_lo, hi AS accuracy_hi FROM intervals WHERE k IS NULL),
+pass_ci AS (SELECT sampler, benchmark, k, lo AS pass_at_k_lo, hi AS pass_at_k_hi FROM intervals WHERE k IS NOT NULL)
 SELECT o.sampler, o.benchmark, o.n_problems, o.n_generations, o.n_graded, o.n_ungraded, o.accuracy,
        a.accuracy_lo, a.accuracy_hi, p.k, p.pass_at_k, c.pass_at_k_lo, c.pass_at_k_hi,
        p.n_problems_k

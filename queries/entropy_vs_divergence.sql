@@ -39,7 +39,7 @@ SET VARIABLE fork_quantile = COALESCE(getvariable('fork_quantile'), 0.8)::DOUBLE
 -- quantile_cont), and bin > j exactly when more than c_j = ceil(j * max(n - 1, 1) / entropy_bins) positions have a
 -- lower entropy, i.e. when the entropy exceeds the c_j-th smallest (bounds). The second counts positions per bin.
 WITH s AS (
-    SELECT sampler, rl_model, count(*) AS n_group, list_sort(list(entropy_base::DOUBLE)) AS sorted,
+    SELECT sampler, rl_model, count(*) AS n_group, list(entropy_base::DOUBLE ORDER BY entropy_base) AS sorted,
            (count(*) - 1) * getvariable('fork_quantile') AS h
     FROM tokens GROUP BY sampler, rl_model
 ),
@@ -47,25 +47,31 @@ cut AS (
     SELECT sampler, rl_model, n_group,
            sorted[floor(h)::BIGINT + 1] + (sorted[ceil(h)::BIGINT + 1] - sorted[floor(h)::BIGINT + 1]) * (h - floor(h))
                AS fork_cutoff,
-           list_transform(range(1, getvariable('entropy_bins')),
-                          lambda j: sorted[(j * greatest(n_group - 1, 1) + getvariable('entropy_bins') - 1)
-                                           // getvariable('entropy_bins')]) AS bounds
+           list_select(sorted, list_transform(range(1, getvariable('entropy_bins')),
+                                              lambda j: (j * greatest(n_group - 1, 1) + getvariable('entropy_bins') - 1)
+                                                        // getvariable('entropy_bins'))) AS bounds
     FROM s
 ),
+by_group AS (  -- one row: joined instead, DuckDB may build its hash table on tokens (no row count of groups)
+    SELECT map_from_entries(list(({'sampler': sampler, 'rl_model': rl_model},
+                                  {'fork_cutoff': fork_cutoff, 'bounds': bounds}))) AS cuts
+    FROM cut
+),
+t AS (
+    SELECT tk.sampler, tk.rl_model, tk.entropy_base::DOUBLE AS entropy, tk.js::DOUBLE AS js,
+           tk.js::DOUBLE >= getvariable('js_threshold') AS is_over,
+           b.cuts[{'sampler': tk.sampler, 'rl_model': tk.rl_model}] AS c
+    FROM tokens AS tk, by_group AS b
+),
 a AS (
-    SELECT tk.sampler, tk.rl_model,
-           1 + len(list_filter(c.bounds, lambda x: x < tk.entropy_base::DOUBLE)) AS entropy_bin,
+    SELECT sampler, rl_model, 1 + len(list_filter(c.bounds, lambda x: x < entropy)) AS entropy_bin,
            grouping(entropy_bin) AS whole_group,
-           min(tk.entropy_base::DOUBLE) AS entropy_min, max(tk.entropy_base::DOUBLE) AS entropy_max,
-           count(*) AS n_tokens, avg(tk.js::DOUBLE) AS mean_js,
-           avg(CASE WHEN tk.js::DOUBLE >= getvariable('js_threshold') THEN 1.0 ELSE 0.0 END) AS share_over,
-           count_if(tk.js::DOUBLE >= getvariable('js_threshold'))::BIGINT AS n_over,
-           avg(CASE WHEN tk.entropy_base::DOUBLE >= c.fork_cutoff THEN 1.0 ELSE 0.0 END) AS fork_token_share,
-           count_if(tk.js::DOUBLE >= getvariable('js_threshold') AND tk.entropy_base::DOUBLE >= c.fork_cutoff)
-               AS n_over_fork,
+           min(entropy) AS entropy_min, max(entropy) AS entropy_max, count(*) AS n_tokens, avg(js) AS mean_js,
+           avg(CASE WHEN is_over THEN 1.0 ELSE 0.0 END) AS share_over, count_if(is_over)::BIGINT AS n_over,
+           avg(CASE WHEN entropy >= c.fork_cutoff THEN 1.0 ELSE 0.0 END) AS fork_token_share,
+           count_if(is_over AND entropy >= c.fork_cutoff) AS n_over_fork,
            any_value(c.fork_cutoff) AS fork_entropy_cutoff
-    FROM tokens AS tk JOIN cut AS c ON c.sampler = tk.sampler AND c.rl_model = tk.rl_model
-    GROUP BY GROUPING SETS ((tk.sampler, tk.rl_model, entropy_bin), (tk.sampler, tk.rl_model))
+    FROM t GROUP BY GROUPING SETS ((sampler, rl_model, entropy_bin), (sampler, rl_model))
 ),
 g AS (
     SELECT sampler, rl_model, n_tokens AS n_group_tokens, fork_entropy_cutoff, fork_token_share, n_over,
