@@ -36,8 +36,9 @@ def connect(source: str | os.PathLike | Source, cache: bool = False,
     memory_limit (e.g. '1.5GB') caps DuckDB's memory, spilling to a temporary directory removed with
     the connection. cache=True reads each table once instead of once per recipe: every table is
     copied into a compressed DuckDB file, tokens with only the columns the recipes read (see
-    `cache_tables`). `tokenshift report` uses neither: on 10M token rows both cut peak memory but
-    cost CPU time (benchmarks/README.md, bench_queries.py).
+    `cache_tables`). `tokenshift report` and `tokenshift.open` use neither: on 10M token rows the
+    copy costs more CPU than the recipes save (each reads only its columns, in one pass), and an
+    uncompressed copy would not fit 2 GB (benchmarks/README.md, bench_queries.py).
     """
     src = resolve_source(source)
     con = duckdb.connect(":memory:")
