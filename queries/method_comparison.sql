@@ -16,6 +16,8 @@
 -- numbered 0..n-1 in that order; replicate r takes problem number h(bootstrap_seed, r, j) mod n for
 -- j = 0..n-1, h = lowbias32 of (seed * 3141592653 + r * 1000003 + j) mod 2^32 (see accuracy), ratio of
 -- sums per replicate, replicates with nothing graded left out; base's accuracy the same way, for reference.
+-- The draws come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
+-- prints the preamble and the recipe; paste both).
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):
 --   js_threshold_low   DOUBLE   0.01   low JS threshold, nats (1 - share_over_low: the near-zero share)
@@ -78,7 +80,7 @@ sides AS (
 ),
 -- accuracy with the accuracy recipe's bootstrap (problems of a sampler numbered in (benchmark, problem_id) order)
 per_problem AS (
-    SELECT sampler, benchmark, problem_id, count(correct) AS n, count_if(correct) AS c,
+    SELECT sampler, benchmark, problem_id, count(correct) AS n, count_if(correct)::BIGINT AS c,
            row_number() OVER (PARTITION BY sampler ORDER BY benchmark, problem_id) - 1 AS idx,
            count(*) OVER (PARTITION BY sampler) AS n_set
     FROM generations
@@ -86,13 +88,10 @@ per_problem AS (
     GROUP BY sampler, benchmark, problem_id
 ),
 sizes AS (SELECT DISTINCT n_set AS n FROM per_problem),
-d0 AS (
-    SELECT n, r, ((getvariable('bootstrap_seed')::UBIGINT * 3141592653 + r * 1000003 + j) % 4294967296)::UBIGINT AS x
-    FROM sizes, range(getvariable('bootstrap_reps')) AS t(r), LATERAL (SELECT unnest(range(n)) AS j)
+weights AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
+    SELECT * FROM tokenshift_bootstrap_weights((SELECT list(n ORDER BY n) FROM sizes),
+                                               getvariable('bootstrap_reps'), getvariable('bootstrap_seed'))
 ),
-d1 AS (SELECT n, r, (xor(x, x >> 16) * 2146121005::UBIGINT % 4294967296)::UBIGINT AS x FROM d0),
-d2 AS (SELECT n, r, (xor(x, x >> 15) * 2221713035::UBIGINT % 4294967296)::UBIGINT AS x FROM d1),
-weights AS (SELECT n, r, (xor(x, x >> 16) % n)::BIGINT AS idx, count(*) AS w FROM d2 GROUP BY ALL),
 acc AS (
     SELECT sampler, sum(c) / nullif(sum(n), 0) AS accuracy, sum(n)::BIGINT AS n_graded
     FROM per_problem GROUP BY sampler
