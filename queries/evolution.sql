@@ -68,9 +68,10 @@ family AS (
     WHERE stem = coalesce((SELECT stem FROM models WHERE rl_model = getvariable('final_model')),
                           (SELECT stem FROM models GROUP BY stem ORDER BY count(*) DESC, stem LIMIT 1))
 ),
-cut AS (
+cut AS (  -- the run's (rl_model, sampler) groups and their fork cutoffs; joining it keeps only those rows
     SELECT rl_model, sampler, quantile_cont(entropy_base::DOUBLE, getvariable('fork_quantile')) AS fork_cutoff
-    FROM tokens WHERE rl_model IN (SELECT rl_model FROM family)
+    FROM tokens
+    WHERE rl_model IN (SELECT rl_model FROM family) AND (sampler = 'base' OR sampler IN (SELECT rl_model FROM family))
     GROUP BY rl_model, sampler
 ),
 t AS (
@@ -90,8 +91,6 @@ t AS (
            exp(list_min(tk.topk_base_logp)::DOUBLE) AS p_k
     FROM tokens AS tk JOIN generations AS g USING (generation_id)
     JOIN cut AS c ON c.rl_model = tk.rl_model AND c.sampler = tk.sampler
-    WHERE tk.rl_model IN (SELECT rl_model FROM family)
-      AND (tk.sampler = 'base' OR tk.sampler IN (SELECT rl_model FROM family))
 ),
 summary AS (
     SELECT rl_model, sampler, count(*) AS n_tokens, avg(js) AS mean_js,
