@@ -46,7 +46,7 @@ ID_COLUMNS = {  # columns holding ids that must stay unique (and keep joining) a
 }
 MODES = ("before", "views", "capped", "cache")
 CAPPED_LIMIT = "1.5GB"
-BEFORE_REF = "5151dfe"  # main before issue 18 rewrote the slow recipes
+BEFORE_REF = "1eb8944"  # main before issue 18 rewrote the slow recipes
 REPO = Path(__file__).resolve().parent.parent
 
 
