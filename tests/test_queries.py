@@ -550,6 +550,18 @@ def test_pasted_script_matches_runner(build):
     pd.testing.assert_frame_equal(pasted, run_recipe("position_concentration", build, {"js_threshold": 0.2}))
 
 
+def test_pasted_script_with_the_bootstrap_macro_matches_runner(build):
+    """A recipe with intervals pasted after the preamble (which defines its macro) into a fresh connection."""
+    script = preamble_sql(build) + "SET VARIABLE bootstrap_reps = 50;\n" + load_recipe("accuracy").sql
+    con = duckdb.connect()
+    statements = duckdb.extract_statements(script)
+    for s in statements[:-1]:
+        con.execute(s)
+    pasted = con.execute(statements[-1]).df()
+    pd.testing.assert_frame_equal(pasted, run_recipe("accuracy", build, {"bootstrap_reps": 50}))
+    assert pasted.accuracy_lo.notna().all()
+
+
 # ---- sources ------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ALL_RECIPES)
