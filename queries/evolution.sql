@@ -24,6 +24,8 @@
 --   fork_quantile   DOUBLE   0.8    entropy_base quantile above which a position is a fork
 --   top_rank        INTEGER  3      base rank k for "RL top-1 is in base top-k"
 --   final_model     VARCHAR  ''     rl_model whose high-divergence set the others are compared with ('' = last)
+--   bootstrap_reps  INTEGER  1000   bootstrap replicates of rl_accuracy's interval
+--   bootstrap_seed  INTEGER  0      seed of the replicates' draws (>= 0)
 --
 -- Tables: tokens, generations
 --
@@ -48,6 +50,8 @@
 --   n_over                     high-divergence positions (js >= js_threshold)
 --   jaccard_final              Jaccard overlap of the high-divergence set with final_model's, fraction
 --                              (1 for final_model itself; NULL when both sets are empty)
+--   rl_accuracy_lo, rl_accuracy_hi  95% interval of rl_accuracy: method_comparison's bootstrap over the model's
+--                              problems (benchmark, problem_id), macro tokenshift_bootstrap_weights of the preamble
 
 SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
 SET VARIABLE near_zero_js = COALESCE(getvariable('near_zero_js'), 0.01)::DOUBLE;
@@ -55,6 +59,8 @@ SET VARIABLE edge_tokens = COALESCE(getvariable('edge_tokens'), 32)::INTEGER;
 SET VARIABLE fork_quantile = COALESCE(getvariable('fork_quantile'), 0.8)::DOUBLE;
 SET VARIABLE top_rank = COALESCE(getvariable('top_rank'), 3)::INTEGER;
 SET VARIABLE final_model = COALESCE(getvariable('final_model'), '')::VARCHAR;
+SET VARIABLE bootstrap_reps = COALESCE(getvariable('bootstrap_reps'), 1000)::INTEGER;
+SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGER;
 
 -- Each row of tokens is read once for the summary (the fork cutoff of its group joined in), and the
 -- high-divergence positions once more for the top token and the convergence.
@@ -119,6 +125,24 @@ top_token AS (
           GROUP BY rl_model, sampler, token_id)
     GROUP BY rl_model, sampler
 ),
+acc_problem AS (  -- a sampler's problems numbered in (benchmark, problem_id) order, as in method_comparison
+    SELECT sampler, count(correct) AS n, count_if(correct)::BIGINT AS c,
+           row_number() OVER (PARTITION BY sampler ORDER BY benchmark, problem_id) - 1 AS idx,
+           count(*) OVER (PARTITION BY sampler) AS n_set
+    FROM generations WHERE sampler IN (SELECT rl_model FROM family) GROUP BY sampler, benchmark, problem_id
+),
+acc_weights AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
+    SELECT * FROM tokenshift_bootstrap_weights((SELECT list(DISTINCT n_set ORDER BY n_set) FROM acc_problem),
+                                               getvariable('bootstrap_reps'), getvariable('bootstrap_seed'))
+),
+acc_ci AS (
+    SELECT sampler AS rl_model, quantile_cont(value, 0.025) AS rl_accuracy_lo,
+           quantile_cont(value, 0.975) AS rl_accuracy_hi
+    FROM (SELECT p.sampler, w.r, sum(w.w * p.c) / nullif(sum(w.w * p.n), 0) AS value
+          FROM acc_problem AS p JOIN acc_weights AS w ON w.n = p.n_set AND w.idx = p.idx
+          GROUP BY p.sampler, w.r)
+    GROUP BY sampler
+),
 acc AS (
     SELECT sampler AS rl_model, avg(correct::DOUBLE) AS rl_accuracy FROM generations GROUP BY sampler
 ),
@@ -147,10 +171,12 @@ SELECT s.rl_model, TRY_CAST(regexp_extract(s.rl_model, '(\d+)\D*$', 1) AS BIGINT
        s.js_at[2] AS p50_js, s.js_at[3] AS p95_js, (SELECT final_model FROM final) AS final_model,
        coalesce(c.n_over, 0) AS n_over,
        coalesce(c.n_shared, 0) / nullif(coalesce(c.n_over, 0) + coalesce(fn.n_final, 0) - coalesce(c.n_shared, 0), 0)
-           AS jaccard_final
+           AS jaccard_final,
+       ci.rl_accuracy_lo, ci.rl_accuracy_hi
 FROM summary AS s
 LEFT JOIN top_token AS tt USING (rl_model, sampler)
 LEFT JOIN acc AS a USING (rl_model)
+LEFT JOIN acc_ci AS ci USING (rl_model)
 LEFT JOIN convergence AS c USING (rl_model, sampler)
 LEFT JOIN final_n AS fn USING (sampler)
 ORDER BY checkpoint_step NULLS LAST, s.rl_model, s.sampler <> 'base', s.sampler;

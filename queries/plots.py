@@ -319,7 +319,7 @@ def plot_evolution(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
               ("over_share_in_forks", "high-JS tokens at forks (%)", 100),
               ("rl_top1_in_base_top", f"RL top-1 in base top-{top} (%)", 100),
               ("mean_js", "mean JS (nats)", 1),
-              ("rl_accuracy", "RL accuracy (%)", 100),
+              ("rl_accuracy", "RL accuracy (%, 95% interval)", 100),
               ("jaccard_final", f"Jaccard of high-JS set with {final}'s", 1),
               ("js_percentiles", "JS p50 / p95 / p99, RL-sampled (nats)", 1)]
     fig, axes = plt.subplots(2, 4, figsize=(_FIGSIZE[0] * 4 / 3, 6.4), sharex=True)
@@ -338,6 +338,9 @@ def plot_evolution(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
                 g = g.assign(x=g.rl_model.map(x)).sort_values("x")
                 ax.plot(g.x, scale * g[col], style, color="black" if col == "rl_accuracy" else "tab:blue",
                         label=kind)
+                if col == "rl_accuracy" and "rl_accuracy_lo" in g:  # the recipe's 95% bootstrap interval
+                    ax.fill_between(g.x, scale * g.rl_accuracy_lo, scale * g.rl_accuracy_hi, color="black",
+                                    alpha=0.15, linewidth=0, label="95% interval")
             lo, hi = ax.get_ylim()
             if scale == 100 and hi - lo < 2:  # a near-constant share: show it within ±1 point, no offset
                 mid = (lo + hi) / 2

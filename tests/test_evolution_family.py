@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from bootstrap_reference import draws, ratio_interval
 from synthetic_tables import ExtraModel, make_tables, write_manifest
 
 from tokenshift.queries import run_recipe
@@ -66,3 +67,17 @@ def test_stems_with_separators_and_the_largest_family(tmp_path):
     steps = res.drop_duplicates("rl_model").checkpoint_step
     assert list(steps.iloc[:2]) == [100, 200] and pd.isna(steps.iloc[2])
     assert (res.final_model == "dapo").all()
+
+
+def test_rl_accuracy_interval_is_the_bootstrap_over_each_models_problems(with_final_and_sft):
+    reps, seed = 300, 3
+    res = run_recipe("evolution", with_final_and_sft, {"bootstrap_reps": reps, "bootstrap_seed": seed})
+    gen = pd.read_parquet(with_final_and_sft / "generations")
+    for model, row in res.drop_duplicates("rl_model").set_index("rl_model").iterrows():
+        g = gen[gen.sampler == model].assign(c=lambda d: d.correct.fillna(False).astype(int),
+                                             n=lambda d: d.correct.notna().astype(int))
+        per = g.groupby(["benchmark", "problem_id"])[["c", "n"]].sum().sort_index()
+        lo, hi = ratio_interval(per.c.to_numpy(float), per.n.to_numpy(float), draws(seed, reps, len(per)))
+        assert row.rl_accuracy == pytest.approx(per.c.sum() / per.n.sum())
+        assert (row.rl_accuracy_lo, row.rl_accuracy_hi) == pytest.approx((lo, hi))
+        assert row.rl_accuracy_lo < row.rl_accuracy_hi

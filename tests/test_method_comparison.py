@@ -7,6 +7,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from bootstrap_reference import draws as bootstrap_draws
 from synthetic_tables import ExtraModel, write_build
 
 from tokenshift.queries import preamble_sql, run_recipe, write_report
@@ -32,23 +33,13 @@ def tables(build) -> dict[str, pd.DataFrame]:
                             ignore_index=True) for name in ("tokens", "generations")}
 
 
-def _draws(seed: int, reps: int, n: int) -> np.ndarray:
-    """Problem numbers of each replicate: lowbias32 of (seed * 3141592653 + r * 1000003 + j) mod 2^32, mod n."""
-    m = np.uint64(2**32)
-    r, j = np.meshgrid(np.arange(reps, dtype=np.uint64), np.arange(n, dtype=np.uint64), indexing="ij")
-    x = (np.uint64(seed) * np.uint64(3141592653) + r * np.uint64(1000003) + j) % m
-    x = ((x ^ (x >> np.uint64(16))) * np.uint64(0x7FEB352D)) % m
-    x = ((x ^ (x >> np.uint64(15))) * np.uint64(0x846CA68B)) % m
-    return ((x ^ (x >> np.uint64(16))) % np.uint64(n)).astype(np.int64)
-
-
 def _accuracy(gen: pd.DataFrame, sampler: str, reps: int, seed: int) -> tuple[float, float, float, int]:
     """Pooled accuracy over graded answers and its percentile bootstrap interval over (benchmark, problem)."""
     g = gen[gen.sampler == sampler].assign(c=lambda d: d.correct.fillna(False).astype(int),
                                            n=lambda d: d.correct.notna().astype(int))
     per = g.groupby(["benchmark", "problem_id"])[["c", "n"]].sum().sort_index()
     c, n = per.c.to_numpy(float), per.n.to_numpy(float)
-    draws = _draws(seed, reps, len(per))
+    draws = bootstrap_draws(seed, reps, len(per))
     with np.errstate(invalid="ignore", divide="ignore"):
         values = c[draws].sum(1) / n[draws].sum(1)
     lo, hi = np.quantile(values[np.isfinite(values)], [0.025, 0.975])

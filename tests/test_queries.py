@@ -11,6 +11,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from bootstrap_reference import draws as _draws
+from bootstrap_reference import ratio_interval as _ratio_interval
 from synthetic_tables import make_tables, write_build, write_manifest
 
 from tokenshift.errors import TokenshiftError
@@ -325,22 +327,6 @@ def test_cross_sampling_curve(build, t):
 REPS, SEED = 300, 5  # small and non-default, so the test also checks that both parameters are honoured
 
 
-def _draws(seed: int, reps: int, n: int) -> np.ndarray:
-    """The recipes' problem numbers: lowbias32 of (seed * 3141592653 + r * 1000003 + j) mod 2^32, mod n."""
-    r, j = np.meshgrid(np.arange(reps, dtype=np.uint64), np.arange(n, dtype=np.uint64), indexing="ij")
-    m = np.uint64(2**32)
-    x = (np.uint64(seed) * np.uint64(3141592653) + r * np.uint64(1000003) + j) % m
-    x = ((x ^ (x >> np.uint64(16))) * np.uint64(2146121005)) % m
-    x = ((x ^ (x >> np.uint64(15))) * np.uint64(2221713035)) % m
-    return ((x ^ (x >> np.uint64(16))) % np.uint64(n)).astype(np.int64)
-
-
-def _ratio_interval(num: np.ndarray, den: np.ndarray, draws: np.ndarray) -> tuple[float, float]:
-    """Percentile interval of sum(num) / sum(den) over the drawn problems (replicates with den 0 left out)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        values = num[draws].sum(1) / den[draws].sum(1)
-    values = values[np.isfinite(values)]
-    return tuple(np.quantile(values, [0.025, 0.975])) if len(values) else (np.nan, np.nan)
 
 
 def _graded(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
