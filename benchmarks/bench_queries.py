@@ -19,6 +19,7 @@ and the libraries included, and the part above the resident size before the repo
     python benchmarks/bench_queries.py                        # builds one first: embedded pair, 100 prompts
     python benchmarks/bench_queries.py --rows 1000000          # smaller, for a check
     python benchmarks/bench_queries.py --build DIR --modes before views cache
+    python benchmarks/bench_queries.py --build DIR --same-problems   # copies add answers, not problems
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ ID_COLUMNS = {  # columns holding ids that must stay unique (and keep joining) a
     "tokens": ("generation_id",),
     "cross_samples": ("cross_id", "problem_id"),
 }
+SAME_PROBLEM_IDS = {"prompts": (), "generations": ("generation_id",), "tokens": ("generation_id",),
+                    "cross_samples": ("cross_id",)}  # --same-problems: more answers per problem, not more problems
+RENUMBERED = {"generations": "sample_index", "cross_samples": "sample_index"}  # --same-problems: copy k's samples follow
 MODES = ("before", "views", "capped", "cache")
 CAPPED_LIMIT = "1.5GB"
 BEFORE_REF = "1eb8944"  # main before issue 18 rewrote the slow recipes
@@ -57,6 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data", help="where to write the replicated dataset (default: a temporary directory; "
                                        "reused when it already holds one made from the same --build and --rows)")
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: DuckDB's, = cores)")
+    parser.add_argument("--same-problems", action="store_true",
+                        help="copies keep the source's problems (more answers per problem, as a real 10M-row "
+                             "dataset of 30 AIME problems x 32 long answers has) instead of fresh problem ids")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=["before", "views"])
     parser.add_argument("--before-ref", default=BEFORE_REF, help="git revision whose recipes 'before' runs")
     parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)  # internal: one measured report
@@ -76,8 +83,10 @@ def make_source_build(root: Path) -> Path:
     return out
 
 
-def replicate(source: Path, dest: Path, rows: int) -> int:
-    """Write `dest` as ceil(rows / source token rows) copies of `source` with fresh ids; returns the copies."""
+def replicate(source: Path, dest: Path, rows: int, same_problems: bool = False) -> int:
+    """Write `dest` as ceil(rows / source token rows) copies of `source` with fresh ids; returns the copies.
+
+    same_problems: problem ids are kept (prompts written once) and copy k's sample_index follows copy k-1's."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -88,16 +97,21 @@ def replicate(source: Path, dest: Path, rows: int) -> int:
 
     source_rows = sum(pq.read_metadata(p).num_rows for p in sorted((source / "tokens").glob("*.parquet")))
     copies = max(1, math.ceil(rows / source_rows))
-    stamp = {"source": str(source.resolve()), "rows": rows, "copies": copies}
+    stamp = {"source": str(source.resolve()), "rows": rows, "copies": copies, "same_problems": same_problems}
     if (dest / "bench_source.json").is_file() and json.loads((dest / "bench_source.json").read_text()) == stamp:
         return copies
     shutil.rmtree(dest, ignore_errors=True)
-    for table, ids in ID_COLUMNS.items():
+    for table, ids in (SAME_PROBLEM_IDS if same_problems else ID_COLUMNS).items():
         for part in sorted((source / table).glob("*.parquet")):
             original = pq.read_table(part)
+            step = pc.max(original.column(RENUMBERED[table])).as_py() + 1 if table in RENUMBERED else 0
             pieces = []
-            for k in range(copies):
+            for k in range(1 if same_problems and table == "prompts" else copies):
                 piece = original
+                if same_problems and table in RENUMBERED:
+                    i = piece.schema.get_field_index(RENUMBERED[table])
+                    shifted = pc.add(piece.column(i), pa.scalar(k * step, piece.schema.field(i).type))
+                    piece = piece.set_column(i, piece.schema.field(i), shifted)
                 for column in ids:
                     i = piece.schema.get_field_index(column)
                     fresh = pc.binary_join_element_wise(piece.column(column), pa.scalar(f"~{k}"), "")
@@ -188,13 +202,13 @@ def main(argv=None) -> None:
     source = Path(args.build) if args.build else make_source_build(root)
     data = Path(args.data) if args.data else root / f"data-{args.rows}"
     start = time.perf_counter()
-    copies = replicate(source, data, args.rows)
+    copies = replicate(source, data, args.rows, args.same_problems)
     made = time.perf_counter() - start
     rows = sum(pq.read_metadata(p).num_rows for p in (data / "tokens").glob("*.parquet"))
     size = sum(p.stat().st_size for p in data.rglob("*.parquet"))
     load = os.getloadavg()
     print(f"dataset {data}: {copies} copies of {source} = {rows:,} token rows, {size / 2**20:,.0f} MiB parquet "
-          f"(made or found in {made:.0f} s)")
+          f"(made or found in {made:.0f} s), {'the source' if args.same_problems else 'fresh'} problem ids")
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
           f"(1 / 5 / 15 min) at the start")
     results = {}
