@@ -1,5 +1,6 @@
 """The embedded toy pair: loadable, tokenizer round trips real text, CLI errors are one line."""
 
+import hashlib
 import json
 
 import pytest
@@ -11,7 +12,13 @@ from tokenshift.builders.prompts import format_prompt
 from tokenshift.cli import cli
 from tokenshift.toy.arith import toy_problems
 from tokenshift.toy.evaluate import EvalConfig, evaluate_dirs
-from tokenshift.toy.paths import embedded_base_dir, embedded_manifest, embedded_rl_checkpoints, embedded_rl_dir
+from tokenshift.toy.paths import (
+    embedded_base_dir,
+    embedded_manifest,
+    embedded_rl_checkpoints,
+    embedded_rl_dir,
+    embedded_sft_dir,
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +59,28 @@ def test_embedded_weights_are_small_and_manifest_has_figures():
     assert 0.25 <= figures["base_accuracy"] <= 0.60
     assert figures["rl_accuracy"] >= figures["base_accuracy"] + 0.30
     assert manifest["seed"] == 0 and manifest["durations_s"]["sft_s"] > 0
+
+
+def test_embedded_manifest_matches_its_files():
+    manifest = json.loads(embedded_manifest().read_text())
+    pair = embedded_manifest().parent
+    dirs = [manifest["models"]["base"], *manifest["models"]["rl_checkpoints"], manifest["models"]["sft"]]
+    on_disk = sorted(f.relative_to(pair).as_posix() for d in dirs for f in (pair / d).rglob("*") if f.is_file())
+    assert sorted(manifest["files"]) == on_disk and len(on_disk) >= 6 * 3
+    for rel, recorded in manifest["files"].items():
+        data = (pair / rel).read_bytes()
+        assert recorded == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}, rel
+    assert round(sum(r["bytes"] for r in manifest["files"].values()) / 1e6, 2) == manifest["weights_mb"]
+
+
+def test_embedded_sft_control_is_recorded_and_lands_near_rl():
+    manifest = json.loads(embedded_manifest().read_text())
+    record, figures = manifest["sft_control"], manifest["eval"]
+    assert (embedded_sft_dir() / "model.safetensors").is_file() and manifest["models"]["sft"] == "sft"
+    assert record["seed"] == manifest["seed"] and "tokenshift toy-pair train" in record["command"]
+    assert 0 < record["data"]["n_correct"] <= record["data"]["n_sampled"] and record["steps"] >= 1
+    assert record["reached_target"] and record["checks"][-1]["step"] == record["steps"]
+    assert abs(figures["sft_accuracy"] - figures["rl_accuracy"]) <= 0.10  # "within a few points", on test
 
 
 def test_tokenizer_round_trips_real_benchmark_text(tokenizer, shared_benchmarks):
@@ -112,3 +141,12 @@ def test_eval_cli_rejects_bad_model_paths_in_one_line(tmp_path, kind):
 def test_toy_problems_feed_the_shared_prompt_format(tokenizer):
     prompt = format_prompt(tokenizer, toy_problems("test", 1)[0]["question"])
     assert prompt.endswith("<|im_start|>assistant\n") and "\\boxed{}" in prompt
+
+
+def test_demo_scores_every_checkpoint_and_the_sft_control_against_base():
+    from tokenshift.demo import DemoConfig, compared_models
+
+    names = [p.rsplit("/", 1)[1] for p in compared_models(DemoConfig(out="x"))]
+    assert names == [d.name for d in embedded_rl_checkpoints()] + ["sft"]
+    assert [p.rsplit("/", 1)[1] for p in compared_models(DemoConfig(out="x", checkpoints=False))] == ["rl", "sft"]
+    assert compared_models(DemoConfig(out="x", sft_control=False)) == tuple(str(d) for d in embedded_rl_checkpoints())

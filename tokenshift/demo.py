@@ -25,6 +25,7 @@ class DemoConfig:
     limit: int = 100
     samples: int = 4
     checkpoints: bool = True  # score every embedded RL checkpoint (for the evolution analysis)
+    sft_control: bool = True  # also score the embedded SFT control (RL's correct answers, fine-tuned) vs base
     thresholds: tuple[float, ...] = (0.05, 0.1, 0.2)
     budgets: tuple[float, ...] = (0, 1, 2, 4, INF)
     cross_samples: int = 2  # answers per prompt per cross-sampling setting
@@ -41,6 +42,16 @@ def _step(index: int, total: int, title: str) -> float:
     return time.time()
 
 
+def compared_models(config: DemoConfig) -> tuple[str, ...]:
+    """Model dirs scored against the base: the RL checkpoints (or only rl), then the SFT control if shipped."""
+    from tokenshift.toy.paths import embedded_rl_checkpoints, embedded_rl_dir, embedded_sft_dir
+
+    rl = tuple(str(p) for p in (embedded_rl_checkpoints() if config.checkpoints else [embedded_rl_dir()]))
+    if config.sft_control and embedded_sft_dir().is_dir():
+        rl += (str(embedded_sft_dir()),)  # scored like any RL model; its rows carry rl_model "sft"
+    return rl
+
+
 def run_demo(config: DemoConfig, progress: bool = True) -> dict:
     """Run every step into config.out; returns the paths and the seconds each step took."""
     from tokenshift.builders.build import BuildConfig, run_build
@@ -51,13 +62,12 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict:
     from tokenshift.queries.report import write_report
     from tokenshift.schemas.report import format_summary
     from tokenshift.schemas.report import write_report as write_validation
-    from tokenshift.toy.paths import embedded_rl_checkpoints
 
     out = Path(config.out)
     if (out / "demo.json").exists():
         raise TokenshiftError(f"{out} already holds a finished demo: choose another --out")
     build_dir, registry, report_dir = out / "build", out / "registry", out / "report"
-    rl = tuple(str(p) for p in embedded_rl_checkpoints()) if config.checkpoints else ()
+    rl = compared_models(config)
     seconds: dict[str, float] = {}
 
     t = _step(1, 6, "build: generate, grade and score the embedded pair on toy-arith")
@@ -115,11 +125,13 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict:
 @click.option("--limit", type=int, default=DemoConfig.limit, show_default=True, help="Toy test problems.")
 @click.option("--samples", type=int, default=DemoConfig.samples, show_default=True, help="Responses per prompt per model.")
 @click.option("--no-checkpoints", is_flag=True, help="Score only the final RL model (skip the evolution analysis).")
+@click.option("--no-sft-control", is_flag=True, help="Do not score the embedded SFT control model.")
 @click.option("--version", "version", default=DemoConfig.version, show_default=True, help="Registry version to publish.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def demo(out: str, limit: int, samples: int, no_checkpoints: bool, version: str, quiet: bool) -> None:
+def demo(out: str, limit: int, samples: int, no_checkpoints: bool, no_sft_control: bool, version: str,
+         quiet: bool) -> None:
     """Build, cross-sample, validate, card, publish and report the embedded pair in one command."""
     summary = run_demo(DemoConfig(out=out, limit=limit, samples=samples, checkpoints=not no_checkpoints,
-                                  version=version), progress=not quiet)
+                                  sft_control=not no_sft_control, version=version), progress=not quiet)
     click.echo(f"demo finished in {summary['total_seconds']:.0f} s: report {summary['report']}, "
                f"published {summary['published']}")

@@ -26,21 +26,23 @@ def toy_pair() -> None:
 @click.option("--grpo-steps", type=click.IntRange(min=1), hidden=True)
 @click.option("--eval-n", type=click.IntRange(min=0), hidden=True, help="Test problems to evaluate; 0 skips.")
 @click.option("--p-wrong-plan", type=click.FloatRange(0, 1), hidden=True)
+@click.option("--p-confused-op", type=click.FloatRange(0, 1), hidden=True)
+@click.option("--p-forgot-tens", type=click.FloatRange(0, 1), hidden=True)
 @click.option("--p-unboxed", type=click.FloatRange(0, 1), hidden=True)
 def train_cmd(out: Path, seed: int, overwrite: bool, quick: bool, sft_steps: int | None,
-              grpo_steps: int | None, eval_n: int | None, p_wrong_plan: float | None,
-              p_unboxed: float | None) -> None:
-    """Reproduce the pair from scratch (about 7 minutes on 2 idle CPU cores, longer when shared)."""
+              grpo_steps: int | None, eval_n: int | None, **fork_mix: float | None) -> None:
+    """Reproduce the pair from scratch: tokenizer, SFT base, GRPO rl (with checkpoints), SFT control, eval."""
     from tokenshift.toy.train import TrainConfig, prepare_out, quick_config, train_pair, with_overrides
     from tokenshift.training.trl_extra import require_trl
 
     require_trl()  # before minutes of SFT, not after
     prepare_out(out, overwrite)
     config = quick_config(seed) if quick else TrainConfig(seed=seed)
-    config = with_overrides(config, sft_steps, grpo_steps, eval_n, p_wrong_plan, p_unboxed)
+    config = with_overrides(config, sft_steps, grpo_steps, eval_n, **fork_mix)
     manifest = train_pair(out, config, command=_command_line(click.get_current_context()))
-    click.echo(f"wrote {out} (sft {manifest['durations_s']['sft_s']:.0f}s, "
-               f"grpo {manifest['durations_s']['grpo_s']:.0f}s)")
+    d = manifest["durations_s"]
+    click.echo(f"wrote {out} (sft {d['sft_s']:.0f}s, grpo {d['grpo_s']:.0f}s"
+               + (f", sft control {d['sft_control_s']:.0f}s" if "sft_control_s" in d else "") + ")")
     if manifest["eval"]:
         click.echo(_summary(manifest["eval"]))
 
@@ -81,7 +83,8 @@ def _command_line(ctx: click.Context) -> str:
 
 
 def _summary(figures: dict) -> str:
-    return (f"n={figures['n']}  base: sampled {figures['base_accuracy']:.1%}, greedy "
-            f"{figures['base_greedy_accuracy']:.1%}  |  rl: sampled {figures['rl_accuracy']:.1%}, "
-            f"greedy {figures['rl_greedy_accuracy']:.1%}")
+    names = [k[: -len("_greedy_accuracy")] for k in figures if k.endswith("_greedy_accuracy")]
+    return f"n={figures['n']}  " + "  |  ".join(
+        f"{name}: sampled {figures[f'{name}_accuracy']:.1%}, greedy {figures[f'{name}_greedy_accuracy']:.1%}"
+        for name in names)
 

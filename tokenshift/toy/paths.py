@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 EMBEDDED_PAIR_DIR = Path(__file__).resolve().parent / "pair"
-BASE_NAME, RL_NAME, MANIFEST_NAME = "base", "rl", "manifest.json"
+BASE_NAME, RL_NAME, SFT_NAME, MANIFEST_NAME = "base", "rl", "sft", "manifest.json"
 _CHECKPOINT = re.compile(r"^rl-step-(\d+)$")
 
 
@@ -16,6 +16,11 @@ def embedded_base_dir() -> Path:
 
 def embedded_rl_dir() -> Path:
     return EMBEDDED_PAIR_DIR / RL_NAME
+
+
+def embedded_sft_dir() -> Path:
+    """The SFT control: the base fine-tuned on the RL model's correct samples (not an RL checkpoint)."""
+    return EMBEDDED_PAIR_DIR / SFT_NAME
 
 
 def embedded_manifest() -> Path:

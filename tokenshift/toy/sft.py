@@ -1,9 +1,10 @@
-"""Supervised fine-tuning of the base model on toy solutions with planted wrong branches."""
+"""Supervised fine-tuning on toy solutions: the base (planted slips) and the SFT control (RL's correct answers)."""
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -54,12 +55,30 @@ def _lr_factor(step: int, config: SFTConfig) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: SFTConfig,
-              seed: int) -> list[dict]:
-    """Train in place for `config.steps` batches drawn from the toy train split; returns the loss log."""
+def planted_batches(config: SFTConfig) -> Callable[[random.Random], list[tuple[str, str]]]:
+    """Batches of (question, solution with slips drawn from the fork mix) over the toy train split."""
+    problems = split_problems("train")
+
+    def draw(rng: random.Random) -> list[tuple[str, str]]:
+        return [(p.question, sample_solution(p, config.fork_mix, rng)) for p in rng.sample(problems, config.batch_size)]
+    return draw
+
+
+def example_batches(examples: Sequence[tuple[str, str]], batch_size: int) -> Callable[[random.Random], list[tuple[str, str]]]:
+    """Batches drawn without replacement within a batch from fixed (question, answer) examples."""
+    def draw(rng: random.Random) -> list[tuple[str, str]]:
+        return rng.sample(list(examples), min(batch_size, len(examples)))
+    return draw
+
+
+def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: SFTConfig, seed: int,
+              draw: Callable[[random.Random], list[tuple[str, str]]] | None = None,
+              stop: Callable[[int], bool] | None = None) -> list[dict]:
+    """Train in place for up to `config.steps` batches (default: planted solutions); `stop(steps_done)`
+    is asked after every step and ends training early when true. Returns the loss log."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
-    problems = split_problems("train")
+    draw = draw or planted_batches(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay, betas=(0.9, 0.95))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
@@ -67,16 +86,18 @@ def train_sft(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config
     log: list[dict] = []
     bar = progress_bar(range(config.steps), desc="sft", unit="step")
     for step in bar:
-        batch = [encode_example(tokenizer, p.question, sample_solution(p, config.fork_mix, rng))
-                 for p in rng.sample(problems, config.batch_size)]
+        batch = [encode_example(tokenizer, question, answer) for question, answer in draw(rng)]
         loss = model(**_collate(batch, tokenizer.pad_token_id)).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         scheduler.step()
-        if step % 25 == 0 or step == config.steps - 1:
+        done = stop is not None and stop(step + 1)
+        if step % 25 == 0 or step == config.steps - 1 or done:
             log.append({"step": step + 1, "loss": round(loss.item(), 4)})
             bar.set_postfix(loss=f"{loss.item():.3f}")
+        if done:
+            break
     model.eval()
     return log

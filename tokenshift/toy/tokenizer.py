@@ -11,7 +11,7 @@ from transformers import PreTrainedTokenizerFast
 
 from tokenshift.builders.prompts import DEFAULT_INSTRUCTION
 from tokenshift.toy.arith import split_problems
-from tokenshift.toy.solutions import solution
+from tokenshift.toy.solutions import ForkMix, sample_solution
 
 ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = (ENDOFTEXT, IM_START, IM_END)
@@ -51,10 +51,10 @@ class TokenizerConfig:
 
 
 def _corpus(config: TokenizerConfig) -> Iterator[str]:
-    rng = random.Random(0)
+    rng, mix = random.Random(0), ForkMix(0.5, 0.5, 0.5, 0.5)  # every branch, fixed: merges never follow the mix
     for p in split_problems("train")[: config.n_train_problems]:
         yield f"user\n{p.question}\n{DEFAULT_INSTRUCTION}\nassistant\n"
-        yield solution(p, wrong_plan=rng.random() < 0.5, boxed=rng.random() < 0.5)
+        yield sample_solution(p, mix, rng)
     for _ in range(20):
         yield from GENERIC_TEXT
 
