@@ -27,8 +27,8 @@ class SFTControlSettings:
     learning_rate: float = 1e-3
     warmup_steps: int = 10
     check_every: int = 5  # steps between accuracy checks
-    n_check: int = 200  # held-out train problems (after the RL prompts) for the accuracy checks
-    tolerance: float = 0.03  # stop once sampled accuracy >= RL's - tolerance on the check problems
+    n_check: int = 500  # held-out train problems (after the RL prompts) for the accuracy checks
+    tolerance: float = 0.02  # stop once sampled accuracy >= RL's - tolerance on the check problems
     max_new_tokens: int = 128
     batch_generate: int = 100
 

@@ -15,6 +15,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from tokenshift.errors import TokenshiftError
+from tokenshift.toy.arith import N_TEST
 from tokenshift.toy.evaluate import EvalConfig, evaluate_dirs, load_model_dir, sampled_accuracy
 from tokenshift.toy.grpo import GRPOSettings, train_grpo
 from tokenshift.toy.model import ModelConfig, n_parameters, new_model, save_model_dir
@@ -38,7 +39,7 @@ class TrainConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
     sft_control: SFTControlSettings | None = field(default_factory=SFTControlSettings)  # None: no sft model
-    eval: EvalConfig | None = field(default_factory=EvalConfig)  # None: skip the final evaluation
+    eval: EvalConfig | None = field(default_factory=lambda: EvalConfig(n=N_TEST))  # the whole test split; None: skip
 
 
 def quick_config(seed: int = DEFAULT_SEED) -> TrainConfig:
