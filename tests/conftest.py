@@ -43,3 +43,14 @@ def pristine(tmp_path_factory) -> Path:
 def build(pristine, tmp_path) -> Path:
     """A private copy of the synthetic build that a test may corrupt."""
     return Path(shutil.copytree(pristine, tmp_path / "build"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models decode fastest on one thread (and far faster than two on shared, busy cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -14,15 +14,24 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from click.testing import CliRunner
 from interrupt import dies_on_call
-from test_cross_sample import MAX_NEW, _prompt_ids, _snapshot, build, crossed, one_thread, pair, thresholds  # noqa: F401
+from test_cross_sample import (  # noqa: F401
+    MAX_NEW,
+    _prompt_ids,
+    _snapshot,
+    assert_refused_in_one_line,
+    build,
+    crossed,
+    pair,
+    thresholds,
+)
 
 import tokenshift.builders.cross_sample as cs
 from tokenshift.builders import generate, score
 from tokenshift.builders.paired_decode import decode_batch
 from tokenshift.errors import TokenshiftError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REFERENCE_COMMIT = "6c109b2"  # main before criteria and runs: its cross_samples table is "today's table"
 OLD_COLUMNS = ["cross_id", "problem_id", "rl_model", "protocol", "direction", "threshold", "budget", "budget_unit",
                "sample_index", "seed", "response_text", "n_tokens", "n_interventions", "intervention_positions",
@@ -247,11 +256,4 @@ def test_two_runs_coexist_and_each_resumes_after_a_kill(tmp_path, build, crossed
     (["--criterion", "kl", "--protocol", "resample", "--budgets", "0,1"], "--protocol resample selects by JS"),
 ])
 def test_bad_criterion_weight_or_rate_is_a_one_line_error_and_writes_nothing(crossed, args, message):
-    from tokenshift.cli import cli
-
-    before = _snapshot(crossed)
-    result = CliRunner().invoke(cli, ["cross-sample", str(crossed), "--quiet", *args])
-    assert result.exit_code == 2, result.output
-    assert message in result.output and "Traceback" not in result.output
-    assert len(result.output.strip().splitlines()) == 1
-    assert _snapshot(crossed) == before
+    assert_refused_in_one_line(crossed, args, message)

@@ -23,13 +23,7 @@ QUESTIONS = ["Tom has 12 apples.", "He buys 7 more.", "What is 3 + 4?", "The ans
 MAX_NEW = 10
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models decode fastest on one thread (and far faster than two on shared, busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +197,18 @@ def _snapshot(out):
     return files, (out / "manifest.json").read_bytes() if (out / "manifest.json").exists() else None
 
 
+def assert_refused_in_one_line(crossed, args: list[str], message: str) -> None:
+    """`tokenshift cross-sample crossed *args` exits 2 with one line containing message, writing nothing."""
+    from tokenshift.cli import cli
+
+    before = _snapshot(crossed)
+    result = CliRunner().invoke(cli, ["cross-sample", str(crossed), "--quiet", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert _snapshot(crossed) == before
+
+
 @pytest.mark.parametrize("args, message", [
     (["--budgets", "0,-1"], "--budgets must be >= 0"),
     (["--budgets", "0,two"], "is not a comma-separated list of numbers"),
@@ -213,14 +219,7 @@ def _snapshot(out):
     (["--samples", "0"], "--samples must be >= 1"),
 ])
 def test_bad_parameters_are_one_line_errors_and_write_nothing(crossed, args, message):
-    from tokenshift.cli import cli
-
-    before = _snapshot(crossed)
-    result = CliRunner().invoke(cli, ["cross-sample", str(crossed), "--quiet", *args])
-    assert result.exit_code == 2, result.output
-    assert message in result.output and "Traceback" not in result.output
-    assert len(result.output.strip().splitlines()) == 1
-    assert _snapshot(crossed) == before
+    assert_refused_in_one_line(crossed, args, message)
 
 
 def test_dir_without_build_and_other_config_refused(tmp_path, crossed, thresholds):

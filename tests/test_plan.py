@@ -7,7 +7,6 @@ import shutil
 
 import pyarrow.parquet as pq
 import pytest
-import torch
 from click.testing import CliRunner
 from tiny_pair import make_pair
 
@@ -21,12 +20,7 @@ QUESTIONS = ["Tom has 12 apples.", "He buys 7 more.", "What is 3 + 4?", "The ans
 MAX_NEW, SAMPLES = 8, 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,14 @@ import shutil
 
 import pytest
 import torch
-from test_cross_sample import MAX_NEW, QUESTIONS, build, crossed, one_thread, pair, thresholds  # noqa: F401
+from test_cross_sample import MAX_NEW, QUESTIONS, build, crossed, pair, thresholds  # noqa: F401
 
 import tokenshift.builders.cross_sample as cs
 from tokenshift.builders import generate, models
 from tokenshift.builders.paired_decode import decode_batch
 from tokenshift.builders.shared_prefix import Member, decode_shared
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STEPS = 14
 
 
