@@ -89,12 +89,11 @@ t AS (
            tk.rl_top1_rank_base <= getvariable('top_rank') AS in_top,
            tk.topk_overlap::DOUBLE AS overlap,
            exp(tk.topk_rl_logp[1]::DOUBLE) AS q_top1,
-           CASE WHEN list_position(tk.topk_base_ids, tk.top1_rl) IS NOT NULL
-                    THEN exp(tk.topk_base_logp[list_position(tk.topk_base_ids, tk.top1_rl)]::DOUBLE)
-                WHEN tk.rl_top1_rank_base <= len(tk.topk_base_logp)
-                    THEN exp(tk.topk_base_logp[tk.rl_top1_rank_base]::DOUBLE)
-                WHEN tk.top1_rl = tk.token_id THEN exp(tk.logp_base::DOUBLE) END AS p_top1_exact,
-           exp(list_min(tk.topk_base_logp)::DOUBLE) AS p_k
+           -- p(t*) where base's top-K holds it (t*'s entry, else the entry at its rank), else the sampled token's
+           coalesce(exp(tk.topk_base_logp[coalesce(list_position(tk.topk_base_ids, tk.top1_rl),
+                        CASE WHEN tk.rl_top1_rank_base <= len(tk.topk_base_logp) THEN tk.rl_top1_rank_base END)]::DOUBLE),
+                    CASE WHEN tk.top1_rl = tk.token_id THEN exp(tk.logp_base::DOUBLE) END) AS p_top1_exact,
+           exp(tk.topk_base_logp[-1]::DOUBLE) AS p_k  -- most probable first (schemas): the last is the smallest
     FROM tokens AS tk JOIN generations AS g USING (generation_id)
     JOIN cut AS c ON c.rl_model = tk.rl_model AND c.sampler = tk.sampler
 ),

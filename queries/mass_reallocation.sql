@@ -47,14 +47,14 @@ SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
 WITH t AS (
     SELECT sampler, rl_model, js::DOUBLE >= getvariable('js_threshold') AS is_over,
            exp(topk_rl_logp[1]::DOUBLE) AS q_top1,
-           CASE WHEN list_position(topk_base_ids, top1_rl) IS NOT NULL
-                    THEN exp(topk_base_logp[list_position(topk_base_ids, top1_rl)]::DOUBLE)
-                WHEN rl_top1_rank_base <= len(topk_base_logp)
-                    THEN exp(topk_base_logp[rl_top1_rank_base]::DOUBLE)
-                WHEN top1_rl = token_id THEN exp(logp_base::DOUBLE) END AS p_top1_exact,
-           list_contains(topk_base_ids, top1_rl) OR rl_top1_rank_base <= len(topk_base_logp) AS top1_in_base_topk,
-           exp(list_min(topk_base_logp)::DOUBLE) AS p_k,
-           exp(list_min(topk_rl_logp)::DOUBLE) AS q_k,
+           -- where base's top-K holds p(t*): t*'s own entry, else the entry at its rank (ties share the best rank)
+           coalesce(list_position(topk_base_ids, top1_rl),
+                    CASE WHEN rl_top1_rank_base <= len(topk_base_logp) THEN rl_top1_rank_base END) AS top1_at,
+           CASE WHEN top1_rl = token_id THEN exp(logp_base::DOUBLE) END AS p_token,
+           topk_base_logp,
+           -- the lists are most probable first (schemas), so the last entry is the smallest
+           exp(topk_base_logp[-1]::DOUBLE) AS p_k,
+           exp(topk_rl_logp[-1]::DOUBLE) AS q_k,
            list_sum(list_transform(topk_base_logp, lambda lp: exp(lp::DOUBLE))) AS base_mass,
            list_transform(topk_rl_logp, lambda lp: exp(lp::DOUBLE)) AS q_r,
            list_transform(topk_rl_ids, lambda i: CASE WHEN list_contains(topk_base_ids, i) THEN 0.0 ELSE 1.0 END
@@ -66,7 +66,8 @@ WITH t AS (
     FROM tokens
 ),
 k AS (
-    SELECT sampler, rl_model, is_over, q_top1, p_top1_exact, top1_in_base_topk, p_k, q_k, base_mass,
+    SELECT sampler, rl_model, is_over, q_top1, top1_at IS NOT NULL AS top1_in_base_topk,
+           coalesce(exp(topk_base_logp[top1_at]::DOUBLE), p_token) AS p_top1_exact, p_k, q_k, base_mass,
            list_dot_product(q_r, not_in_s) AS rl_mass_outside,
            list_sum(q_r) - list_dot_product(q_r, not_in_s) + coalesce(q_token, 0.0) AS rl_mass_known,
            k_s - (k_r - list_sum(not_in_s)::INTEGER) - (q_token IS NOT NULL)::INTEGER AS n_unknown

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -92,7 +93,14 @@ def _table_counts(con: duckdb.DuckDBPyConnection, src: Source) -> str:
 
 def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
                  overwrite: bool = False) -> Path:
-    """Run every recipe on `source` and write CSVs, PNGs and index.md into `out_dir`; returns index.md's path."""
+    """Run every recipe on `source` and write CSVs, PNGs and index.md into `out_dir`; returns index.md's path.
+
+    The recipes run one after another on one connection; a second thread writes each result's CSV and
+    PNG and loads the build's tokenizer for the viewer while DuckDB computes the next recipe (DuckDB
+    releases the GIL, and matplotlib is only ever used from that thread).
+    """
+    from tokenshift.queries.viewer import build_tokenizer, report_section  # the most divergent answers' pages
+
     out = Path(out_dir)
     con, src = connect(source)
     try:
@@ -107,30 +115,34 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
                 f"`tokenshift query NAME --data {src.spec} --param name=value`, or paste "
                 f"`tokenshift query NAME --data {src.spec} --print-sql` into the duckdb shell.", ""]
         toc, body = ["## Contents", ""], []
-        for number, name in enumerate(recipe_names(), start=1):
-            recipe = load_recipe(name)
-            title = TITLES.get(name, name.replace("_", " ").capitalize())
-            anchor = name.replace("_", "-")
-            section = [f'<a id="{anchor}"></a>', f"## {number}. {title}", "", f"Recipe `{name}`: {recipe.summary}", ""]
-            try:
-                df = execute_recipe(con, recipe, src, {})
-            except MissingTableError as err:
-                toc.append(f"{number}. [{title}](#{anchor}) — skipped")
-                body += section + [f"**Skipped**: {err}.", ""]
-                continue
-            toc.append(f"{number}. [{title}](#{anchor})")
-            df.to_csv(out / f"{name}.csv", index=False)
-            if recipe.params:
-                defaults = ", ".join(f"`{p.name} = {p.default_sql}`" for p in recipe.params.values())
-                section += [f"Parameters: {defaults}.", ""]
-            labels = {p.name: p.default_sql for p in recipe.params.values()}
-            if name in PLOTTERS and save_plot(name, df, out / f"{name}.png", labels):
-                section += [f"![{title}]({name}.png)", ""]
-            section += [f"Table ({len(df)} rows; [{name}.csv]({name}.csv)):", "", markdown_table(df), ""]
-            body += section
-        from tokenshift.queries.viewer import report_section  # the viewer pages of the most divergent answers
-
-        toc_line, section = report_section(con, src, out / "viewer", len(toc) - 1)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenshift-report") as writer:
+            tokenizer = writer.submit(build_tokenizer, src)
+            written = []
+            for number, name in enumerate(recipe_names(), start=1):
+                recipe = load_recipe(name)
+                title = TITLES.get(name, name.replace("_", " ").capitalize())
+                anchor = name.replace("_", "-")
+                section = [f'<a id="{anchor}"></a>', f"## {number}. {title}", "",
+                           f"Recipe `{name}`: {recipe.summary}", ""]
+                try:
+                    df = execute_recipe(con, recipe, src, {})
+                except MissingTableError as err:
+                    toc.append(f"{number}. [{title}](#{anchor}) — skipped")
+                    body += section + [f"**Skipped**: {err}.", ""]
+                    continue
+                toc.append(f"{number}. [{title}](#{anchor})")
+                if recipe.params:
+                    defaults = ", ".join(f"`{p.name} = {p.default_sql}`" for p in recipe.params.values())
+                    section += [f"Parameters: {defaults}.", ""]
+                labels = {p.name: p.default_sql for p in recipe.params.values()}
+                written.append(writer.submit(_write_result, name, df, out, labels))
+                if name in PLOTTERS:
+                    section += [f"![{title}]({name}.png)", ""]
+                section += [f"Table ({len(df)} rows; [{name}.csv]({name}.csv)):", "", markdown_table(df), ""]
+                body += section
+            for job in written:
+                job.result()  # a failed CSV or PNG fails the report here
+            toc_line, section = report_section(con, src, out / "viewer", len(toc) - 1, tokenizer.result)
         toc.append(toc_line)
         body += section
         text = "\n".join(head + toc + [""] + body)
@@ -138,3 +150,9 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
     finally:
         con.close()
     return out / "index.md"
+
+
+def _write_result(name: str, df: pd.DataFrame, out: Path, labels: dict[str, str]) -> None:
+    """One recipe's CSV and, for a plotted recipe, its PNG."""
+    df.to_csv(out / f"{name}.csv", index=False)
+    save_plot(name, df, out / f"{name}.png", labels)

@@ -15,6 +15,7 @@ import math
 import os
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,29 +182,61 @@ def _token_texts(con: duckdb.DuckDBPyConnection, ids: np.ndarray) -> dict[int, s
     return {int(i): t for i, t in rows}
 
 
-def _build_tokenizer_texts(src: Source, ids: list[int]) -> dict[int, str]:
-    """Text of token ids no answer sampled, decoded as the build decodes tokens, by the build's own tokenizer when
-    it is on this machine (its model directory or the Hub cache, never downloaded) and hashes as the manifest
-    says; else nothing (the page then shows #id)."""
-    if src.kind != "local" or not ids:
-        return {}
+def build_tokenizer(src: Source):
+    """The build's own tokenizer when this machine has it (its model directory or the Hub cache, never downloaded)
+    and it hashes as the manifest says; else None (pages then name ids no answer sampled as #id)."""
+    if src.kind != "local":
+        return None
     try:
         manifest = read_manifest(src.root)
         base, expected = manifest["models"]["base"], manifest["tokenizer"]["sha256"]
         source, revision = model_location(base["source"]), base.get("revision")
     except (TokenshiftError, KeyError, TypeError, AttributeError):
-        return {}
+        return None
     try:
-        from transformers import AutoTokenizer
-
         from tokenshift.builders.models import tokenizer_sha256
 
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, local_files_only=True)
-        if tokenizer_sha256(tokenizer) != expected:
-            return {}
+        tokenizer = _local_tokenizer(source, revision)
+        if tokenizer is None or tokenizer_sha256(tokenizer) != expected:
+            return None
     except Exception:  # noqa: BLE001 - absent, moved or unreadable: the page names such ids by number
+        return None
+    return tokenizer
+
+
+def _build_tokenizer_texts(tokenizer, ids: list[int]) -> dict[int, str]:
+    """Text of token ids no answer sampled, decoded as the build decodes tokens (none without its tokenizer)."""
+    if tokenizer is None:
         return {}
     return {i: tokenizer.decode([i]) for i in ids if 0 <= i < len(tokenizer)}
+
+
+def _local_tokenizer(source: str, revision: str | None):
+    """The tokenizer at `source` if this machine has it (never downloaded), else None.
+
+    A fast tokenizer (tokenizer.json) loads as `PreTrainedTokenizerFast`, whose import does not pull in torch
+    (about 2 s of a report); only a tokenizer without tokenizer.json goes through AutoTokenizer.
+    """
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        fast = (folder / "tokenizer.json").is_file()
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            fast = isinstance(try_to_load_from_cache(source, "tokenizer.json", revision=revision), str)
+            if not fast and not isinstance(try_to_load_from_cache(source, "tokenizer_config.json",
+                                                                  revision=revision), str):
+                return None  # not in this machine's Hub cache
+        except ValueError:  # neither a folder here nor a Hub repo id
+            return None
+    if fast:
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast.from_pretrained(source, revision=revision, local_files_only=True)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(source, revision=revision, local_files_only=True)
 
 
 def _answers(con: duckdb.DuckDBPyConnection, picks: list[Pick]) -> pd.DataFrame:
@@ -355,9 +388,14 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_pages(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick], out: Path) -> list[Page]:
+def write_pages(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick], out: Path,
+                tokenizer: Callable[[], object] | None = None) -> list[Page]:
     """Write one page per pick and index.html into `out` (a previous viewer's pages there are replaced, only once
-    every new page has been made, so a failure leaves the old ones in place)."""
+    every new page has been made, so a failure leaves the old ones in place).
+
+    tokenizer: returns the build's tokenizer or None (default: `build_tokenizer(src)`), called only when a
+    page shows a candidate no answer sampled.
+    """
     if out.exists() and not out.is_dir():
         raise TokenshiftError(f"--out {out} exists and is not a directory")
     frames = _token_frames(con, src, picks) if picks else {}
@@ -365,7 +403,9 @@ def write_pages(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick], 
     flat = [pc.list_flatten(c.combine_chunks()).to_numpy(zero_copy_only=False) for c in ids]
     candidates = np.unique(np.concatenate(flat)) if flat else np.array([], dtype=np.int64)
     texts = _token_texts(con, candidates) if flat else {}
-    texts.update(_build_tokenizer_texts(src, [int(i) for i in candidates if i >= 0 and int(i) not in texts]))
+    unsampled = [int(i) for i in candidates if i >= 0 and int(i) not in texts]
+    if unsampled:
+        texts.update(_build_tokenizer_texts((tokenizer or (lambda: build_tokenizer(src)))(), unsampled))
     answers = _answers(con, picks) if picks else pd.DataFrame()
     problems = sorted({str(answers.loc[p.generation_id, "problem_id"]) for p in picks
                        if p.generation_id in answers.index})
@@ -464,10 +504,11 @@ def _md(text: str) -> str:
     return re.sub(r"([\\`*_\[\]()|<>])", r"\\\1", str(text)).replace("\n", " ")
 
 
-def report_section(con: duckdb.DuckDBPyConnection, src: Source, out: Path, number: int) -> tuple[str, list[str]]:
+def report_section(con: duckdb.DuckDBPyConnection, src: Source, out: Path, number: int,
+                   tokenizer: Callable[[], object] | None = None) -> tuple[str, list[str]]:
     """For `tokenshift report`: write the REPORT_TOP most divergent answers per sampler into `out` and return the
-    contents line and the markdown section linking them."""
-    pages = write_pages(con, src, select_answers(con, (), REPORT_TOP), out)
+    contents line and the markdown section linking them (tokenizer: as in write_pages)."""
+    pages = write_pages(con, src, select_answers(con, (), REPORT_TOP), out, tokenizer)
     title = "Token viewer: the most divergent answers"
     rel = out.name
     lines = ['<a id="token-viewer"></a>', f"## {number}. {title}", "",

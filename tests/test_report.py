@@ -137,3 +137,16 @@ def test_cli_report(builds, tmp_path):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "--overwrite" in lines[0]
+
+
+def test_report_fails_when_a_figure_fails_and_writes_no_index(builds, tmp_path, monkeypatch):
+    """The CSVs and PNGs are written on a second thread: its error still fails the report, before index.md."""
+    import tokenshift.queries.report as report
+
+    def broken(name, df, path, params=None):
+        raise RuntimeError(f"cannot draw {name}")
+
+    monkeypatch.setattr(report, "save_plot", broken)
+    with pytest.raises(RuntimeError, match="cannot draw js_distribution"):
+        write_report(builds["full"], tmp_path / "report")
+    assert not (tmp_path / "report" / "index.md").exists()
