@@ -104,6 +104,8 @@ def field_expectations(table: str, f: Field, ctx: Context) -> list:
         out.append(_in_set(table, f"_{f.name}_len", [length], report_column=f.name))
     if f.item_high is not None:
         out.append(_between(table, f"_{f.name}_max", None, f.item_high, f.tol, report_column=f.name))
+    if f.descending:
+        out.append(_between(table, f"_{f.name}_rises", None, 0, report_column=f.name))
     return out
 
 

@@ -38,7 +38,7 @@ class Field:
 
     low/high bound the values (inclusive, ± tol for float rounding); allowed is a tuple of values or a
     per-build set (RL_MODELS, SAMPLERS); length fixes every list's length (TOP_K); item_high bounds a
-    list's elements. Only name, type, description and nullable reach the parquet files.
+    list's elements; descending: each list is non-increasing (recipes read its last entry as its smallest). Only name, type, description and nullable reach the parquet files.
     """
 
     name: str
@@ -51,6 +51,7 @@ class Field:
     allowed: tuple | str | None = field(default=None, kw_only=True)
     length: str | int | None = field(default=None, kw_only=True)
     item_high: float | None = field(default=None, kw_only=True)
+    descending: bool = field(default=False, kw_only=True)  # every list non-increasing (most probable first)
 
     def to_arrow(self) -> pa.Field:
         return pa.field(self.name, self.type, nullable=self.nullable,
@@ -75,6 +76,8 @@ class Field:
             parts.append(f"length {self.length}")
         if self.item_high is not None:
             parts.append(f"each <= {_bound_text(self.item_high)}")
+        if self.descending:
+            parts.append("non-increasing")
         return "; ".join(parts) or "any"
 
 
@@ -139,10 +142,10 @@ TOKENS = (
     Field("rl_top1_rank_base", pa.int32(), "1-based rank under base of the RL top-1 token", low=1),
     Field("topk_base_ids", pa.list_(pa.int32()), f"base top-K token ids; {_TOPK_NOTE}", length=TOP_K),
     Field("topk_base_logp", pa.list_(pa.float32()), f"base top-K {_LOGP}; {_TOPK_NOTE}",
-          length=TOP_K, item_high=0.0, tol=FLOAT32_TOL),
+          length=TOP_K, item_high=0.0, tol=FLOAT32_TOL, descending=True),
     Field("topk_rl_ids", pa.list_(pa.int32()), f"RL top-K token ids; {_TOPK_NOTE}", length=TOP_K),
     Field("topk_rl_logp", pa.list_(pa.float32()), f"RL top-K {_LOGP}; {_TOPK_NOTE}",
-          length=TOP_K, item_high=0.0, tol=FLOAT32_TOL),
+          length=TOP_K, item_high=0.0, tol=FLOAT32_TOL, descending=True),
     Field("topk_overlap", pa.float32(), "|top-K base ∩ top-K RL| / K, in [0, 1]", low=0.0, high=1.0, tol=FLOAT32_TOL),
 )
 

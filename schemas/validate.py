@@ -338,6 +338,15 @@ def _list_max(column: pa.ChunkedArray) -> np.ndarray:
     return out
 
 
+def _list_rises(column: pa.ChunkedArray) -> np.ndarray:
+    """Per list, how many entries are larger than the one before (0: non-increasing), as float64."""
+    column = column.combine_chunks()
+    values = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.float64)
+    parents = pc.list_parent_indices(column).to_numpy(zero_copy_only=False)
+    rise = (parents[1:] == parents[:-1]) & (values[1:] > values[:-1])
+    return np.bincount(parents[1:][rise], minlength=len(column)).astype(np.float64)
+
+
 def _derive_tokens(batch: pa.Table, frame: pd.DataFrame, generations: pd.DataFrame | None) -> None:
     """Helper columns: top-K list lengths and maxima, and the generation's n_tokens and sampler per row."""
     names = set(batch.column_names)
@@ -347,6 +356,9 @@ def _derive_tokens(batch: pa.Table, frame: pd.DataFrame, generations: pd.DataFra
     for col in ("topk_base_logp", "topk_rl_logp"):
         if col in names:
             frame[f"_{col}_max"] = _list_max(batch.column(col))
+    for f in TABLE_FIELDS["tokens"]:
+        if f.descending and f.name in names:
+            frame[f"_{f.name}_rises"] = _list_rises(batch.column(f.name))
     if generations is None or "generation_id" not in names:
         return
     info = generations

@@ -89,6 +89,23 @@ def test_js_out_of_range(build):
         ("expect_column_values_to_be_between", "js", 3)]
 
 
+def test_topk_logp_out_of_order(build):
+    """Top-K log-prob lists are most probable first (recipes read the last entry as the smallest): a list with a
+    rise is named, counted once per list."""
+    def swap_two(t: pa.Table) -> pa.Table:
+        lists = t.column("topk_rl_logp").to_pylist()
+        for i in (0, 5):
+            lists[i] = [lists[i][1], lists[i][0]] + lists[i][2:]  # a strict rise where the first two differ
+        assert all(lists[i][0] < lists[i][1] for i in (0, 5))
+        return set_column(t, "topk_rl_logp", pa.array(lists, type=t.schema.field("topk_rl_logp").type))
+
+    rewrite(first_part(build, "tokens"), swap_two)
+    refresh_manifest_tables(build)
+    report = validate_build(build)
+    failure = only_failure(report, "expect_column_values_to_be_between", "topk_rl_logp", "tokens")
+    assert failure.unexpected_count == 2
+    assert report.failure("expect_column_values_to_be_between", "topk_base_logp", "tokens") is None
+
 def test_duplicate_key(build):
     rewrite(first_part(build, "tokens"), lambda t: pa.concat_tables([t, t.slice(0, 1)]))
     refresh_manifest_tables(build)
