@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -43,8 +45,11 @@ from tokenshift.builders.cross_config import THRESHOLD_CRITERIA, CrossSampleConf
 from tokenshift.builders.paired_decode import Decoded, decode_batch
 from tokenshift.builders.shards import derive_seed
 from tokenshift.builders.shared_prefix import Member, decode_shared, supports_forks
-from tokenshift.errors import TokenshiftError
+from tokenshift.errors import TokenshiftError, warn
 from tokenshift.progress import progress_bar
+
+if TYPE_CHECKING:
+    from tokenshift.builders.build_answers import Known
 
 RESAMPLE_PERCENTILE = 90.0
 TOP1_THRESHOLD = 0.5  # top1_differs scores 1 where the argmaxes differ, 0 where they agree
@@ -62,6 +67,13 @@ class Run:
     rl: object
     sampling: generate.SamplingConfig
     progress: bool
+    said: set[str] = field(default_factory=set)
+
+    def say_once(self, line: str, key: str | None = None) -> None:
+        """A warning this run prints once per key (default: the line), not again from another shard or batch."""
+        if (key or line) not in self.said:
+            self.said.add(key or line)
+            warn(line)
 
     def roles(self, direction: str) -> tuple[str, object, object]:
         """(driver name, driver, intervening model) of a direction."""
@@ -136,10 +148,10 @@ class PairDecoder:
                             criterion=criterion, mix_weight=config.mix_weight, rates=rates, selector=selector)
 
     def shared(self, prefixes, limit: int, generator, settings: list[tuple["Selection | None", float] | None],
-               seed: int, batch: int, rows: range, state_of: int | None = None) -> list[list[Decoded]]:
+               seed: int, batch: int, rows: range, state_of: int | None = None, known=None) -> list[list[Decoded]]:
         """decode_shared over settings (selection, cap; None: the driver alone) of batch `batch` (prefix rows
         `rows`): one tree, rows per setting; a random control draws from its generator for (seed, batch), as
-        the per-setting decode does; state_of: see decode_shared."""
+        the per-setting decode does; state_of, known: see decode_shared."""
         groups: dict[tuple, int] = {}
         selectors, row_rates, members = [], [], []
         for sel, cap in settings:
@@ -159,7 +171,7 @@ class PairDecoder:
         config = self.run.config
         return decode_shared(self.driver, self.other, prefixes, limit, self.run.sampling, self.stop_ids,
                              self.pad_id, len(self.run.tokenizer), generator, members, config.criterion,
-                             config.mix_weight, tuple(selectors), tuple(row_rates), state_of)
+                             config.mix_weight, tuple(selectors), tuple(row_rates), state_of, known)
 
     def generator(self, seed: int) -> torch.Generator:
         return torch.Generator(device=models.input_device(self.driver)).manual_seed(seed)
@@ -200,17 +212,24 @@ def _batches(n: int, size: int) -> list[range]:
 
 
 def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed: int, label: str,
-                 chosen: list[Selection]) -> dict[tuple[Selection, float], list[Decoded]]:
+                 chosen: list[Selection],
+                 known: "Sequence[Known] | None" = None) -> dict[tuple[Selection, float], list[Decoded]]:
     """{(selection, budget): decoded rows aligned with prefixes} for every selection and budget.
 
     Per batch, the distinct settings (selection and cap; budgets whose cap is 0 are the driver alone,
     as is a matched control whose rates are all 0 there, and a matched control with the same per-row
     rates as an earlier one is that one) decode in trees of at most --max-branches settings, the driver
     alone in the first, each shared prefix once (shared_prefix.decode_shared: bit-identical to
-    decoding each setting alone, `_per_setting_runs`).
+    decoding each setting alone, `_per_setting_runs`). known: the build's answers of the driver aligned
+    with prefixes (build_answers): the driver alone ends where only it is left on a row's trunk (a tree
+    of the driver alone decodes nothing); a batch where one differs from what the tree decoded is
+    decoded again without them, and they are not used for the rest of this call.
     """
     width = run.config.max_branches
     if width == 1 or not supports_forks(decode.driver):
+        if known is not None and width > 1:
+            run.say_once("budget 0 (the driver alone): decoded, not read from the build: the model's cache cannot "
+                         "fork, so settings decode one by one (the reference path)")
         return _per_setting_runs(run, decode, prefixes, seed, label, chosen)
     limit = run.sampling.max_new_tokens
     batches = _batches(len(prefixes), run.sampling.batch_size)
@@ -231,9 +250,18 @@ def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed:
             members.setdefault(key, (sel, cap))
         decoded, after = {}, None
         for tree in _trees(list(members), width):
+            state_of = tree.index(alone) if alone in tree else None
+            batch_known = [known[i] for i in rows] if known is not None and state_of is not None else None
             generator.set_state(state)
             rows_of = decode.shared([prefixes[i] for i in rows], limit, generator, [members[k] for k in tree],
-                                    seed, b, rows, state_of=tree.index(alone) if alone in tree else None)
+                                    seed, b, rows, state_of, batch_known)
+            if batch_known is not None and _differs(rows_of[state_of], batch_known):
+                run.say_once(f"budget 0 (the driver alone): the build's answers were not reproduced (first in {label}, "
+                             f"batch {b}): budget 0 is decoded there and from there on", key="not reproduced")
+                known = None
+                generator.set_state(state)
+                rows_of = decode.shared([prefixes[i] for i in rows], limit, generator, [members[k] for k in tree],
+                                        seed, b, rows, state_of)
             if alone in tree:  # the next batch starts where the driver alone left the generator
                 after = generator.get_state()
             decoded.update(zip(tree, rows_of, strict=True))
@@ -243,6 +271,12 @@ def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed:
         bar.update(1 + sum(len(s.budgets) for s in chosen))
     bar.close()
     return {s: [d for part in parts[s] for d in part] for s in settings}
+
+
+def _differs(rows: list[Decoded], known: "Sequence[Known]") -> bool:
+    """Whether the driver alone's rows are not the build's answers (a row the tree decoded to its end differs)."""
+    return any(d.token_ids != list(k.token_ids) or d.finish_reason != k.finish_reason
+               for d, k in zip(rows, known, strict=True))
 
 
 def _group_key(sel: Selection) -> tuple:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from tokenshift.builders import grade
+from tokenshift.builders import build_answers, grade
 from tokenshift.builders.cross_config import directions
 from tokenshift.builders.cross_protocols import PairDecoder, Run, Selection, resample_runs, selections, setting_runs
 from tokenshift.builders.cross_runs import id_prefix, part_file
@@ -23,6 +23,7 @@ def shard_rows(run: Run, shard: int, prompts: list[dict]) -> list[dict]:
     prompt_ids = [tok(p["prompt"], add_special_tokens=False)["input_ids"] for p in prompts]
     jobs = [(i, s) for i in range(len(prompts)) for s in range(config.samples)]
     matched = matched_rates(run, shard, prompts, jobs) if config.match else {}
+    answers = known_answers(run, shard, prompts, jobs)
     rows = []
     for direction in directions(config):
         driver_name, driver, other = run.roles(direction)
@@ -41,12 +42,26 @@ def shard_rows(run: Run, shard: int, prompts: list[dict]) -> list[dict]:
         chosen = selections(config) if not config.match else [
             Selection(t, (b,), control_seed=c, row_rates=rates, uncapped=True, direction=d)
             for (d, t, b), rates in matched.items() if d == direction for c in range(config.control_seeds)]
-        for (sel, budget), decoded in setting_runs(run, decoder, prefixes, seed, label, chosen).items():
+        known = answers.get(driver_name) if "not reproduced" not in run.said else None
+        for (sel, budget), decoded in setting_runs(run, decoder, prefixes, seed, label, chosen, known).items():
             rows += [_row(run, direction, sel, budget, prompts[i], s, seed, d,
                           None if sel.row_rates is None else sel.row_rates[j])
                      for j, ((i, s), d) in enumerate(zip(jobs, decoded, strict=True))]
     _grade(run, rows, {p["problem_id"]: p["gold_answer"] for p in prompts})
     return rows
+
+
+def known_answers(run: Run, shard: int, prompts: list[dict], jobs: list[tuple[int, int]]) -> dict[str, tuple]:
+    """{driver name: the build's answers aligned with jobs} of the drivers whose budget 0 is read from the build;
+    why another's is not is said once (a reason every shard shares is in the plan's line instead)."""
+    if build_answers.why_decoded(run.config, run.build) is not None:
+        return {}
+    drivers = [run.roles(d)[0] for d in directions(run.config)]
+    found = build_answers.shard_answers(run, shard, prompts, jobs, drivers)
+    for name, answers in found.items():
+        if isinstance(answers, str):
+            run.say_once(f"budget 0 (the driver alone) of {name}: decoded, not read from the build: {answers}")
+    return {name: answers for name, answers in found.items() if not isinstance(answers, str)}
 
 
 def matched_rates(run: Run, shard: int, prompts: list[dict],

@@ -123,7 +123,9 @@ def cross_sample_plan(config, overwrite: bool = False) -> Plan:
     """The plan of `tokenshift cross-sample`: reads the build's manifest and prompts, never a model."""
     import pyarrow.parquet as pq
 
+    from tokenshift.builders import build_answers
     from tokenshift.builders import cross_sample as cs
+    from tokenshift.builders.build import BuildConfig
     from tokenshift.builders.shards import ShardSpec, part_name
 
     cs.validate_config(dataclasses.replace(config, ray=None, ray_workers=None))
@@ -160,6 +162,7 @@ def cross_sample_plan(config, overwrite: bool = False) -> Plan:
                     f"per prompt; prompts: {prompts:,}; max {max_new:,} new tokens")
     settings.append(f"full decodes of each answer per direction: at most {passes} (paired: both models run every "
                     "step; the settings' shared prefixes decode once, so a run decodes less)")
+    settings.append(build_answers.plan_line(config, BuildConfig.from_manifest(build)))
     answers = per_direction * rows * len(dirs)
     return Plan("cross-sample", tuple(settings), answers, per_direction * len(dirs) * passes * max_new, 0,
                 len(pending), "scored tokens: none (JS comes from the paired decode)")

@@ -24,7 +24,9 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -42,6 +44,9 @@ from tokenshift.builders.paired_decode import (
 )
 from tokenshift.builders.plan import record_decoded
 from tokenshift.builders.score import js_divergence
+
+if TYPE_CHECKING:
+    from tokenshift.builders.build_answers import Known
 
 
 @dataclass(frozen=True)
@@ -108,19 +113,35 @@ def supports_forks(model) -> bool:
 def decode_shared(driver, other, prefixes: list[list[int]], limit: int, sampling: SamplingConfig,
                   stop_ids: set[int], pad_id: int, vocab_size: int, generator: torch.Generator | None,
                   members: list[Member], criterion: str = "js", mix_weight: float = 1.0,
-                  selectors: tuple = (), rates: tuple = (), state_of: int | None = None) -> list[list[Decoded]]:
+                  selectors: tuple = (), rates: tuple = (), state_of: int | None = None,
+                  known: "Sequence[Known | None] | None" = None) -> list[list[Decoded]]:
     """Per member, its rows aligned with prefixes: bit-identical to `decode_batch` of that member alone
     (threshold, caps [cap] * n, and for random its group's rates and selector) from the same generator state.
 
     state_of = p: the generator is left where `decode_batch` of member p alone leaves it (its last draw).
+    known[j]: the driver's answer of row j as the build sampled it (build_answers), or None. Members
+    with cap 0 are the driver alone; row j of the trunk they are on is checked against known[j] at
+    every step, and once only they are left on it, it ends there with known[j]'s tokens (js and
+    scores cover the decoded positions only). A row that differs decodes on: the caller compares.
+    When every member has cap 0 and every row is known, nothing is decoded: the generator makes the
+    draws the driver alone would.
     """
     started = time.perf_counter()
     device = input_device(driver)
     n = len(prefixes)
     if limit <= 0 or not n:
         return [[Decoded([], "length") for _ in prefixes] for _ in members]
-    ids, mask = _left_pad(prefixes, pad_id, device)
     warps, greedy = warpers(sampling), sampling.temperature == 0
+    alone = {p for p, m in enumerate(members) if m.cap == 0}
+    replay = [k if alone and k is not None and _replayable(k, stop_ids, limit) else None
+              for k in (known if known is not None else [None] * n)]
+    if len(alone) == len(members) and all(k is not None for k in replay):
+        if not greedy:  # the driver alone's one Exp(1) draw per step until its longest row ends
+            shape = (n, _logits_width(driver))
+            for _ in range(max(len(k.token_ids) for k in replay)):
+                torch.empty(shape, dtype=torch.float32, device=device).exponential_(1, generator=generator)
+        return [[Decoded(list(k.token_ids), k.finish_reason) for k in replay] for _ in members]
+    ids, mask = _left_pad(prefixes, pad_id, device)
     root = _Wave([_Stepper(driver, device), _Stepper(other, device)], n)
     root.logits = tuple(s(ids, mask) for s in root.steppers)
     root.slots = [_Branch(list(range(len(members)))) for _ in range(n)]
@@ -131,7 +152,8 @@ def decode_shared(driver, other, prefixes: list[list[int]], limit: int, sampling
     thresholds = sorted({m.threshold for m in members if m.group is None and m.cap > 0})
     rate_t = [torch.tensor(r, dtype=torch.float64, device=device) for r in rates]
     draws: list[list[list[float]]] = [[] for _ in selectors]  # per group and step: the selection draws
-    decoded, state = 0, None
+    reused: list[list[Known | None]] = [[None] * n for _ in members]  # rows ended with the build's answer
+    decoded, state, steps = 0, None, 0
     for step in range(limit):
         chosen_by_group = []
         for g, selector in enumerate(selectors):
@@ -158,19 +180,33 @@ def decode_shared(driver, other, prefixes: list[list[int]], limit: int, sampling
                 if branch is None:
                     continue
                 tokens[j] = branch.tokens[-1]
+                k = replay[j] if branch.parent is None else None  # the trunk: the driver alone's path
+                if k is not None and (step >= len(k.token_ids) or k.token_ids[step] != tokens[j]):
+                    replay[j] = k = None  # not the build's answer: decode it
                 if tokens[j] in stop_ids or step + 1 >= limit:
                     for p in branch.members:
                         ended[p][j] = (branch, step)
+                    wave.slots[j] = None
+                elif k is not None and all(p in alone for p in branch.members):
+                    for p in branch.members:
+                        ended[p][j] = (branch, step)
+                        reused[p][j] = k
                     wave.slots[j] = None
             if all(b is None for b in wave.slots):
                 waves.remove(wave)
                 continue
             token = torch.tensor(tokens, dtype=torch.long, device=device)
             wave.logits = tuple(s(token[:, None], mask) for s in wave.steppers)
-        if state_of is not None and state is None and all(e is not None for e in ended[state_of]):
+        steps = step + 1
+        if state_of is not None and state is None and all(e is not None for e in ended[state_of]) \
+                and steps >= _alone_steps(ended[state_of], reused[state_of]):
             state = generator.get_state() if generator is not None else None  # member p alone stops here
         if not waves:
             break
+    if state_of is not None and state is None and generator is not None:  # rows read from the build end later
+        for _ in range(steps, _alone_steps(ended[state_of], reused[state_of]) if not greedy else 0):
+            exp_noise(noise, generator)  # the shape, dtype and device of every step's draw
+        state = generator.get_state()
     if state is not None:
         generator.set_state(state)
     record_decoded(decoded, time.perf_counter() - started)
@@ -180,12 +216,36 @@ def decode_shared(driver, other, prefixes: list[list[int]], limit: int, sampling
         for j in range(n):
             branch, last = ended[p][j]
             tokens = branch.path("tokens", last + 1)
+            if reused[p][j] is not None:
+                tokens = list(reused[p][j].token_ids)
             scores = ([draws[member.group][t][j] for t in range(last + 1)] if member.group is not None
                       else branch.path("scores", last + 1))
             rows.append(Decoded(tokens, "stop" if tokens[-1] in stop_ids else "length",
                                 branch.path("js", last + 1), taken[p][j], scores))
         out.append(rows)
     return out
+
+
+def _replayable(known: "Known", stop_ids: set[int], limit: int) -> bool:
+    """Whether the decoder could end a row this way: ended by its only stop token (its last) or at the limit,
+    with the finish reason the decoder gives it."""
+    tokens = known.token_ids
+    if not tokens or len(tokens) > limit or any(t in stop_ids for t in tokens[:-1]):
+        return False
+    reason = "stop" if tokens[-1] in stop_ids else "length"
+    return known.finish_reason == reason and (reason == "stop" or len(tokens) == limit)
+
+
+def _alone_steps(ended: list, reused: list) -> int:
+    """Steps (and Exp(1) draws) the driver alone makes: until its longest row ends (a row read from the
+    build ends at its own length)."""
+    return max(len(k.token_ids) if k is not None else last + 1 for (_branch, last), k in zip(ended, reused))
+
+
+def _logits_width(model) -> int:
+    """Width of the model's next-token logits: its output layer's rows (what exp_noise's draw is shaped by)."""
+    head = model.get_output_embeddings()
+    return head.weight.shape[0] if head is not None else model.config.vocab_size
 
 
 def _step_wave(wave: _Wave, step: int, members: list[Member], n_int, taken, thresholds, chosen_by_group, forks,
