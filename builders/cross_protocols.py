@@ -213,7 +213,7 @@ def _batches(n: int, size: int) -> list[range]:
 
 def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed: int, label: str,
                  chosen: list[Selection],
-                 known: "Sequence[Known] | None" = None) -> dict[tuple[Selection, float], list[Decoded]]:
+                 known: "Sequence[Known | None] | None" = None) -> dict[tuple[Selection, float], list[Decoded]]:
     """{(selection, budget): decoded rows aligned with prefixes} for every selection and budget.
 
     Per batch, the distinct settings (selection and cap; budgets whose cap is 0 are the driver alone,
@@ -273,9 +273,9 @@ def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed:
     return {s: [d for part in parts[s] for d in part] for s in settings}
 
 
-def _differs(rows: list[Decoded], known: "Sequence[Known]") -> bool:
+def _differs(rows: list[Decoded], known: "Sequence[Known | None]") -> bool:
     """Whether the driver alone's rows are not the build's answers (a row the tree decoded to its end differs)."""
-    return any(d.token_ids != list(k.token_ids) or d.finish_reason != k.finish_reason
+    return any(k is not None and (d.token_ids != list(k.token_ids) or d.finish_reason != k.finish_reason)
                for d, k in zip(rows, known, strict=True))
 
 

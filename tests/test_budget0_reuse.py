@@ -121,7 +121,7 @@ def test_saving_is_the_reused_rows_remaining_tokens(build, thresholds):
     assert total > 0
 
 
-def test_budget_zero_alone_decodes_nothing(build, tmp_path):
+def test_budget_zero_alone_decodes_nothing(build, tmp_path, monkeypatch):
     """--budgets 0: no token decoded and no forward pass, the bytes the reference decodes; the generator moves
     as the driver alone's would (else the second batch of each shard would differ)."""
     reference, decoded_ref = _cross(build, tmp_path, "reference", max_branches=1, budgets=(0,))
@@ -133,6 +133,12 @@ def test_budget_zero_alone_decodes_nothing(build, tmp_path):
         hook.remove()
     assert decoded == 0 and not calls and decoded_ref > 0
     assert _parts(reused) == _parts(reference)
+    # the last answer of each shard unknown: its batch (the second) decodes from where the first left the generator
+    real = build_answers.shard_answers
+    monkeypatch.setattr(build_answers, "shard_answers",
+                        lambda *a: {k: v[:-1] + (None,) for k, v in real(*a).items()})
+    partly, decoded = _cross(build, tmp_path, "partly", budgets=(0,))
+    assert 0 < decoded < decoded_ref and _parts(partly) == _parts(reference)
 
 
 @pytest.mark.parametrize("change, reason", [(dict(seed=1), "--seed 1 is not the build's 0"),
@@ -177,23 +183,20 @@ def test_why_decoded_names_each_condition(build):
 
 
 def test_a_build_answer_that_is_not_reproduced_is_decoded_and_said(build, thresholds, tmp_path, monkeypatch, capfd):
-    """One answer of the build altered in memory (at its first token, which the tree always decodes) is caught
-    as the trunk decodes it: that batch is decoded again, the bytes are the reference's; a tokens part altered
-    on disk is caught by the manifest's sha256."""
+    """The build's answers altered in memory (at their first token, which the tree always decodes) are caught
+    as the trunk decodes them: that batch is decoded again, and the rest without them, the bytes are the
+    reference's, and the run says so once; a tokens part altered on disk is caught by the manifest's sha256."""
     kw = dict(thresholds=thresholds, budgets=BUDGETS)
     reference, _ = _cross(build, tmp_path, "reference", max_branches=1, **kw)
     capfd.readouterr()
     real = build_answers.shard_answers
 
-    def altered(*args):
-        found = real(*args)
-        name, j = max(((name, j) for name in found for j in range(len(found[name]))),
-                      key=lambda nj: len(found[nj[0]][nj[1]].token_ids))  # the longest answer
-        answers = list(found[name])
-        tokens = list(answers[j].token_ids)
-        tokens[0] = next(t for t in range(40, 300) if t != tokens[0])
-        answers[j] = Known(tuple(tokens), answers[j].finish_reason)
-        return {**found, name: tuple(answers)}
+    def first(k):  # another first token that keeps the answer one the decoder could give (its stop token last)
+        return next(t for t in (STOPS if len(k.token_ids) == 1 else range(40, 300)) if t != k.token_ids[0])
+
+    def altered(*args):  # every answer's first token changed (rows the tree leaves to the driver early, too)
+        return {name: tuple(Known((first(k), *k.token_ids[1:]), k.finish_reason) for k in answers)
+                for name, answers in real(*args).items()}
 
     monkeypatch.setattr(build_answers, "shard_answers", altered)
     out, _ = _cross(build, tmp_path, "altered", **kw)
@@ -231,3 +234,23 @@ def test_tree_with_known_answers_equals_the_full_decode_and_leaves_its_generator
                                 torch.Generator().manual_seed(3), member.threshold, [member.cap] * n)
             assert _rows(rows) == _rows(want)
         assert torch.equal(generator.get_state(), reference.get_state())
+    # answers that differ at their first token (which the tree always decodes) are decoded, not read
+    wrong = [Known((next(t for t in range(40, 300) if t != k.token_ids[0]), *k.token_ids[1:]), k.finish_reason)
+             for k in known]
+    got = decode_shared(b, r, prefixes, 14, sampling, stop, tok.pad_token_id, len(tok), torch.Generator().manual_seed(3),
+                        [Member(0.0), Member(1.0, 0.0)], state_of=0, known=wrong)
+    assert _rows(got[0]) == _rows(alone)
+    # one row whose other setting (the RL model's token everywhere) ends before the driver's answer: the tree
+    # stops first, and the draws the driver alone still makes are made before the state is kept
+    one = prefixes[:1]
+    reference = torch.Generator().manual_seed(3)
+    alone = decode_batch(b, r, one, [14], sampling, stop, tok.pad_token_id, len(tok), reference)
+    rl = decode_batch(b, r, one, [14], sampling, stop, tok.pad_token_id, len(tok), torch.Generator().manual_seed(3),
+                      0.0, [math.inf])
+    assert temperature == 0 or len(rl[0].token_ids) < len(alone[0].token_ids)
+    generator = torch.Generator().manual_seed(3)
+    got = decode_shared(b, r, one, 14, sampling, stop, tok.pad_token_id, len(tok), generator,
+                        [Member(0.0), Member(math.inf, 0.0)], state_of=0,
+                        known=[Known(tuple(alone[0].token_ids), alone[0].finish_reason)])
+    assert [_rows(rows) for rows in got] == [_rows(alone), _rows(rl)]
+    assert torch.equal(generator.get_state(), reference.get_state())
