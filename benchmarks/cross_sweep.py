@@ -1,7 +1,10 @@
-"""`bench_cross_sampling.py --sweep`: one cross-sampling sweep decoded setting by setting, then as a shared-prefix tree.
+"""`bench_cross_sampling.py --sweep`: one cross-sampling sweep decoded setting by setting, as a shared-prefix tree,
+and as that tree with budget 0 read from the build's answers.
 
-Both paths run `cross_protocols.setting_runs` on the same prompts, seeds and settings (the
-per-setting path with --max-branches 1), and must return identical rows (checked). Counted:
+Every path runs `cross_protocols.setting_runs` on the same prompts, seeds and settings (the
+per-setting path with --max-branches 1), and must return identical rows (checked). The build's
+answers are what `tokenshift build` samples with the HF engine: `generate()` per driver from
+derive_seed(0, 0, driver) over the same batches (made before the clock starts). Counted:
 decoded tokens (sampled tokens, as the plan meter counts them: a token shared by settings counts
 once in the tree), paired rows computed (rows of the driver's forward passes: a batch row costs
 one whether it holds a live answer or not), wall and CPU seconds (this process, all threads).
@@ -20,6 +23,7 @@ from common import machine_line, print_table
 
 import tokenshift.builders.cross_protocols as protocols
 from tokenshift.builders import generate, plan
+from tokenshift.builders.build_answers import Known
 from tokenshift.builders.cross_config import DEFAULT_THRESHOLDS, CrossSampleConfig
 from tokenshift.builders.shards import derive_seed
 
@@ -77,8 +81,19 @@ def _random(args, random_pair):
     return base, rl, tok, prefixes, sampling, thresholds, label
 
 
-def _measure(base, rl, tok, prefixes, sampling, thresholds, branches: int) -> tuple[dict, dict]:
-    """Both directions of the sweep with --max-branches `branches`: (rows by direction and setting, counts)."""
+def _build_answers(base, rl, tok, prefixes, sampling) -> dict[str, list[Known]]:
+    """Per direction, the driver's answers as a build samples them (HF engine, the build's seed formula and batches)."""
+    out = {}
+    for direction, name, driver in (("forward", "base", base), ("reverse", "rl", rl)):
+        samples = generate.generate_hf(driver, tok, prefixes, 1, derive_seed(0, 0, name), sampling)
+        out[direction] = [Known(tuple(s.token_ids), s.finish_reason) for s in samples]
+    return out
+
+
+def _measure(base, rl, tok, prefixes, sampling, thresholds, branches: int,
+             known: dict[str, list[Known]] | None = None) -> tuple[dict, dict]:
+    """Both directions of the sweep with --max-branches `branches` (and the build's answers of budget 0, if
+    given): (rows by direction and setting, counts)."""
     config = CrossSampleConfig(out="", thresholds=thresholds, max_branches=branches)
     run = protocols.Run(config, None, tok, base, rl, sampling, False)
     computed = []
@@ -92,14 +107,14 @@ def _measure(base, rl, tok, prefixes, sampling, thresholds, branches: int) -> tu
             for direction, (name, driver, other) in (("forward", ("base", base, rl)), ("reverse", ("rl", rl, base))):
                 decoder = protocols.PairDecoder(run, driver, other)
                 out = protocols.setting_runs(run, decoder, prefixes, derive_seed(0, 0, name), direction,
-                                             protocols.selections(config))
+                                             protocols.selections(config), known and known[direction])
                 rows[direction] = {(sel.threshold, budget): [(d.token_ids, d.interventions, d.finish_reason)
                                                              for d in decoded]
                                    for (sel, budget), decoded in out.items()}
     finally:
         hook.remove()
     counts = {"decoded": meter.decoded, "computed": sum(computed), "wall": time.perf_counter() - wall,
-              "cpu": time.process_time() - cpu}
+              "cpu": time.process_time() - cpu, "reproduced": not run.said}
     return rows, counts
 
 
@@ -112,15 +127,26 @@ def run_sweeps(args, random_pair) -> None:
     for short, make in pairs:
         base, rl, tok, prefixes, sampling, thresholds, label = make()
         print(f"{short}: {label}")
+        known = _build_answers(base, rl, tok, prefixes, sampling)
         ref_rows, ref = _measure(base, rl, tok, prefixes, sampling, thresholds, 1)
         new_rows, new = _measure(base, rl, tok, prefixes, sampling, thresholds, args.max_branches)
+        reuse_rows, reuse = _measure(base, rl, tok, prefixes, sampling, thresholds, args.max_branches, known)
         assert new_rows == ref_rows, "the tree's rows differ from the per-setting path's"
+        assert reuse_rows == ref_rows, "the tree's rows with budget 0 read from the build differ"
+        same = sum(rows[(thresholds[0], 0.0)] == [(list(k.token_ids), [], k.finish_reason) for k in known[d]]
+                   for d, rows in ref_rows.items())
         interventions = sum(len(r[1]) for rows in new_rows.values() for setting in rows.values() for r in setting)
-        for path, c in (("per setting", ref), (f"tree of {args.max_branches}", new)):
+        for path, c in (("per setting", ref), (f"tree of {args.max_branches}", new),
+                        (f"tree of {args.max_branches}, budget 0 from the build", reuse)):
             table.append([short, path, f"{c['decoded']:,}", f"{c['computed']:,}", f"{c['wall']:.1f}", f"{c['cpu']:.1f}"])
         ratios.append(f"{short}: decoded tokens {new['decoded'] / ref['decoded']:.3f}, paired rows computed "
                       f"{new['computed'] / ref['computed']:.3f}, wall {new['wall'] / ref['wall']:.3f}, "
                       f"CPU {new['cpu'] / ref['cpu']:.3f} (new / old; rows identical, {interventions:,} interventions)")
+        ratios.append(f"{short}, budget 0 from the build: decoded tokens {reuse['decoded'] / ref['decoded']:.3f}, "
+                      f"paired rows computed {reuse['computed'] / ref['computed']:.3f}, wall "
+                      f"{reuse['wall'] / ref['wall']:.3f}, CPU {reuse['cpu'] / ref['cpu']:.3f} (/ old); vs the tree: "
+                      f"decoded {reuse['decoded'] / new['decoded']:.3f}, CPU {reuse['cpu'] / new['cpu']:.3f}; build's "
+                      f"answers reproduced in {same}/2 directions{'' if reuse['reproduced'] else ' (the run said not)'}")
     print_table(["pair", "path", "decoded tokens", "paired rows computed", "wall s", "CPU s"], table)
     for line in ratios:
         print(line)

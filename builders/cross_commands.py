@@ -35,7 +35,9 @@ from tokenshift.schemas.values import BUDGET_UNITS, CRITERIA, DIRECTION_CHOICES,
               help="fraction: a budget b allows floor(b x max_new_tokens) interventions.")
 @click.option("--samples", type=int, default=None, help="Answers per prompt per setting. Default: the build's.")
 @click.option("--seed", type=int, default=None,
-              help="Default: the build's seed (then, with the build's --samples and the HF engine, budget 0 redraws the build's answers).")
+              help="Default: the build's seed. With it, the build's --samples and the HF engine, budget 0 draws the "
+                   "build's answers, so it is read from the build (checked against every token decoded anyway), "
+                   "not decoded again.")
 @click.option("--rl-model", default=None, help="RL model paired with base. Default: the build's first.")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="threshold", show_default=True)
 @click.option("--shard", default="0/1", show_default=True, metavar="I/N",

@@ -22,8 +22,9 @@ Randomness: per shard and driver one generator seeded derive_seed(seed, shard, d
 own formula, over the build's batches; every setting restarts each batch from the generator state
 the driver-alone run had there and draws one Exp(1) tensor per step shared by both models (see
 paired_decode). So, with the build's seed and samples, budget 0 reproduces the build's generations
-of the driver token for token, and settings differ from the driver alone only at interventions and
-what follows them (common random numbers across criteria, thresholds and budgets). A random
+of the driver token for token (so the tree reads it from the build instead: build_answers), and
+settings differ from the driver alone only at interventions and what follows them (common random
+numbers across criteria, thresholds and budgets). A random
 control's selection draws come from their own generator per setting and batch. Resample step
 k >= 1 uses derive_seed(seed, shard, 'resample', driver, k).
 """
@@ -314,6 +315,8 @@ def _rates(sel: Selection, rows: range) -> list[float]:
 def _per_setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed: int, label: str,
                  chosen: list[Selection]) -> dict[tuple[Selection, float], list[Decoded]]:
     """setting_runs decoding every setting from scratch: the reference the shared-prefix tree must equal.
+
+    It decodes budget 0 too, never reading the build's answers (the reference for that reuse as well).
 
     A batch is decoded once per distinct outcome: budgets whose cap is 0 all equal the driver
     alone, and when no row of a batch used its whole cap, a larger cap decodes it identically

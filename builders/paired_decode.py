@@ -37,6 +37,8 @@ class Decoded:
 
     token_ids: list[int]
     finish_reason: str  # 'stop' or 'length'
+    # js and scores cover the positions decoded: a driver-alone row read from the build's answers
+    # (shared_prefix.decode_shared's `known`) has them only up to where its decoding stopped, or none
     js: list[float] = field(default_factory=list)  # JS(p_driver, p_other) per position, nats
     interventions: list[int] = field(default_factory=list)  # positions whose token came from `other` (or the mix)
     scores: list[float] = field(default_factory=list)  # the criterion's value per position (random: the draw)
