@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from tokenshift.builders.build_answers import Known
 
 RESAMPLE_PERCENTILE = 90.0
+NOT_REPRODUCED = "not reproduced"  # Run.said key: a run that found the build's answers not reproduced reads them no more
 TOP1_THRESHOLD = 0.5  # top1_differs scores 1 where the argmaxes differ, 0 where they agree
 INF = math.inf
 
@@ -258,7 +259,7 @@ def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed:
                                     seed, b, rows, state_of, batch_known)
             if batch_known is not None and _differs(rows_of[state_of], batch_known):
                 run.say_once(f"budget 0 (the driver alone): the build's answers were not reproduced (first in {label}, "
-                             f"batch {b}): budget 0 is decoded there and from there on", key="not reproduced")
+                             f"batch {b}): budget 0 is decoded there and from there on", key=NOT_REPRODUCED)
                 known = None
                 generator.set_state(state)
                 rows_of = decode.shared([prefixes[i] for i in rows], limit, generator, [members[k] for k in tree],

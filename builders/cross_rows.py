@@ -9,7 +9,15 @@ import pyarrow.parquet as pq
 
 from tokenshift.builders import build_answers, grade
 from tokenshift.builders.cross_config import directions
-from tokenshift.builders.cross_protocols import PairDecoder, Run, Selection, resample_runs, selections, setting_runs
+from tokenshift.builders.cross_protocols import (
+    NOT_REPRODUCED,
+    PairDecoder,
+    Run,
+    Selection,
+    resample_runs,
+    selections,
+    setting_runs,
+)
 from tokenshift.builders.cross_runs import id_prefix, part_file
 from tokenshift.builders.paired_decode import Decoded
 from tokenshift.builders.shards import derive_seed
@@ -42,7 +50,7 @@ def shard_rows(run: Run, shard: int, prompts: list[dict]) -> list[dict]:
         chosen = selections(config) if not config.match else [
             Selection(t, (b,), control_seed=c, row_rates=rates, uncapped=True, direction=d)
             for (d, t, b), rates in matched.items() if d == direction for c in range(config.control_seeds)]
-        known = answers.get(driver_name) if "not reproduced" not in run.said else None
+        known = answers.get(driver_name) if NOT_REPRODUCED not in run.said else None  # said in this shard
         for (sel, budget), decoded in setting_runs(run, decoder, prefixes, seed, label, chosen, known).items():
             rows += [_row(run, direction, sel, budget, prompts[i], s, seed, d,
                           None if sel.row_rates is None else sel.row_rates[j])
@@ -54,7 +62,7 @@ def shard_rows(run: Run, shard: int, prompts: list[dict]) -> list[dict]:
 def known_answers(run: Run, shard: int, prompts: list[dict], jobs: list[tuple[int, int]]) -> dict[str, tuple]:
     """{driver name: the build's answers aligned with jobs} of the drivers whose budget 0 is read from the build;
     why another's is not is said once (a reason every shard shares is in the plan's line instead)."""
-    if build_answers.why_decoded(run.config, run.build) is not None:
+    if build_answers.why_decoded(run.config, run.build) is not None or NOT_REPRODUCED in run.said:
         return {}
     drivers = [run.roles(d)[0] for d in directions(run.config)]
     found = build_answers.shard_answers(run, shard, prompts, jobs, drivers)

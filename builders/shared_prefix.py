@@ -16,6 +16,10 @@ decodes that setting alone, bit for bit, because every row is computed as it is 
 - a fork copies row j of the KV caches into a wave whose row j is free (a new wave starts as a
   copy of the forking one), and the forked trajectory takes the other model's token.
 
+Budget 0 from the build: given the driver's answers as the build sampled them (`known`), a row of
+the driver alone ends as soon as nothing else shares its trunk and every token decoded so far is
+the build's; a tree of the driver alone decodes nothing (cross_protocols, build_answers).
+
 Memory: at most one wave per member (the caller bounds the members of one tree).
 """
 
