@@ -56,7 +56,7 @@ def plan_line(config, build) -> str:
     why = why_decoded(config, build)
     if why is None:
         return ("budget 0 (the driver alone): read from the build's answers (HF engine, its seed and samples), "
-                "each checked against the tokens decoded anyway")
+                "checked against the driver's tokens the other settings decode anyway")
     return f"budget 0 (the driver alone): decoded, not read from the build: {why}"
 
 
