@@ -152,23 +152,37 @@ def _token_frames(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick]
     """The tokens rows of every pick (only the columns a page shows), by (generation_id, rl_model).
 
     Read from the source's parquet files, not the `tokens` view: a connection made with
-    `connect(source, cache=True)` holds only the recipes' columns there.
+    `connect(source, cache=True)` holds only the recipes' columns there. Two steps, because a filter
+    on ids alone makes DuckDB decode every wide column (the top-K lists) of every row group: first
+    where each pick's rows lie (file and row numbers, from the narrow id columns), then only those rows.
     """
     gens, models = sorted({p.generation_id for p in picks}), sorted({p.rl_model for p in picks})
+    # constant IN lists reach the parquet scan (row groups skipped by their statistics); a join would not
+    spans = con.execute(f"""SELECT filename, generation_id, rl_model, min(file_row_number), max(file_row_number)
+                            FROM read_parquet({src.parquet_arg('tokens')}, filename = true, file_row_number = true)
+                            WHERE generation_id IN ({', '.join('?' * len(gens))})
+                              AND rl_model IN ({', '.join('?' * len(models))})
+                            GROUP BY ALL""", gens + models).fetchall()
     columns = ", ".join(("generation_id", "rl_model", "position", "token_id", "token")
                         + _FLOAT_COLUMNS + _INT_COLUMNS + _TOPK_COLUMNS)
-    # constant IN lists reach the parquet scan (row groups skipped by their statistics); a join would not
-    relation = con.sql(f"""SELECT {columns} FROM read_parquet({src.parquet_arg('tokens')})
-                           WHERE generation_id IN ({', '.join('?' * len(gens))})
-                             AND rl_model IN ({', '.join('?' * len(models))})
-                           ORDER BY generation_id, rl_model, position""", params=gens + models)
-    # DuckDB 2 renamed arrow() to to_arrow_table()
-    table = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
     out = {}
-    for pick in picks:
-        mask = pc.and_(pc.equal(table["generation_id"], pick.generation_id), pc.equal(table["rl_model"], pick.rl_model))
-        out[(pick.generation_id, pick.rl_model)] = table.filter(mask)
-    return out
+    for filename, generation_id, rl_model, first, last in spans:
+        relation = con.sql(f"""SELECT {columns} FROM read_parquet($file, file_row_number = true)
+                               WHERE file_row_number BETWEEN $first AND $last
+                                 AND generation_id = $generation AND rl_model = $model
+                               ORDER BY position""",
+                           params={"file": filename, "first": first, "last": last, "generation": generation_id,
+                                   "model": rl_model})
+        # DuckDB 2 renamed arrow() to to_arrow_table()
+        table = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
+        key = (generation_id, rl_model)
+        out[key] = pa.concat_tables([out[key], table]).sort_by("position") if key in out else table
+    missing = [p for p in picks if (p.generation_id, p.rl_model) not in out]
+    if missing:  # an answer without token rows: its page shows none
+        relation = con.sql(f"SELECT {columns} FROM read_parquet({src.parquet_arg('tokens')}) LIMIT 0")
+        empty = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
+        out.update({(p.generation_id, p.rl_model): empty for p in missing})
+    return {(p.generation_id, p.rl_model): out[(p.generation_id, p.rl_model)] for p in picks}
 
 
 def _token_texts(con: duckdb.DuckDBPyConnection, ids: np.ndarray) -> dict[int, str]:

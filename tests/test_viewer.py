@@ -92,6 +92,31 @@ def test_default_selection_is_the_most_divergent_per_sampler(build, tokens):
     assert {p.rl_model for p in only} == {"rl-step100"} and {p.sampler for p in only} == {"base", "rl-step100"}
 
 
+def test_token_frames_are_each_answers_rows_wherever_they_lie(build, tokens):
+    """Each page's rows are read by file and row numbers: they equal the answer's rows of the table, in position
+    order, for every answer and RL model of a two-part build (both parts), and an answer without rows gets none."""
+    from tokenshift.queries.viewer import _token_frames
+
+    assert len(list((build / "tokens").glob("*.parquet"))) == 2
+    every = tokens[["generation_id", "rl_model"]].drop_duplicates()
+    picks = [Pick(g, m, "base", 0, 0, 0.0, 0.0) for g, m in zip(every.generation_id, every.rl_model, strict=True)]
+    picks.append(Pick("base/no-such-answer/0", "rl-step100", "base", 0, 0, 0.0, 0.0))
+    con, src = connect(build)
+    try:
+        frames = _token_frames(con, src, picks)
+    finally:
+        con.close()
+    assert len(frames) == len(picks)
+    for pick in picks[:-1]:
+        got = frames[(pick.generation_id, pick.rl_model)].to_pandas()
+        want = tokens[(tokens.generation_id == pick.generation_id) & (tokens.rl_model == pick.rl_model)]
+        want = want.sort_values("position")[got.columns].reset_index(drop=True)
+        assert len(got) == len(want) > 0
+        for column in ("position", "token_id", "js", "entropy_base", "token"):
+            assert got[column].tolist() == want[column].tolist(), column
+        assert [list(x) for x in got.topk_rl_ids] == [list(x) for x in want.topk_rl_ids]
+    assert frames[("base/no-such-answer/0", "rl-step100")].num_rows == 0
+
 def test_given_generation_gets_a_page_per_rl_model(build, tmp_path):
     con, _ = connect(build)
     try:
