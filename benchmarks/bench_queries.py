@@ -11,9 +11,13 @@ files of git revision `--before-ref` (default: main before issue 18 rewrote the 
 each table read once into a compressed DuckDB file, tokens projected to the columns the recipes
 read; DuckDB's memory capped at 1 GB). Per recipe: the seconds of its `execute_recipe` call; "load" is the time of
 `connect` (for "cache", the one scan); "report" is the whole `write_report` call (connect, every
-recipe, CSVs, PNGs, index.md). Each time is wall seconds and CPU seconds of the process (all its
-threads): on a machine shared with other jobs the CPU seconds are the steadier figure. Peak memory: the process's peak resident set (ru_maxrss), Python
-and the libraries included, and the part above the resident size before the report.
+recipe, CSVs, PNGs, index.md, the viewer pages). Each time is wall seconds and CPU seconds of the
+process (all its threads, so a recipe's CPU seconds include what the report's second thread, which
+writes the previous result's CSV and PNG, did meanwhile): on a machine shared with other jobs the CPU
+seconds are the steadier figure. "alone s": after the report, each recipe run by itself on one
+connection, as `tokenshift query` runs it (`--no-alone` skips it). Peak memory: the process's peak
+resident set (ru_maxrss) during the report, Python and the libraries included, and the part above
+the resident size before the report.
 
     python benchmarks/bench_queries.py --build DIR            # a build (or registry version) to replicate
     python benchmarks/bench_queries.py                        # builds one first: embedded pair, 100 prompts
@@ -66,6 +70,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "dataset of 30 AIME problems x 32 long answers has) instead of fresh problem ids")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=["before", "views"])
     parser.add_argument("--before-ref", default=BEFORE_REF, help="git revision whose recipes 'before' runs")
+    parser.add_argument("--no-alone", action="store_true",
+                        help="skip timing each recipe by itself after the report (about the report's time again)")
     parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)  # internal: one measured report
     return parser.parse_args(argv)
 
@@ -137,7 +143,8 @@ def recipes_at(ref: str, dest: Path) -> Path:
     return dest
 
 
-def worker(mode: str, data: Path, threads: int | None, before_ref: str = BEFORE_REF) -> dict:
+def worker(mode: str, data: Path, threads: int | None, before_ref: str = BEFORE_REF,
+           with_alone: bool = True) -> dict:
     """One report in this (fresh) process; per-recipe seconds, total seconds and peak memory as a dict."""
     import duckdb
 
@@ -178,11 +185,33 @@ def worker(mode: str, data: Path, threads: int | None, before_ref: str = BEFORE_
     report.write_report(data, out, overwrite=True)
     total, cpu["report"] = time.perf_counter() - start, time.process_time() - start_cpu
     shutil.rmtree(out, ignore_errors=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    alone = _recipes_alone(connect, data) if with_alone else {}
     if mode == "before":
         shutil.rmtree(recipes.RECIPE_DIR, ignore_errors=True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"mode": mode, "timings": timings, "cpu": cpu, "report": total, "peak": peak, "above": peak - resident,
-            "duckdb": duckdb.__version__}
+            "alone": alone, "duckdb": duckdb.__version__}
+
+
+def _recipes_alone(connect, data: Path) -> dict[str, float]:
+    """Each recipe's wall seconds run by itself on one connection (as `tokenshift query` runs it): inside the
+    report a second thread writes the previous result's CSV and PNG beside it."""
+    from tokenshift.queries.recipes import load_recipe, recipe_names
+    from tokenshift.queries.run import MissingTableError, execute_recipe
+
+    con, src = connect(data)
+    out = {}
+    try:
+        for name in recipe_names():
+            start = time.perf_counter()
+            try:
+                execute_recipe(con, load_recipe(name), src, {})
+            except MissingTableError:
+                continue
+            out[name] = time.perf_counter() - start
+    finally:
+        con.close()
+    return out
 
 
 def _resident_bytes() -> int:
@@ -193,7 +222,7 @@ def _resident_bytes() -> int:
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, Path(args.data), args.threads, args.before_ref)))
+        print(json.dumps(worker(args.worker, Path(args.data), args.threads, args.before_ref, not args.no_alone)))
         return
     import pyarrow.parquet as pq
 
@@ -216,6 +245,8 @@ def main(argv=None) -> None:
         cmd = [sys.executable, __file__, "--worker", mode, "--data", str(data), "--before-ref", args.before_ref]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
+        if args.no_alone:
+            cmd.append("--no-alone")
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:  # the other modes' results still print
             print(f"{mode} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
@@ -225,17 +256,20 @@ def main(argv=None) -> None:
         raise SystemExit("every mode failed")
     names = list(dict.fromkeys(n for r in results.values() for n in r["timings"]))
     modes = [m for m in args.modes if m in results]
-    headers = ["step"] + [f"{m} {unit}" for m in modes for unit in ("s", "cpu s")]
+    units = ("s", "cpu s", "alone s") if any(r["alone"] for r in results.values()) else ("s", "cpu s")
+    headers = ["step"] + [f"{m} {unit}" for m in modes for unit in units]
     table = []
     for name in names + ["report", "peak MiB", "above start MiB"]:
         cells = []
         for mode in modes:
             r = results[mode]
             if "MiB" in name:
-                cells += [f"{(r['peak'] if name == 'peak MiB' else r['above']) / 2**20:,.0f}", "-"]
-            else:
-                wall = r["report"] if name == "report" else r["timings"].get(name, float("nan"))
-                cells += [f"{wall:,.2f}", f"{r['cpu'].get(name, float('nan')):,.2f}"]
+                cells += [f"{(r['peak'] if name == 'peak MiB' else r['above']) / 2**20:,.0f}"] + ["-"] * (len(units) - 1)
+                continue
+            wall = r["report"] if name == "report" else r["timings"].get(name, float("nan"))
+            cells += [f"{wall:,.2f}", f"{r['cpu'].get(name, float('nan')):,.2f}"]
+            if len(units) == 3:
+                cells.append(f"{r['alone'][name]:,.2f}" if name in r["alone"] else "-")
         table.append([name] + cells)
     print_table(headers, table)
     load = os.getloadavg()
