@@ -52,25 +52,26 @@ cut AS (
                                                         // getvariable('entropy_bins'))) AS bounds
     FROM s
 ),
-by_group AS (  -- one row: joined instead, DuckDB may build its hash table on tokens (no row count of groups)
-    SELECT map_from_entries(list(({'sampler': sampler, 'rl_model': rl_model},
-                                  {'fork_cutoff': fork_cutoff, 'bounds': bounds}))) AS cuts
+cuts AS MATERIALIZED (  -- every group's cuts as constant lists, read per row by the group's position in `groups`
+    SELECT list({'sampler': sampler, 'rl_model': rl_model} ORDER BY sampler, rl_model) AS groups,
+           list(bounds ORDER BY sampler, rl_model) AS bounds, list(fork_cutoff ORDER BY sampler, rl_model) AS cutoffs
     FROM cut
 ),
 t AS (
-    SELECT tk.sampler, tk.rl_model, tk.entropy_base::DOUBLE AS entropy, tk.js::DOUBLE AS js,
-           tk.js::DOUBLE >= getvariable('js_threshold') AS is_over,
-           b.cuts[{'sampler': tk.sampler, 'rl_model': tk.rl_model}] AS c
-    FROM tokens AS tk, by_group AS b
+    SELECT sampler, rl_model, entropy_base::DOUBLE AS entropy, js::DOUBLE AS js,
+           js::DOUBLE >= getvariable('js_threshold') AS is_over,
+           list_position((SELECT groups FROM cuts), {'sampler': sampler, 'rl_model': rl_model}) AS g
+    FROM tokens
 ),
 a AS (
-    SELECT sampler, rl_model, 1 + len(list_filter(c.bounds, lambda x: x < entropy)) AS entropy_bin,
+    SELECT sampler, rl_model,
+           1 + len(list_filter((SELECT bounds FROM cuts)[g], lambda x: x < entropy)) AS entropy_bin,
            grouping(entropy_bin) AS whole_group,
            min(entropy) AS entropy_min, max(entropy) AS entropy_max, count(*) AS n_tokens, avg(js) AS mean_js,
            avg(CASE WHEN is_over THEN 1.0 ELSE 0.0 END) AS share_over, count_if(is_over)::BIGINT AS n_over,
-           avg(CASE WHEN entropy >= c.fork_cutoff THEN 1.0 ELSE 0.0 END) AS fork_token_share,
-           count_if(is_over AND entropy >= c.fork_cutoff) AS n_over_fork,
-           any_value(c.fork_cutoff) AS fork_entropy_cutoff
+           avg(CASE WHEN entropy >= (SELECT cutoffs FROM cuts)[g] THEN 1.0 ELSE 0.0 END) AS fork_token_share,
+           count_if(is_over AND entropy >= (SELECT cutoffs FROM cuts)[g]) AS n_over_fork,
+           any_value((SELECT cutoffs FROM cuts)[g]) AS fork_entropy_cutoff
     FROM t GROUP BY GROUPING SETS ((sampler, rl_model, entropy_bin), (sampler, rl_model))
 ),
 g AS (
