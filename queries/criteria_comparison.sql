@@ -47,23 +47,10 @@ WITH cs AS (
     FROM cross_samples AS c LEFT JOIN prompts AS p USING (problem_id)
     WHERE c.protocol = 'threshold'
 ),
-problems AS (
-    SELECT DISTINCT rl_model, problem_id FROM cross_samples
-),
-ref AS (
-    SELECT pr.rl_model, g.benchmark,
-           avg(g.correct::DOUBLE) FILTER (WHERE g.sampler = 'base') AS base_accuracy,
-           avg(g.correct::DOUBLE) FILTER (WHERE g.sampler = pr.rl_model) AS rl_accuracy
-    FROM problems AS pr JOIN generations AS g ON g.problem_id = pr.problem_id
-    GROUP BY pr.rl_model, g.benchmark
-),
-ref_problem AS (
-    SELECT pr.rl_model, pr.problem_id,
-           count_if(g.correct AND g.sampler = 'base') AS c_base, count(g.correct) FILTER (WHERE g.sampler = 'base') AS n_base,
-           count_if(g.correct AND g.sampler = pr.rl_model) AS c_rl,
-           count(g.correct) FILTER (WHERE g.sampler = pr.rl_model) AS n_rl
-    FROM problems AS pr JOIN generations AS g ON g.problem_id = pr.problem_id
-    GROUP BY pr.rl_model, pr.problem_id
+ref AS (  -- cross_reference: a view of the preamble (tokenshift query NAME --print-sql)
+    SELECT rl_model, benchmark, sum(c_base) / nullif(sum(n_base), 0) AS base_accuracy,
+           sum(c_rl) / nullif(sum(n_rl), 0) AS rl_accuracy
+    FROM cross_reference GROUP BY rl_model, benchmark
 ),
 settings AS (
     SELECT rl_model, benchmark, direction, criterion, match_criterion, mix_weight, threshold, rate_setting AS rate,
@@ -85,7 +72,7 @@ per_problem AS (
                       rate_setting, budget, budget_unit) AS setting,
                  count_if(correct)::BIGINT AS c, count(correct) AS n
           FROM cs GROUP BY ALL) AS s
-    LEFT JOIN ref_problem AS r USING (rl_model, problem_id)
+    LEFT JOIN cross_reference AS r USING (rl_model, problem_id)
 ),
 sizes AS (SELECT DISTINCT n_set AS n FROM per_problem),
 weights AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)

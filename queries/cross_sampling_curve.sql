@@ -47,23 +47,10 @@ WITH cs AS (
     SELECT c.*, p.benchmark, CASE WHEN c.match_criterion IS NULL THEN c.rate END AS rate_setting
     FROM cross_samples AS c LEFT JOIN prompts AS p USING (problem_id)
 ),
-problems AS (
-    SELECT DISTINCT rl_model, problem_id FROM cross_samples
-),
-ref AS (
-    SELECT pr.rl_model, g.benchmark,
-           avg(g.correct::DOUBLE) FILTER (WHERE g.sampler = 'base') AS base_accuracy,
-           avg(g.correct::DOUBLE) FILTER (WHERE g.sampler = pr.rl_model) AS rl_accuracy
-    FROM problems AS pr JOIN generations AS g ON g.problem_id = pr.problem_id
-    GROUP BY pr.rl_model, g.benchmark
-),
-ref_problem AS (
-    SELECT pr.rl_model, pr.problem_id,
-           count_if(g.correct AND g.sampler = 'base') AS c_base, count(g.correct) FILTER (WHERE g.sampler = 'base') AS n_base,
-           count_if(g.correct AND g.sampler = pr.rl_model) AS c_rl,
-           count(g.correct) FILTER (WHERE g.sampler = pr.rl_model) AS n_rl
-    FROM problems AS pr JOIN generations AS g ON g.problem_id = pr.problem_id
-    GROUP BY pr.rl_model, pr.problem_id
+ref AS (  -- cross_reference: a view of the preamble (tokenshift query NAME --print-sql)
+    SELECT rl_model, benchmark, sum(c_base) / nullif(sum(n_base), 0) AS base_accuracy,
+           sum(c_rl) / nullif(sum(n_rl), 0) AS rl_accuracy
+    FROM cross_reference GROUP BY rl_model, benchmark
 ),
 curve AS (
     SELECT rl_model, benchmark, protocol, direction, threshold, budget, budget_unit,
@@ -85,7 +72,7 @@ per_problem AS (  -- one row per setting and problem, numbered within the settin
                  hash(rl_model, benchmark, protocol, direction, threshold, budget, budget_unit,
                       criterion, match_criterion, mix_weight, rate_setting) AS setting
           FROM cs GROUP BY ALL) AS s
-    LEFT JOIN ref_problem AS r USING (rl_model, problem_id)
+    LEFT JOIN cross_reference AS r USING (rl_model, problem_id)
     WINDOW setting AS (PARTITION BY s.setting ORDER BY s.problem_id)
 ),
 sizes AS (SELECT DISTINCT n_set AS n FROM per_problem),

@@ -42,16 +42,19 @@ def connect(source: str | os.PathLike | Source, cache: bool = False,
     """
     src = resolve_source(source)
     con = duckdb.connect(":memory:")
-    present = []
+    present, absent = [], set()
     for table, statement in preamble_statements(src):
+        if table in absent:
+            continue  # a view derived from a table the Hub dataset does not have
         try:
             con.execute(statement)
         except duckdb.Error as err:
             if src.kind == "hf" and table in OPTIONAL:
-                continue  # the Hub dataset has no such table
+                absent.add(table)  # the Hub dataset has no such table
+                continue
             con.close()
             raise TokenshiftError(f"cannot open {src.spec}: {_first_line(err)}") from err
-        if table:
+        if table and table not in present:
             present.append(table)
     src = Source(src.kind, src.root, tuple(present), src.spec)
     if cache or memory_limit:

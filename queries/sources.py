@@ -27,6 +27,18 @@ d1 AS (SELECT n, r, xor(x, x >> 16) * 2146121005 % 4294967296 AS x FROM d0),
 d2 AS (SELECT n, r, xor(x, x >> 15) * 2221713035 % 4294967296 AS x FROM d1)
 SELECT n, r, (xor(x, x >> 16) % n::UBIGINT)::BIGINT AS idx, count(*) AS w FROM d2 GROUP BY ALL;"""
 
+# What the cross-sampling recipes (cross_sampling_curve, criteria_comparison, study_table) compare with: per
+# cross-sampled (rl_model, problem), base's and that RL model's own graded (n) and correct (c) answers in the build.
+# A view over cross_samples, so it follows that table's view (created only when the source has it; DuckDB binds
+# a view when it is created).
+CROSS_REFERENCE_VIEW = """CREATE OR REPLACE VIEW cross_reference AS
+SELECT pr.rl_model, g.benchmark, pr.problem_id,
+       count_if(g.correct AND g.sampler = 'base') AS c_base, count(g.correct) FILTER (WHERE g.sampler = 'base') AS n_base,
+       count_if(g.correct AND g.sampler = pr.rl_model) AS c_rl,
+       count(g.correct) FILTER (WHERE g.sampler = pr.rl_model) AS n_rl
+FROM (SELECT DISTINCT rl_model, problem_id FROM cross_samples) AS pr JOIN generations AS g ON g.problem_id = pr.problem_id
+GROUP BY pr.rl_model, g.benchmark, pr.problem_id;"""
+
 _HF = re.compile(r"hf://datasets/([\w.-]+)/([\w.-]+)(?:@([^/\s']+))?/?")
 
 
@@ -90,7 +102,8 @@ def _quote(text: str) -> str:
 
 
 def preamble_statements(source: str | os.PathLike | Source) -> list[tuple[str | None, str]]:
-    """(table or None, statement) pairs that set up the views; table is None for setup statements."""
+    """(table or None, statement) pairs that set up the views; table is None for setup statements, and a view
+    derived from a table (cross_reference) carries that table's name after the table's own view."""
     src = resolve_source(source)
     out: list[tuple[str | None, str]] = []
     if src.kind == "hf":
@@ -98,12 +111,15 @@ def preamble_statements(source: str | os.PathLike | Source) -> list[tuple[str | 
                 (None, "CREATE SECRET IF NOT EXISTS tokenshift_hf (TYPE HUGGINGFACE, PROVIDER credential_chain);")]
     for table in src.tables:
         out.append((table, f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({src.parquet_arg(table)});"))
+    if "cross_samples" in src.tables:
+        out.append(("cross_samples", CROSS_REFERENCE_VIEW))
     out.append((None, BOOTSTRAP_MACRO))
     return out
 
 
 def preamble_sql(source: str | os.PathLike | Source) -> str:
-    """The preamble text to paste into the duckdb shell before any recipe: one view per table, the bootstrap macro."""
+    """The preamble text to paste into the duckdb shell before any recipe: one view per table, the cross-sampling
+    reference view (with cross_samples), the bootstrap macro."""
     src = resolve_source(source)
     lines = [f"-- tokenshift preamble: views over {src.root}",
              "-- Then paste any recipe (queries/*.sql). Override a parameter first with SET VARIABLE name = value;",
@@ -113,6 +129,8 @@ def preamble_sql(source: str | os.PathLike | Source) -> str:
     for table, statement in preamble_statements(src):
         if statement == BOOTSTRAP_MACRO:
             lines.append("-- The bootstrap draws of the recipes with intervals (accuracy, cross_sampling_curve, ...).")
+        if statement == CROSS_REFERENCE_VIEW:
+            lines.append("-- What the cross-sampling recipes compare with: base's and the RL model's own answers.")
         if src.kind == "hf" and table in OPTIONAL:
             lines.append(f"-- {table} exists only in datasets with cross-sampling results; drop this line if absent.")
         lines.append(statement)

@@ -40,17 +40,6 @@ WITH cs AS (
                || CASE WHEN c.mix_weight <> 1 THEN ' w=' || c.mix_weight ELSE '' END AS selection
     FROM cross_samples AS c LEFT JOIN prompts AS p USING (problem_id)
 ),
-problems AS (
-    SELECT DISTINCT rl_model, problem_id FROM cross_samples
-),
-driver_problem AS (  -- per problem: graded and correct answers of base and of the RL model
-    SELECT pr.rl_model, pr.problem_id,
-           count_if(g.correct AND g.sampler = 'base') AS c_base, count(g.correct) FILTER (WHERE g.sampler = 'base') AS n_base,
-           count_if(g.correct AND g.sampler = pr.rl_model) AS c_rl,
-           count(g.correct) FILTER (WHERE g.sampler = pr.rl_model) AS n_rl
-    FROM problems AS pr JOIN generations AS g ON g.problem_id = pr.problem_id
-    GROUP BY pr.rl_model, pr.problem_id
-),
 per_problem AS (
     SELECT s.*,
            CASE WHEN s.direction = 'forward' THEN d.c_base ELSE d.c_rl END AS c_start,
@@ -62,7 +51,7 @@ per_problem AS (
                  count(*) AS n_samples, count_if(correct)::BIGINT AS c, count(correct) AS n,
                  sum(intervention_fraction) AS sum_fraction, sum(n_interventions) AS sum_n
           FROM cs GROUP BY ALL) AS s
-    LEFT JOIN driver_problem AS d USING (rl_model, problem_id)
+    LEFT JOIN cross_reference AS d USING (rl_model, problem_id)  -- a view of the preamble (--print-sql)
 ),
 settings AS (
     SELECT setting, rl_model, benchmark, selection, protocol, threshold, budget, budget_unit, direction,
