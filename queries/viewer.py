@@ -173,16 +173,19 @@ def _token_frames(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick]
                                ORDER BY position""",
                            params={"file": filename, "first": first, "last": last, "generation": generation_id,
                                    "model": rl_model})
-        # DuckDB 2 renamed arrow() to to_arrow_table()
-        table = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
+        table = _arrow(relation)
         key = (generation_id, rl_model)
         out[key] = pa.concat_tables([out[key], table]).sort_by("position") if key in out else table
     missing = [p for p in picks if (p.generation_id, p.rl_model) not in out]
     if missing:  # an answer without token rows: its page shows none
-        relation = con.sql(f"SELECT {columns} FROM read_parquet({src.parquet_arg('tokens')}) LIMIT 0")
-        empty = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
+        empty = _arrow(con.sql(f"SELECT {columns} FROM read_parquet({src.parquet_arg('tokens')}) LIMIT 0"))
         out.update({(p.generation_id, p.rl_model): empty for p in missing})
     return {(p.generation_id, p.rl_model): out[(p.generation_id, p.rl_model)] for p in picks}
+
+
+def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    """A relation's rows as an arrow table (DuckDB 2 renamed arrow() to to_arrow_table())."""
+    return relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
 
 
 def _token_texts(con: duckdb.DuckDBPyConnection, ids: np.ndarray) -> dict[int, str]:

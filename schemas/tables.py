@@ -38,7 +38,8 @@ class Field:
 
     low/high bound the values (inclusive, ± tol for float rounding); allowed is a tuple of values or a
     per-build set (RL_MODELS, SAMPLERS); length fixes every list's length (TOP_K); item_high bounds a
-    list's elements; descending: each list is non-increasing (recipes read its last entry as its smallest). Only name, type, description and nullable reach the parquet files.
+    list's elements; descending makes every list non-increasing (recipes read its last entry as its
+    smallest). Only name, type, description and nullable reach the parquet files.
     """
 
     name: str

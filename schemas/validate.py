@@ -348,16 +348,16 @@ def _list_rises(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def _derive_tokens(batch: pa.Table, frame: pd.DataFrame, generations: pd.DataFrame | None) -> None:
-    """Helper columns: top-K list lengths and maxima, and the generation's n_tokens and sampler per row."""
+    """Helper columns: the list fields' lengths, maxima and rises, and the generation's n_tokens and sampler per row."""
     names = set(batch.column_names)
-    for col in ("topk_base_ids", "topk_base_logp", "topk_rl_ids", "topk_rl_logp"):
-        if col in names:
-            frame[f"_{col}_len"] = _list_lengths(batch.column(col))
-    for col in ("topk_base_logp", "topk_rl_logp"):
-        if col in names:
-            frame[f"_{col}_max"] = _list_max(batch.column(col))
-    for f in TABLE_FIELDS["tokens"]:
-        if f.descending and f.name in names:
+    for f in TABLE_FIELDS["tokens"]:  # what each list field's contract checks (expectations.field_expectations)
+        if f.name not in names:
+            continue
+        if f.length is not None:
+            frame[f"_{f.name}_len"] = _list_lengths(batch.column(f.name))
+        if f.item_high is not None:
+            frame[f"_{f.name}_max"] = _list_max(batch.column(f.name))
+        if f.descending:
             frame[f"_{f.name}_rises"] = _list_rises(batch.column(f.name))
     if generations is None or "generation_id" not in names:
         return
