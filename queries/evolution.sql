@@ -89,10 +89,9 @@ t AS (
            tk.rl_top1_rank_base <= getvariable('top_rank') AS in_top,
            tk.topk_overlap::DOUBLE AS overlap,
            exp(tk.topk_rl_logp[1]::DOUBLE) AS q_top1,
-           -- p(t*) where base's top-K holds it (t*'s entry, else the entry at its rank), else the sampled token's
-           coalesce(exp(tk.topk_base_logp[coalesce(list_position(tk.topk_base_ids, tk.top1_rl),
-                        CASE WHEN tk.rl_top1_rank_base <= len(tk.topk_base_logp) THEN tk.rl_top1_rank_base END)]::DOUBLE),
-                    CASE WHEN tk.top1_rl = tk.token_id THEN exp(tk.logp_base::DOUBLE) END) AS p_top1_exact,
+           -- p(t*) where the row says it exactly, else NULL: macro tokenshift_p_rl_top1 of the preamble
+           tokenshift_p_rl_top1(tk.topk_base_ids, tk.topk_base_logp, tk.top1_rl, tk.rl_top1_rank_base, tk.token_id,
+                                tk.logp_base) AS p_top1_exact,
            exp(tk.topk_base_logp[-1]::DOUBLE) AS p_k  -- most probable first (schemas): the last is the smallest
     FROM tokens AS tk JOIN generations AS g USING (generation_id)
     JOIN cut AS c ON c.rl_model = tk.rl_model AND c.sampler = tk.sampler

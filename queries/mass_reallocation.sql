@@ -47,11 +47,10 @@ SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
 WITH t AS (
     SELECT sampler, rl_model, js::DOUBLE >= getvariable('js_threshold') AS is_over,
            exp(topk_rl_logp[1]::DOUBLE) AS q_top1,
-           -- where base's top-K holds p(t*): t*'s own entry, else the entry at its rank (ties share the best rank)
-           coalesce(list_position(topk_base_ids, top1_rl),
-                    CASE WHEN rl_top1_rank_base <= len(topk_base_logp) THEN rl_top1_rank_base END) AS top1_at,
-           CASE WHEN top1_rl = token_id THEN exp(logp_base::DOUBLE) END AS p_token,
-           topk_base_logp,
+           list_contains(topk_base_ids, top1_rl) OR rl_top1_rank_base <= len(topk_base_logp) AS top1_in_base_topk,
+           -- tokenshift_p_rl_top1: a macro of the preamble (tokenshift query NAME --print-sql); NULL: not exact
+           tokenshift_p_rl_top1(topk_base_ids, topk_base_logp, top1_rl, rl_top1_rank_base, token_id, logp_base)
+               AS p_top1_exact,
            -- the lists are most probable first (schemas), so the last entry is the smallest
            exp(topk_base_logp[-1]::DOUBLE) AS p_k,
            exp(topk_rl_logp[-1]::DOUBLE) AS q_k,
@@ -66,8 +65,7 @@ WITH t AS (
     FROM tokens
 ),
 k AS (
-    SELECT sampler, rl_model, is_over, q_top1, top1_at IS NOT NULL AS top1_in_base_topk,
-           coalesce(exp(topk_base_logp[top1_at]::DOUBLE), p_token) AS p_top1_exact, p_k, q_k, base_mass,
+    SELECT sampler, rl_model, is_over, q_top1, top1_in_base_topk, p_top1_exact, p_k, q_k, base_mass,
            list_dot_product(q_r, not_in_s) AS rl_mass_outside,
            list_sum(q_r) - list_dot_product(q_r, not_in_s) + coalesce(q_token, 0.0) AS rl_mass_known,
            k_s - (k_r - list_sum(not_in_s)::INTEGER) - (q_token IS NOT NULL)::INTEGER AS n_unknown

@@ -27,6 +27,16 @@ d1 AS (SELECT n, r, xor(x, x >> 16) * 2146121005 % 4294967296 AS x FROM d0),
 d2 AS (SELECT n, r, xor(x, x >> 15) * 2221713035 % 4294967296 AS x FROM d1)
 SELECT n, r, (xor(x, x >> 16) % n::UBIGINT)::BIGINT AS idx, count(*) AS w FROM d2 GROUP BY ALL;"""
 
+# p(t*), base's probability of RL's top-1 token t* (mass_reallocation, evolution), where the row says it exactly:
+# t*'s own entry in base's top-K, else the entry at t*'s base rank when that is within K (ties share the best rank,
+# so that entry holds p(t*)), else the sampled token's when t* is the sampled token; NULL otherwise (t* ranks below
+# base's K-th candidate, so 0 <= p(t*) <= the K-th probability).
+P_RL_TOP1_MACRO = """CREATE OR REPLACE MACRO tokenshift_p_rl_top1(topk_base_ids, topk_base_logp, top1_rl, rl_top1_rank_base,
+                                             token_id, logp_base) AS
+coalesce(exp(topk_base_logp[coalesce(list_position(topk_base_ids, top1_rl),
+                                     CASE WHEN rl_top1_rank_base <= len(topk_base_logp) THEN rl_top1_rank_base END)]::DOUBLE),
+         CASE WHEN top1_rl = token_id THEN exp(logp_base::DOUBLE) END);"""
+
 # What the cross-sampling recipes (cross_sampling_curve, criteria_comparison, study_table) compare with: per
 # cross-sampled (rl_model, problem), base's and that RL model's own graded (n) and correct (c) answers in the build.
 # A view over cross_samples, so it follows that table's view (created only when the source has it; DuckDB binds
@@ -113,13 +123,13 @@ def preamble_statements(source: str | os.PathLike | Source) -> list[tuple[str | 
         out.append((table, f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({src.parquet_arg(table)});"))
     if "cross_samples" in src.tables:
         out.append(("cross_samples", CROSS_REFERENCE_VIEW))
-    out.append((None, BOOTSTRAP_MACRO))
+    out += [(None, BOOTSTRAP_MACRO), (None, P_RL_TOP1_MACRO)]
     return out
 
 
 def preamble_sql(source: str | os.PathLike | Source) -> str:
     """The preamble text to paste into the duckdb shell before any recipe: one view per table, the cross-sampling
-    reference view (with cross_samples), the bootstrap macro."""
+    reference view (with cross_samples), the bootstrap macro and the p(t*) macro."""
     src = resolve_source(source)
     lines = [f"-- tokenshift preamble: views over {src.root}",
              "-- Then paste any recipe (queries/*.sql). Override a parameter first with SET VARIABLE name = value;",
@@ -129,6 +139,8 @@ def preamble_sql(source: str | os.PathLike | Source) -> str:
     for table, statement in preamble_statements(src):
         if statement == BOOTSTRAP_MACRO:
             lines.append("-- The bootstrap draws of the recipes with intervals (accuracy, cross_sampling_curve, ...).")
+        if statement == P_RL_TOP1_MACRO:
+            lines.append("-- Base's probability of RL's top-1 token where a row says it exactly (mass_reallocation, evolution).")
         if statement == CROSS_REFERENCE_VIEW:
             lines.append("-- What the cross-sampling recipes compare with: base's and the RL model's own answers.")
         if src.kind == "hf" and table in OPTIONAL:

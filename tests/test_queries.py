@@ -582,8 +582,8 @@ def test_hf_preamble_text():
     for table in ("prompts", "generations", "tokens", "cross_samples"):
         assert (f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM "
                 f"read_parquet('hf://datasets/some-org/token-shift@v1.0/{table}/*.parquet');") in text
-    # parses as SQL: setup, 4 views, the cross-sampling reference view, the bootstrap macro
-    assert len(duckdb.extract_statements(text)) == 9
+    # parses as SQL: setup, 4 views, the cross-sampling reference view, the bootstrap and p(t*) macros
+    assert len(duckdb.extract_statements(text)) == 10
     assert text.index("VIEW cross_reference") > text.index("VIEW cross_samples")  # DuckDB binds it when created
     for bad in ("hf://datasets/org", "hf://models/org/name@v1", "hf://datasets/org/name@v1'; DROP"):
         with pytest.raises(TokenshiftError, match="hf://datasets/ORG/NAME@VERSION"):
