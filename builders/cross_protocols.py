@@ -35,6 +35,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -254,16 +255,16 @@ def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed:
         for tree in _trees(list(members), width):
             state_of = tree.index(alone) if alone in tree else None
             batch_known = [known[i] for i in rows] if known is not None and state_of is not None else None
+            decode_tree = partial(decode.shared, [prefixes[i] for i in rows], limit, generator,
+                                  [members[k] for k in tree], seed, b, rows, state_of)
             generator.set_state(state)
-            rows_of = decode.shared([prefixes[i] for i in rows], limit, generator, [members[k] for k in tree],
-                                    seed, b, rows, state_of, batch_known)
+            rows_of = decode_tree(batch_known)
             if batch_known is not None and _differs(rows_of[state_of], batch_known):
                 run.say_once(f"budget 0 (the driver alone): the build's answers were not reproduced (first in {label}, "
                              f"batch {b}): budget 0 is decoded there and from there on", key=NOT_REPRODUCED)
                 known = None
                 generator.set_state(state)
-                rows_of = decode.shared([prefixes[i] for i in rows], limit, generator, [members[k] for k in tree],
-                                        seed, b, rows, state_of)
+                rows_of = decode_tree()
             if alone in tree:  # the next batch starts where the driver alone left the generator
                 after = generator.get_state()
             decoded.update(zip(tree, rows_of, strict=True))
