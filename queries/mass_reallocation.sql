@@ -56,8 +56,7 @@ WITH t AS (
            exp(topk_rl_logp[-1]::DOUBLE) AS q_k,
            list_sum(list_transform(topk_base_logp, lambda lp: exp(lp::DOUBLE))) AS base_mass,
            list_transform(topk_rl_logp, lambda lp: exp(lp::DOUBLE)) AS q_r,
-           list_transform(topk_rl_ids, lambda i: CASE WHEN list_contains(topk_base_ids, i) THEN 0.0 ELSE 1.0 END
-                          ::DOUBLE) AS not_in_s,
+           list_transform(topk_rl_ids, lambda i: (NOT list_contains(topk_base_ids, i))::DOUBLE) AS not_in_s,
            -- the sampled token's RL probability is known beyond R: it counts when it is in S but not in R
            CASE WHEN list_contains(topk_base_ids, token_id) AND NOT list_contains(topk_rl_ids, token_id)
                 THEN exp(logp_rl::DOUBLE) END AS q_token,

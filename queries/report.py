@@ -140,9 +140,10 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
                     section += [f"![{title}]({name}.png)", ""]
                 section += [f"Table ({len(df)} rows; [{name}.csv]({name}.csv)):", "", markdown_table(df), ""]
                 body += section
+            # the viewer's pages are read and written while the last CSVs and PNGs are still being written
+            toc_line, section = report_section(con, src, out / "viewer", len(toc) - 1, tokenizer.result)
             for job in written:
                 job.result()  # a failed CSV or PNG fails the report here
-            toc_line, section = report_section(con, src, out / "viewer", len(toc) - 1, tokenizer.result)
         toc.append(toc_line)
         body += section
         text = "\n".join(head + toc + [""] + body)

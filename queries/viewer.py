@@ -127,23 +127,22 @@ def select_answers(con: duckdb.DuckDBPyConnection, generations: tuple[str, ...] 
     if generations:
         where.append("list_contains(?, generation_id)")
         args.append(list(generations))
+    order = "sampler, n_over DESC, max_js DESC, generation_id, rl_model"
+    best = "" if generations else f"QUALIFY row_number() OVER (PARTITION BY sampler ORDER BY {order}) <= {int(top)}"
     stats = con.execute(f"""
-        SELECT generation_id, rl_model, any_value(sampler) AS sampler, count(*) AS n_tokens,
-               count_if(js >= ?) AS n_over, max(js)::DOUBLE AS max_js, avg(js::DOUBLE) AS mean_js
-        FROM tokens WHERE {' AND '.join(where)} GROUP BY generation_id, rl_model""",
-                        [DIVERGENT_JS] + args).df()
+        SELECT * FROM (
+            SELECT generation_id, rl_model, any_value(sampler) AS sampler, count(*) AS n_tokens,
+                   count_if(js >= ?) AS n_over, max(js)::DOUBLE AS max_js, avg(js::DOUBLE) AS mean_js
+            FROM tokens WHERE {' AND '.join(where)} GROUP BY generation_id, rl_model)
+        {best} ORDER BY {order}""", [DIVERGENT_JS] + args).df()
     if generations:
         missing = [g for g in dict.fromkeys(generations) if g not in set(stats["generation_id"])]
         if missing:
             scope = f" scored against {rl_model}" if rl_model else ""
             raise TokenshiftError(f"--generation {missing[0]!r} has no tokens{scope} in this dataset; ids look like "
                                   f"'SAMPLER/PROBLEM_ID/SAMPLE_INDEX' (generations.generation_id)")
-        order = {g: i for i, g in enumerate(dict.fromkeys(generations))}
-        stats = stats.assign(_o=stats["generation_id"].map(order)).sort_values(["_o", "rl_model"])
-    else:
-        stats = stats.sort_values(["sampler", "n_over", "max_js", "generation_id", "rl_model"],
-                                  ascending=[True, False, False, True, True])
-        stats = stats.groupby("sampler", sort=False).head(top)
+        given = {g: i for i, g in enumerate(dict.fromkeys(generations))}
+        stats = stats.assign(_o=stats["generation_id"].map(given)).sort_values(["_o", "rl_model"])
     return [Pick(r.generation_id, r.rl_model, r.sampler, int(r.n_tokens), int(r.n_over), float(r.max_js),
                  float(r.mean_js)) for r in stats.itertuples(index=False)]
 
