@@ -15,17 +15,26 @@ from tokenshift.schemas.tables import REQUIRED_TABLES as REQUIRED
 from tokenshift.schemas.tables import TABLE_NAMES as TABLES
 
 # The bootstrap draws the interval recipes share (accuracy, cross_sampling_curve, criteria_comparison,
-# study_table): for each set size n in `sizes`, replicate r < reps and draw j < n, problem number
-# idx = lowbias32((seed * 3141592653 + r * 1000003 + j) mod 2^32) mod n; w = times idx is drawn.
+# study_table, evolution, method_comparison): for each set size n in `sizes`, replicate r < reps and draw j < n,
+# problem number idx = lowbias32((seed * 3141592653 + r * 1000003 + j) mod 2^32) mod n; w = times idx is drawn.
 # All in UBIGINT: a BIGINT operand would widen the arithmetic to HUGEINT (twice the time).
-BOOTSTRAP_MACRO = """CREATE OR REPLACE MACRO tokenshift_bootstrap_weights(sizes, reps, seed) AS TABLE
+BOOTSTRAP_DRAWS_MACRO = """CREATE OR REPLACE MACRO tokenshift_bootstrap_draws(sizes, seed, r_from, r_to) AS TABLE
 WITH d0 AS (
     SELECT n, r, (seed::UBIGINT * 3141592653 + r::UBIGINT * 1000003 + j::UBIGINT) % 4294967296 AS x
-    FROM (SELECT unnest(sizes) AS n), range(reps) AS t(r), LATERAL (SELECT unnest(range(n)) AS j)
+    FROM (SELECT unnest(sizes) AS n), range(r_from, r_to) AS t(r), LATERAL (SELECT unnest(range(n)) AS j)
 ),
 d1 AS (SELECT n, r, xor(x, x >> 16) * 2146121005 % 4294967296 AS x FROM d0),
 d2 AS (SELECT n, r, xor(x, x >> 15) * 2221713035 % 4294967296 AS x FROM d1)
-SELECT n, r, (xor(x, x >> 16) % n::UBIGINT)::BIGINT AS idx, count(*) AS w FROM d2 GROUP BY ALL;"""
+SELECT n, r, (xor(x, x >> 16) % n::UBIGINT)::BIGINT AS idx FROM d2;"""
+# The replicates are drawn in BOOTSTRAP_PARTS ranges joined by UNION ALL: DuckDB reads one range() on one thread,
+# so the parts let it count the draws on as many (24,400 problems x 1,000 replicates on 2 cores: 1.9 s, 4.0-4.4 s as
+# one range; 8 parts ran out of memory under a 64 MB cap where 4 and fewer did not).
+BOOTSTRAP_PARTS = 4
+BOOTSTRAP_MACRO = ("CREATE OR REPLACE MACRO tokenshift_bootstrap_weights(sizes, reps, seed) AS TABLE\n"
+                   "SELECT n, r, idx, count(*) AS w FROM (\n    "
+                   + "\n    UNION ALL ".join(f"FROM tokenshift_bootstrap_draws(sizes, seed, {k} * reps // {BOOTSTRAP_PARTS}, "
+                                              f"{k + 1} * reps // {BOOTSTRAP_PARTS})" for k in range(BOOTSTRAP_PARTS))
+                   + "\n) GROUP BY ALL;")
 
 # p(t*), base's probability of RL's top-1 token t* (mass_reallocation, evolution), where the row says it exactly:
 # t*'s own entry in base's top-K, else the entry at t*'s base rank when that is within K (ties share the best rank,
@@ -123,7 +132,7 @@ def preamble_statements(source: str | os.PathLike | Source) -> list[tuple[str | 
         out.append((table, f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({src.parquet_arg(table)});"))
     if "cross_samples" in src.tables:
         out.append(("cross_samples", CROSS_REFERENCE_VIEW))
-    out += [(None, BOOTSTRAP_MACRO), (None, P_RL_TOP1_MACRO)]
+    out += [(None, BOOTSTRAP_DRAWS_MACRO), (None, BOOTSTRAP_MACRO), (None, P_RL_TOP1_MACRO)]
     return out
 
 
@@ -137,8 +146,9 @@ def preamble_sql(source: str | os.PathLike | Source) -> str:
     if src.kind == "hf":
         lines.append("-- Hub token from HF_TOKEN or ~/.cache/huggingface/token (needed for private/gated datasets).")
     for table, statement in preamble_statements(src):
-        if statement == BOOTSTRAP_MACRO:
-            lines.append("-- The bootstrap draws of the recipes with intervals (accuracy, cross_sampling_curve, ...).")
+        if statement == BOOTSTRAP_DRAWS_MACRO:
+            lines.append("-- The bootstrap draws of the recipes with intervals (accuracy, cross_sampling_curve, ...), "
+                         "and their weights.")
         if statement == P_RL_TOP1_MACRO:
             lines.append("-- Base's probability of RL's top-1 token where a row says it exactly (mass_reallocation, evolution).")
         if statement == CROSS_REFERENCE_VIEW:

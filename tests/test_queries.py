@@ -345,18 +345,21 @@ def _pick(frame: pd.DataFrame, setting: dict) -> pd.DataFrame:
 
 
 def test_bootstrap_macro_counts_the_numpy_draws(build):
-    """tokenshift_bootstrap_weights (the preamble's macro the interval recipes share): w = times each problem is drawn."""
+    """tokenshift_bootstrap_weights (the preamble's macro the interval recipes share): w = times each problem is drawn,
+    whether the replicates split evenly into the macro's parallel parts or not, or leave some parts empty."""
     con, _ = connect(build)
     try:
-        got = con.execute("SELECT n, r, idx, w FROM tokenshift_bootstrap_weights([1, 7, 40], ?, ?)", [REPS, SEED]).df()
+        for reps in (REPS, 3):
+            got = con.execute("SELECT n, r, idx, w FROM tokenshift_bootstrap_weights([1, 7, 40], ?, ?)",
+                              [reps, SEED]).df()
+            for n in (1, 7, 40):
+                rows = got[got.n == n]
+                counts = np.zeros((reps, n), dtype=int)
+                counts[rows.r.to_numpy(), rows.idx.to_numpy()] = rows.w.to_numpy()
+                want = np.stack([np.bincount(d, minlength=n) for d in _draws(SEED, reps, n)])
+                assert (rows.w > 0).all() and np.array_equal(counts, want), (reps, n)
     finally:
         con.close()
-    for n in (1, 7, 40):
-        rows = got[got.n == n]
-        counts = np.zeros((REPS, n), dtype=int)
-        counts[rows.r.to_numpy(), rows.idx.to_numpy()] = rows.w.to_numpy()
-        want = np.stack([np.bincount(d, minlength=n) for d in _draws(SEED, REPS, n)])
-        assert (rows.w > 0).all() and np.array_equal(counts, want), n
 
 
 def test_accuracy_intervals_equal_a_numpy_bootstrap(build, t):
@@ -582,8 +585,8 @@ def test_hf_preamble_text():
     for table in ("prompts", "generations", "tokens", "cross_samples"):
         assert (f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM "
                 f"read_parquet('hf://datasets/some-org/token-shift@v1.0/{table}/*.parquet');") in text
-    # parses as SQL: setup, 4 views, the cross-sampling reference view, the bootstrap and p(t*) macros
-    assert len(duckdb.extract_statements(text)) == 10
+    # parses as SQL: setup, 4 views, the cross-sampling reference view, the bootstrap draws, weights and p(t*) macros
+    assert len(duckdb.extract_statements(text)) == 11
     assert text.index("VIEW cross_reference") > text.index("VIEW cross_samples")  # DuckDB binds it when created
     for bad in ("hf://datasets/org", "hf://models/org/name@v1", "hf://datasets/org/name@v1'; DROP"):
         with pytest.raises(TokenshiftError, match="hf://datasets/ORG/NAME@VERSION"):
