@@ -138,7 +138,7 @@ def preamble_statements(source: str | os.PathLike | Source) -> list[tuple[str | 
 
 def preamble_sql(source: str | os.PathLike | Source) -> str:
     """The preamble text to paste into the duckdb shell before any recipe: one view per table, the cross-sampling
-    reference view (with cross_samples), the bootstrap macro and the p(t*) macro."""
+    reference view (with cross_samples), the bootstrap macros (draws, weights) and the p(t*) macro."""
     src = resolve_source(source)
     lines = [f"-- tokenshift preamble: views over {src.root}",
              "-- Then paste any recipe (queries/*.sql). Override a parameter first with SET VARIABLE name = value;",
