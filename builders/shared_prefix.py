@@ -141,9 +141,9 @@ def decode_shared(driver, other, prefixes: list[list[int]], limit: int, sampling
               for k in (known if known is not None else [None] * n)]
     if len(alone) == len(members) and all(k is not None for k in replay):
         if not greedy:  # the driver alone's one Exp(1) draw per step until its longest row ends
-            shape = (n, _logits_width(driver))
+            probs = torch.empty((n, _logits_width(driver)), dtype=torch.float32, device=device)  # as sampling_probs
             for _ in range(max(len(k.token_ids) for k in replay)):
-                torch.empty(shape, dtype=torch.float32, device=device).exponential_(1, generator=generator)
+                exp_noise(probs, generator)
         return [[Decoded(list(k.token_ids), k.finish_reason) for k in replay] for _ in members]
     ids, mask = _left_pad(prefixes, pad_id, device)
     root = _Wave([_Stepper(driver, device), _Stepper(other, device)], n)
