@@ -114,7 +114,7 @@ def _measure(base, rl, tok, prefixes, sampling, thresholds, branches: int,
     finally:
         hook.remove()
     counts = {"decoded": meter.decoded, "computed": sum(computed), "wall": time.perf_counter() - wall,
-              "cpu": time.process_time() - cpu, "reproduced": not run.said}
+              "cpu": time.process_time() - cpu, "reproduced": protocols.NOT_REPRODUCED not in run.said}
     return rows, counts
 
 
