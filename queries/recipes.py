@@ -75,3 +75,89 @@ def parse_recipe(name: str, sql: str, path: Path | None = None) -> Recipe:
             raise TokenshiftError(f"recipe {name}: SET VARIABLE {var} reads getvariable('{var_again}')")
         params[var] = Param(var, sql_type, default.strip())
     return Recipe(name, match.group(2).strip(), tables, params, sql, path or RECIPE_DIR / f"{name}.sql")
+
+
+@dataclass(frozen=True)
+class RecipeDoc:
+    """A recipe's header as documentation: what it computes, each parameter's meaning, each output column's."""
+
+    description: str                          # the header's prose between the summary and "Parameters"
+    param_meanings: dict[str, str]            # parameter name -> meaning, in the header's order
+    rows: str                                 # what one output row is, e.g. "one row per sampler, rl_model"
+    columns: tuple[tuple[str, str], ...]      # (column name(s), meaning), in the header's order
+
+
+_SECTION = re.compile(r"^(Parameters|Tables|Columns)\b")
+_PARAM_DOC = re.compile(r"^(\w+)\s+([A-Z]+(?:\[\])?)\s+(.+?)\s{2,}(.+)$")
+_COLUMNS_HEAD = re.compile(r"^Columns \((.+)\):$")
+_COLUMN = re.compile(r"^(\w+(?:, \w+)*)(?:\s+(.*))?$")
+
+
+def recipe_doc(recipe: Recipe) -> RecipeDoc:
+    """Parse the documentation in recipe's header comment; a header that does not match its SQL raises.
+
+    Every SET VARIABLE parameter must be described in the header's Parameters block with the same type,
+    and the header must list its output columns under "-- Columns (one row per ...):".
+    """
+    header = []
+    for line in recipe.sql.splitlines()[1:]:
+        if not line.startswith("--"):
+            break
+        header.append(line[3:] if line.startswith("-- ") else line[2:])
+    sections: dict[str, list[str]] = {"description": []}
+    current = "description"
+    for line in header:
+        match = _SECTION.match(line)
+        if match:
+            current = match.group(1)
+            sections[current] = [line]
+        else:
+            sections[current].append(line)
+    where = f"recipe {recipe.name} ({recipe.path.name})"
+
+    meanings: dict[str, str] = {}
+    for line in sections.get("Parameters", [])[1:]:
+        if not line.strip():
+            continue
+        match = _PARAM_DOC.match(line.strip())
+        if line.startswith("     ") and meanings:  # a continuation of the previous parameter's meaning
+            last = next(reversed(meanings))
+            meanings[last] += " " + line.strip()
+        elif match:
+            name, sql_type, _default, meaning = match.groups()
+            if name in recipe.params and recipe.params[name].sql_type != sql_type:
+                raise TokenshiftError(f"{where}: the header gives {name} type {sql_type}, its SET VARIABLE line "
+                                      f"{recipe.params[name].sql_type}; make them agree")
+            meanings[name] = meaning.strip()
+        else:
+            raise TokenshiftError(f"{where}: cannot read parameter line {line.strip()!r}; write "
+                                  "'--   name   TYPE   default   meaning'")
+    if set(meanings) != set(recipe.params):
+        raise TokenshiftError(f"{where}: the header's Parameters block lists {sorted(meanings)}, the SET VARIABLE "
+                              f"lines {sorted(recipe.params)}; describe each parameter once in the header")
+
+    column_lines = sections.get("Columns", [])
+    head = _COLUMNS_HEAD.match(column_lines[0].strip()) if column_lines else None
+    if not head:
+        raise TokenshiftError(f"{where}: the header has no '-- Columns (one row per ...):' block listing "
+                              "the output columns")
+    columns: list[list[str]] = []
+    indent = None
+    for line in column_lines[1:]:
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        if indent is None:
+            indent = depth
+        if depth > indent and columns:  # a continuation of the previous column's meaning
+            text = line.strip()
+            columns[-1][1] += ("<br>" if text.startswith("'") else " ") + text
+            continue
+        match = _COLUMN.match(line.strip())
+        if not match:
+            raise TokenshiftError(f"{where}: cannot read column line {line.strip()!r}; write "
+                                  "'--   name[, name ...]   meaning'")
+        names, meaning = match.groups()
+        columns.append([names.strip(), (meaning or "").strip()])
+    description = "\n".join(sections["description"]).strip()
+    return RecipeDoc(description, meanings, head.group(1), tuple((n, m.strip()) for n, m in columns))

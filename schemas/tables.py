@@ -39,7 +39,8 @@ class Field:
     low/high bound the values (inclusive, ± tol for float rounding); allowed is a tuple of values or a
     per-build set (RL_MODELS, SAMPLERS); length fixes every list's length (TOP_K); item_high bounds a
     list's elements; descending makes every list non-increasing (recipes read its last entry as its
-    smallest). Only name, type, description and nullable reach the parquet files.
+    smallest); unit names what a number measures (docs/reference/tables.md prints it; "" for ids, text
+    and flags). Only name, type, description and nullable reach the parquet files.
     """
 
     name: str
@@ -53,6 +54,7 @@ class Field:
     length: str | int | None = field(default=None, kw_only=True)
     item_high: float | None = field(default=None, kw_only=True)
     descending: bool = field(default=False, kw_only=True)  # every list non-increasing (most probable first)
+    unit: str = field(default="", kw_only=True)  # what a number measures: "nats", "tokens", "fraction", ...
 
     def to_arrow(self) -> pa.Field:
         return pa.field(self.name, self.type, nullable=self.nullable,
@@ -107,7 +109,7 @@ GENERATIONS = (
     Field("sample_index", pa.int32(), "0-based index of the sample for this problem and sampler", low=0),
     Field("seed", pa.int64(), "torch seed of the generation batch this response came from"),
     Field("response_text", pa.string(), "decoded response, special tokens removed"),
-    Field("n_tokens", pa.int32(), "number of response tokens (including the end-of-sequence token if emitted)", low=0),
+    Field("n_tokens", pa.int32(), "number of response tokens (including the end-of-sequence token if emitted)", low=0, unit="tokens"),
     Field("finish_reason", pa.string(), "'stop' (end-of-sequence emitted) or 'length' (hit max_new_tokens)",
           allowed=FINISH_REASONS),
     Field("extracted_answer", pa.string(), "content of the last \\boxed{} in the response; null if none", True),
@@ -120,34 +122,34 @@ TOKENS = (
     Field("sampler", pa.string(), "model that sampled the response (copied from generations for easy filtering)",
           allowed=SAMPLERS),
     Field("rl_model", pa.string(), "RL model compared with base at this position", allowed=RL_MODELS),
-    Field("position", pa.int32(), "0-based index of the token in the response", low=0),
+    Field("position", pa.int32(), "0-based index of the token in the response", low=0, unit="tokens"),
     Field("rel_position", pa.float32(), "position / (n_tokens - 1), in [0, 1]; 0 when n_tokens = 1",
-          low=0.0, high=1.0, tol=FLOAT32_TOL),
+          low=0.0, high=1.0, tol=FLOAT32_TOL, unit="fraction"),
     Field("token_id", pa.int32(), "sampled token id", low=0),
     Field("token", pa.string(), "sampled token decoded on its own"),
-    Field("logp_base", pa.float32(), f"base {_LOGP} of the sampled token", high=0.0, tol=FLOAT32_TOL),
-    Field("logp_rl", pa.float32(), f"RL {_LOGP} of the sampled token", high=0.0, tol=FLOAT32_TOL),
+    Field("logp_base", pa.float32(), f"base {_LOGP} of the sampled token", high=0.0, tol=FLOAT32_TOL, unit="nats"),
+    Field("logp_rl", pa.float32(), f"RL {_LOGP} of the sampled token", high=0.0, tol=FLOAT32_TOL, unit="nats"),
     Field("entropy_base", pa.float32(), "entropy of the base next-token distribution, nats, in [0, ln V]",
-          low=0.0, high=LN_VOCAB, tol=FLOAT32_TOL),
+          low=0.0, high=LN_VOCAB, tol=FLOAT32_TOL, unit="nats"),
     Field("entropy_rl", pa.float32(), "entropy of the RL next-token distribution, nats, in [0, ln V]",
-          low=0.0, high=LN_VOCAB, tol=FLOAT32_TOL),
+          low=0.0, high=LN_VOCAB, tol=FLOAT32_TOL, unit="nats"),
     Field("js", pa.float32(), "Jensen-Shannon divergence of p_base and p_rl, nats, in [0, ln 2]",
-          low=0.0, high=LN2, tol=FLOAT32_TOL),
-    Field("kl_base_rl", pa.float32(), "KL(p_base || p_rl), nats, >= 0", low=0.0, tol=FLOAT32_TOL),
-    Field("kl_rl_base", pa.float32(), "KL(p_rl || p_base), nats, >= 0", low=0.0, tol=FLOAT32_TOL),
+          low=0.0, high=LN2, tol=FLOAT32_TOL, unit="nats"),
+    Field("kl_base_rl", pa.float32(), "KL(p_base || p_rl), nats, >= 0", low=0.0, tol=FLOAT32_TOL, unit="nats"),
+    Field("kl_rl_base", pa.float32(), "KL(p_rl || p_base), nats, >= 0", low=0.0, tol=FLOAT32_TOL, unit="nats"),
     Field("rank_base", pa.int32(), "1-based rank of the sampled token under base (1 = most probable; ties share the best rank)",
-          low=1),
-    Field("rank_rl", pa.int32(), "1-based rank of the sampled token under RL", low=1),
+          low=1, unit="rank"),
+    Field("rank_rl", pa.int32(), "1-based rank of the sampled token under RL", low=1, unit="rank"),
     Field("top1_base", pa.int32(), "most probable token id under base", low=0),
     Field("top1_rl", pa.int32(), "most probable token id under RL", low=0),
-    Field("rl_top1_rank_base", pa.int32(), "1-based rank under base of the RL top-1 token", low=1),
+    Field("rl_top1_rank_base", pa.int32(), "1-based rank under base of the RL top-1 token", low=1, unit="rank"),
     Field("topk_base_ids", pa.list_(pa.int32()), f"base top-K token ids; {_TOPK_NOTE}", length=TOP_K),
     Field("topk_base_logp", pa.list_(pa.float32()), f"base top-K {_LOGP}; {_TOPK_NOTE}",
-          length=TOP_K, item_high=0.0, tol=FLOAT32_TOL, descending=True),
+          length=TOP_K, item_high=0.0, tol=FLOAT32_TOL, descending=True, unit="nats"),
     Field("topk_rl_ids", pa.list_(pa.int32()), f"RL top-K token ids; {_TOPK_NOTE}", length=TOP_K),
     Field("topk_rl_logp", pa.list_(pa.float32()), f"RL top-K {_LOGP}; {_TOPK_NOTE}",
-          length=TOP_K, item_high=0.0, tol=FLOAT32_TOL, descending=True),
-    Field("topk_overlap", pa.float32(), "|top-K base ∩ top-K RL| / K, in [0, 1]", low=0.0, high=1.0, tol=FLOAT32_TOL),
+          length=TOP_K, item_high=0.0, tol=FLOAT32_TOL, descending=True, unit="nats"),
+    Field("topk_overlap", pa.float32(), "|top-K base ∩ top-K RL| / K, in [0, 1]", low=0.0, high=1.0, tol=FLOAT32_TOL, unit="fraction"),
 )
 
 CROSS_SAMPLES = (
@@ -159,27 +161,27 @@ CROSS_SAMPLES = (
     Field("direction", pa.string(), "'forward' (base drives, RL intervenes) or 'reverse' (RL drives, base intervenes)",
           allowed=DIRECTIONS),
     Field("threshold", pa.float64(), "criterion threshold for an intervention: nats of JS (in [0, ln 2]) for 'js', of KL for 'kl' and 'kl_reverse', of the driver's entropy for 'entropy'; random with match_criterion: the matched setting's; null for resample, top1_differs and random with a rate", True,
-          low=0.0),
+          low=0.0, unit="nats"),
     Field("budget", pa.float64(), "most interventions allowed; +inf = unlimited; a fraction of tokens when budget_unit = 'fraction'; random with match_criterion: the matched setting's budget (not applied)",
-          low=0.0),
+          low=0.0, unit="tokens or fraction (budget_unit)"),
     Field("budget_unit", pa.string(), "'tokens' or 'fraction'", allowed=BUDGET_UNITS),
     Field("sample_index", pa.int32(), "0-based sample index for this problem and setting", low=0),
     Field("seed", pa.int64(), "torch seed of the decoding batch"),
     Field("response_text", pa.string(), "decoded response, special tokens removed"),
-    Field("n_tokens", pa.int32(), "number of response tokens", low=0),
-    Field("n_interventions", pa.int32(), "number of tokens taken from the intervening model", low=0),
-    Field("intervention_positions", pa.list_(pa.int32()), "0-based response positions of the interventions"),
+    Field("n_tokens", pa.int32(), "number of response tokens", low=0, unit="tokens"),
+    Field("n_interventions", pa.int32(), "number of tokens taken from the intervening model", low=0, unit="tokens"),
+    Field("intervention_positions", pa.list_(pa.int32()), "0-based response positions of the interventions", unit="tokens"),
     Field("intervention_fraction", pa.float64(), "n_interventions / n_tokens, in [0, 1]",
-          low=0.0, high=1.0, tol=FLOAT32_TOL),
+          low=0.0, high=1.0, tol=FLOAT32_TOL, unit="fraction"),
     Field("extracted_answer", pa.string(), "content of the last \\boxed{}; null if none", True),
     Field("correct", pa.bool_(), "math-verify verdict; null if grading failed or timed out", True),
     Field("finish_reason", pa.string(), "'stop' or 'length'", allowed=FINISH_REASONS),
     Field("criterion", pa.string(), "what selects a position: 'js' (JS(p_driver, p_other)), 'kl' (KL(p_driver || p_other)), 'kl_reverse' (KL(p_other || p_driver)), 'entropy' (of p_driver), each >= threshold, full vocabulary, float32; 'top1_differs' (the two argmaxes differ); 'random'",
           allowed=CRITERIA),
     Field("mix_weight", pa.float64(), "W in (0, 1]: at a selected position the token is sampled from (1 - W) p_driver + W p_other; 1 = the other model's token",
-          low=0.0, high=1.0),
+          low=0.0, high=1.0, unit="probability"),
     Field("rate", pa.float64(), "random: probability of intervening at each position (--rate, or the matched answer's intervention_fraction when match_criterion is set); null otherwise", True,
-          low=0.0, high=1.0, tol=FLOAT32_TOL),
+          low=0.0, high=1.0, tol=FLOAT32_TOL, unit="probability"),
     Field("match_criterion", pa.string(), "random --match: the criterion whose per-answer intervention fraction this control matches (threshold and budget name its setting); null otherwise", True,
           allowed=MATCHABLE),
     Field("control_seed", pa.int32(), "random: 0-based repetition of the control (--control-seeds); its selection draws have their own seed; null otherwise", True,
