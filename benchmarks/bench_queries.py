@@ -1,10 +1,10 @@
-"""The report at scale: every recipe's time, the whole report's time and peak memory; before vs now, capped, one scan.
+"""The report at scale: every recipe's time, the whole report's time and peak memory; older recipes vs the current ones, capped, one scan.
 
 Makes a dataset of `--rows` token rows (default 10M) by replicating a build's parquet parts with
 fresh ids (each copy's problem, generation and cross ids get a suffix `~k`; part k of the copy
 concatenates the copies of the source's part k, so the part count stays the source's), then
 runs `write_report` on it in a fresh process per mode: "before" as "views" but with the recipe
-files of git revision `--before-ref` (default: main before issue 18 rewrote the slow recipes),
+files of git revision `--before-ref` (default 1eb8944: the recipes before the slow ones were rewritten),
 "views" as `tokenshift report` runs
 (`connect(source)`: each recipe scans the parquet files it needs, DuckDB's memory uncapped),
 "capped" (the same with DuckDB's memory capped at 1.5 GB), "cache" (`connect(source, cache=True)`:
@@ -54,7 +54,7 @@ SAME_PROBLEM_IDS = {"prompts": (), "generations": ("generation_id",), "tokens": 
 RENUMBERED = {"generations": "sample_index", "cross_samples": "sample_index"}  # --same-problems: copy k's samples follow
 MODES = ("before", "views", "capped", "cache")
 CAPPED_LIMIT = "1.5GB"
-BEFORE_REF = "1eb8944"  # main before issue 18 rewrote the slow recipes
+BEFORE_REF = "1eb8944"  # the recipes before the slow ones were rewritten
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -17,7 +17,7 @@ from synthetic_tables import make_tables, write_build, write_manifest
 
 from tokenshift.errors import TokenshiftError
 from tokenshift.queries import preamble_sql, recipe_names, run_recipe
-from tokenshift.queries.recipes import load_recipe
+from tokenshift.queries.recipes import load_recipe, recipe_doc
 from tokenshift.queries.run import MissingTableError, connect
 from tokenshift.queries.sources import resolve_source
 from tokenshift.schemas.tables import to_arrow, write_parquet
@@ -526,6 +526,9 @@ def test_recipe_files_document_what_they_return(build):
             assert p.name in header, (name, p.name)
         for column in run_recipe(name, build).columns:
             assert re.search(rf"\b{column}\b", header), (name, column)
+        # the Columns block, which docs/reference/recipes.md prints, lists exactly the columns returned
+        documented = [c.strip() for names, _ in recipe_doc(recipe).columns for c in names.split(",")]
+        assert sorted(documented) == sorted(run_recipe(name, build).columns), name
 
 
 @pytest.mark.parametrize("name, override", [("position_concentration", {"js_threshold": 0.2}),

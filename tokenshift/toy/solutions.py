@@ -21,8 +21,8 @@ class ForkMix:
     "uses" (read as "Add"), and the leading digit of a subtraction of a two-digit number (its tens
     forgotten: the result is 10 too large); both hang on a visible context and are frequent enough
     that the base puts most of its probability on the wrong token there. end: a plain number instead
-    of \\boxed{N}. (A forgotten *borrow* was tried first: GRPO learned it only by also lowering the
-    digit where no borrow was due, so accuracy barely rose.)
+    of \\boxed{N}. (Not a forgotten *borrow*: GRPO learns that one only by also lowering the digit
+    where no borrow is due, so accuracy barely rises; docs/findings.md.)
     """
 
     p_wrong_plan: float = 0.3  # first answer token: "Add up all the numbers." vs "Follow each change..."
