@@ -57,7 +57,7 @@ def check_fields(fields: Fields) -> None:
 
 
 def answer_rule(answer_field: str | None, answer_from: str) -> str:
-    """How gold answers are read, in words (the dataset card's line; the README says the same)."""
+    """How gold answers are read, in words (the dataset card's line; docs/guide.md says the same)."""
     field = f"field `{answer_field}`" if answer_field else "answer field (" + ", ".join(_ANSWER_FIELDS) + ")"
     if answer_from == "boxed":
         return f"the last \\boxed{{}} of the {field}"

@@ -146,15 +146,18 @@ def _readme_quick_start() -> list[str]:
     return [block.strip() for block in re.findall(r"```bash\n(.*?)```", section, re.S)]
 
 
-def test_the_readme_test_command_is_the_one_ci_runs():
+def _ci_commands(marker: str) -> list[str]:
+    """The command lines .ci/run runs right after each comment line `marker`."""
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-    ci_commands = [ci[i + 1].strip() for i, line in enumerate(ci) if line.strip() == "# The README's test command:"]
-    assert len(ci_commands) == 2
-    in_clone = re.fullmatch(r'\(cd "\$clean/repo" && (.+)\)', ci_commands[0])
-    assert in_clone and in_clone.group(1) == ci_commands[1]
+    return [ci[i + 1].strip() for i, line in enumerate(ci) if line.strip() == marker]
+
+
+def test_the_readme_commands_are_the_ones_ci_runs():
     demo, tests = _readme_quick_start()
-    assert tests == ci_commands[1]
-    # the demo command installs the same torch pin and package as CI, then runs a command the CLI accepts
+    test_runs = _ci_commands("# The README's test command:")
+    assert test_runs == [f'(cd "$clean/repo" && {tests})', tests]  # in a clean clone, then in place
+    assert _ci_commands("# The README's demo command:") == [f'(cd "$clean/repo" && {demo})']
+    # the demo installs the package as the tests do, then runs a command the CLI accepts
     install, run = demo.split(" && ")
     assert install == tests.split(" && ")[0].replace(' -e ".[test]"', " -e .")
     argv = shlex.split(run)

@@ -35,7 +35,7 @@ from tokenshift.queries.viewer import (
 )
 from tokenshift.schemas.tables import to_arrow, write_parquet
 
-# Set both to screenshot the hover test on another dataset (docs/viewer.png: the embedded pair, see README).
+# Set both to screenshot the hover test on another dataset (docs/viewer.png: the embedded pair, see docs/guide.md).
 DATA_ENV, SHOT_ENV = "TOKENSHIFT_VIEWER_DATA", "TOKENSHIFT_VIEWER_SCREENSHOT"
 EVIL_TOKEN = "</script><script>alert('token')</script>"
 EVIL_TEXT = "Is <img src=x onerror=\"window.__pwned=1\"> & \"double\" 'single' &amp; \u2028 < > </script>?"
