@@ -116,8 +116,8 @@ def tables_page() -> str:
              "the build's `top_k_candidates`.", ""]
     lines += [f"- [`{table}`](#{table})" for table in TABLE_FIELDS] + [""]
     for table, fields in TABLE_FIELDS.items():
-        written = ("written by `tokenshift cross-sample` (optional)" if table in OPTIONAL_TABLES
-                   else "written by `tokenshift build`")
+        written = ("Written by `tokenshift cross-sample` (optional)" if table in OPTIONAL_TABLES
+                   else "Written by `tokenshift build`")
         key = ", ".join(f"`{c}`" for c in PRIMARY_KEYS[table])
         lines += [f"## {table}", "", f"{written}; one row per {key}.", "",
                   "| column | type | unit | valid values | null | meaning |", "|---|---|---|---|---|---|"]
