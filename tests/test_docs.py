@@ -56,6 +56,17 @@ def test_tables_page_has_every_column_with_type_unit_and_valid_values():
     assert "&lt;sampler&gt;" not in page and "'&lt;sampler>/" in page  # no column text read as an HTML tag
 
 
+def test_a_new_column_appears_on_the_tables_page(monkeypatch):
+    import pyarrow as pa
+
+    from tokenshift.schemas import tables
+
+    new = tables.Field("margin", pa.float32(), "logp_rl - logp_base of the sampled token", True,
+                       low=-10.0, unit="nats")
+    monkeypatch.setitem(tables.TABLE_FIELDS, "tokens", (*tables.TOKENS, new))
+    assert "| `margin` | `float` | nats | >= -10 | yes | logp_rl - logp_base of the sampled token |" in tables_page()
+
+
 def test_recipes_page_documents_every_parameter_and_column_of_every_recipe():
     page = recipes_page()
     for name in recipe_names():
