@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokenshift.builders import grade, prompts
+from tokenshift.builders import gold_rules, grade, prompts
 from tokenshift.errors import TokenshiftError
 
 # Hub dataset ids (and split) used for the named benchmarks when no local file is given.
@@ -24,6 +25,11 @@ _ANSWER_FIELDS = ("answer", "final_answer", "gold")
 _ID_FIELDS = ("id", "idx", "problem_id", "unique_id")
 # --answer-from: the answer field as given (normalised), or the last \boxed{} of a worked solution in it
 ANSWER_RULES = ("field", "boxed")
+# why --skip-invalid left a row out
+EMPTY_GOLD, NO_BOX, DUPLICATE_ID = "empty gold", "no \\boxed{}", "duplicate id"
+SKIP_REASONS = (EMPTY_GOLD, NO_BOX, DUPLICATE_ID)
+# file stems that say nothing about the benchmark: a build from such a file is told to pass --benchmark-name
+GENERIC_STEMS = ("test", "train", "validation", "val", "dev", "eval", "data")
 
 
 @dataclass(frozen=True)
@@ -37,19 +43,52 @@ class Problem:
 @dataclass(frozen=True)
 class Fields:
     """How a record becomes a problem: the fields holding question, gold answer and id (None: detect),
-    or a template over the record's fields for the question, and the rule reading the gold answer."""
+    or a template over the record's fields for the question, the rule reading the gold answer, the gold
+    transforms, whether invalid rows are skipped rather than refused, and the benchmark's name."""
 
     question: str | None = None
     answer: str | None = None
     id: str | None = None
     question_template: str | None = None  # Python format string over the record, e.g. "{Body} {Question}"
     answer_from: str = "field"  # one of ANSWER_RULES
+    gold_transforms: tuple[str, ...] = ()  # gold_rules.GOLD_TRANSFORMS, applied in order
+    skip_invalid: bool = False  # skip rows with an empty gold, no box (--answer-from boxed) or a repeated id
+    name: str | None = None  # the benchmark column's value; None: the named benchmark or the file stem
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A row --skip-invalid left out: its 1-based line among the records, its id and why."""
+
+    row: int
+    problem_id: str | None
+    reason: str  # one of SKIP_REASONS
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A benchmark as a build reads it: the problems, the rows read, each gold transform's count of
+    golds it changed (among the problems) and the rows skipped (among all rows read)."""
+
+    problems: list[Problem]
+    rows: int
+    transformed: dict[str, int]
+    skipped: tuple[Skipped, ...]
+
+    def record(self) -> dict:
+        """The manifest's `benchmark_rows` block."""
+        return {"rows": self.rows, "problems": len(self.problems), "gold_transforms": dict(self.transformed),
+                "skipped": [{"row": s.row, "problem_id": s.problem_id, "reason": s.reason} for s in self.skipped]}
 
 
 def check_fields(fields: Fields) -> None:
     """Reject a layout that cannot work before any file is read."""
     if fields.answer_from not in ANSWER_RULES:
         raise TokenshiftError(f"unknown --answer-from {fields.answer_from!r}: use {' or '.join(ANSWER_RULES)}")
+    gold_rules.check_transforms(fields.gold_transforms)
+    if fields.name is not None and (not fields.name.strip() or not fields.name.isprintable()):
+        raise TokenshiftError(f"--benchmark-name {fields.name!r} is empty or has control characters: "
+                              "pass a printable name")
     if fields.question_template is not None:
         if fields.question is not None:
             raise TokenshiftError("--question-field and --question-template both given: pass only one")
@@ -68,37 +107,83 @@ def answer_rule(answer_field: str | None, answer_from: str) -> str:
 
 def load_benchmark(spec: str, limit: int | None = None, fields: Fields = Fields()) -> list[Problem]:
     """Problems of `spec`: a named benchmark, a local .jsonl path or a Hub dataset id."""
+    return read_benchmark(spec, limit, fields).problems
+
+
+def read_benchmark(spec: str, limit: int | None = None, fields: Fields = Fields()) -> Loaded:
+    """`spec` read as a build reads it: problems, rows read, gold transform counts and skipped rows."""
     check_fields(fields)
     if spec == "toy-arith":
         from tokenshift.toy.arith import toy_problems
 
-        problems = [Problem(p["problem_id"], "toy-arith", p["question"], str(p["answer"]))
-                    for p in toy_problems("test")]
-    elif Path(spec).suffix == ".jsonl" or Path(spec).is_file():
-        problems = _from_records(_read_jsonl(Path(spec)), _benchmark_name(Path(spec).stem), fields, spec)
+        records = toy_problems("test")
+        problems = [Problem(p["problem_id"], fields.name or "toy-arith", p["question"], str(p["answer"]))
+                    for p in records]
+        return _finish(problems, [], len(records), limit, fields, spec)
+    if Path(spec).suffix == ".jsonl" or Path(spec).is_file():
+        records, name = _read_jsonl(Path(spec)), _benchmark_name(Path(spec).stem)
     elif spec in HUB_BENCHMARKS:
         local = os.environ.get(BENCHMARK_DIR_ENV)
         if local and (Path(local) / f"{spec}.jsonl").is_file():
-            problems = _from_records(_read_jsonl(Path(local) / f"{spec}.jsonl"), spec, fields, spec)
+            records = _read_jsonl(Path(local) / f"{spec}.jsonl")
         else:
             repo, config, split = HUB_BENCHMARKS[spec]
-            problems = _from_records(_read_hub(repo, config, split, spec), spec, fields, spec)
+            records = _read_hub(repo, config, split, spec)
+        name = spec
     elif "/" in spec:
-        problems = _from_records(_read_hub(spec, None, "test", spec), spec.split("/")[-1], fields, spec)
+        records, name = _read_hub(spec, None, "test", spec), spec.split("/")[-1]
     else:
         raise TokenshiftError(
             f"unknown benchmark {spec!r}: use one of {', '.join(NAMED_BENCHMARKS)}, "
             "a path to a .jsonl file, or a Hub dataset id ORG/NAME")
+    problems, skipped = _from_records(records, fields.name or name, fields, spec)
+    return _finish(problems, skipped, len(records), limit, fields, spec)
+
+
+def _finish(problems: list[Problem], skipped: list[Skipped], rows: int, limit: int | None, fields: Fields,
+            spec: str) -> Loaded:
+    """The first `limit` problems, refused for a repeated id or none left, golds transformed."""
     if limit is not None:
         problems = problems[:limit]
     ids = [p.problem_id for p in problems]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise TokenshiftError(f"benchmark {spec!r} has duplicate problem id {dup!r}: "
-                              "pass --id-field with a unique field")
+                              "pass --id-field with a unique field, or --skip-invalid to keep the first")
     if not problems:
         raise TokenshiftError(f"benchmark {spec!r} has no problems: check the file or --limit")
-    return problems
+    problems, transformed = _transform_golds(problems, fields.gold_transforms, spec)
+    return Loaded(problems, rows, transformed, tuple(skipped))
+
+
+def name_hint(spec: str, fields: Fields) -> str | None:
+    """A one-line hint when a file's stem (test, train, ...) would name the benchmark and no name is given."""
+    path = Path(spec)
+    if fields.name is not None or spec in NAMED_BENCHMARKS or not (path.suffix == ".jsonl" or path.is_file()):
+        return None
+    if path.stem.lower() not in GENERIC_STEMS:
+        return None
+    return (f"{path} names its benchmark {_benchmark_name(path.stem)!r} in every table and the card: pass "
+            "--benchmark-name NAME (e.g. the folder's name) to name it")
+
+
+def _transform_golds(problems: list[Problem], transforms: tuple[str, ...],
+                     spec: str) -> tuple[list[Problem], dict[str, int]]:
+    """Each gold through the transforms in order; per rule, the golds its step changed."""
+    counts = dict.fromkeys(transforms, 0)
+    out = []
+    for p in problems:
+        gold = p.gold_answer
+        for rule in transforms:
+            try:
+                changed = grade.transform_gold(gold, (rule,))
+            except ValueError as err:
+                raise TokenshiftError(f"benchmark {spec!r} problem {p.problem_id!r}: {err}: fix the row, or "
+                                      f"drop --gold-transform {rule}") from None
+            counts[rule] += changed != gold
+            gold = changed
+        out.append(p if gold == p.gold_answer else dataclasses.replace(p, gold_answer=gold))
+    return out, counts
 
 
 def _benchmark_name(stem: str) -> str:
@@ -169,35 +254,86 @@ def _normalise_answer(answer) -> str:
     return text
 
 
+class _Invalid(Exception):
+    """A row --skip-invalid may skip; the message is the refusal's when it is not given."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 def _gold(answer, answer_from: str, where: str) -> str:
     """The gold answer string of one record under the --answer-from rule (see `answer_rule`)."""
     if answer_from == "boxed":
         boxed = grade.extract_boxed(answer) if isinstance(answer, str) else None
         if boxed is None:
-            raise TokenshiftError(f"{where} has no \\boxed{{}} in its answer field: fix the row, or pick "
-                                  "another --answer-field or --answer-from")
+            raise _Invalid(NO_BOX, f"{where} has no \\boxed{{}} in its answer field: fix the row, pick "
+                                   "another --answer-field or --answer-from, or pass --skip-invalid to skip such rows")
         return boxed
     if isinstance(answer, list):
-        if not answer:
-            raise TokenshiftError(f"{where} has an empty list as its gold answer: fix the row")
         answers = [_normalise_answer(a) for a in answer]
+        if not answers or not all(answers):
+            return ""
         return answers[0] if len(answers) == 1 else grade.tuple_gold(answers)
-    return _normalise_answer(answer)
+    return "" if answer is None else _normalise_answer(answer)
 
 
-def _from_records(records: list[dict], benchmark: str, fields: Fields, spec: str) -> list[Problem]:
-    problems = []
+def _answer_value(record: dict, explicit: str | None, where: str):
+    """The record's gold answer value (None when the field holds null), by name or by detection."""
+    if explicit is not None:
+        if explicit not in record:
+            raise TokenshiftError(f"{where}: field {explicit!r} not found (fields: "
+                                  f"{', '.join(record)}): fix --answer-field")
+        return record[explicit]
+    present = [name for name in _ANSWER_FIELDS if name in record]
+    for name in present:
+        if record[name] is not None:
+            return record[name]
+    if present:
+        return None
+    raise TokenshiftError(f"{where}: no answer field among {', '.join(record)}: pass --answer-field")
+
+
+def _from_records(records: list[dict], benchmark: str, fields: Fields,
+                  spec: str) -> tuple[list[Problem], list[Skipped]]:
+    """Every record as a problem; rows with an empty gold, no box or a repeated id refused (one line naming
+    them) or, with fields.skip_invalid, skipped and listed (a repeated id keeps its first row)."""
+    problems, skipped, empty, seen = [], [], [], set()
     for index, record in enumerate(records):
         where = f"benchmark {spec!r} row {index + 1}"
         if fields.question_template is not None:
             question = prompts.render_question(fields.question_template, record, where)
         else:
             question = _pick(record, fields.question, _QUESTION_FIELDS, "question", "--question-field", where)
-        answer = _gold(_pick(record, fields.answer, _ANSWER_FIELDS, "answer", "--answer-field", where),
-                       fields.answer_from, where)
         if fields.id is None and not any(f in record for f in _ID_FIELDS):
             problem_id = str(index)
         else:
             problem_id = str(_pick(record, fields.id, _ID_FIELDS, "id", "--id-field", where))
+        try:
+            answer = _gold(_answer_value(record, fields.answer, where), fields.answer_from, where)
+            if not answer.strip():
+                raise _Invalid(EMPTY_GOLD, "")
+            if fields.skip_invalid and problem_id in seen:
+                raise _Invalid(DUPLICATE_ID, "")
+        except _Invalid as invalid:
+            if fields.skip_invalid:
+                skipped.append(Skipped(index + 1, problem_id, invalid.reason))
+            elif invalid.reason == EMPTY_GOLD:
+                empty.append(index + 1)
+            else:
+                raise TokenshiftError(str(invalid)) from None
+            continue
+        seen.add(problem_id)
         problems.append(Problem(problem_id, benchmark, str(question), answer))
-    return problems
+    if empty:
+        raise TokenshiftError(f"benchmark {spec!r} has {_rows(empty)} with an empty gold answer: fill them, or "
+                              "pass --skip-invalid to skip such rows (counted and listed in the manifest)")
+    return problems, skipped
+
+
+def _rows(rows: list[int], shown: int = 10) -> str:
+    """'row 3' or 'rows 3, 5, 9' (the first `shown`, then how many more)."""
+    if len(rows) == 1:
+        return f"row {rows[0]}"
+    more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+    return f"{len(rows)} rows ({', '.join(map(str, rows[:shown]))}{more})"

@@ -53,6 +53,9 @@ class BuildConfig:
     id_field: str | None = None
     question_template: str | None = None  # Python format fields of the row, e.g. "{Body} {Question}"
     answer_from: str = "field"  # benchmarks.ANSWER_RULES
+    gold_transform: tuple[str, ...] = ()  # gold_rules.GOLD_TRANSFORMS, in order
+    skip_invalid: bool = False  # skip rows with an empty gold, no box or a repeated id (listed in the manifest)
+    benchmark_name: str | None = None  # None: the named benchmark or the file stem
     limit: int | None = None
     samples: int = 4
     max_new_tokens: int = 512
@@ -88,6 +91,7 @@ class BuildConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in config.items() if k in known}
         values["rl"] = tuple(values.get("rl") or ())
+        values["gold_transform"] = tuple(values.get("gold_transform") or ())
         values["trust_remote_code"] = trust_remote_code
         try:
             return cls(**{"out": "", **values})
@@ -157,7 +161,8 @@ def validate_config(config: BuildConfig) -> None:
 def benchmark_fields(config: BuildConfig) -> benchmarks.Fields:
     """How the benchmark's rows become problems (fields, question template, answer rule)."""
     return benchmarks.Fields(config.question_field, config.answer_field, config.id_field,
-                             config.question_template, config.answer_from)
+                             config.question_template, config.answer_from, config.gold_transform,
+                             config.skip_invalid, config.benchmark_name)
 
 
 def model_specs(config: BuildConfig) -> tuple[models.ModelSpec, list[models.ModelSpec]]:
@@ -213,8 +218,10 @@ def prepare_out(config: BuildConfig, overwrite: bool) -> Path:
         raise TokenshiftError(f"{out} already holds a finished build: pass --overwrite to replace it, "
                               "or choose another --out")
     if started and not overwrite:
-        previous = read_work_config(out / WORK_DIR / CONFIG_FILE)
         current = json.loads(json.dumps(config.identity()))
+        defaults = json.loads(json.dumps(BuildConfig(out="").identity()))
+        # a field added after the build started was at its default then
+        previous = {**defaults, **read_work_config(out / WORK_DIR / CONFIG_FILE)}
         changed = [k for k in sorted(set(previous) | set(current)) if previous.get(k) != current.get(k)]
         if changed:
             k = changed[0]
@@ -259,9 +266,9 @@ def command_line(config: BuildConfig) -> str:
         if f.name == "out" or value == getattr(defaults, f.name):
             continue
         flag = "--" + f.name.replace("_", "-")
-        if f.name == "rl":
+        if isinstance(value, tuple):  # --rl, --gold-transform: the flag once per value
             for arg in value:
-                parts += ["--rl", arg]
+                parts += [flag, arg]
         elif f.name == "use_chat_template":
             parts.append("--no-chat-template")
         elif f.name == "ray" and value == executor.LOCAL:
@@ -280,7 +287,8 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
     out = prepare_out(config, overwrite)
     if overwrite:
         refuse_symlinks(out, [*TABLE_FIELDS, WORK_DIR, manifest.MANIFEST])
-    problems = benchmarks.load_benchmark(config.benchmark, config.limit, benchmark_fields(config))
+    loaded = benchmarks.read_benchmark(config.benchmark, config.limit, benchmark_fields(config))
+    problems = loaded.problems
     base_spec, rl_specs = model_specs(config)
     tokenizer = models.load_tokenizer(base_spec, config.trust_remote_code)
     for spec in rl_specs:
@@ -306,7 +314,7 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
                     if spec.owns(k) and not is_done(out, "tokens", k)]
             job = BuildShards(config, problems, prompt_texts, pair, progress=progress and placement is None)
             executor.run_shards(job, todo, placement, progress, "shards")
-        _write_manifest(out, config, pair, started_at, progress)
+        _write_manifest(out, config, pair, loaded, started_at)
     return out
 
 
@@ -411,7 +419,7 @@ def _generations(config: BuildConfig, pair: _Pair, shard: int, problems, prompt_
     gold = {p.problem_id: p.gold_answer for p in problems}
     bar = progress_bar(total=len(rows), desc="grade", unit="answer", leave=False, disable=not progress)
     grades = grade.grade_many([(gold[r["problem_id"]], r["response_text"]) for r in rows],
-                              timeout_s=config.grade_timeout_s, progress=bar)
+                              timeout_s=config.grade_timeout_s, progress=bar, transforms=config.gold_transform)
     bar.close()
     for row, g in zip(rows, grades):
         row["extracted_answer"], row["correct"] = g.extracted_answer, g.correct
@@ -498,7 +506,8 @@ def _legacy_record(out: Path, step: str, shard: int) -> dict[str, dict]:
     return {rel: manifest.part_entry(out / rel)} if (out / rel).is_file() else {}
 
 
-def _write_manifest(out: Path, config: BuildConfig, pair: _Pair, started_at: float, progress: bool) -> None:
+def _write_manifest(out: Path, config: BuildConfig, pair: _Pair, loaded: benchmarks.Loaded,
+                    started_at: float) -> None:
     """Write manifest.json once every shard this process owns is done."""
     spec = ShardSpec.parse(config.shard)
     tables = recorded_tables(out, REQUIRED_TABLES)  # the tables a build writes
@@ -513,6 +522,7 @@ def _write_manifest(out: Path, config: BuildConfig, pair: _Pair, started_at: flo
         "models": info,
         "tokenizer": {"sha256": models.tokenizer_sha256(pair.tokenizer), "vocab_size": len(pair.tokenizer)},
         "grader": grade.grader_version(),
+        "benchmark_rows": loaded.record(),
         "seeds": {"build": config.seed, "generation": "derive_seed(seed, shard, sampler); per row in generations.seed"},
         "tables": tables,
         "ungraded": {"generations": grade.count_ungraded(out, tables.get("generations", {}))},

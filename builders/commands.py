@@ -1,4 +1,4 @@
-"""The `tokenshift build` command: flags → a frozen BuildConfig → run_build."""
+"""The `tokenshift build`, `merge`, `regrade` and `benchmark check` commands: flags → a frozen config → the run."""
 
 from __future__ import annotations
 
@@ -6,8 +6,50 @@ import click
 
 from tokenshift.builders.benchmarks import ANSWER_RULES
 from tokenshift.builders.generate import ENGINES
+from tokenshift.builders.gold_rules import GOLD_TRANSFORMS, MEANING
 from tokenshift.builders.models import DTYPES
 from tokenshift.builders.prompts import CHOICES_SPEC, DEFAULT_INSTRUCTION
+from tokenshift.errors import warn
+
+_BENCHMARK_OPTIONS = [  # after --benchmark in build, after FILE in benchmark check
+    click.option("--question-field", default=None, help="Field holding the question in a custom jsonl."),
+    click.option("--answer-field", default=None, help="Field holding the gold answer in a custom jsonl."),
+    click.option("--id-field", default=None, help="Field holding the problem id in a custom jsonl."),
+    click.option("--question-template", default=None, metavar="TEMPLATE",
+                 help="Build each question from the row's fields instead of --question-field, e.g. "
+                      f"'{{Body}} {{Question}}' (Python format fields; '{{options:{CHOICES_SPEC}}}' lists a list "
+                      "field as (A) ... (B) ... lines; '{{' and '}}' for literal braces)."),
+    click.option("--answer-from", type=click.Choice(ANSWER_RULES), default="field", show_default=True,
+                 help="field: the answer field as given (a JSON list of several answers is graded as one "
+                      "tuple, in order); boxed: the last \\boxed{} of the answer field (a worked solution)."),
+    click.option("--gold-transform", "gold_transform", multiple=True, type=click.Choice(GOLD_TRANSFORMS),
+                 metavar="RULE", help="Rewrite golds math-verify misreads, in the order given (repeat for several; "
+                 "recorded with counts in the manifest and card): " + "; ".join(
+                     f"{name}: {MEANING[name]}" for name in GOLD_TRANSFORMS) + "."),
+    click.option("--skip-invalid", is_flag=True, help="Skip (count and list in the manifest) rows with an empty "
+                 "gold, no \\boxed{} under --answer-from boxed, or a repeated id (the first is kept), instead "
+                 "of refusing the file."),
+    click.option("--benchmark-name", default=None, metavar="NAME",
+                 help="The benchmark's name in every table and the card. Default: the named benchmark or the "
+                 "file's stem (test.jsonl: 'benchmark')."),
+    click.option("--limit", type=int, default=None, help="Use only the first N problems."),
+]
+
+
+def benchmark_options(command):
+    """The flags that say how a benchmark file is read (shared by build and benchmark check)."""
+    for option in reversed(_BENCHMARK_OPTIONS):
+        command = option(command)
+    return command
+
+
+def say_name_hint(benchmark: str, fields) -> None:
+    """The one-line hint to pass --benchmark-name when the file's stem (test, train, ...) names the benchmark."""
+    from tokenshift.builders.benchmarks import name_hint
+
+    hint = name_hint(benchmark, fields)
+    if hint:
+        warn(hint)
 
 
 @click.command("build")
@@ -19,17 +61,7 @@ from tokenshift.builders.prompts import CHOICES_SPEC, DEFAULT_INSTRUCTION
 @click.option("--revision", default=None, help="Hub revision for models given without @REV.")
 @click.option("--benchmark", default="toy-arith", show_default=True, metavar="NAME|PATH",
               help="toy-arith, aime24, amc23, gsm8k, a .jsonl path, or a Hub dataset id.")
-@click.option("--question-field", default=None, help="Field holding the question in a custom jsonl.")
-@click.option("--answer-field", default=None, help="Field holding the gold answer in a custom jsonl.")
-@click.option("--id-field", default=None, help="Field holding the problem id in a custom jsonl.")
-@click.option("--question-template", default=None, metavar="TEMPLATE",
-              help="Build each question from the row's fields instead of --question-field, e.g. "
-                   f"'{{Body}} {{Question}}' (Python format fields; '{{options:{CHOICES_SPEC}}}' lists a list "
-                   "field as (A) ... (B) ... lines; '{{' and '}}' for literal braces).")
-@click.option("--answer-from", type=click.Choice(ANSWER_RULES), default="field", show_default=True,
-              help="field: the answer field as given (a JSON list of several answers is graded as one "
-                   "tuple, in order); boxed: the last \\boxed{} of the answer field (a worked solution).")
-@click.option("--limit", type=int, default=None, help="Use only the first N problems.")
+@benchmark_options
 @click.option("--samples", type=int, default=4, show_default=True, help="Responses per prompt per model.")
 @click.option("--max-new-tokens", type=int, default=512, show_default=True)
 @click.option("--temperature", type=float, default=1.0, show_default=True, help="0 = greedy.")
@@ -71,11 +103,12 @@ from tokenshift.builders.prompts import CHOICES_SPEC, DEFAULT_INSTRUCTION
 def build(overwrite: bool, quiet: bool, no_chat_template: bool, rl: tuple[str, ...], plan_only: bool,
           tokens_per_second: float | None, **options) -> None:
     """Generate, grade and score a base/RL pair over a benchmark into versioned tables."""
-    from tokenshift.builders.build import BuildConfig, run_build
+    from tokenshift.builders.build import BuildConfig, benchmark_fields, run_build
     from tokenshift.builders.plan import build_plan, check_speed, run_planned
 
     config = BuildConfig(rl=tuple(rl), use_chat_template=not no_chat_template, **options)
     check_speed(tokens_per_second)
+    say_name_hint(config.benchmark, benchmark_fields(config))
     plan = build_plan(config, overwrite)
     if plan_only:
         click.echo("\n".join(plan.lines(tokens_per_second)))
@@ -121,3 +154,34 @@ def regrade(build_dir: str, grade_timeout_s: float | None) -> None:
     result = run_regrade(build_dir, timeout_s=grade_timeout_s)
     click.echo(f"regraded {result.attempted} answers in {build_dir}; {result.still_ungraded} still ungraded"
                + (f": run `tokenshift card {build_dir}` again" if result.attempted else ""))
+
+
+@click.group("benchmark")
+def benchmark() -> None:
+    """Look at a benchmark file before building from it."""
+
+
+@benchmark.command("check")
+@click.argument("spec", metavar="FILE")
+@benchmark_options
+@click.option("--grade-timeout-s", type=float, default=30.0, show_default=True, help="Per-gold grading limit.")
+@click.option("--examples", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Examples shown per count.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def benchmark_check(spec: str, limit: int | None, grade_timeout_s: float, examples: int, quiet: bool,
+                    **options) -> None:
+    """Read FILE exactly as `build` would with these flags and grade every gold against itself: counts of
+    empty, skipped, transformed and self-failing golds, with examples. Exits 1 when a build would refuse the
+    file or a gold is not correct against itself."""
+    from tokenshift.builders.benchmark_check import check_benchmark
+    from tokenshift.builders.build import BuildConfig, benchmark_fields
+    from tokenshift.errors import TokenshiftError
+
+    if limit is not None and limit < 1:
+        raise TokenshiftError(f"--limit must be >= 1 (got {limit})")
+    fields = benchmark_fields(BuildConfig(out="", benchmark=spec, **options))
+    say_name_hint(spec, fields)
+    report = check_benchmark(spec, limit, fields, grade_timeout_s, progress=not quiet)
+    click.echo("\n".join(report.lines(examples)))
+    if not report.ok:
+        raise SystemExit(1)

@@ -130,8 +130,8 @@ def _grade(run: Run, rows: list[dict], gold: dict[str, str]) -> None:
     """Grade each distinct (gold, response) once with math-verify; settings often repeat answers."""
     pairs = sorted({(gold[r["problem_id"]], r["response_text"]) for r in rows})
     bar = progress_bar(total=len(pairs), desc="grade", unit="answer", leave=False, disable=not run.progress)
-    grades = dict(zip(pairs, grade.grade_many(pairs, timeout_s=run.build.grade_timeout_s, progress=bar),
-                      strict=True))
+    grades = dict(zip(pairs, grade.grade_many(pairs, timeout_s=run.build.grade_timeout_s, progress=bar,
+                                              transforms=run.build.gold_transform), strict=True))
     bar.close()
     for r in rows:
         g = grades[(gold[r["problem_id"]], r["response_text"])]

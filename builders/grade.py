@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+from tokenshift.builders import gold_rules
+
 RETRIES = 2  # extra attempts for an answer whose grading crashed or timed out (bounded: then it stays null)
 
 
@@ -81,14 +83,18 @@ def _closes_at_end(inner: str) -> bool:
     return depth == 0
 
 
-def grade_answer(gold: str, response: str) -> Grade:
+def grade_answer(gold: str, response: str, transforms: tuple[str, ...] = ()) -> Grade:
     """`verify(parse(gold), parse(answer))` on the last boxed answer; no box means wrong.
 
     A tuple gold (several answers) needs as many comma-separated parts, each verified against its
     answer in order (math-verify alone would read `3, 5` as a set and `(3, 5)` as an interval).
-    Uses math-verify's own signal-based timeouts, so call it on a main thread (or in `grade_many`).
+    `transforms` (gold_rules names) rewrite each gold, and each answer part where the rule applies to
+    answers; a gold already rewritten is unchanged by them. A one-letter gold takes `A)` as `A`.
+    Uses math-verify's own signal-based timeouts, so call it on a main thread (or in `grade_many`);
+    a timeout there, like a crash, leaves the answer ungraded (correct None).
     """
     from math_verify import parse, verify
+    from math_verify.errors import TimeoutException  # a BaseException: `except Exception` misses it
 
     answer = extract_boxed(response)
     if answer is None:
@@ -99,23 +105,33 @@ def grade_answer(gold: str, response: str) -> Grade:
         return Grade(answer, False)
     try:
         for g, part in zip(golds, parts):
+            g = gold_rules.apply(g, transforms)
+            part = gold_rules.choice_answer(gold_rules.apply(part, transforms, side="answer"), g)
             gold_parsed = parse(f"\\boxed{{{g}}}", raise_on_error=True)
             answer_parsed = parse(f"\\boxed{{{part}}}", raise_on_error=True)
             if not verify(gold_parsed, answer_parsed, raise_on_error=True):
                 return Grade(answer, False)
         return Grade(answer, True)
-    except Exception:  # math-verify raising (timeout, parser crash): ungraded, not fatal
+    except (Exception, TimeoutException):  # math-verify raising or timing out: ungraded, not fatal
         return Grade(answer, None)
 
 
-def _grade_pair(pair: tuple[str, str]) -> Grade:
+def transform_gold(gold: str, transforms: tuple[str, ...]) -> str:
+    """A gold (a tuple gold part by part) through the gold transforms; ValueError for one they cannot read."""
+    golds = gold_answers(gold)
+    changed = [gold_rules.apply(g, transforms) for g in golds]
+    return changed[0] if len(golds) == 1 else tuple_gold(changed)
+
+
+def _grade_pair(pair: tuple[str, str, tuple[str, ...]]) -> Grade:
     return grade_answer(*pair)
 
 
 def grade_many(pairs: list[tuple[str, str]], timeout_s: float = 30.0, workers: int = 1,
-               progress=None, retries: int = RETRIES) -> list[Grade]:
+               progress=None, retries: int = RETRIES, transforms: tuple[str, ...] = ()) -> list[Grade]:
     """Grade (gold, response) pairs; an answer whose grading crashed or timed out is retried `retries` times."""
-    return with_retries(pairs, lambda batch, bar: grade_once(batch, timeout_s, workers, bar), retries, progress)
+    return with_retries(pairs, lambda batch, bar: grade_once(batch, timeout_s, workers, bar, transforms),
+                        retries, progress)
 
 
 def with_retries(pairs: list, attempt: Callable[[list, object], list[Grade]], retries: int,
@@ -140,7 +156,7 @@ def count_ungraded(out: Path, entry: dict) -> int:
 
 
 def grade_once(pairs: list[tuple[str, str]], timeout_s: float = 30.0, workers: int = 1,
-               progress=None) -> list[Grade]:
+               progress=None, transforms: tuple[str, ...] = ()) -> list[Grade]:
     """Grade (gold, response) pairs in worker processes; a hung or crashed grade becomes ungraded.
 
     Each worker runs math-verify on its main thread, so its internal timeouts work; `timeout_s`
@@ -151,7 +167,7 @@ def grade_once(pairs: list[tuple[str, str]], timeout_s: float = 30.0, workers: i
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     try:
         for gold, response in pairs:
-            future = pool.submit(_grade_pair, (gold, response))
+            future = pool.submit(_grade_pair, (gold, response, tuple(transforms)))
             try:
                 results.append(future.result(timeout=timeout_s))
             except FutureTimeout:

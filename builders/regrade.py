@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from tokenshift.builders import grade, manifest
+from tokenshift.builders import gold_rules, grade, manifest
 from tokenshift.builders.build import refuse_published_out
 from tokenshift.errors import TokenshiftError
 from tokenshift.files import clean_leftovers
@@ -33,6 +33,7 @@ def regrade(build_dir: str | Path, timeout_s: float | None = None, progress=None
         clean_leftovers(out)
         recorded = manifest.require_keys(manifest.read_manifest(out), out)
         timeout = timeout_s or float((recorded.get("config") or {}).get("grade_timeout_s") or 30.0)
+        transforms = gold_rules.check_transforms((recorded.get("config") or {}).get("gold_transform"))
         gold = {}
         for path in manifest.listed_paths(out, recorded, "prompts"):
             for row in pq.read_table(path, columns=["problem_id", "gold_answer"]).to_pylist():
@@ -49,7 +50,7 @@ def regrade(build_dir: str | Path, timeout_s: float | None = None, progress=None
                     raise TokenshiftError(f"{path} has answers to problem {missing[0]!r}, which the prompts "
                                           "table lacks: run `tokenshift validate` and rebuild")
                 grades = grade.grade_many([(gold[r["problem_id"]], r["response_text"]) for r in todo],
-                                          timeout_s=timeout, progress=progress)
+                                          timeout_s=timeout, progress=progress, transforms=transforms)
                 for row, g in zip(todo, grades, strict=True):
                     row["extracted_answer"], row["correct"] = g.extracted_answer, g.correct
                 attempted += len(todo)
