@@ -18,7 +18,7 @@ _BENCHMARK_OPTIONS = [  # after --benchmark in build, after FILE in benchmark ch
     click.option("--question-template", default=None, metavar="TEMPLATE",
                  help="Build each question from the row's fields instead of --question-field, e.g. "
                       f"'{{Body}} {{Question}}' (Python format fields; '{{options:{CHOICES_SPEC}}}' lists a list "
-                      "field as (A) ... (B) ... lines; '{{' and '}}' for literal braces)."),
+                      "or dict field as (A) ... (B) ... lines; '{{' and '}}' for literal braces)."),
     click.option("--answer-from", type=click.Choice(ANSWER_RULES), default="field", show_default=True,
                  help="field: the answer field as given (a JSON list of several answers is graded as one "
                       "tuple, in order); boxed: the last \\boxed{} of the answer field (a worked solution)."),

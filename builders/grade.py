@@ -123,6 +123,33 @@ def transform_gold(gold: str, transforms: tuple[str, ...]) -> str:
     return changed[0] if len(golds) == 1 else tuple_gold(changed)
 
 
+def grade(answer, gold, *, rule=(), timeout_s: float = 30.0):
+    """The grading of `tokenshift build`: `answer` (a response, graded on its last \\boxed{}; none: wrong)
+    against `gold`, with the gold transforms `rule` (a --gold-transform name or several), in a worker
+    process with math-verify's timeouts, a hard `timeout_s`, and the builds' retries.
+
+    Returns a Grade (extracted_answer, correct: True, False, or None when grading crashed or timed out);
+    given two lists of equal length, a list of Grades, graded in one worker. Workers are spawned, so a
+    script calls this under `if __name__ == "__main__":` (a notebook needs nothing).
+    """
+    from tokenshift.errors import TokenshiftError
+
+    if getattr(mp.current_process(), "_inheriting", False):  # a spawned worker re-running an unguarded script
+        raise TokenshiftError("tokenshift.grade ran while its worker process was starting: call it under "
+                              "`if __name__ == \"__main__\":` in a script")
+
+    rules = gold_rules.check_transforms((rule,) if isinstance(rule, str) else rule)
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or not timeout_s > 0:
+        raise TokenshiftError(f"timeout_s must be a number of seconds > 0 (got {timeout_s!r})")
+    single = isinstance(answer, str) and isinstance(gold, str)
+    answers, golds = ([answer], [gold]) if single else (answer, gold)
+    if not (isinstance(answers, list | tuple) and isinstance(golds, list | tuple) and len(answers) == len(golds)
+            and all(isinstance(v, str) for v in (*answers, *golds))):
+        raise TokenshiftError("grade(answer, gold) takes two strings, or two lists of strings of equal length")
+    grades = grade_many(list(zip(golds, answers)), timeout_s=float(timeout_s), transforms=rules)
+    return grades[0] if single else grades
+
+
 def _grade_pair(pair: tuple[str, str, tuple[str, ...]]) -> Grade:
     return grade_answer(*pair)
 

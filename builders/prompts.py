@@ -20,7 +20,7 @@ def format_prompt(tokenizer, question: str, instruction: str = DEFAULT_INSTRUCTI
     return f"Question: {content}\nAnswer: "
 
 
-CHOICES_SPEC = "choices"  # `{options:choices}` in a question template: a list as "(A) …" lines
+CHOICES_SPEC = "choices"  # `{options:choices}` in a question template: a list or dict as "(A) …" lines
 _LETTERED = re.compile(r"\(?([A-Z])[).:]")
 
 
@@ -39,9 +39,12 @@ class _RowFormatter(string.Formatter):
 
 
 def choices_text(options) -> str:
-    """Multiple-choice options as lines "(A) …", "(B) …"; options already lettered ("A)21") stay as given."""
+    """Multiple-choice options as lines "(A) …", "(B) …"; options already lettered ("A)21") stay as given;
+    a dict {"A": …, "B": …} gives its keys as the letters, in its order."""
+    if isinstance(options, dict):
+        return "\n".join(f"({str(key).strip()}) {str(value).strip()}" for key, value in options.items())
     if not isinstance(options, list):
-        raise TypeError(f"{{…:{CHOICES_SPEC}}} needs a list of options, got {type(options).__name__}")
+        raise TypeError(f"{{…:{CHOICES_SPEC}}} needs a list or a dict of options, got {type(options).__name__}")
     letters = [chr(ord("A") + i) for i in range(len(options))]
     text = [str(o).strip() for o in options]
     if all((m := _LETTERED.match(t)) and m.group(1) == letter for t, letter in zip(text, letters)):

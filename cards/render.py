@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pandas as pd
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from tokenshift.builders.benchmarks import answer_rule
+from tokenshift.builders.gold_rules import MEANING
 from tokenshift.builders.manifest import listed_tables, rl_model_names, table_entry
 from tokenshift.queries.report import markdown_table
 from tokenshift.schemas.tables import PRIMARY_KEYS, SCHEMA_VERSION, TABLE_FIELDS
@@ -105,9 +107,11 @@ def _provenance(manifest: dict) -> str:
     rows = [
         ["Base model", _model_line(models.get("base") or {})],
         *[["RL model", _model_line(m)] for m in models.get("rl") or []],
-        ["Benchmark", f"`{config.get('benchmark')}`"],
+        ["Benchmark", f"`{config.get('benchmark')}`"
+                      + (f" named `{config['benchmark_name']}`" if config.get("benchmark_name") else "")],
         ["Question", _question_source(config)],
         ["Gold answer", answer_rule(config.get("answer_field"), config.get("answer_from", "field"))],
+        *_benchmark_rows(manifest),
         ["Sampling and scoring", sampling],
         ["Instruction", config.get("instruction", "–")],
         ["Tokenizer", f"vocabulary size {tokenizer.get('vocab_size')}, sha256 `{tokenizer.get('sha256')}`"],
@@ -123,6 +127,25 @@ def _provenance(manifest: dict) -> str:
     if isinstance(manifest.get("ungraded"), dict):
         rows.append(["Ungraded answers", _ungraded(manifest)])
     return "## Provenance\n\n" + _md_table(["", ""], rows)
+
+
+def _benchmark_rows(manifest: dict) -> list[list[str]]:
+    """The card's lines for --gold-transform (each rule, its meaning and the golds it changed) and
+    --skip-invalid (rows skipped, by reason); none for a build that used neither."""
+    config, record = manifest.get("config") or {}, manifest.get("benchmark_rows") or {}
+    rows = []
+    counts = record.get("gold_transforms") or {}
+    for rule in config.get("gold_transform") or ():
+        changed = counts.get(rule, "?")
+        rows.append(["Gold transform", f"`{rule}`: {MEANING.get(rule, rule)}; changed {changed} of "
+                                       f"{record.get('problems', '?')} golds"])
+    if config.get("skip_invalid"):
+        skipped = record.get("skipped") or []
+        reasons = ", ".join(f"{r}: {n}" for r, n in sorted(Counter(s["reason"] for s in skipped).items()))
+        rows.append(["Skipped rows", f"{len(skipped)} of {record.get('rows', '?')} rows skipped by --skip-invalid"
+                                     + (f" ({reasons}); listed in manifest.json `benchmark_rows.skipped`"
+                                        if skipped else "")])
+    return rows
 
 
 def _question_source(config: dict) -> str:

@@ -7,13 +7,14 @@ The notebook API (torch, DuckDB and pandas load on first use, so `import tokensh
     stats = tokenshift.score_pair(base, {"rl": rl}, prompt_ids, response_ids, vocab_size)
     tokenshift.build(tokenshift.BuildConfig(out="b", limit=20))
     tokenshift.cross_sample(tokenshift.CrossSampleConfig(out="b"))
+    g = tokenshift.grade("so \\boxed{4.5e33}", "4.5 \\times 10^{33}", rule="sci-notation")  # g.correct: True
 """
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__", "open", "query", "recipes", "score_pair", "ScoreConfig", "BuildConfig", "build",
-    "CrossSampleConfig", "cross_sample", "validate", "TokenshiftError",
+    "CrossSampleConfig", "cross_sample", "validate", "grade", "TokenshiftError",
 ]
 
 # name -> (module, attribute), imported on first access
@@ -25,6 +26,7 @@ _LAZY = {
     "CrossSampleConfig": ("tokenshift.builders.cross_sample", "CrossSampleConfig"),
     "cross_sample": ("tokenshift.builders.cross_sample", "run_cross_sample"),
     "validate": ("tokenshift.schemas.validate", "validate_build"),
+    "grade": ("tokenshift.builders.grade", "grade"),
     "TokenshiftError": ("tokenshift.errors", "TokenshiftError"),
 }
 
