@@ -90,7 +90,7 @@ def test_answer_from_boxed_takes_the_last_box_and_names_a_row_without_one(tmp_pa
 
 def test_gold_lists_one_answer_or_a_tuple(tmp_path):
     path = write_jsonl(tmp_path / "lists.jsonl", LISTS)
-    with pytest.raises(TokenshiftError, match="row 3 has an empty list as its gold answer"):
+    with pytest.raises(TokenshiftError, match="has an empty gold answer in row 3: fill the golds, or pass --skip-invalid"):
         load_benchmark(str(path))
     problems = load_benchmark(str(write_jsonl(path, LISTS[:2])))
     assert problems[0].gold_answer == "$\\frac{1}{2}$"
@@ -120,7 +120,7 @@ def test_multiple_choice_options_by_template_graded_as_the_letter(tmp_path):
                 for r in ("\\text{(C)}", "C", "(C)", "\\textbf{(C)}", "\\text{C}", "D", "\\text{(D)}", "22")}
     assert verdicts == {"\\text{(C)}": True, "C": True, "(C)": True, "\\textbf{(C)}": True, "\\text{C}": True,
                         "D": False, "\\text{(D)}": False, "22": False}
-    with pytest.raises(TokenshiftError, match="needs a list of options"):
+    with pytest.raises(TokenshiftError, match="needs a list or a dict of options"):
         load_benchmark(str(path), fields=Fields(answer="correct", question_template="{question:choices}"))
 
 
