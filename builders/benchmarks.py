@@ -326,8 +326,8 @@ def _from_records(records: list[dict], benchmark: str, fields: Fields,
         seen.add(problem_id)
         problems.append(Problem(problem_id, benchmark, str(question), answer))
     if empty:
-        raise TokenshiftError(f"benchmark {spec!r} has an empty gold answer in {_rows(empty)}: fill the golds, "
-                              "or pass --skip-invalid to skip such rows (counted and listed in the manifest)")
+        raise TokenshiftError(f"benchmark {spec!r} has an empty (or null) gold answer in {_rows(empty)}: fill the "
+                              "golds, or pass --skip-invalid to skip such rows (counted and listed in the manifest)")
     return problems, skipped
 
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from benchmark_fixtures import write_jsonl
 from click.testing import CliRunner
-from layout_fixtures import GAOKAO, LAYOUTS, MINERVA
+from layout_fixtures import GAOKAO, LAYOUTS, MINERVA, SAT_MATH
 
 import tokenshift
 from tokenshift.builders import gold_rules
@@ -26,6 +26,7 @@ from tokenshift.errors import TokenshiftError
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 # a pair math-verify cannot compare within its own limit: 9^(9^(9^9)) against 3^(9^(9^9))
 HARD_GOLD, HARD_ANSWER = "9^{9^{9^{9}}}", "3^{9^{9^{9}}}"
+SAT_ROW = SAT_MATH[0]
 
 
 def _fields(flags: list[str]) -> Fields:
@@ -114,7 +115,7 @@ def test_empty_golds_are_refused_in_one_line_naming_the_rows_or_skipped_and_list
         read_benchmark(str(path))
     message = str(err.value)
     assert "\n" not in message and "--skip-invalid" in message
-    assert "has an empty gold answer in 23 rows (2, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 13 more)" in message
+    assert "has an empty (or null) gold answer in 23 rows (2, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 13 more)" in message
     loaded = read_benchmark(str(path), fields=Fields(skip_invalid=True))
     kept = [i for i in range(30) if i % 3 == 0 and i not in (3, 6, 9)]
     assert [p.gold_answer for p in loaded.problems] == [str(i) for i in kept]
@@ -157,6 +158,9 @@ def test_benchmark_name_flag_hint_and_dict_options(tmp_path, capsys):
     result = CliRunner().invoke(cli, ["benchmark", "check", str(path), "--quiet", "--benchmark-name", "sat_math",
                                       *LAYOUTS["sat_math"][1]])
     assert "Warning" not in result.output and "benchmark name 'sat_math'" in result.output
+    strings = write_jsonl(tmp_path / "sat.jsonl", [{**SAT_ROW, "options": "A) 3 B) 4 C) 5 D) 6"}])
+    assert read_benchmark(str(strings), fields=Fields(answer="Answer", question_template="{question}\n{options}")
+                          ).problems[0].question == "If $3x + 5 = 17$, what is $x$?\nA) 3 B) 4 C) 5 D) 6"
     for bad in ("", "a\nb"):
         with pytest.raises(TokenshiftError, match="--benchmark-name"):
             read_benchmark(str(path), fields=dataclasses.replace(fields, name=bad))
@@ -240,8 +244,10 @@ def test_gaokao_rows_on_the_cli_refused_in_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["build", "--out", str(out), "--benchmark", str(bench), "--quiet"])
     assert result.exit_code == 2 and "Traceback" not in result.output and not out.exists()
     assert result.output.strip().splitlines() == [
-        f"Error: benchmark '{bench}' has an empty gold answer in 2 rows (2, 3): fill the golds, or pass "
+        f"Error: benchmark '{bench}' has an empty (or null) gold answer in 2 rows (2, 3): fill the golds, or pass "
         "--skip-invalid to skip such rows (counted and listed in the manifest)"]
+    choice = read_benchmark(str(bench), fields=Fields(answer="choice_answer", skip_invalid=True))  # second build
+    assert [(p.problem_id, p.gold_answer) for p in choice.problems] == [("2", "B")]
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="the real benchmark files (../shared/benchmarks) are absent")
