@@ -179,6 +179,8 @@ def benchmark_check(spec: str, limit: int | None, grade_timeout_s: float, exampl
 
     if limit is not None and limit < 1:
         raise TokenshiftError(f"--limit must be >= 1 (got {limit})")
+    if not grade_timeout_s > 0:
+        raise TokenshiftError(f"--grade-timeout-s must be > 0 (got {grade_timeout_s:g})")
     fields = benchmark_fields(BuildConfig(out="", benchmark=spec, **options))
     say_name_hint(spec, fields)
     report = check_benchmark(spec, limit, fields, grade_timeout_s, progress=not quiet)
