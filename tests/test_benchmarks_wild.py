@@ -220,6 +220,21 @@ def test_build_records_transforms_and_skipped_rows_in_manifest_and_card_and_rebu
     assert result.exit_code == 0, result.output
     for table in ("prompts", "generations"):
         assert pq.read_table(tmp_path / "b" / table).equals(pq.read_table(out / table))
+    # regrade reads the rules from the manifest: an answer in e-notation against the rewritten gold
+    from synthetic_build import refresh_manifest_tables
+
+    from tokenshift.builders.regrade import regrade
+    from tokenshift.schemas.tables import to_arrow, write_parquet
+
+    part = out / "generations" / "part-00000.parquet"
+    rows = pq.read_table(part).to_pylist()
+    first = [r for r in rows if r["problem_id"] == "0"]
+    for r in first:
+        r["response_text"], r["correct"] = "so \\boxed{4.5e33}", None
+    write_parquet(to_arrow("generations", rows), part)
+    refresh_manifest_tables(out)
+    assert regrade(out).attempted == len(first) > 0
+    assert {r["correct"] for r in pq.read_table(part).to_pylist() if r["problem_id"] == "0"} == {True}
 
 
 def test_no_new_flag_adds_nothing_to_the_command_and_an_older_work_config_resumes(tmp_path):
