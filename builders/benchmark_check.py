@@ -44,8 +44,8 @@ class CheckReport:
             if rows:
                 what = "skipped (--skip-invalid)" if self.skip_invalid else \
                     "a build refuses the file; --skip-invalid skips them"
-                shown = ", ".join(f"{s.row} ({s.problem_id})" for s in rows[:examples])
-                out.append(f"{reason}: {len(rows)} rows, e.g. rows {shown}: {what}")
+                shown = ", ".join(f"row {s.row} (id {s.problem_id})" for s in rows[:examples])
+                out.append(f"{reason}: {len(rows)} row{'s' * (len(rows) != 1)}, e.g. {shown}: {what}")
         for rule, changes in self.transformed.items():
             out.append(f"--gold-transform {rule}: changed {len(changes)} of {self.problems} golds"
                        + _examples(changes, examples))

@@ -181,7 +181,7 @@ def test_benchmark_check_reads_each_layout_with_its_flags(tmp_path, name):
     careless = [f for i, f in enumerate(flags) if f not in missed and not (i and flags[i - 1] in missed)]
     if missed[0] == "--skip-invalid":
         result = CliRunner().invoke(cli, ["benchmark", "check", str(path), "--quiet", *careless])
-        assert result.exit_code == 1 and "empty gold: 2 rows, e.g. rows 2 (1), 3 (2): a build refuses the file; " \
+        assert result.exit_code == 1 and "empty gold: 2 rows, e.g. row 2 (id 1), row 3 (id 2): a build refuses the file; " \
             "--skip-invalid skips them" in result.output, result.output
         return
     result = CliRunner().invoke(cli, ["benchmark", "check", str(path), "--quiet", *careless])
@@ -270,3 +270,11 @@ def test_gaokao_rows_on_the_cli_refused_in_one_line(tmp_path):
 def test_real_files_check_clean(name):
     report = check_benchmark(str(SHARED / f"{name}.jsonl"), limit=30, progress=False)
     assert report.ok and report.problems == 30 and not report.wrong and not report.ungraded, report.lines()
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="the real benchmark files (../shared/benchmarks) are absent")
+def test_real_aime_solution_without_a_box_is_listed_and_refused():
+    fields = Fields(answer="solution", answer_from="boxed")
+    report = check_benchmark(str(SHARED / "aime24.jsonl"), fields=fields, progress=False)
+    assert [(s.row, s.problem_id) for s in report.invalid["no \\boxed{}"]] == [(1, "60")] and not report.ok
+    assert report.problems == report.rows - 1 == 29 and not report.wrong
