@@ -38,7 +38,12 @@ _LETTER = re.compile(r"^[A-Z]$")
 
 def check_transforms(names) -> tuple[str, ...]:
     """The rules as a tuple in the order given; a one-line error for an unknown rule or both index rules."""
+    if isinstance(names, str) or not isinstance(names, list | tuple) and names is not None:
+        raise TokenshiftError(f"gold transforms must be a list of rule names (got {names!r}): use "
+                              f"{', '.join(GOLD_TRANSFORMS)}")
     names = tuple(names or ())
+    if not all(isinstance(n, str) for n in names):
+        raise TokenshiftError(f"gold transforms must be rule names (got {names!r})")
     unknown = [n for n in names if n not in GOLD_TRANSFORMS]
     if unknown:
         raise TokenshiftError(f"unknown --gold-transform {unknown[0]!r}: use {', '.join(GOLD_TRANSFORMS)}")

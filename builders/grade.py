@@ -138,7 +138,7 @@ def grade(answer, gold, *, rule=(), timeout_s: float = 30.0):
         raise TokenshiftError("tokenshift.grade ran while its worker process was starting: call it under "
                               "`if __name__ == \"__main__\":` in a script")
 
-    rules = gold_rules.check_transforms((rule,) if isinstance(rule, str) else rule)
+    rules = gold_rules.check_transforms([rule] if isinstance(rule, str) else rule)
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or not timeout_s > 0:
         raise TokenshiftError(f"timeout_s must be a number of seconds > 0 (got {timeout_s!r})")
     single = isinstance(answer, str) and isinstance(gold, str)
@@ -146,6 +146,11 @@ def grade(answer, gold, *, rule=(), timeout_s: float = 30.0):
     if not (isinstance(answers, list | tuple) and isinstance(golds, list | tuple) and len(answers) == len(golds)
             and all(isinstance(v, str) for v in (*answers, *golds))):
         raise TokenshiftError("grade(answer, gold) takes two strings, or two lists of strings of equal length")
+    for g in golds:
+        try:
+            transform_gold(g, rules)
+        except ValueError as err:
+            raise TokenshiftError(f"gold {g!r}: {err}: check the gold or the rule") from None
     grades = grade_many(list(zip(golds, answers)), timeout_s=float(timeout_s), transforms=rules)
     return grades[0] if single else grades
 

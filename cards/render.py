@@ -37,7 +37,7 @@ def card_data(manifest: dict, fingerprint: str, license: str, repo_id: str | Non
     tables = listed_tables(manifest)
     rows = max([table_entry(manifest, t).get("rows", 0) for t in tables] or [0])
     config = manifest.get("config") or {}
-    benchmark = str(config.get("benchmark", "unknown"))
+    benchmark = str(config.get("benchmark_name") or config.get("benchmark", "unknown"))
     configs = [{"config_name": t, "data_files": [{"split": "train", "path": f"{t}/*.parquet"}],
                 **({"default": True} if t == "tokens" else {})} for t in tables]
     marker = {"manifest_sha256": fingerprint, "schema_version": manifest.get("schema_version", SCHEMA_VERSION),
@@ -54,7 +54,8 @@ def card_data(manifest: dict, fingerprint: str, license: str, repo_id: str | Non
 def pretty_name(manifest: dict) -> str:
     base = ((manifest.get("models") or {}).get("base") or {}).get("name", "base")
     rls = ", ".join(rl_model_names(manifest)) or "RL"
-    benchmark = (manifest.get("config") or {}).get("benchmark", "a benchmark")
+    config = manifest.get("config") or {}
+    benchmark = config.get("benchmark_name") or config.get("benchmark", "a benchmark")  # --benchmark-name first
     return f"tokenshift: {base} vs {rls} on {benchmark}"
 
 

@@ -100,7 +100,9 @@ def test_public_grade_is_the_builders_grading_and_refuses_bad_arguments():
     assert [(g.extracted_answer, g.correct) for g in grades] == [("4.5e33", False), (None, False), ("B)", False)]
     for args, kwargs, message in [(("\\boxed{1}", 1), {}, "two strings"), ((["a"], ["b", "c"]), {}, "equal length"),
                                   (("a", "b"), {"rule": "units"}, "unknown --gold-transform"),
-                                  (("a", "b"), {"timeout_s": 0}, "timeout_s must be")]:
+                                  (("a", "b"), {"timeout_s": 0}, "timeout_s must be"),
+                                  (("a", "b"), {"rule": 3}, "must be a list of rule names"),
+                                  (("\\boxed{A}", "0"), {"rule": "option-index1"}, "option index 0 has no letter")]:
         with pytest.raises(TokenshiftError, match=message):
             tokenshift.grade(*args, **kwargs)
 
@@ -212,7 +214,10 @@ def test_build_records_transforms_and_skipped_rows_in_manifest_and_card_and_rebu
     assert "changed 2 of 3 golds |" in card
     assert "| Skipped rows | 2 of 5 rows skipped by --skip-invalid (duplicate id: 1, no \\boxed{}: 1); listed in " \
            "manifest.json `benchmark_rows.skipped` |" in card
-    assert "named `minerva`" in card
+    title = next(line for line in card.splitlines() if line.startswith("# tokenshift: "))
+    assert "named `minerva`" in card and title.endswith(" on minerva")  # the title names it, not the file
+    data = render_card(manifest, {}, "0" * 64).data
+    assert data.pretty_name == title[2:] and "benchmark:minerva" in data.tags  # so do the metadata
     args = shlex.split(manifest["command"])
     assert args[args.index("--gold-transform") + 1] == "sci-notation" and "--skip-invalid" in args
     args[args.index("--out") + 1] = str(tmp_path / "b")
