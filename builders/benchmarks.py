@@ -278,6 +278,11 @@ def _gold(answer, answer_from: str, where: str) -> str:
     return "" if answer is None else _normalise_answer(answer)
 
 
+def read_gold(answer, where: str) -> str | None:
+    """A gold answer read from another file (imported answers), normalised as an answer field; None if empty."""
+    return _gold(answer, "field", where) or None
+
+
 def _answer_value(record: dict, explicit: str | None, where: str):
     """The record's gold answer value (None when the field holds null), by name or by detection."""
     if explicit is not None:

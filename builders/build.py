@@ -47,7 +47,7 @@ class BuildConfig:
     base: str | None = None  # None: the embedded toy base
     rl: tuple[str, ...] = ()  # empty: the embedded toy rl
     revision: str | None = None
-    benchmark: str = "toy-arith"
+    benchmark: str | None = "toy-arith"  # with completions: None (no join) or the benchmark to join by id
     question_field: str | None = None
     answer_field: str | None = None
     id_field: str | None = None
@@ -77,10 +77,26 @@ class BuildConfig:
     trust_remote_code: bool = False
     ray: str | None = None  # None: this process; else a Ray address ("local": ray.init()'s default)
     ray_workers: int | None = None  # None: one per GPU (cuda) or per CPU of the cluster
+    # answers to import instead of generating them (builders/import_build.py); None: generate
+    completions: str | None = None
+    format: str | None = None  # values.IMPORT_FORMATS
+    prompt_field: str | None = None
+    completion_field: str | None = None
+    gold_field: str | None = None
+    token_ids_field: str | None = None
+    sampler_field: str | None = None
+    sampler: str | None = None
+    correct_field: str | None = None
+
+    def recorded(self) -> dict:
+        """The config as the manifest records it; a generating build records no import field."""
+        values = dataclasses.asdict(self)
+        return values if self.completions is not None else {k: v for k, v in values.items()
+                                                            if k not in IMPORT_FIELDS}
 
     def identity(self) -> dict:
         """The fields that decide the tables (a resumed or re-run build must match them)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in EXECUTION_FIELDS}
+        return {k: v for k, v in self.recorded().items() if k not in EXECUTION_FIELDS}
 
     @classmethod
     def from_manifest(cls, recorded: dict, trust_remote_code: bool = False) -> "BuildConfig":
@@ -105,6 +121,8 @@ class BuildConfig:
 
 
 EXECUTION_FIELDS = ("out", "ray", "ray_workers")  # where a build runs, not what it contains
+IMPORT_FIELDS = ("completions", "format", "prompt_field", "completion_field", "gold_field", "token_ids_field",
+                 "sampler_field", "sampler", "correct_field")  # set only by `tokenshift build --completions`
 
 
 @dataclass
@@ -517,7 +535,7 @@ def _write_manifest(out: Path, config: BuildConfig, pair: _Pair, loaded: benchma
         **manifest.base_manifest(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command_line(config),
-        "config": dataclasses.asdict(config),
+        "config": config.recorded(),
         "shard": str(spec),
         "models": info,
         "tokenizer": {"sha256": models.tokenizer_sha256(pair.tokenizer), "vocab_size": len(pair.tokenizer)},

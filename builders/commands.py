@@ -10,6 +10,9 @@ from tokenshift.builders.gold_rules import GOLD_TRANSFORMS, MEANING
 from tokenshift.builders.models import DTYPES
 from tokenshift.builders.prompts import CHOICES_SPEC, DEFAULT_INSTRUCTION
 from tokenshift.errors import warn
+from tokenshift.schemas.values import IMPORT_FORMATS
+
+DEFAULT_BENCHMARK = "toy-arith"  # what a generating build samples on when --benchmark is not given
 
 _BENCHMARK_OPTIONS = [  # after --benchmark in build, after FILE in benchmark check
     click.option("--question-field", default=None, help="Field holding the question in a custom jsonl."),
@@ -59,8 +62,10 @@ def say_name_hint(benchmark: str, fields) -> None:
 @click.option("--rl", multiple=True, metavar="MODEL",
               help="RL checkpoint(s); repeat for several (e.g. training steps). Default: the embedded toy rl.")
 @click.option("--revision", default=None, help="Hub revision for models given without @REV.")
-@click.option("--benchmark", default="toy-arith", show_default=True, metavar="NAME|PATH",
-              help="toy-arith, aime24, amc23, gsm8k, a .jsonl path, or a Hub dataset id.")
+@click.option("--benchmark", default=None, metavar="NAME|PATH",
+              help=f"toy-arith, aime24, amc23, gsm8k, a .jsonl path, or a Hub dataset id [default: {DEFAULT_BENCHMARK}]. "
+                   "With --completions: the problems whose gold answers (and questions) are joined by id; "
+                   "none by default.")
 @benchmark_options
 @click.option("--samples", type=int, default=4, show_default=True, help="Responses per prompt per model.")
 @click.option("--max-new-tokens", type=int, default=512, show_default=True)
@@ -100,14 +105,47 @@ def say_name_hint(benchmark: str, fields) -> None:
               "loads no model.")
 @click.option("--tokens-per-second", type=float, default=None, metavar="R",
               help="Decoded tokens per second to expect: the plan adds a wall-time estimate.")
+@click.option("--completions", default=None, metavar="SRC",
+              help="Score answers you already have instead of generating: a jsonl or parquet file, a folder of "
+                   "them, or a local Hugging Face dataset (save_to_disk). Needs --format and a sampler; "
+                   "--id-field then names the answers' problem id field.")
+@click.option("--format", "format", type=click.Choice(IMPORT_FORMATS), default=None,
+              help="Layout of --completions: lm-eval (samples_*.jsonl of --log_samples), trl (GRPOTrainer's "
+                   "completions/*.parquet) or fields (named by the --*-field flags).")
+@click.option("--prompt-field", default=None, help="With --completions: the field holding the prompt (text used "
+              "verbatim, or a list of chat messages rendered with the base chat template). Dotted paths reach "
+              "into objects (arguments.gen_args_0.arg_0).")
+@click.option("--completion-field", default=None, help="With --completions: the field holding the answer text.")
+@click.option("--gold-field", default=None, help="With --completions: the field holding the gold answer "
+              "(graded with math-verify).")
+@click.option("--token-ids-field", default=None, help="With --completions: the field holding the answer's token "
+              "ids; these exact tokens are scored (otherwise the text is tokenized).")
+@click.option("--sampler-field", default=None, help="With --completions: the field naming each answer's sampler "
+              "(a number becomes FIELD-N, e.g. step-300).")
+@click.option("--sampler", default=None, metavar="NAME", help="With --completions: the model that wrote every "
+              "answer: 'base', an RL model of the pair, or another name (e.g. rl-step-300).")
+@click.option("--correct-field", default=None, help="With --completions: the source's own verdict or reward "
+              "(> 0 or true = correct), used instead of math-verify.")
 def build(overwrite: bool, quiet: bool, no_chat_template: bool, rl: tuple[str, ...], plan_only: bool,
           tokens_per_second: float | None, **options) -> None:
-    """Generate, grade and score a base/RL pair over a benchmark into versioned tables."""
+    """Generate (or import with --completions), grade and score a base/RL pair's answers into versioned tables."""
     from tokenshift.builders.build import BuildConfig, benchmark_fields, run_build
+    from tokenshift.builders.import_build import import_plan, run_import
     from tokenshift.builders.plan import build_plan, check_speed, run_planned
 
+    if options["benchmark"] is None and options["completions"] is None:
+        options["benchmark"] = DEFAULT_BENCHMARK
     config = BuildConfig(rl=tuple(rl), use_chat_template=not no_chat_template, **options)
     check_speed(tokens_per_second)
+    if config.completions is not None:
+        plan = import_plan(config, overwrite)
+        if plan_only:
+            click.echo("\n".join(plan.lines(tokens_per_second)))
+            return
+        out = run_planned(plan, lambda: run_import(config, overwrite=overwrite, progress=not quiet),
+                          tokens_per_second, progress=not quiet)
+        click.echo(f"build written to {out}{import_note(out)}{ungraded_note(out)}")
+        return
     say_name_hint(config.benchmark, benchmark_fields(config))
     plan = build_plan(config, overwrite)
     if plan_only:
@@ -129,6 +167,28 @@ def merge(dirs: tuple[str, ...], out: str) -> None:
 
     merged = merge_builds([Path(d) for d in dirs], Path(out))
     click.echo(f"merged {len(dirs)} shard builds into {merged}{ungraded_note(merged)}")
+
+
+def import_note(out) -> str:
+    """'; N answers imported (...)' for the summary line of an imported build: skips, round trips, grading."""
+    from tokenshift.builders.manifest import read_manifest
+
+    record = read_manifest(out).get("import") or {}
+    grading = record.get("grading") or {}
+    parts = [f"{grading.get('answers', 0)} answers imported ({record.get('format')})"]
+    skipped = {k: v["count"] for k, v in (record.get("skipped") or {}).items() if v.get("count")}
+    if skipped:
+        parts.append("skipped " + ", ".join(f"{n} ({k})" for k, n in skipped.items()) + ", listed in the manifest")
+    failed = ((record.get("tokens") or {}).get("round_trip") or {}).get("tokenized_text_not_recovered") or {}
+    if failed.get("count"):
+        parts.append(f"{failed['count']} tokenized answers do not decode back to their text byte for byte")
+    if grading.get("no_gold"):
+        parts.append(f"{grading['no_gold']} answers have no gold answer: correct is null "
+                     "(pass --gold-field, or --benchmark to join one by id)")
+    if grading.get("no_verdict"):
+        parts.append(f"{grading['no_verdict']} answers have no value in {record.get('fields', {}).get('correct')!r}: "
+                     "correct is null")
+    return "; " + "; ".join(parts)
 
 
 def ungraded_note(out) -> str:

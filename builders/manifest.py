@@ -165,13 +165,17 @@ def public_manifest(manifest: dict) -> dict:
              *(r["config"].get("out") for r in runs)]
     if isinstance(config.get("benchmark"), str) and _is_local_benchmark(config["benchmark"]):
         paths.append(config["benchmark"])
+    imported = out.get("import") if isinstance(out.get("import"), dict) else {}
+    paths += [p for p in (config.get("completions"), imported.get("source")) if isinstance(p, str)]
     for model in [config.get("base"), *(config.get("rl") or [])]:
         if isinstance(model, str) and model not in renames and (model.startswith(("/", ".", "~"))):
             paths.append(model)
     renames.update({p: _last_part(p) for p in paths if isinstance(p, str) and p and p not in renames})
-    for key in ("out", "base", "benchmark"):
+    for key in ("out", "base", "benchmark", "completions"):
         if config.get(key) in renames:
             config[key] = renames[config[key]]
+    if imported.get("source") in renames:
+        imported["source"] = renames[imported["source"]]
     if isinstance(config.get("rl"), list):
         config["rl"] = [renames.get(r, r) for r in config["rl"]]
     if isinstance(out.get("cross_sampling"), dict) and out["cross_sampling"].get("out") in renames:

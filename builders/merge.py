@@ -126,7 +126,7 @@ def _finish(inputs, manifests, first, parts, out: Path, tmp: Path) -> Path:
     merged.update({
         "created_at": max(m["created_at"] for m in manifests),
         "command": command_line(config),
-        "config": dataclasses.asdict(config),
+        "config": config.recorded(),
         "shard": "0/1",
         "merged_from": [str(p) for p in inputs],
         "tables": manifest.tables_from_files({rel: entry for rel, (_, entry) in parts.items()}),

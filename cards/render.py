@@ -127,6 +127,8 @@ def _provenance(manifest: dict) -> str:
         rows.append([f"Cross-sampling run {run['run_id']}".strip(), f"`{json.dumps(run['config'], sort_keys=True)}`"])
     if isinstance(manifest.get("ungraded"), dict):
         rows.append(["Ungraded answers", _ungraded(manifest)])
+    if isinstance(manifest.get("import"), dict):
+        rows += _imported(manifest["import"])
     return "## Provenance\n\n" + _md_table(["", ""], rows)
 
 
@@ -147,6 +149,35 @@ def _benchmark_rows(manifest: dict) -> list[list[str]]:
                                      + (f" ({reasons}); listed in manifest.json `benchmark_rows.skipped`"
                                         if skipped else "")])
     return rows
+
+
+def _imported(record: dict) -> list[list[str]]:
+    """Rows on imported answers (`tokenshift build --completions`): source, mapping, tokens, skips, grading."""
+    files = "; ".join(f"`{f.get('name')}` sha256 `{f.get('sha256')}`" for f in record.get("files") or [])
+    tokens = record.get("tokens") or {}
+    trips = tokens.get("round_trip") or {}
+    grading = record.get("grading") or {}
+    skipped = ", ".join(f"{v.get('count')} ({k})" for k, v in (record.get("skipped") or {}).items()) or "none"
+    prompts = record.get("prompts") or {}
+    return [
+        ["Imported answers", f"format `{record.get('format')}`, engine = 'import' (seed and finish_reason null); "
+                             f"files: {files}"],
+        ["Field mapping", f"`{json.dumps(record.get('fields'), sort_keys=True)}`; samplers: "
+                          + ", ".join(f"`{s}`" for s in record.get("samplers") or [])],
+        ["Prompts", f"{prompts.get('verbatim', 0)} used verbatim, {prompts.get('chat_template_rendered', 0)} "
+                    "conversations rendered with the base tokenizer's chat template"],
+        ["Answer tokens", f"{tokens.get('token_ids_given', 0)} answers scored on the token ids given, "
+                          f"{tokens.get('tokenized', 0)} tokenized from their text; "
+                          f"{(trips.get('tokenized_text_not_recovered') or {}).get('count', 0)} tokenized answers "
+                          "do not decode back to their text byte for byte, "
+                          f"{(trips.get('given_ids_not_decoding_to_text') or {}).get('count', 0)} given id lists "
+                          "do not decode to the given text (special tokens removed)"],
+        ["Skipped answers", skipped + " (listed in the manifest)"],
+        ["Grading of imported answers", f"{grading.get('by')}: {grading.get('math_verify', 0)} by math-verify, "
+                                        f"{grading.get('source_verdict', 0)} by the source's verdict; correct is "
+                                        f"null for {grading.get('no_gold', 0)} without a gold answer and "
+                                        f"{grading.get('no_verdict', 0)} without a source verdict"],
+    ]
 
 
 def _question_source(config: dict) -> str:
@@ -188,13 +219,15 @@ def _figures(figures: dict[str, pd.DataFrame]) -> str:
 
 def _schemas(manifest: dict) -> str:
     out = ["## Tables"]
+    imported = isinstance(manifest.get("import"), dict)
     for table in listed_tables(manifest):
         entry = table_entry(manifest, table)
         out.append(f"### `{table}` ({entry.get('rows', '?')} rows, {len(entry.get('files') or {})} parquet "
                    f"file(s) under `{table}/`)\n\n{TABLE_INTROS[table][0].upper()}{TABLE_INTROS[table][1:]} "
                    f"Primary key: ({', '.join(PRIMARY_KEYS[table])}).")
         out.append(_md_table(["column", "type", "nullable", "description", "valid values"], [
-            [f"`{f.name}`", f"`{f.type}`", "yes" if f.nullable else "no", f.description, f.valid_values()]
+            [f"`{f.name}`", f"`{f.type}`", "yes" if f.nullable_in(imported) else "no",
+             f.to_arrow(imported).metadata[b"description"].decode(), f.valid_values()]
             for f in TABLE_FIELDS[table]]))
     return "\n\n".join(out)
 

@@ -26,6 +26,8 @@ class Context:
     vocab_size: int | None = None
     top_k: int | None = None
     rl_models: tuple[str, ...] = ()
+    imported_samplers: tuple[str, ...] = ()  # samplers an imported build's answers name (manifest import block)
+    imported: bool = False  # an imported build: its fields' import_null values may be null
 
     def resolve(self, value):
         """A contract value with the build's facts filled in (LN_VOCAB, RL_MODELS, SAMPLERS, TOP_K); None if unknown."""
@@ -34,7 +36,8 @@ class Context:
         if value == RL_MODELS:
             return self.rl_models or None
         if value == SAMPLERS:
-            return (BASE_SAMPLER, *self.rl_models) if self.rl_models else None
+            known = (BASE_SAMPLER, *self.rl_models, *self.imported_samplers)
+            return tuple(dict.fromkeys(known)) if self.rl_models else None
         if value == TOP_K:
             return self.top_k
         return value
@@ -93,7 +96,8 @@ def _in_set(table: str, column: str, values, group: str = "values", report_colum
 
 def field_expectations(table: str, f: Field, ctx: Context) -> list:
     """The checks a field's contract implies; a bound or set that depends on the build is skipped when unknown."""
-    out = [] if f.nullable else [gxe.ExpectColumnValuesToNotBeNull(column=f.name, meta=meta(table, "values"))]
+    out = [] if f.nullable_in(ctx.imported) else [
+        gxe.ExpectColumnValuesToNotBeNull(column=f.name, meta=meta(table, "values"))]
     allowed = ctx.resolve(f.allowed)
     if allowed:
         out.append(_in_set(table, f.name, allowed))

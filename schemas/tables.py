@@ -55,10 +55,19 @@ class Field:
     item_high: float | None = field(default=None, kw_only=True)
     descending: bool = field(default=False, kw_only=True)  # every list non-increasing (most probable first)
     unit: str = field(default="", kw_only=True)  # what a number measures: "nats", "tokens", "fraction", ...
+    import_null: str | None = field(default=None, kw_only=True)  # why the field may be null in an imported build
 
-    def to_arrow(self) -> pa.Field:
-        return pa.field(self.name, self.type, nullable=self.nullable,
-                        metadata={"description": self.description})
+    def nullable_in(self, imported: bool) -> bool:
+        """Whether the field may be null: in every build, or (import_null) in one of imported answers."""
+        return self.nullable or (imported and self.import_null is not None)
+
+    def to_arrow(self, imported: bool = False) -> pa.Field:
+        """The parquet field; an imported build's (`tokenshift build --completions`) adds the import_null note."""
+        description = self.description
+        if imported and self.import_null is not None:
+            description = f"{description}; null in an imported build when {self.import_null}"
+        return pa.field(self.name, self.type, nullable=self.nullable_in(imported),
+                        metadata={"description": description})
 
     def valid_values(self) -> str:
         """The valid values in words, e.g. "[0, ln 2]", "'stop' or 'length'", "length K; each <= 0"."""
@@ -66,7 +75,8 @@ class Field:
         if isinstance(self.allowed, tuple):
             parts.append(" or ".join(repr(v) for v in self.allowed))
         elif self.allowed:
-            parts.append({RL_MODELS: "an RL model of the build", SAMPLERS: "'base' or an RL model of the build"}
+            parts.append({RL_MODELS: "an RL model of the build",
+                          SAMPLERS: "'base', an RL model of the build, or a sampler its imported answers name"}
                          .get(self.allowed, self.allowed))
         if self.low is not None or self.high is not None:
             if self.high is None:
@@ -97,7 +107,8 @@ PROMPTS = (
     Field("problem_id", pa.string(), "problem identifier from the benchmark, as a string"),
     Field("benchmark", pa.string(), "benchmark name (toy-arith, aime24, amc23, gsm8k or a file stem)"),
     Field("question", pa.string(), "problem statement as given by the benchmark"),
-    Field("gold_answer", pa.string(), "reference answer (GSM8K: the text after ####)"),
+    Field("gold_answer", pa.string(), "reference answer (GSM8K: the text after ####)",
+          import_null="neither the source nor --benchmark gives one (correct is then null, or the source's verdict)"),
     Field("prompt", pa.string(), "exact text fed to the models: chat template applied to question + instruction"),
 )
 
@@ -107,11 +118,12 @@ GENERATIONS = (
     Field("benchmark", pa.string(), "benchmark name"),
     Field("sampler", pa.string(), "model that sampled the response: 'base' or an RL model name", allowed=SAMPLERS),
     Field("sample_index", pa.int32(), "0-based index of the sample for this problem and sampler", low=0),
-    Field("seed", pa.int64(), "torch seed of the generation batch this response came from"),
+    Field("seed", pa.int64(), "torch seed of the generation batch this response came from",
+          import_null="engine = 'import' (the answer was sampled elsewhere)"),
     Field("response_text", pa.string(), "decoded response, special tokens removed"),
     Field("n_tokens", pa.int32(), "number of response tokens (including the end-of-sequence token if emitted)", low=0, unit="tokens"),
     Field("finish_reason", pa.string(), "'stop' (end-of-sequence emitted) or 'length' (hit max_new_tokens)",
-          allowed=FINISH_REASONS),
+          allowed=FINISH_REASONS, import_null="engine = 'import' (the source does not record it)"),
     Field("extracted_answer", pa.string(), "content of the last \\boxed{} in the response; null if none", True),
     Field("correct", pa.bool_(), "math-verify verdict against gold_answer; null if grading failed or timed out", True),
     Field("engine", pa.string(), "generation engine: 'hf' or 'vllm'", allowed=ENGINES),
@@ -208,16 +220,19 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def schema(table: str) -> pa.Schema:
-    """The pyarrow schema of `table`, with field descriptions and the schema version as metadata."""
+def schema(table: str, imported: bool = False) -> pa.Schema:
+    """The pyarrow schema of `table`, with field descriptions and the schema version as metadata.
+
+    imported: the schema of a build of imported answers, whose import_null fields are nullable.
+    """
     fields = TABLE_FIELDS[table]
-    return pa.schema([f.to_arrow() for f in fields],
+    return pa.schema([f.to_arrow(imported) for f in fields],
                      metadata={"schema_version": SCHEMA_VERSION, "table": table})
 
 
-def to_arrow(table: str, rows: list[dict]) -> pa.Table:
+def to_arrow(table: str, rows: list[dict], imported: bool = False) -> pa.Table:
     """Rows (dicts) to an Arrow table of `table`'s schema; fails on a missing or mistyped column."""
-    return pa.Table.from_pylist(rows, schema=schema(table))
+    return pa.Table.from_pylist(rows, schema=schema(table, imported))
 
 
 def write_parquet(table: pa.Table, path: str | os.PathLike) -> None:

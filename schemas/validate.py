@@ -81,7 +81,10 @@ def validate_build(build_dir: str | Path, batch_rows: int = BATCH_ROWS) -> Valid
     if "generations" in columns:
         generations = columns["generations"].to_pandas(types_mapper=ex.pandas_dtype)
         generations = generations.dropna(subset=["generation_id"]).drop_duplicates("generation_id")
-    ctx = ex.Context(vocab_size=vocab_size(manifest), top_k=top_k(manifest), rl_models=rl_model_names(manifest))
+    imported = manifest.get("import") if isinstance(manifest.get("import"), dict) else None
+    ctx = ex.Context(vocab_size=vocab_size(manifest), top_k=top_k(manifest), rl_models=rl_model_names(manifest),
+                     imported_samplers=tuple(str(s) for s in (imported or {}).get("samplers") or ()),
+                     imported=imported is not None)
     for table in tables:
         results += value_checks(runner, table, parts[table], ctx, columns, generations, batch_rows)
     if "tokens" in columns and generations is not None:
@@ -373,18 +376,18 @@ def _derive_tokens(batch: pa.Table, frame: pd.DataFrame, generations: pd.DataFra
 def token_counts_frame(tokens: pa.Table, generations: pd.DataFrame, rl_models: tuple[str, ...]) -> pd.DataFrame:
     """Tokens rows per (generation, rl_model) next to the generation's n_tokens, one row per expected or seen pair.
 
-    `generations` has one row per generation_id. Expected pairs: a base sample is scored against
-    every RL model, an RL sample at least against its own model; an expected pair that is absent
-    counts 0 rows.
+    `generations` has one row per generation_id. Expected pairs: a base sample (or an imported
+    third sampler's) is scored against every RL model, an RL sample at least against its own model;
+    an expected pair that is absent counts 0 rows.
     """
     counts = tokens.group_by(["generation_id", "rl_model"]).aggregate([([], "count_all")]).to_pandas(
         types_mapper=ex.pandas_dtype).rename(columns={"count_all": "token_rows"})
     models = rl_models or tuple(v for v in counts["rl_model"].dropna().unique())
     scored = generations[generations["n_tokens"].fillna(0) > 0]
+    own = scored["sampler"].isin(list(models))  # an RL model's samples; base and imported third samplers: all models
     expected = pd.concat([
-        scored[scored["sampler"] == "base"][["generation_id"]].merge(
-            pd.DataFrame({"rl_model": list(models)}), how="cross"),
-        scored[scored["sampler"] != "base"][["generation_id", "sampler"]].rename(columns={"sampler": "rl_model"}),
+        scored[~own][["generation_id"]].merge(pd.DataFrame({"rl_model": list(models)}), how="cross"),
+        scored[own][["generation_id", "sampler"]].rename(columns={"sampler": "rl_model"}),
     ]).astype(pd.StringDtype())
     frame = expected.merge(counts.astype({"generation_id": pd.StringDtype(), "rl_model": pd.StringDtype()}),
                            on=["generation_id", "rl_model"], how="outer")

@@ -15,7 +15,9 @@ FLOAT32_TOL = 1e-6  # float32 statistics may overshoot an exact bound by roundin
 REL_POSITION_TOL = 1e-5  # rel_position is float32 of position / (n_tokens - 1)
 
 BASE_SAMPLER = "base"  # the sampler name of the base model; RL models go by their own names
-ENGINES = tuple(_ENGINE_REGISTRY)  # the generation engines registered in builders/generate.py
+IMPORT_ENGINE = "import"  # generations.engine of answers read from a file (`tokenshift build --completions`)
+ENGINES = (*_ENGINE_REGISTRY, IMPORT_ENGINE)  # the engines registered in builders/generate.py, and imported answers
+IMPORT_FORMATS = ("lm-eval", "trl", "fields")  # --format of `tokenshift build --completions`
 FINISH_REASONS = ("stop", "length")
 PROTOCOLS = ("threshold", "resample")
 DIRECTIONS = ("forward", "reverse")
@@ -26,6 +28,6 @@ MATCHABLE = tuple(c for c in CRITERIA if c != "random")  # what a random control
 
 # Valid values that depend on the build, resolved from its manifest when validating.
 RL_MODELS = "rl_models"  # the build's RL model names
-SAMPLERS = "samplers"  # 'base' and the build's RL model names
+SAMPLERS = "samplers"  # 'base', the build's RL model names and the samplers its imported answers name
 LN_VOCAB = "ln V"  # ln of the tokenizer's vocabulary size (the largest entropy)
 TOP_K = "K"  # the build's top_k_candidates
