@@ -340,9 +340,7 @@ def _lm_eval_answers(root: Path, files: list[Path], fields: SourceFields) -> lis
                 continue
             by_doc[key] = (where, texts)
             prompt = _prompt(_require(record, fields.prompt, "--prompt-field", where), where)
-            gold = _gold(lookup(record, fields.gold) if fields.gold else None, where) if fields.gold else None
-            if fields.gold and lookup(record, fields.gold) is _MISSING:
-                _require(record, fields.gold, "--gold-field", where)
+            gold = _gold(_require(record, fields.gold, "--gold-field", where), where) if fields.gold else None
             verdict = None
             if fields.correct is not None:
                 if len(texts) > 1:

@@ -189,7 +189,8 @@ def count_ungraded(out: Path, entry: dict) -> int:
 
 def grade_once(pairs: list[tuple[str, str]], timeout_s: float = 30.0, workers: int = 1,
                progress=None, transforms: tuple[str, ...] = ()) -> list[Grade]:
-    """Grade (gold, response) pairs in worker processes; a hung or crashed grade becomes ungraded.
+    """Grade (gold, response) pairs in worker processes; a hung or crashed grade becomes ungraded, as does
+    a pair without a gold answer (None: an imported problem that has none).
 
     Each worker runs math-verify on its main thread, so its internal timeouts work; `timeout_s`
     is a hard outer limit per answer, after which the pool is killed and restarted.
@@ -199,6 +200,11 @@ def grade_once(pairs: list[tuple[str, str]], timeout_s: float = 30.0, workers: i
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     try:
         for gold, response in pairs:
+            if gold is None:  # an imported problem without a gold answer: nothing to grade against
+                results.append(Grade(extract_boxed(response), None))
+                if progress is not None:
+                    progress.update(1)
+                continue
             future = pool.submit(_grade_pair, (gold, response, tuple(transforms)))
             try:
                 results.append(future.result(timeout=timeout_s))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -50,6 +50,7 @@ from tokenshift.progress import progress_bar
 from tokenshift.schemas.tables import REQUIRED_TABLES, TABLE_FIELDS, to_arrow
 from tokenshift.schemas.values import IMPORT_ENGINE
 
+SOURCE_FILE = "import_source.json"  # work file: the sha256 of the source files a started import reads
 IMPORT = "import"  # the manifest block of an imported build (its presence marks one)
 SKIP_EMPTY = "empty completion"
 SKIP_CONTEXT = "prompt plus answer longer than the context"
@@ -261,17 +262,18 @@ def run_import(config: BuildConfig, overwrite: bool = False, progress: bool = Tr
     windows = {s.name: models.context_length(s, config.trust_remote_code) for s in (base_spec, *rl_specs)}
     prepared = prepare(config, tokenizer, windows, progress)
     pair = _Pair(tokenizer, base_spec, rl_specs)
-    identity = {**config.identity(), "source_sha256": [f["sha256"] for f in prepared.record["files"]]}
+    hashes = {"source_sha256": [f["sha256"] for f in prepared.record["files"]]}
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out, "tokenshift build --completions"):
         prepare_out(config, overwrite)
-        _check_source_unchanged(out, identity, overwrite)
+        _check_source_unchanged(out, hashes, overwrite)
         clean_leftovers(out)
         placement = config.placement()
         with executor.session(placement):
             if overwrite:
                 _clear_build(out)
-            write_json_atomic(out / WORK_DIR / CONFIG_FILE, identity)
+            write_json_atomic(out / WORK_DIR / SOURCE_FILE, hashes)
+            write_json_atomic(out / WORK_DIR / CONFIG_FILE, config.identity())
             spec = ShardSpec.parse(config.shard)
             todo = [k for k, _ in enumerate(shard_ranges(len(prepared.problems), config.shard_size))
                     if spec.owns(k) and not is_done(out, "tokens", k)]
@@ -281,15 +283,15 @@ def run_import(config: BuildConfig, overwrite: bool = False, progress: bool = Tr
     return out
 
 
-def _check_source_unchanged(out: Path, identity: dict, overwrite: bool) -> None:
+def _check_source_unchanged(out: Path, hashes: dict, overwrite: bool) -> None:
     """A resumed import must read the same files (prepare_out compared the flags, not the bytes)."""
     from tokenshift.builders.build import read_work_config
 
-    path = out / WORK_DIR / CONFIG_FILE
-    if overwrite or not path.exists():
+    path = out / WORK_DIR / SOURCE_FILE
+    if overwrite or not (out / WORK_DIR / CONFIG_FILE).exists():
         return
-    before = read_work_config(path).get("source_sha256")
-    if before != identity["source_sha256"]:
+    before = read_work_config(path).get("source_sha256") if path.exists() else None
+    if before != hashes["source_sha256"]:
         raise TokenshiftError(f"{out} was started from other --completions files (their sha256 differ): "
                               "rerun with the same files, pass --overwrite, or choose another --out")
 
@@ -302,7 +304,6 @@ class ImportShards:
     problems: tuple[ImportedProblem, ...]
     pair: _Pair
     progress: bool = False
-    _ids: dict = field(default_factory=dict)
 
     def setup(self) -> None:
         executor.check_visible(Path(self.config.out) / WORK_DIR / CONFIG_FILE, "--out")

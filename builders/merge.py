@@ -22,6 +22,17 @@ _PER_RUN = ("created_at", "build_seconds", "tables", "shard", "command", "config
 _PER_SHARD = (*EXECUTION_FIELDS, "shard")  # config fields that may differ between the shards of a build
 
 
+def _merged_import(records: list[dict]) -> dict:
+    """The import block of merged shards: the source's counts as any shard has them, grading counts summed."""
+    merged = {k: v for k, v in records[0].items() if k != "shard_note"}
+    grading = dict(records[0].get("grading") or {})
+    for key, value in grading.items():
+        if isinstance(value, int):
+            grading[key] = sum((r.get("grading") or {}).get(key, 0) for r in records)
+    merged["grading"] = grading
+    return merged
+
+
 def _cross_identities(m: dict) -> dict[str, dict]:
     """Each cross-sampling run's config minus where it ran (`out`, shard, Ray), which differ per shard by design."""
     return {r["run_id"]: {k: v for k, v in r["config"].items() if k not in CROSS_EXECUTION_FIELDS}
@@ -134,6 +145,8 @@ def _finish(inputs, manifests, first, parts, out: Path, tmp: Path) -> Path:
                      for t in sorted({t for m in manifests for t in (m.get("ungraded") or {})})},
         "build_seconds": round(sum(m["build_seconds"] for m in manifests), 1),
     })
+    if isinstance(first.get("import"), dict):  # imported answers: the shards' grading counts add up
+        merged["import"] = _merged_import([m["import"] for m in manifests])
     manifest.write_manifest(tmp, merged)
     if out.exists():
         out.rmdir()

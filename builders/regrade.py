@@ -39,10 +39,15 @@ def regrade(build_dir: str | Path, timeout_s: float | None = None, progress=None
             for row in pq.read_table(path, columns=["problem_id", "gold_answer"]).to_pylist():
                 gold[row["problem_id"]] = row["gold_answer"]
         attempted = remaining = 0
+        imported = isinstance(recorded.get("import"), dict)
+        no_gold = dict.fromkeys(GRADED_TABLES, 0)  # null by design: an imported answer without a gold answer
+        by_source = imported and (recorded.get("config") or {}).get("correct_field") is not None
         for table in GRADED_TABLES:
             for path in manifest.listed_paths(out, recorded, table):
                 rows = pq.read_table(path).to_pylist()
-                todo = [r for r in rows if r["correct"] is None]
+                nulls = [r for r in rows if r["correct"] is None]
+                todo = [] if by_source else [r for r in nulls if gold.get(r["problem_id"], "") is not None]
+                no_gold[table] += len(nulls) - len(todo)
                 if not todo:
                     continue
                 missing = sorted({r["problem_id"] for r in todo} - set(gold))
@@ -56,10 +61,10 @@ def regrade(build_dir: str | Path, timeout_s: float | None = None, progress=None
                 attempted += len(todo)
                 remaining += sum(g.correct is None for g in grades)
                 rel = path.relative_to(out).as_posix()
-                recorded["tables"][table]["files"].update(manifest.write_part(out, rel, to_arrow(table, rows)))
+                recorded["tables"][table]["files"].update(manifest.write_part(out, rel, to_arrow(table, rows, imported)))
         if not attempted:
             return RegradeResult(0, 0)  # nothing to regrade: the manifest (and the card) stay as they are
-        recorded["ungraded"] = {t: grade.count_ungraded(out, manifest.table_entry(recorded, t))
+        recorded["ungraded"] = {t: grade.count_ungraded(out, manifest.table_entry(recorded, t)) - no_gold[t]
                                 for t in GRADED_TABLES if manifest.listed_files(recorded, t)}
         recorded.setdefault("regraded", []).append({
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "grader": grade.grader_version(),

@@ -263,7 +263,7 @@ def test_a_log_of_several_steps_needs_a_sampler_per_step(built, tmp_path, one_to
 
 def test_empty_and_overlong_answers_are_counted_skips(tmp_path, one_torch_thread):
     src = tmp_path / "a.jsonl"
-    rows = [{"p": "Question: 1+1?\nAnswer: ", "c": ""}, {"p": "Question: 1+1?\nAnswer: ", "c": "2 " * 3000},
+    rows = [{"p": "Question: 1+1?\nAnswer: ", "c": ""}, {"p": "Question: 1+1?\nAnswer: ", "c": "2 " * 9000},
             {"p": "Question: 1+1?\nAnswer: ", "c": "\\boxed{2}"}]
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = CliRunner().invoke(cli, _fields_cmd(tmp_path / "o", src, "--sampler", "base", "--quiet"))
@@ -284,3 +284,37 @@ def test_plan_counts_scored_tokens_and_decodes_nothing(built, tmp_path, tokenize
     scored = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
     assert f"answers: {len(texts)}" in result.output and f"scored tokens: <= {scored:,}" in result.output
     assert "decoded tokens: <= 0" in result.output and not (tmp_path / "o").exists()
+
+
+def test_interrupted_import_resumes_to_the_straight_tables_and_refuses_a_changed_source(
+        built, tmp_path, monkeypatch, one_torch_thread):
+    from tokenshift.builders import import_build
+
+    src = tmp_path / "a.jsonl"
+    src.write_text("".join(json.dumps({"p": p["prompt"], "c": g["response_text"], "id": p["problem_id"]}) + "\n"
+                           for p, g, _ in _answers(built)))
+    config = dict(benchmark=None, completions=str(src), format="fields", prompt_field="p", completion_field="c",
+                  id_field="id", sampler="base", shard_size=1)
+    straight = run_import(BuildConfig(out=str(tmp_path / "straight"), **config), progress=False)
+    calls = []
+    real = import_build._tokens
+
+    def dies_on_the_second_shard(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(import_build, "_tokens", dies_on_the_second_shard)
+    with pytest.raises(KeyboardInterrupt):
+        run_import(BuildConfig(out=str(tmp_path / "resumed"), **config), progress=False)
+    monkeypatch.setattr(import_build, "_tokens", real)
+    src.write_text(src.read_text() + json.dumps({"p": "Q", "c": "A", "id": "x"}) + "\n")
+    result = CliRunner().invoke(cli, _fields_cmd(tmp_path / "resumed", src, "--id-field", "id", "--sampler", "base",
+                                                 "--shard-size", "1"))
+    assert result.exit_code == 2 and "was started from other --completions files" in result.output
+    src.write_text("".join(src.read_text().splitlines(keepends=True)[:-1]))
+    resumed = run_import(BuildConfig(out=str(tmp_path / "resumed"), **config), progress=False)
+    for table in ("prompts", "generations", "tokens"):
+        for part in sorted((straight / table).glob("*.parquet")):
+            assert part.read_bytes() == (resumed / table / part.name).read_bytes(), part
