@@ -2,13 +2,15 @@
 for the same answers of the embedded pair, side by side in one process.
 
     python benchmarks/bench_import.py --quick     # 16 problems x 2 answers per model, one round
-    python benchmarks/bench_import.py             # 64 problems x 4 answers per model, best of 2 rounds
+    python benchmarks/bench_import.py             # 32 problems x 2 answers per model, best of 2 rounds
+    python benchmarks/bench_import.py --problems 64 --samples 4 --rounds 3
 
 Each round builds into a fresh folder (generate, grade, score), exports that build's answers to a
-jsonl file (prompt, token ids, text, sampler, gold), then imports them twice: with the token ids
-(the exact tokens are scored) and with the text alone (tokenized again). All three grade with
-math-verify against the same gold answers, so the difference is generation. The imported tokens
-table is checked against the build's (largest |difference| of every float statistic).
+jsonl file (prompt, token ids, text, sampler, gold), then imports them three times: with the token
+ids (the exact tokens are scored), with the text alone (tokenized again), and with the token ids
+but no gold answer (scoring alone: correct stays null). The first two grade with math-verify
+against the same gold answers as the build, so their difference to it is generation. The imported
+tokens table is checked against the build's (largest |difference| of every float statistic).
 """
 
 from __future__ import annotations
@@ -47,11 +49,11 @@ def export(build: Path, path: Path) -> int:
     return len(rows)
 
 
-def imported(src: Path, out: Path, with_ids: bool) -> Path:
+def imported(src: Path, out: Path, with_ids: bool, with_gold: bool = True) -> Path:
     return run_import(BuildConfig(out=str(out), benchmark=None, completions=str(src), format="fields",
                                   prompt_field="prompt", completion_field="text", id_field="id",
                                   token_ids_field="ids" if with_ids else None, sampler_field="model",
-                                  gold_field="gold"), progress=False)
+                                  gold_field="gold" if with_gold else None), progress=False)
 
 
 def largest_difference(a: Path, b: Path) -> float:
@@ -65,16 +67,20 @@ def largest_difference(a: Path, b: Path) -> float:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="16 problems, 2 answers per model, one round")
+    parser.add_argument("--problems", type=int, default=32)
+    parser.add_argument("--samples", type=int, default=2, help="answers per problem and model")
+    parser.add_argument("--rounds", type=int, default=2, help="best of this many rounds")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest on shared cores)")
     args = parser.parse_args(argv)
-    limit, samples, rounds = (16, 2, 1) if args.quick else (64, 4, 2)
+    limit, samples, rounds = (16, 2, 1) if args.quick else (args.problems, args.samples, args.rounds)
     torch.set_num_threads(args.threads)
     print(machine_line("cpu"))
     print(f"embedded pair, toy-arith: {limit} problems x {samples} answers per model (base, rl), "
           f"max 512 new tokens; best of {rounds} round(s)")
-    best = {"build (generate + grade + score)": float("inf"), "import, token ids (grade + score)": float("inf"),
-            "import, text (tokenize + grade + score)": float("inf")}
+    runs = {"import, token ids (grade + score)": (True, True), "import, text (tokenize + grade + score)": (False, True),
+            "import, token ids, no gold (score)": (True, False)}
+    best = {"build (generate + grade + score)": float("inf"), **dict.fromkeys(runs, float("inf"))}
     worst_difference, answers, rows = 0.0, 0, 0
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -85,10 +91,9 @@ def main(argv=None) -> None:
                                                            time.perf_counter() - started)
             answers = export(build, root / f"answers-{r}.jsonl")
             rows = pq.read_metadata(build / "tokens" / "part-00000.parquet").num_rows
-            for label, with_ids in (("import, token ids (grade + score)", True),
-                                    ("import, text (tokenize + grade + score)", False)):
+            for i, (label, (with_ids, with_gold)) in enumerate(runs.items()):
                 started = time.perf_counter()
-                out = imported(root / f"answers-{r}.jsonl", root / f"import-{r}-{with_ids}", with_ids)
+                out = imported(root / f"answers-{r}.jsonl", root / f"import-{r}-{i}", with_ids, with_gold)
                 best[label] = min(best[label], time.perf_counter() - started)
                 if with_ids:
                     worst_difference = max(worst_difference, largest_difference(build, out))
