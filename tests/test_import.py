@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from tokenshift.builders.build import BuildConfig, run_build
 from tokenshift.builders.import_build import run_import
+from tokenshift.builders.manifest import public_manifest
 from tokenshift.builders.models import ModelSpec, load_tokenizer
 from tokenshift.cli import cli
 from tokenshift.schemas.validate import validate_build
@@ -89,6 +90,9 @@ def test_round_trip_build_export_import_gives_the_same_scores(built, tmp_path, o
     record = manifest["import"]
     assert record["files"][0]["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
     assert record["format"] == "fields" and record["fields"]["token_ids"] == "ids"
+    published = public_manifest(manifest)  # no local path of the builder in a published version
+    assert published["import"]["source"] == published["config"]["completions"] == "answers.jsonl"
+    assert str(tmp_path) not in json.dumps(published)
     assert record["tokens"]["token_ids_given"] == 12 and record["grading"]["math_verify"] == 12
     # the build's text is its ids decoded without special tokens, which is what the check compares
     assert record["tokens"]["round_trip"]["given_ids_not_decoding_to_text"]["count"] == 0
