@@ -348,7 +348,7 @@ def _generations(config: BuildConfig, shard: list[ImportedProblem], progress: bo
     todo = [] if config.correct_field is not None else [r for r in rows if gold[r["problem_id"]] is not None]
     bar = progress_bar(total=len(todo), desc="grade", unit="answer", leave=False, disable=not progress)
     grades = grade.grade_many([(gold[r["problem_id"]], r["response_text"]) for r in todo],
-                              timeout_s=config.grade_timeout_s, progress=bar)
+                              timeout_s=config.grade_timeout_s, progress=bar, transforms=config.gold_transform)
     bar.close()
     for row, g in zip(todo, grades, strict=True):
         row["extracted_answer"], row["correct"] = g.extracted_answer, g.correct

@@ -100,6 +100,11 @@ def cli_page() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _null_text(f) -> str:
+    """'yes', 'no', or 'imported builds only' (a field `tokenshift build --completions` may leave null)."""
+    return "yes" if f.nullable else "imported builds only" if f.import_null is not None else "no"
+
+
 # ---------------------------------------------------------------- the tables
 
 def tables_page() -> str:
@@ -123,7 +128,7 @@ def tables_page() -> str:
                   "| column | type | unit | valid values | null | meaning |", "|---|---|---|---|---|---|"]
         for f in fields:
             lines.append(f"| `{f.name}` | `{f.type}` | {_text(f.unit) or '–'} | {_text(f.valid_values())} | "
-                         f"{'yes' if f.nullable else 'no'} | {_text(f.description)} |")
+                         f"{_null_text(f)} | {_text(f.to_arrow(f.import_null is not None).metadata[b'description'].decode())} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
