@@ -8,13 +8,13 @@ flags). Reading loads no model; tokenizing and scoring are import_build's.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokenshift.builders.manifest import file_sha256
 from tokenshift.errors import TokenshiftError
 from tokenshift.schemas.values import IMPORT_FORMATS
 
@@ -143,7 +143,7 @@ def read_source(src: str, fmt: str | None, given: SourceFields) -> Source:
             _check_single_policy(src, steps)
     if not answers:
         raise TokenshiftError(f"--completions {src} holds no answers: check the path and --format")
-    described = tuple({"name": _name(root, f), "sha256": _sha256(f), "bytes": f.stat().st_size} for f in files)
+    described = tuple({"name": _name(root, f), "sha256": file_sha256(f), "bytes": f.stat().st_size} for f in files)
     mapping = {k: v for k, v in vars(fields).items() if v is not None}
     return Source(fmt, tuple(answers), described, mapping)
 
@@ -173,14 +173,6 @@ def check_sampler_name(name: str, where: str) -> None:
 
 def _name(root: Path, path: Path) -> str:
     return path.name if root.is_file() else path.relative_to(root).as_posix()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 _MISSING = object()

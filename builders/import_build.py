@@ -86,10 +86,6 @@ class Prepared:
     record: dict  # the manifest's import block (files, fields, counts), complete for all shards
 
 
-def import_requested(config: BuildConfig) -> bool:
-    return config.completions is not None
-
-
 def check_flags(config: BuildConfig) -> None:
     """Import flags only with --completions; generation-only flags only without."""
     if config.completions is None:

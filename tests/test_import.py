@@ -361,3 +361,23 @@ def test_a_local_hugging_face_dataset_is_a_source(built, tmp_path, one_torch_thr
     assert sorted(gens.response_text) == sorted(r["c"] for r in rows)
     files = json.loads((out / "manifest.json").read_text())["import"]["files"]
     assert [f["name"] for f in files] == ["data-00000-of-00001.arrow"]
+
+
+def test_sharded_imports_merge_into_the_single_process_import(built, tmp_path, one_torch_thread):
+    from tokenshift.builders.merge import merge_builds
+
+    src = tmp_path / "a.jsonl"
+    src.write_text("".join(json.dumps({"p": p["prompt"], "c": g["response_text"], "who": g["sampler"]}) + "\n"
+                           for p, g, _ in _answers(built)))
+    config = dict(benchmark=None, completions=str(src), format="fields", prompt_field="p", completion_field="c",
+                  sampler_field="who", shard_size=1)
+    straight = run_import(BuildConfig(out=str(tmp_path / "straight"), **config), progress=False)
+    shards = [run_import(BuildConfig(out=str(tmp_path / f"s{i}"), shard=f"{i}/2", **config), progress=False)
+              for i in range(2)]
+    merged = merge_builds(shards, tmp_path / "merged")
+    for table in ("prompts", "generations", "tokens"):
+        for part in sorted((straight / table).glob("*.parquet")):
+            assert part.read_bytes() == (merged / table / part.name).read_bytes(), part
+    grading = json.loads((merged / "manifest.json").read_text())["import"]["grading"]
+    assert grading["answers"] == grading["no_gold"] == 12
+    assert validate_build(merged).ok
