@@ -104,13 +104,13 @@ def test_round_trip_build_export_import_gives_the_same_scores(built, tmp_path, o
     assert pq.read_schema(out / "generations" / "part-00000.parquet").field("seed").nullable
 
 
-def _lm_eval_file(built, folder, filters=("strict-match", "flexible-extract")):
+def _lm_eval_file(built, folder, filters=("strict-match", "flexible-extract"), model="rl-model"):
     """lm-eval --log_samples output for task 'toyarith': each doc's rl answers as its repeats."""
     by_doc = {}
     for prompt, gen, _ in _answers(built):
         if gen["sampler"] == "rl":
             by_doc.setdefault(prompt["problem_id"], (prompt, []))[1].append(gen["response_text"])
-    path = folder / "rl-model" / "samples_toyarith_2026-01-02T03-04-05.678901.jsonl"
+    path = folder / model / "samples_toyarith_2026-01-02T03-04-05.678901.jsonl"
     path.parent.mkdir(parents=True)
     lines = []
     for flt in filters:
@@ -381,3 +381,12 @@ def test_sharded_imports_merge_into_the_single_process_import(built, tmp_path, o
     grading = json.loads((merged / "manifest.json").read_text())["import"]["grading"]
     assert grading["answers"] == grading["no_gold"] == 12
     assert validate_build(merged).ok
+
+
+def test_lm_eval_output_of_two_models_under_one_sampler_is_refused(built, tmp_path):
+    _lm_eval_file(built, tmp_path / "runs", model="ORG__BASE")
+    _lm_eval_file(built, tmp_path / "runs", model="ORG__RL")
+    result = CliRunner().invoke(cli, ["build", "--out", str(tmp_path / "o"), "--completions", str(tmp_path / "runs"),
+                                      "--format", "lm-eval", "--sampler", "rl"])
+    assert result.exit_code == 2 and "lm-eval samples of 2 models (ORG__BASE, ORG__RL)" in result.output
+    assert not (tmp_path / "o").exists()
