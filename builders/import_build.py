@@ -97,9 +97,14 @@ def check_flags(config: BuildConfig) -> None:
     if config.instruction != defaults.instruction:
         raise TokenshiftError("--instruction with --completions: imported prompts are used verbatim as given; "
                               "drop --instruction")
-    if config.question_template is not None and config.benchmark is None:
-        raise TokenshiftError("--question-template with --completions reads the --benchmark file: pass "
-                              "--benchmark, or drop --question-template")
+    if config.benchmark is None:
+        given = [flag for flag, value in (("--question-template", config.question_template),
+                                          ("--question-field", config.question_field),
+                                          ("--answer-field", config.answer_field),
+                                          ("--skip-invalid", config.skip_invalid or None)) if value is not None]
+        if given:
+            raise TokenshiftError(f"{given[0]} with --completions reads the --benchmark file: pass --benchmark, "
+                                  f"or drop {given[0]}")
 
 
 def source_fields(config: BuildConfig) -> completions.SourceFields:
@@ -177,7 +182,7 @@ def prepare(config: BuildConfig, tokenizer, windows: dict[str, int | None], prog
     for key, entry in problems.items():
         if not entry["answers"]:
             continue
-        question, gold, benchmark = entry["question"], entry["gold"], entry["benchmark"]
+        question, gold, benchmark = entry["question"], entry["gold"], config.benchmark_name or entry["benchmark"]
         if joined is not None:
             problem = joined.get(key)
             if problem is None:

@@ -211,11 +211,11 @@ def test_without_gold_or_verdict_correct_is_null_and_counted(built, tmp_path):
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = CliRunner().invoke(cli, ["build", "--out", str(tmp_path / "o"), "--completions", str(src), "--format",
                                       "fields", "--prompt-field", "p", "--completion-field", "c", "--sampler", "base",
-                                      "--quiet"])
+                                      "--benchmark-name", "my-eval", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "3 answers have no gold answer: correct is null" in result.output
     gens = pq.read_table(tmp_path / "o" / "generations").to_pandas()
-    assert gens.correct.isna().all()
+    assert gens.correct.isna().all() and set(gens.benchmark) == {"my-eval"}
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert manifest["import"]["grading"]["no_gold"] == 3 and manifest["ungraded"] == {"generations": 0}
 
@@ -235,6 +235,8 @@ def _fields_cmd(out, src, *extra):
     ([{"p": "Q", "c": "A"}], ["--sampler", "a/b"], "sampler name 'a/b' must be non-empty, without '/'"),
     ([{"p": "Q", "c": "A", "r": "yes"}], ["--sampler", "base", "--correct-field", "r"],
      "a.jsonl line 1: --correct-field value 'yes' is not a number or a boolean"),
+    ([{"p": "Q", "c": "A"}], ["--sampler", "base", "--answer-field", "gold"],
+     "--answer-field with --completions reads the --benchmark file: pass --benchmark, or drop --answer-field"),
 ])
 def test_bad_answers_are_one_line_errors_and_write_nothing(tmp_path, rows, extra, message):
     src = tmp_path / "a.jsonl"
