@@ -34,6 +34,7 @@ TITLES = {
     "study_table": "Cross-sampling in the study's layout",
     "evolution": "Evolution across RL checkpoints",
     "method_comparison": "Every model against one base (RL, SFT, ... side by side)",
+    "position_overlap": "Do two models shift at the same positions? Jaccard of high-JS sets along base's answers",
 }
 _REPR_COLUMNS = {"token", "top_divergent_token"}
 

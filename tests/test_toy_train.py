@@ -73,3 +73,69 @@ def test_sft_control_step_is_deterministic_and_learns_only_rl_correct_answers():
     assert r0["reached_target"] == (r0["steps"] == 2)  # stopped at the check iff it reached RL's accuracy
     untouched, _ = load_model_dir(base_dir)
     assert not torch.equal(untouched.lm_head.weight, model.lm_head.weight)
+
+
+def _add_controls(pair, *extra):
+    return CliRunner().invoke(cli, ["toy-pair", "add-controls", "--pair", str(pair), "--quick", *extra])
+
+
+def test_add_controls_is_deterministic_and_leaves_the_pair_untouched(tmp_path):
+    import shutil
+
+    first = tmp_path / "a"
+    result = CliRunner().invoke(cli, ["toy-pair", "train", "--out", str(first), "--quick", "--seed", "5",
+                                      "--eval-n", "0"])
+    assert result.exit_code == 0, result.output
+    second = tmp_path / "b"
+    shutil.copytree(first, second)
+    before = json.loads((first / "manifest.json").read_text())["files"]
+    added = []
+    for pair in (first, second):
+        result = _add_controls(pair)
+        assert result.exit_code == 0, result.output
+        manifest = json.loads((pair / "manifest.json").read_text())
+        assert manifest["files"] == file_digests(pair, ["base", "rl-step-001", "rl", "rl-seed1", "sft-offpolicy"])
+        assert {k: v for k, v in manifest["files"].items() if k in before} == before  # old files byte-identical
+        assert manifest["models"]["sft_offpolicy"] == "sft-offpolicy" and manifest["models"]["rl_seed1"] == "rl-seed1"
+        record = manifest["added_models"]
+        assert record["config"]["grpo"]["steps"] == 2 and record["rl_seed"]["seed"] == 1  # the pair's GRPO run
+        assert "tokenshift toy-pair add-controls" in record["command"]
+        data = record["sft_offpolicy"]["data_vs_base_greedy"]["sft-offpolicy"]
+        assert data["n_examples"] == 16 and 0 <= data["n_differ"] <= data["n_positions"]
+        added.append({k: v for k, v in manifest["files"].items() if k not in before})
+    assert added[0] == added[1] and any(k.endswith("model.safetensors") for k in added[0])
+    assert [p.name for p in rl_checkpoints(first)] == ["rl-step-001", "rl"]  # the seed run adds no checkpoints
+    base = AutoModelForCausalLM.from_pretrained(first / "base")
+    tuned = AutoModelForCausalLM.from_pretrained(first / "sft-offpolicy")
+    assert not torch.equal(base.lm_head.weight, tuned.lm_head.weight)
+
+    again = _add_controls(first)
+    assert again.exit_code != 0 and again.output.strip().splitlines() == [
+        f"Error: {first / 'rl-seed1'} already exists; pass --overwrite to replace it"]
+    same_seed = _add_controls(first, "--rl-seed", "5", "--overwrite")
+    assert same_seed.output.strip().splitlines() == [
+        "Error: --rl-seed 5 is the seed `rl` was trained with; pass another seed"]
+    (second / "base" / "config.json").write_text("{}")
+    tampered = _add_controls(second, "--overwrite")
+    assert tampered.exit_code != 0 and tampered.output.strip().splitlines() == [
+        f"Error: {second / 'base' / 'config.json'} does not match the manifest's sha256/size; restore the pair "
+        "(e.g. git checkout) before adding models to it"]
+
+
+def test_reference_solutions_are_correct_and_differ_from_the_base_habit():
+    from tokenshift.builders.prompts import format_prompt
+    from tokenshift.toy.arith import split_problems
+    from tokenshift.toy.controls import greedy_disagreement, reference_examples
+    from tokenshift.toy.evaluate import generate
+
+    problems = split_problems("train")[:40]
+    examples = reference_examples(40)
+    assert [q for q, _ in examples] == [p.question for p in problems]
+    assert all(reward(str(p.answer), a) == 1.0 for p, (_, a) in zip(problems, examples))
+    base, tokenizer = load_model_dir(embedded_base_dir())
+    greedy = generate(base, tokenizer, [format_prompt(tokenizer, q) for q, _ in examples[:3]], sample=False, seed=0,
+                      batch_size=1, max_new_tokens=96)
+    own = greedy_disagreement(base, tokenizer, [(q, a) for (q, _), a in zip(examples[:3], greedy)])
+    assert own["n_differ"] == 0 and own["n_positions"] > 30  # base's own greedy answers: no position differs
+    other = greedy_disagreement(base, tokenizer, examples)
+    assert other["share_differ"] > 0.2

@@ -25,7 +25,7 @@ class DemoConfig:
     limit: int = 100
     samples: int = 4
     checkpoints: bool = True  # score every embedded RL checkpoint (for the evolution analysis)
-    sft_control: bool = True  # also score the embedded SFT control (RL's correct answers, fine-tuned) vs base
+    sft_control: bool = True  # also score the embedded controls vs base: sft, sft-offpolicy, rl-seed1
     thresholds: tuple[float, ...] = (0.05, 0.1, 0.2)
     budgets: tuple[float, ...] = (0, 1, 2, 4, INF)
     cross_samples: int = 2  # answers per prompt per cross-sampling setting
@@ -43,12 +43,20 @@ def _step(index: int, total: int, title: str) -> float:
 
 
 def compared_models(config: DemoConfig) -> tuple[str, ...]:
-    """Model dirs scored against the base: the RL checkpoints (or only rl), then the SFT control if shipped."""
-    from tokenshift.toy.paths import embedded_rl_checkpoints, embedded_rl_dir, embedded_sft_dir
+    """Model dirs scored against the base: the RL checkpoints (or only rl), then the shipped controls
+    (sft, sft-offpolicy, rl-seed1), each scored like any RL model under its directory name."""
+    from tokenshift.toy.paths import (
+        embedded_rl_checkpoints,
+        embedded_rl_dir,
+        embedded_rl_seed_dir,
+        embedded_sft_dir,
+        embedded_sft_offpolicy_dir,
+    )
 
     rl = tuple(str(p) for p in (embedded_rl_checkpoints() if config.checkpoints else [embedded_rl_dir()]))
-    if config.sft_control and embedded_sft_dir().is_dir():
-        rl += (str(embedded_sft_dir()),)  # scored like any RL model; its rows carry rl_model "sft"
+    if config.sft_control:
+        controls = (embedded_sft_dir(), embedded_sft_offpolicy_dir(), embedded_rl_seed_dir())
+        rl += tuple(str(d) for d in controls if d.is_dir())
     return rl
 
 
@@ -125,7 +133,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict:
 @click.option("--limit", type=int, default=DemoConfig.limit, show_default=True, help="Toy test problems.")
 @click.option("--samples", type=int, default=DemoConfig.samples, show_default=True, help="Responses per prompt per model.")
 @click.option("--no-checkpoints", is_flag=True, help="Score only the final RL model (skip the evolution analysis).")
-@click.option("--no-sft-control", is_flag=True, help="Do not score the embedded SFT control model.")
+@click.option("--no-sft-control", is_flag=True, help="Do not score the embedded control models (sft, sft-offpolicy, rl-seed1).")
 @click.option("--version", "version", default=DemoConfig.version, show_default=True, help="Registry version to publish.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(out: str, limit: int, samples: int, no_checkpoints: bool, no_sft_control: bool, version: str,

@@ -5,8 +5,8 @@ Usage: python docs/toy_pair/shift_summary.py BUILD_DIR   (e.g. the build of `tok
 For every compared model and sampler (base, or the model itself): share of positions with JS < 0.01,
 >= 0.01 and >= 0.1, mean JS, the share of JS >= 0.1 positions outside the first/last 5% of the answer
 and at base entropy < 0.3 nats, RL top-1 in base top-3, and accuracy; 95% bootstrap intervals over
-problems (1,000 resamples, seed 0). Then sft - rl paired differences (if both are in the build) and,
-along each model's own samples, where its JS >= 0.1 positions sit (position, base entropy, token).
+problems (1,000 resamples, seed 0). Then sft, sft-offpolicy and rl-seed1 - rl paired differences (those
+in the build) and, along each model's own samples, where its JS >= 0.1 positions sit (position, base entropy, token).
 """
 
 import sys
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 HIGH, NEAR_ZERO, LOW_ENTROPY = 0.1, 0.01, 0.3
+COMPARED_WITH_RL = ("sft", "sft-offpolicy", "rl-seed1")  # paired differences with rl, when in the build
 
 
 def load(build: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -67,16 +68,16 @@ def main(build: str) -> None:
     pd.set_option("display.max_columns", 20)
     print(pd.DataFrame(rows).to_string(index=False))
 
-    if ("sft", True) in groups and ("rl", True) in groups:
+    for other in [m for m in COMPARED_WITH_RL if (m, True) in groups and ("rl", True) in groups]:
         for col, scale in (("high", 100), ("over01", 100), ("js", 1000)):
             for own in (True, False):
-                a, b = groups["sft", own], groups["rl", own]
+                a, b = groups[other, own], groups["rl", own]
                 boot = (a[col].to_numpy()[draws].sum(1) / a.one.to_numpy()[draws].sum(1)
                         - b[col].to_numpy()[draws].sum(1) / b.one.to_numpy()[draws].sum(1))
                 est = a[col].sum() / a.one.sum() - b[col].sum() / b.one.sum()
                 lo, hi = np.percentile(boot, [2.5, 97.5]) * scale
-                print(f"sft - rl, {col} along {'own' if own else 'base'} samples: {est * scale:.2f} [{lo:.2f}, {hi:.2f}]"
-                      f" ({'1e-3 nats' if col == 'js' else 'points'})")
+                print(f"{other} - rl, {col} along {'own' if own else 'base'} samples: {est * scale:.2f} "
+                      f"[{lo:.2f}, {hi:.2f}] ({'1e-3 nats' if col == 'js' else 'points'})")
 
     for model in sorted(tokens.rl_model.unique()):
         own = tokens[(tokens.rl_model == model) & (tokens.sampler == model)]

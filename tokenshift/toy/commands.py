@@ -47,6 +47,27 @@ def train_cmd(out: Path, seed: int, overwrite: bool, quick: bool, sft_steps: int
         click.echo(_summary(manifest["eval"]))
 
 
+@toy_pair.command("add-controls")
+@click.option("--pair", "pair", required=True, type=click.Path(path_type=Path),
+              help="A pair written by `toy-pair train` (e.g. tokenshift/toy/pair); its files are left untouched.")
+@click.option("--rl-seed", default=1, show_default=True, type=int, help="Seed of the repeated GRPO run (rl-seed<N>/).")
+@click.option("--overwrite", is_flag=True, help="Replace rl-seed<N>/ and sft-offpolicy/ if already added.")
+@click.option("--quick", is_flag=True, hidden=True, help="Minuscule off-policy SFT settings (tests).")
+def add_controls_cmd(pair: Path, rl_seed: int, overwrite: bool, quick: bool) -> None:
+    """Add sft-offpolicy (SFT on reference solutions, stopped near rl's accuracy) and rl-seed<N> to a pair."""
+    from tokenshift.toy.controls import ControlsConfig, add_controls, quick_controls_config
+    from tokenshift.training.trl_extra import require_trl
+
+    require_trl()
+    config = quick_controls_config(rl_seed) if quick else ControlsConfig(rl_seed=rl_seed)
+    manifest = add_controls(pair, config, overwrite, command=_command_line(click.get_current_context()))
+    record = manifest["added_models"]
+    d = record["durations_s"]
+    click.echo(f"added {record['models']['rl_seed']} and {record['models']['sft_offpolicy']} to {pair} "
+               f"(grpo {d['rl_seed_grpo_s']:.0f}s, sft-offpolicy {d['sft_offpolicy_s']:.0f}s, "
+               f"{record['sft_offpolicy']['steps']} steps)")
+
+
 @toy_pair.command("eval")
 @click.option("--n", "n", default=200, show_default=True, type=click.IntRange(min=1),
               help="Number of toy test problems (capped at the split size).")

@@ -38,3 +38,21 @@ def rl_checkpoints(pair_dir: Path) -> list[Path]:
 def embedded_rl_checkpoints() -> list[Path]:
     """The embedded RL checkpoints (25%, 50%, 75% of training), final RL model last."""
     return rl_checkpoints(EMBEDDED_PAIR_DIR)
+
+
+SFT_OFFPOLICY_NAME = "sft-offpolicy"
+
+
+def rl_seed_name(seed: int) -> str:
+    """Directory of the pair's GRPO run repeated with another seed."""
+    return f"rl-seed{seed}"
+
+
+def embedded_sft_offpolicy_dir() -> Path:
+    """The off-policy SFT control: the base fine-tuned on reference solutions in a wording of their own."""
+    return EMBEDDED_PAIR_DIR / SFT_OFFPOLICY_NAME
+
+
+def embedded_rl_seed_dir(seed: int = 1) -> Path:
+    """The pair's GRPO run with another seed (the shipped one: seed 1)."""
+    return EMBEDDED_PAIR_DIR / rl_seed_name(seed)

@@ -61,6 +61,17 @@ def train_sft_control(base: PreTrainedModel, rl: PreTrainedModel, tokenizer: Pre
     if not examples:
         raise TokenshiftError(f"the RL model answered none of {n_tried} training prompts correctly, so the SFT "
                               "control has no data; train RL longer or sample more prompts")
+    base, record = train_to_rl_accuracy(base, rl, tokenizer, examples, settings, n_train_prompts, seed)
+    data = {"source": "rl", "prompts": f"toy-arith train[0:{n_tried}] (the RL training prompts)",
+            "n_sampled": n_tried, "n_correct": len(examples)}
+    return base, {"data": data, **record}
+
+
+def train_to_rl_accuracy(base: PreTrainedModel, rl: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                         examples: list[tuple[str, str]], settings: SFTControlSettings, n_train_prompts: int,
+                         seed: int) -> tuple[PreTrainedModel, dict]:
+    """SFT `base` in place on (question, answer) examples, stopped at the first check within tolerance of
+    RL's sampled accuracy on held-out train problems; returns it and the record of steps and checks."""
     held_out = split_problems("train")[n_train_prompts: n_train_prompts + settings.n_check]
     check_rows = [(p.question, str(p.answer)) for p in held_out]
     target = _accuracy(rl, tokenizer, check_rows, seed, settings)
@@ -78,11 +89,8 @@ def train_sft_control(base: PreTrainedModel, rl: PreTrainedModel, tokenizer: Pre
     config = SFTConfig(steps=settings.max_steps, batch_size=settings.batch_size,
                        learning_rate=settings.learning_rate, warmup_steps=settings.warmup_steps)
     log = train_sft(base, tokenizer, config, seed, draw=example_batches(examples, settings.batch_size), stop=stop)
-    record = {"data": {"source": "rl", "prompts": f"toy-arith train[0:{n_tried}] (the RL training prompts)",
-                       "n_sampled": n_tried, "n_correct": len(examples)},
-              "steps": log[-1]["step"], "rl_check_accuracy": target,
+    record = {"steps": log[-1]["step"], "rl_check_accuracy": target,
               "check_problems": f"toy-arith train[{n_train_prompts}:{n_train_prompts + len(check_rows)}]",
               "reached_target": bool(checks) and checks[-1]["check_accuracy"] >= target - settings.tolerance,
               "checks": checks, "loss_log": log}
     return base, record
-

@@ -1,0 +1,76 @@
+-- position_overlap: do two models shift at the same positions? Jaccard overlap of their high-JS position sets along base's answers.
+--
+-- One row per pair of rl_models of tokens (model_a < model_b by name). A model's high-divergence set is its
+-- (generation_id, position) pairs with js >= js_threshold among base's answers (sampler 'base', scored
+-- against that model); the pair is compared on the positions both models scored, so along the same base
+-- answers. jaccard = |A ∩ B| / |A ∪ B| (NULL when both sets are empty). Two RL seeds give the noise floor
+-- of "which positions"; an SFT model against RL says whether the methods pick the same positions.
+-- jaccard_chance is the overlap two independent sets of the same sizes would have on those positions:
+-- (n_a n_b / n) / (n_a + n_b - n_a n_b / n).
+--
+-- Interval: 95% percentile bootstrap over problems: a pair's problems (benchmark, problem_id of base's
+-- answers) numbered 0..n-1 in that order; replicate r takes problem number h(bootstrap_seed, r, j) mod n for
+-- j = 0..n-1 (the draws of method_comparison, macro tokenshift_bootstrap_weights of the preamble;
+-- `tokenshift query NAME --print-sql` prints it), jaccard = sum of |A ∩ B| / sum of |A ∪ B| over the drawn
+-- problems; replicates with both sets empty left out.
+--
+-- Parameters (override with SET VARIABLE name = value; before pasting):
+--   js_threshold    DOUBLE   0.1    high-divergence JS threshold, nats
+--   bootstrap_reps  INTEGER  1000   bootstrap replicates
+--   bootstrap_seed  INTEGER  0      seed of the replicates' draws (>= 0)
+--
+-- Tables: tokens, generations
+--
+-- Columns (one row per model_a, model_b):
+--   model_a, model_b                 the two rl_models compared (model_a < model_b)
+--   n_problems                       problems with base answers both models scored
+--   n_tokens                         positions both models scored along base's answers
+--   n_over_a, n_over_b               positions in each model's high-divergence set
+--   n_both, n_either                 positions in both sets / in at least one
+--   jaccard, jaccard_lo, jaccard_hi  n_both / n_either, fraction, and its 95% interval
+--   jaccard_chance                   Jaccard of independent sets of sizes n_over_a, n_over_b, fraction
+
+SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
+SET VARIABLE bootstrap_reps = COALESCE(getvariable('bootstrap_reps'), 1000)::INTEGER;
+SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGER;
+
+WITH t AS (
+    SELECT rl_model, generation_id, position, js::DOUBLE >= getvariable('js_threshold') AS is_over
+    FROM tokens WHERE sampler = 'base'
+),
+per_problem AS (
+    SELECT a.rl_model AS model_a, b.rl_model AS model_b, g.benchmark, g.problem_id, count(*) AS n,
+           count_if(a.is_over) AS n_a, count_if(b.is_over) AS n_b,
+           count_if(a.is_over AND b.is_over) AS n_both, count_if(a.is_over OR b.is_over) AS n_either
+    FROM t AS a
+    JOIN t AS b ON b.generation_id = a.generation_id AND b.position = a.position AND a.rl_model < b.rl_model
+    JOIN generations AS g ON g.generation_id = a.generation_id
+    GROUP BY a.rl_model, b.rl_model, g.benchmark, g.problem_id
+),
+numbered AS (
+    SELECT *, row_number() OVER (PARTITION BY model_a, model_b ORDER BY benchmark, problem_id) - 1 AS idx,
+           count(*) OVER (PARTITION BY model_a, model_b) AS n_set
+    FROM per_problem
+),
+weights AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
+    SELECT * FROM tokenshift_bootstrap_weights((SELECT list(DISTINCT n_set ORDER BY n_set) FROM numbered),
+                                               getvariable('bootstrap_reps'), getvariable('bootstrap_seed'))
+),
+ci AS (
+    SELECT model_a, model_b, quantile_cont(value, 0.025) AS jaccard_lo, quantile_cont(value, 0.975) AS jaccard_hi
+    FROM (SELECT p.model_a, p.model_b, w.r, sum(w.w * p.n_both) / nullif(sum(w.w * p.n_either), 0) AS value
+          FROM numbered AS p JOIN weights AS w ON w.n = p.n_set AND w.idx = p.idx
+          GROUP BY p.model_a, p.model_b, w.r)
+    GROUP BY model_a, model_b
+),
+totals AS (
+    SELECT model_a, model_b, count(*) AS n_problems, sum(n)::BIGINT AS n_tokens, sum(n_a)::BIGINT AS n_over_a,
+           sum(n_b)::BIGINT AS n_over_b, sum(n_both)::BIGINT AS n_both, sum(n_either)::BIGINT AS n_either
+    FROM per_problem GROUP BY model_a, model_b
+)
+SELECT s.model_a, s.model_b, s.n_problems, s.n_tokens, s.n_over_a, s.n_over_b, s.n_both, s.n_either,
+       s.n_both / nullif(s.n_either, 0) AS jaccard, c.jaccard_lo, c.jaccard_hi,
+       (s.n_over_a * s.n_over_b / s.n_tokens)
+           / nullif(s.n_over_a + s.n_over_b - s.n_over_a * s.n_over_b / s.n_tokens, 0) AS jaccard_chance
+FROM totals AS s LEFT JOIN ci AS c USING (model_a, model_b)
+ORDER BY s.model_a, s.model_b;
