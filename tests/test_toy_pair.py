@@ -17,7 +17,9 @@ from tokenshift.toy.paths import (
     embedded_manifest,
     embedded_rl_checkpoints,
     embedded_rl_dir,
+    embedded_rl_seed_dir,
     embedded_sft_dir,
+    embedded_sft_offpolicy_dir,
 )
 
 
@@ -64,7 +66,8 @@ def test_embedded_weights_are_small_and_manifest_has_figures():
 def test_embedded_manifest_matches_its_files():
     manifest = json.loads(embedded_manifest().read_text())
     pair = embedded_manifest().parent
-    dirs = [manifest["models"]["base"], *manifest["models"]["rl_checkpoints"], manifest["models"]["sft"]]
+    dirs = [manifest["models"]["base"], *manifest["models"]["rl_checkpoints"], manifest["models"]["sft"],
+            manifest["models"]["sft_offpolicy"], manifest["models"]["rl_seed1"]]
     on_disk = sorted(f.relative_to(pair).as_posix() for d in dirs for f in (pair / d).rglob("*") if f.is_file())
     assert sorted(manifest["files"]) == on_disk and len(on_disk) >= 6 * 3
     for rel, recorded in manifest["files"].items():
@@ -138,6 +141,22 @@ def test_eval_cli_rejects_bad_model_paths_in_one_line(tmp_path, kind):
     assert "Traceback" not in result.output and "save_pretrained" in lines[0]
 
 
+def test_embedded_added_models_are_recorded_and_the_offpolicy_control_lands_near_rl():
+    manifest = json.loads(embedded_manifest().read_text())
+    record, figures = manifest["added_models"], manifest["eval"]
+    assert (embedded_sft_offpolicy_dir() / "model.safetensors").is_file()
+    assert (embedded_rl_seed_dir(1) / "model.safetensors").is_file() and record["rl_seed"]["seed"] == 1
+    assert record["config"]["grpo"] == {**manifest["config"]["grpo"], "checkpoint_fractions": []}  # rl's run
+    control = record["sft_offpolicy"]
+    assert control["reached_target"] and control["checks"][-1]["step"] == control["steps"]
+    assert control["rl_check_accuracy"] == manifest["sft_control"]["rl_check_accuracy"]  # the same target as sft
+    shares = control["data_vs_base_greedy"]
+    assert shares["sft-offpolicy"]["share_differ"] > 5 * shares["sft"]["share_differ"]  # off-policy data
+    assert control["checks"][-1]["check_accuracy"] >= control["rl_check_accuracy"] - 0.02  # the stop rule
+    assert figures["sft_offpolicy_accuracy"] >= figures["base_accuracy"] + 0.30  # (13 points below rl on test)
+    assert figures["rl_seed1_accuracy"] >= figures["base_accuracy"] + 0.30
+
+
 def test_toy_problems_feed_the_shared_prompt_format(tokenizer):
     prompt = format_prompt(tokenizer, toy_problems("test", 1)[0]["question"])
     assert prompt.endswith("<|im_start|>assistant\n") and "\\boxed{}" in prompt
@@ -147,6 +166,7 @@ def test_demo_scores_every_checkpoint_and_the_sft_control_against_base():
     from tokenshift.demo import DemoConfig, compared_models
 
     names = [p.rsplit("/", 1)[1] for p in compared_models(DemoConfig(out="x"))]
-    assert names == [d.name for d in embedded_rl_checkpoints()] + ["sft"]
-    assert [p.rsplit("/", 1)[1] for p in compared_models(DemoConfig(out="x", checkpoints=False))] == ["rl", "sft"]
+    controls = ["sft", "sft-offpolicy", "rl-seed1"]
+    assert names == [d.name for d in embedded_rl_checkpoints()] + controls
+    assert [p.rsplit("/", 1)[1] for p in compared_models(DemoConfig(out="x", checkpoints=False))] == ["rl", *controls]
     assert compared_models(DemoConfig(out="x", sft_control=False)) == tuple(str(d) for d in embedded_rl_checkpoints())
