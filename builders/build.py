@@ -145,7 +145,7 @@ class _Pair:
         self.rls = {spec.name: load(spec) for spec in self.rl_specs}
         vocab = len(self.tokenizer)
         for name, model in [("base", self.base), *self.rls.items()]:
-            models.check_vocab_fits(model, vocab, name)
+            models.fit_head_to_vocabulary(model, vocab, name)
 
 
 def validate_config(config: BuildConfig) -> None:

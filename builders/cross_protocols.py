@@ -97,24 +97,27 @@ def build_config(build: dict, trust_remote_code: bool = False) -> BuildConfig:
 
 
 def pair_specs(config: CrossSampleConfig, build: dict) -> tuple[models.ModelSpec, models.ModelSpec]:
-    """Specs of base and the chosen RL model, from the build's config."""
+    """Specs of base and the chosen RL model, from the build's config (a Hub model at its recorded commit)."""
     base_spec, rl_specs = model_specs(build_config(build))
     rl_spec = next((s for s in rl_specs if s.name == config.rl_model), None)
     if rl_spec is None:
         raise TokenshiftError(f"--rl-model {config.rl_model!r} is in the manifest but not in the build "
                               f"config's --rl list ({', '.join(s.name for s in rl_specs)})")
-    return base_spec, rl_spec
+    recorded = _recorded_models(build)
+    return models.pinned(base_spec, recorded.get("base")), models.pinned(rl_spec, recorded.get(rl_spec.name))
+
+
+def _recorded_models(build: dict) -> dict[str, dict]:
+    entries = build.get("models") if isinstance(build.get("models"), dict) else {}
+    rl = [m for m in entries.get("rl") or [] if isinstance(m, dict) and m.get("name")]
+    return {"base": entries.get("base"), **{m["name"]: m for m in rl}}
 
 
 def check_checkpoints(config: CrossSampleConfig, build: dict) -> None:
-    """Refuse checkpoints changed since the build (their content hash differs from the manifest's)."""
-    recorded = {"base": build["models"]["base"], **{m["name"]: m for m in build["models"]["rl"]}}
+    """Refuse checkpoints the manifest does not vouch for: every file that decides the tokens as recorded."""
+    recorded = _recorded_models(build)
     for spec in pair_specs(config, build):
-        want = recorded.get(spec.name, {}).get("sha256")
-        have = models.describe(spec).sha256
-        if want and have and want != have:
-            raise TokenshiftError(f"model {spec.name} at {spec.source} changed since the build (sha256 "
-                                  f"{have[:12]} != {want[:12]}): cross-sample with the build's checkpoints")
+        models.verify_checkpoint(spec, recorded.get(spec.name))
 
 
 def load_run(config: CrossSampleConfig, build: dict, progress: bool, trust_remote_code: bool = False) -> Run:
@@ -122,10 +125,11 @@ def load_run(config: CrossSampleConfig, build: dict, progress: bool, trust_remot
     bconfig = build_config(build, trust_remote_code)
     base_spec, rl_spec = pair_specs(config, build)
     tokenizer = models.load_tokenizer(base_spec, bconfig.trust_remote_code)
+    models.verify_tokenizer(tokenizer, build)
     load = lambda spec: models.load_model(spec, bconfig.device, bconfig.dtype, bconfig.trust_remote_code)  # noqa: E731
     base, rl = load(base_spec), load(rl_spec)
     for name, model in (("base", base), (rl_spec.name, rl)):
-        models.check_vocab_fits(model, len(tokenizer), name)
+        models.fit_head_to_vocabulary(model, len(tokenizer), name)
     sampling = generate.SamplingConfig(bconfig.max_new_tokens, bconfig.temperature, bconfig.top_p,
                                        bconfig.batch_size)
     return Run(config, bconfig, tokenizer, base, rl, sampling, progress)

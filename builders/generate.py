@@ -110,9 +110,11 @@ def generate_vllm(model_source: str, revision: str | None, tokenizer, prompt_ids
 
     llm = LLM(model=model_source, revision=revision, dtype=dtype, seed=seed,
               trust_remote_code=False)
+    vocab = len(tokenizer)
+    padded = {"allowed_token_ids": list(range(vocab))} if llm.llm_engine.model_config.get_vocab_size() > vocab else {}
     params = SamplingParams(n=samples, temperature=config.temperature, top_p=config.top_p,
                             top_k=-1 if config.temperature > 0 else 1,
-                            max_tokens=config.max_new_tokens, seed=seed)
+                            max_tokens=config.max_new_tokens, seed=seed, **padded)  # no padded row sampled
     started = time.perf_counter()
     results = llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompt_ids], params)
     out = []
@@ -120,6 +122,9 @@ def generate_vllm(model_source: str, revision: str | None, tokenizer, prompt_ids
         for s, completion in enumerate(result.outputs):
             reason = "stop" if completion.finish_reason == "stop" else "length"
             out.append(Sample(p, s, list(completion.token_ids), reason))
+            if any(t >= vocab for t in completion.token_ids):
+                raise TokenshiftError(f"vLLM sampled a token id past the tokenizer's {vocab} ids (a padded "
+                                      "vocabulary row): use --engine hf")
     record_decoded(sum(len(s.token_ids) for s in out), time.perf_counter() - started)
     return out
 

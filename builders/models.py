@@ -11,6 +11,16 @@ from tokenshift.errors import TokenshiftError
 
 DTYPES = ("float32", "bfloat16")
 
+# The files of a checkpoint folder that decide the tokens it produces: weights, config, generation config,
+# tokenizer, chat template (and the remote code only --trust-remote-code runs). Each is hashed on its own
+# (models.NAME.files_sha256 in the manifest), so a refusal names the file that changed.
+CHECKPOINT_FILES = ("config.json", "generation_config.json", "*.safetensors", "*.safetensors.index.json", "*.bin",
+                    "*.bin.index.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                    "added_tokens.json", "vocab.json", "vocab.txt", "merges.txt", "*.model", "*.tiktoken",
+                    "chat_template.jinja", "chat_template.json", "additional_chat_templates/*.jinja", "*.py")
+# What models.NAME.sha256 covers (config and weights, as builds have always recorded it).
+WEIGHTS_FILES = ("config.json", "*.safetensors", "*.bin")
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -27,6 +37,7 @@ class ModelInfo:
     source: str
     revision: str | None
     sha256: str | None  # content hash of a local checkpoint's config and weights
+    files_sha256: dict[str, str] | None = None  # sha256 of each of its CHECKPOINT_FILES, by relative path
 
 
 def parse_model_spec(text: str, name: str, revision: str | None = None) -> ModelSpec:
@@ -37,9 +48,15 @@ def parse_model_spec(text: str, name: str, revision: str | None = None) -> Model
 
 
 def model_name(text: str) -> str:
-    """A short readable name for a model argument: a directory's name or a Hub id."""
+    """A short readable name for a model argument: a directory's name (`.` and `..` resolved) or a Hub id."""
     path = Path(text.split("@")[0])
-    return path.name if path.exists() else text.split("@")[0]
+    if not path.exists():
+        return text.split("@")[0]
+    name = path.name if path.name not in ("", ".", "..") else path.resolve().name
+    if not name:
+        raise TokenshiftError(f"model path {text!r} has no folder name to call the model by: "
+                              "pass the checkpoint folder itself")
+    return name
 
 
 def _check_local(source: str) -> None:
@@ -127,7 +144,7 @@ def input_device(model):
 
 
 def describe(spec: ModelSpec) -> ModelInfo:
-    """Name, source, revision (the Hub commit when known) and a content hash for local models."""
+    """Name, source, revision (the Hub commit when known) and content hashes for local models."""
     path = Path(spec.source)
     revision = spec.revision
     if not path.is_dir():
@@ -135,20 +152,92 @@ def describe(spec: ModelSpec) -> ModelInfo:
 
         revision = getattr(AutoConfig.from_pretrained(spec.source, revision=spec.revision),
                            "_commit_hash", None) or revision
-    digest = directory_sha256(path, ("config.json", "*.safetensors", "*.bin")) if path.is_dir() else None
-    return ModelInfo(spec.name, spec.source, revision, digest)
+        return ModelInfo(spec.name, spec.source, revision, None)
+    digest, files = checkpoint_hashes(path)
+    return ModelInfo(spec.name, spec.source, revision, digest, files)
+
+
+def _matching(path: Path, patterns: tuple[str, ...]) -> set[Path]:
+    return {f for pattern in patterns for f in path.glob(pattern) if f.is_file()}
+
+
+def checkpoint_hashes(path: Path) -> tuple[str, dict[str, str]]:
+    """(sha256 over config and weights as `directory_sha256` takes it, {relpath: sha256} of every
+    CHECKPOINT_FILES file), reading each file once."""
+    combined = hashlib.sha256()
+    weights = _matching(path, WEIGHTS_FILES)
+    files = {}
+    for file in sorted(weights | _matching(path, CHECKPOINT_FILES)):
+        own = hashlib.sha256()
+        if file in weights:
+            combined.update(file.name.encode())
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                own.update(block)
+                if file in weights:
+                    combined.update(block)
+        files[file.relative_to(path).as_posix()] = own.hexdigest()
+    return combined.hexdigest(), files
 
 
 def directory_sha256(path: Path, patterns: tuple[str, ...]) -> str:
     """sha256 over the sorted files of `path` that match `patterns` (names and bytes)."""
     digest = hashlib.sha256()
-    files = sorted({f for pattern in patterns for f in path.glob(pattern) if f.is_file()})
-    for file in files:
+    for file in sorted(_matching(path, patterns)):
         digest.update(file.name.encode())
         with file.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def pinned(spec: ModelSpec, recorded: dict | None) -> ModelSpec:
+    """A Hub model at the commit the build recorded (a local folder is checked by its hashes instead)."""
+    revision = (recorded or {}).get("revision") if isinstance(recorded, dict) else None
+    if Path(spec.source).exists() or not isinstance(revision, str) or not revision:
+        return spec
+    return ModelSpec(spec.name, spec.source, revision)
+
+
+def verify_checkpoint(spec: ModelSpec, recorded: dict | None) -> None:
+    """Refuse a checkpoint that differs from what the build recorded, or that the record cannot vouch for.
+
+    A local folder: each recorded file hash (files_sha256) must match, no file missing or added; a
+    build that recorded only `sha256` (config and weights) is checked by that. A Hub model must carry
+    the commit it was built at (it is then loaded at that commit, see `pinned`).
+    """
+    entry = recorded if isinstance(recorded, dict) else {}
+    where = f"model {spec.name} at {spec.source}"
+    fix = "cross-sample with the build's checkpoints (or rebuild with these)"
+    if not Path(spec.source).is_dir():
+        if not entry.get("revision"):
+            raise TokenshiftError(f"{where}: the manifest records no Hub commit for it, so the build cannot "
+                                  f"vouch for what would be loaded: {fix}")
+        return
+    want_files, want = entry.get("files_sha256"), entry.get("sha256")
+    if not (isinstance(want_files, dict) and want_files) and not (isinstance(want, str) and want):
+        raise TokenshiftError(f"{where}: the manifest records no content hash for it, so the build cannot "
+                              f"vouch for these files: {fix}")
+    have, have_files = checkpoint_hashes(Path(spec.source))
+    if isinstance(want_files, dict) and want_files:
+        for rel in sorted(set(want_files) | set(have_files)):
+            if rel not in have_files:
+                raise TokenshiftError(f"{where}: {rel} is gone since the build: {fix}")
+            if rel not in want_files:
+                raise TokenshiftError(f"{where}: {rel} was added since the build (it may change the tokens): {fix}")
+            if have_files[rel] != want_files[rel]:
+                raise TokenshiftError(f"{where} changed since the build: {rel} (sha256 {have_files[rel][:12]} != "
+                                      f"{str(want_files[rel])[:12]}): {fix}")
+    elif have != want:
+        raise TokenshiftError(f"{where} changed since the build (sha256 {have[:12]} != {want[:12]}): {fix}")
+
+
+def verify_tokenizer(tokenizer, recorded: dict, name: str = "base") -> None:
+    """Refuse a tokenizer whose vocabulary or chat template differs from the build's (tokenizer.sha256)."""
+    want = (recorded.get("tokenizer") or {}).get("sha256") if isinstance(recorded.get("tokenizer"), dict) else None
+    if isinstance(want, str) and want and tokenizer_sha256(tokenizer) != want:
+        raise TokenshiftError(f"the tokenizer of {name} differs from the build's (vocabulary or chat template; "
+                              "sha256 differs from manifest.tokenizer): use the build's checkpoints")
 
 
 def tokenizer_sha256(tokenizer) -> str:
@@ -173,11 +262,26 @@ def check_same_vocabulary(base_tok, other_tok, base_name: str, other_name: str) 
                           "use checkpoints that share a tokenizer")
 
 
-def check_vocab_fits(model, vocab_size: int, name: str) -> None:
-    rows = model.get_output_embeddings().weight.shape[0]
+def fit_head_to_vocabulary(model, vocab_size: int, name: str) -> None:
+    """Refuse a model with fewer output rows than tokenizer ids; cut padded rows past them off its head.
+
+    Checkpoints often pad the embedding to a round size (a base and its RL model even differently):
+    the rows past the tokenizer are no tokens, so every logit of every decoder and scorer is taken over
+    the tokenizer's ids only (a softmax without the padded rows), and no id past them can be sampled.
+    """
+    import torch
+
+    head = model.get_output_embeddings()
+    rows = head.weight.shape[0]
     if rows < vocab_size:
         raise TokenshiftError(f"{name} has {rows} output rows but its tokenizer has {vocab_size} "
                               "tokens: the tokenizer does not belong to this model")
+    if rows > vocab_size:
+        head.weight = torch.nn.Parameter(head.weight.detach()[:vocab_size], requires_grad=False)
+        if getattr(head, "bias", None) is not None:
+            head.bias = torch.nn.Parameter(head.bias.detach()[:vocab_size], requires_grad=False)
+        if hasattr(head, "out_features"):
+            head.out_features = vocab_size
 
 
 def _first_line(err: Exception) -> str:

@@ -459,3 +459,123 @@ def test_lock_waits_only_when_asked(build):
         assert time.monotonic() - start < 5
     with folder_lock(build, "second"):
         pass
+
+
+# ---- padded vocabularies ------------------------------------------------------------------------------------
+
+
+def _pad_head(folder: Path, rows: int) -> None:
+    """Give a saved model `rows` padded output rows past its tokenizer, loud enough to be sampled if allowed."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    vocab = model.get_output_embeddings().weight.shape[0]
+    model.resize_token_embeddings(vocab + rows, mean_resizing=False)
+    with torch.no_grad():
+        model.get_output_embeddings().weight[vocab:] = model.get_output_embeddings().weight[:rows] * 20
+    model.save_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def padded_pairs(tmp_path_factory, benchmark_files):
+    """Builds of one pair twice: as saved, and with rl's head padded by 64 rows (base unpadded)."""
+    from tiny_pair import make_pair
+
+    root = tmp_path_factory.mktemp("padded")
+    builds = {}
+    for kind in ("plain", "padded"):
+        base, (rl,) = make_pair(root / kind)
+        if kind == "padded":
+            _pad_head(rl, 64)
+        config = BuildConfig(out=str(root / f"{kind}-build"), base=str(base), rl=(str(rl),), limit=2, samples=2,
+                             max_new_tokens=8, shard_size=2, benchmark=str(benchmark_files / "gsm8k.jsonl"),
+                             use_chat_template=False)
+        from tokenshift.builders.build import run_build
+
+        builds[kind] = run_build(config, progress=False)
+    return builds
+
+
+def test_a_padded_head_is_cut_to_the_tokenizer_so_the_pair_equals_the_unpadded_one(padded_pairs, tmp_path):
+    from tokenshift.builders import cross_sample as cs
+
+    plain, padded = padded_pairs["plain"], padded_pairs["padded"]
+    vocab = manifest.vocab_size(manifest.read_manifest(padded))
+    ids = [t for p in sorted((padded / "tokens").glob("*.parquet")) for t in pq.read_table(p).column("token_id").to_pylist()]
+    assert ids and max(ids) < vocab
+    for table in ("prompts", "generations", "tokens"):  # padded rows are no tokens: the same tables, byte for byte
+        for part in sorted((plain / table).glob("*.parquet")):
+            assert part.read_bytes() == (padded / table / part.name).read_bytes(), part
+    plain, padded = (Path(shutil.copytree(b, tmp_path / b.name)) for b in (plain, padded))
+    for build in (plain, padded):  # cross-sampling decodes the two models side by side: widths must agree
+        cs.run_cross_sample(cs.CrossSampleConfig(out=str(build), thresholds=(0.0,), budgets=(0, 2)), progress=False)
+    assert pq.read_table(plain / "cross_samples").equals(pq.read_table(padded / "cross_samples"))
+
+
+# ---- a checkpoint is all of its files ----------------------------------------------------------------------
+
+
+def test_cross_sample_refuses_a_checkpoint_file_changed_added_or_unhashed(padded_pairs, tmp_path):
+    build = Path(shutil.copytree(padded_pairs["plain"], tmp_path / "build"))
+    recorded = manifest.read_manifest(build)
+    rl = Path(recorded["models"]["rl"][0]["source"])
+    assert {"tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json",
+            "model.safetensors"} <= set(recorded["models"]["rl"][0]["files_sha256"])
+    copy = Path(shutil.copytree(rl, tmp_path / "rl"))
+    recorded["config"]["rl"] = [str(copy)]
+    manifest.write_manifest(build, recorded)
+    args = ["cross-sample", str(build), "--thresholds", "0.0", "--budgets", "0,1", "--quiet"]
+    (copy / "generation_config.json").write_text(
+        (copy / "generation_config.json").read_text().replace("{", '{"eos_token_id": 5,', 1))
+    refused(run(*args), "model rl at", "generation_config.json", "changed since the build")
+    shutil.copy(rl / "generation_config.json", copy / "generation_config.json")
+    tokenizer = json.loads((copy / "tokenizer.json").read_text())
+    tokenizer["added_tokens"][0]["content"] = "<|x|>"
+    (copy / "tokenizer.json").write_text(json.dumps(tokenizer))
+    refused(run(*args), "tokenizer.json", "changed since the build")
+    shutil.copy(rl / "tokenizer.json", copy / "tokenizer.json")
+    (copy / "chat_template.jinja").write_text("{{ messages }}")
+    refused(run(*args), "chat_template.jinja", "changed since the build")
+    shutil.copy(rl / "chat_template.jinja", copy / "chat_template.jinja")
+    extra = next(n for n in ("added_tokens.json", "special_tokens_map.json", "vocab.json") if not (copy / n).exists())
+    (copy / extra).write_text("{}")
+    refused(run(*args), f"{extra} was added since the build")
+    (copy / extra).unlink()
+    for entry in recorded["models"]["rl"]:  # pointed elsewhere, its hashes removed: nothing vouches for it
+        entry.pop("sha256"), entry.pop("files_sha256")
+    manifest.write_manifest(build, recorded)
+    refused(run(*args), "records no content hash")
+    assert "cross_sampling_runs" not in manifest.read_manifest(build)
+
+
+def test_a_build_that_recorded_only_the_weights_hash_is_still_checked(padded_pairs, tmp_path):
+    from tokenshift.builders import models
+
+    build = Path(shutil.copytree(padded_pairs["plain"], tmp_path / "build"))
+    recorded = manifest.read_manifest(build)
+    rl = Path(recorded["models"]["rl"][0]["source"])
+    old, _ = models.checkpoint_hashes(rl)
+    assert old == models.directory_sha256(rl, ("config.json", "*.safetensors", "*.bin"))  # the hash builds recorded
+    copy = Path(shutil.copytree(rl, tmp_path / "rl"))
+    recorded["config"]["rl"] = [str(copy)]
+    for entry in [recorded["models"]["base"], *recorded["models"]["rl"]]:
+        entry.pop("files_sha256")  # as a build made before files_sha256 existed
+    manifest.write_manifest(build, recorded)
+    args = ["cross-sample", str(build), "--thresholds", "0.0", "--budgets", "0", "--quiet"]
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "rms_norm_eps": 1e-5}))
+    refused(run(*args), "model rl at", "changed since the build (sha256")
+    shutil.copy(rl / "config.json", copy / "config.json")
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+
+
+def test_a_model_folder_named_dot_is_named_by_its_folder(tmp_path, monkeypatch):
+    from tokenshift.builders.models import model_name
+
+    (tmp_path / "my-rl").mkdir()
+    monkeypatch.chdir(tmp_path / "my-rl")
+    assert model_name(".") == "my-rl" and model_name("./") == "my-rl" and model_name("../my-rl") == "my-rl"
+    with pytest.raises(TokenshiftError, match="no folder name"):
+        model_name("/")
