@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from tokenshift import __version__
 from tokenshift.errors import TokenshiftError, warn
+from tokenshift.builders.verdicts import Verdicts, stat_key
 from tokenshift.files import write_json_atomic
 from tokenshift.schemas.tables import SCHEMA_VERSION, TABLE_FIELDS, write_parquet
 
@@ -270,19 +271,28 @@ def _safe_relpath(rel: str) -> bool:
 def listed_paths(build_dir: str | Path, manifest: dict, table: str, check: str = "sha256") -> list[Path]:
     """The table's parts as the manifest lists them, each checked first; warns about unlisted files.
 
-    check: "sha256" (steps that read parts), "bytes" (interactive readers: a truncated or
-    replaced-by-size part is caught without hashing every query), or "none".
+    check: "sha256" (steps that read parts: every part hashed), "cached" (readers: every part hashed
+    once, then trusted while its path, size, mtime, ctime and inode stay the same, see verdicts.py),
+    "bytes" (sizes only) or "none".
     """
     build = Path(build_dir)
     paths = []
+    verdicts = Verdicts(build) if check == "cached" else None
     for rel, entry in sorted(listed_files(manifest, table).items()):
         if not _safe_relpath(rel):
             raise TokenshiftError(f"{build / MANIFEST} lists {rel!r} outside the table folders: "
                                   "the manifest is damaged, rebuild with `tokenshift build`")
         path = build / rel
-        if check != "none":
+        if verdicts is not None:
+            if not verdicts.vouches(rel, path, entry.get("sha256")):
+                stat = stat_key(path) if path.is_file() else None
+                verify_part(build, rel, entry)
+                verdicts.remember(rel, entry["sha256"], stat, path)
+        elif check != "none":
             verify_part(build, rel, entry, full=check == "sha256")
         paths.append(path)
+    if verdicts is not None:
+        verdicts.save()
     stray = unlisted_files(build, manifest, table)
     if stray:
         warn(f"{build / table} holds {len(stray)} parquet file(s) the manifest does not list "

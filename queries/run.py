@@ -56,7 +56,7 @@ def connect(source: str | os.PathLike | Source, cache: bool = False,
             raise TokenshiftError(f"cannot open {src.spec}: {_first_line(err)}") from err
         if table and table not in present:
             present.append(table)
-    src = Source(src.kind, src.root, tuple(present), src.spec)
+    src = Source(src.kind, src.root, tuple(present), src.spec, src.files)  # the listed parts, never a glob
     if cache or memory_limit:
         try:
             directory = _work_directory(con, memory_limit or CACHE_MEMORY_LIMIT)

@@ -78,7 +78,7 @@ class Source:
         listed = dict(self.files).get(table)
         if listed is None:
             return _quote(self.glob(table))
-        return "[" + ", ".join(_quote(path) for path in listed) + "]"
+        return "[" + ", ".join(_quote(literal_path(path)) for path in listed) + "]"
 
 
 def resolve_source(spec: str | os.PathLike | Source) -> Source:
@@ -98,7 +98,8 @@ def resolve_source(spec: str | os.PathLike | Source) -> Source:
 
 
 def _local(path: Path, spec: str) -> Source:
-    """A build or version folder: the parts its manifest lists (sizes checked), never a folder glob."""
+    """A build or version folder: the parts its manifest lists (sha256 verified, the verdict remembered), never a
+    folder glob."""
     if not path.is_dir():
         raise TokenshiftError(f"source {spec!r} not found: give a build directory, REGISTRY@VERSION or "
                               f"hf://datasets/ORG/NAME@VERSION")
@@ -111,9 +112,14 @@ def _local(path: Path, spec: str) -> Source:
         raise TokenshiftError(f"{spec} is not a tokenshift build: its manifest lists no parquet files in "
                               f"{', '.join(m + '/' for m in missing)}")
     root = path.resolve()
-    files = tuple((t, tuple(p.as_posix() for p in listed_paths(root, recorded, t, check="bytes")))
+    files = tuple((t, tuple(p.as_posix() for p in listed_paths(root, recorded, t, check="cached")))
                   for t in TABLES if listed_files(recorded, t))
     return Source("local", root.as_posix(), tuple(t for t, _ in files), spec, files)
+
+
+def literal_path(path: str) -> str:
+    """`path` as a DuckDB file pattern matching that one file: its glob characters each in a bracket class."""
+    return re.sub(r"([\[\]*?])", r"[\1]", path)
 
 
 def _quote(text: str) -> str:

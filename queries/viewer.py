@@ -29,7 +29,7 @@ from tokenshift import __version__
 from tokenshift.builders.manifest import model_location, read_manifest
 from tokenshift.errors import TokenshiftError
 from tokenshift.queries.run import connect
-from tokenshift.queries.sources import Source
+from tokenshift.queries.sources import Source, literal_path
 
 DIVERGENT_JS = 0.1      # nats; the study's threshold for a "divergent" position
 DEFAULT_TOP = 5         # answers per sampler when no --generation is given
@@ -170,7 +170,7 @@ def _token_frames(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick]
                                WHERE file_row_number BETWEEN $first AND $last
                                  AND generation_id = $generation AND rl_model = $model
                                ORDER BY position""",
-                           params={"file": filename, "first": first, "last": last, "generation": generation_id,
+                           params={"file": literal_path(filename), "first": first, "last": last, "generation": generation_id,
                                    "model": rl_model})
         table = _arrow(relation)
         key = (generation_id, rl_model)

@@ -54,3 +54,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _verdict_cache(tmp_path_factory):
+    """Readers' remembered sha256 verdicts go to a folder of the test session, not the user's cache."""
+    from tokenshift.builders.verdicts import CACHE_ENV
+
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("verdicts"))
+    yield

@@ -579,3 +579,54 @@ def test_a_model_folder_named_dot_is_named_by_its_folder(tmp_path, monkeypatch):
     assert model_name(".") == "my-rl" and model_name("./") == "my-rl" and model_name("../my-rl") == "my-rl"
     with pytest.raises(TokenshiftError, match="no folder name"):
         model_name("/")
+
+
+# ---- readers verify what they serve --------------------------------------------------------------------------
+
+
+def _flip_a_byte_keeping_size_and_mtime(path: Path) -> None:
+    before = path.stat()
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # mtime set back: ctime still moves
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_readers_refuse_a_same_size_edit_of_a_published_part_after_remembering_it_good(published, tmp_path):
+    import tokenshift
+    from tokenshift.builders.verdicts import Verdicts
+
+    registry, version = published
+    first = run("query", "accuracy", "--data", f"{registry}@v1.0.0", "--format", "json")
+    assert first.exit_code == 0, first.output
+    part = version / "tokens" / "part-00000.parquet"
+    remembered = Verdicts(version)
+    assert remembered.vouches("tokens/part-00000.parquet", part, manifest.read_manifest(version)["tables"][
+        "tokens"]["files"]["tokens/part-00000.parquet"]["sha256"])  # verified once, then trusted while untouched
+    _flip_a_byte_keeping_size_and_mtime(part)
+    refused(run("query", "accuracy", "--data", str(version)), str(part), "sha256")
+    refused(run("report", "--data", str(version), "--out", str(tmp_path / "report")), str(part), "sha256")
+    refused(run("view", "--data", str(version), "--out", str(tmp_path / "pages")), str(part), "sha256")
+    with pytest.raises(TokenshiftError, match="does not match the sha256"):
+        tokenshift.open(f"{registry}@v1.0.0")
+    assert not (tmp_path / "report").exists() or not any((tmp_path / "report").iterdir())
+
+
+def test_a_folder_named_with_a_star_reads_its_own_parts_only(build, tmp_path):
+    starred = Path(shutil.copytree(build, tmp_path / "b*"))
+    sibling = Path(shutil.copytree(build, tmp_path / "b-other"))  # `b*` as a glob would match this one too
+    plain = run("query", "accuracy", "--data", str(build), "--format", "json")
+    tricky = run("query", "accuracy", "--data", str(starred), "--format", "json")
+    assert tricky.exit_code == 0, tricky.output
+    pd.testing.assert_frame_equal(pd.DataFrame(json.loads(tricky.stdout)), pd.DataFrame(json.loads(plain.stdout)),
+                                  rtol=1e-12)  # not twice the rows: equal up to the order DuckDB sums in
+    import tokenshift
+
+    con = tokenshift.open(starred)
+    assert con.execute("SELECT count(*) FROM tokens").fetchone()[0] == sum(
+        pq.ParquetFile(p).metadata.num_rows for p in (build / "tokens").glob("*.parquet"))
+    views = run("view", "--data", str(starred), "--out", str(tmp_path / "pages"))
+    assert views.exit_code == 0, views.output
+    assert sibling.is_dir()
