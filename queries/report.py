@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,7 @@ def _cell(value, column: str) -> str:
         text = "inf" if math.isinf(value) and value > 0 else "-inf" if math.isinf(value) else f"{value:.4g}"
     else:
         text = str(value)
+    text = html.escape(text, quote=False)  # token text is data: `<script>` shows as text, as on the HTML pages
     return text.replace("|", "\\|").replace("\n", "\\n").replace("\r", "\\r")
 
 

@@ -630,3 +630,24 @@ def test_a_folder_named_with_a_star_reads_its_own_parts_only(build, tmp_path):
     views = run("view", "--data", str(starred), "--out", str(tmp_path / "pages"))
     assert views.exit_code == 0, views.output
     assert sibling.is_dir()
+
+
+# ---- output is data -------------------------------------------------------------------------------------------
+
+
+def test_token_text_in_the_report_index_is_escaped(build, tmp_path):
+    import pyarrow as pa
+
+    attack = ["</script><script>alert(1)</script>", "<img src=x onerror=alert(2)>", "a & b"]
+    for part in sorted((build / "tokens").glob("*.parquet")):
+        table = pq.read_table(part)
+        i = table.schema.get_field_index("token")
+        texts = [attack[k % len(attack)] for k in range(table.num_rows)]
+        pq.write_table(table.set_column(i, table.schema.field(i), pa.array(texts, table.schema.field(i).type)), part)
+    refresh_manifest_tables(build)
+    result = run("report", "--data", str(build), "--out", str(tmp_path / "report"))
+    assert result.exit_code == 0, result.output
+    index = (tmp_path / "report" / "index.md").read_text()
+    assert "&lt;/script&gt;&lt;script&gt;alert(1)" in index and "&lt;img src=x onerror=alert(2)&gt;" in index
+    assert "a &amp; b" in index
+    assert "<script" not in index and "<img" not in index
