@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,6 +211,9 @@ def _read_jsonl(path: Path) -> list[dict]:
         except json.JSONDecodeError as err:
             raise TokenshiftError(f"{path}:{lineno} is not valid JSON ({err.msg}): "
                                   "fix or remove that line") from None
+        except RecursionError:
+            raise TokenshiftError(f"{path}:{lineno} nests lists or objects too deeply to read: "
+                                  "fix or remove that line") from None
         if not isinstance(record, dict):
             raise TokenshiftError(f"{path}:{lineno} is not a JSON object: "
                                   "each line must be one object")
@@ -244,14 +248,44 @@ def _pick(record: dict, explicit: str | None, candidates: tuple[str, ...], what:
     raise TokenshiftError(f"{where}: no {what} field among {', '.join(record)}: pass {flag}")
 
 
-def _normalise_answer(answer) -> str:
-    """Gold answers as strings; GSM8K keeps only what follows '####'; 27.0 becomes '27'."""
+def _normalise_answer(answer, where: str = "") -> str:
+    """Gold answers as strings; GSM8K keeps only what follows '####'; a number is its text (27.0 becomes '27');
+    null is empty. Anything else (true/false, an object, a list inside the list, NaN) is refused: its Python
+    spelling would be stored as the gold and graded against."""
+    if answer is None:
+        return ""
+    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
+        raise TokenshiftError(f"{where} has {_kind(answer)} as its gold answer, not text or a number: fix the row, "
+                              "or pick another --answer-field")
+    if isinstance(answer, float) and not math.isfinite(answer):
+        raise TokenshiftError(f"{where} has {answer} as its gold answer, not a finite number: fix the row")
     if isinstance(answer, float) and answer.is_integer():
         return str(int(answer))
     text = str(answer).strip()
     if "####" in text:
         text = text.rsplit("####", 1)[1].strip().replace(",", "")
     return text
+
+
+def _kind(value) -> str:
+    """A JSON value's kind in words, for errors: 'true', 'an object', 'a list', 'null'."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return {dict: "an object", list: "a list"}.get(type(value), f"a {type(value).__name__}")
+
+
+def _text(value, what: str, where: str, fix: str) -> str:
+    """A question, gold or id as stored: text (an id may be a number); refused when it cannot be stored as UTF-8."""
+    if what == "id" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise TokenshiftError(f"{where}: the {what} is {_kind(value)}, not text: {fix}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise TokenshiftError(f"{where}: the {what} holds {value[err.start]!r} at character {err.start}, a lone "
+                              "surrogate that is not text (an unpaired \\ud800-\\udfff escape): fix the row") from None
+    return value
 
 
 class _Invalid(Exception):
@@ -271,11 +305,11 @@ def _gold(answer, answer_from: str, where: str) -> str:
                                    "another --answer-field or --answer-from, or pass --skip-invalid to skip such rows")
         return boxed
     if isinstance(answer, list):
-        answers = [_normalise_answer(a) for a in answer]
+        answers = [_normalise_answer(a, where) for a in answer]
         if not answers or not all(answers):
             return ""
         return answers[0] if len(answers) == 1 else grade.tuple_gold(answers)
-    return "" if answer is None else _normalise_answer(answer)
+    return _normalise_answer(answer, where)
 
 
 def read_gold(answer, where: str) -> str | None:
@@ -310,12 +344,15 @@ def _from_records(records: list[dict], benchmark: str, fields: Fields,
             question = prompts.render_question(fields.question_template, record, where)
         else:
             question = _pick(record, fields.question, _QUESTION_FIELDS, "question", "--question-field", where)
+        question = _text(question, "question", where, "pass --question-field with a text field, or --question-template")
         if fields.id is None and not any(f in record for f in _ID_FIELDS):
             problem_id = str(index)
         else:
-            problem_id = str(_pick(record, fields.id, _ID_FIELDS, "id", "--id-field", where))
+            problem_id = _text(_pick(record, fields.id, _ID_FIELDS, "id", "--id-field", where), "id", where,
+                               "pass --id-field with a text or number field")
         try:
-            answer = _gold(_answer_value(record, fields.answer, where), fields.answer_from, where)
+            answer = _text(_gold(_answer_value(record, fields.answer, where), fields.answer_from, where),
+                           "gold answer", where, "fix the row")
             if not answer.strip():
                 raise _Invalid(EMPTY_GOLD, "")
             if fields.skip_invalid and problem_id in seen:
@@ -329,7 +366,7 @@ def _from_records(records: list[dict], benchmark: str, fields: Fields,
                 raise TokenshiftError(str(invalid)) from None
             continue
         seen.add(problem_id)
-        problems.append(Problem(problem_id, benchmark, str(question), answer))
+        problems.append(Problem(problem_id, benchmark, question, answer))
     if empty:
         raise TokenshiftError(f"benchmark {spec!r} has an empty (or null) gold answer in {_rows(empty)}: fill the "
                               "golds, or pass --skip-invalid to skip such rows (counted and listed in the manifest)")

@@ -21,6 +21,7 @@ def format_prompt(tokenizer, question: str, instruction: str = DEFAULT_INSTRUCTI
 
 
 CHOICES_SPEC = "choices"  # `{options:choices}` in a question template: a list or dict as "(A) …" lines
+MAX_CHOICES = 26  # a list's options are lettered A to Z
 _LETTERED = re.compile(r"\(?([A-Z])[).:]")
 
 
@@ -41,10 +42,15 @@ class _RowFormatter(string.Formatter):
 def choices_text(options) -> str:
     """Multiple-choice options as lines "(A) …", "(B) …"; options already lettered ("A)21") stay as given;
     a dict {"A": …, "B": …} gives its keys as the letters, in its order."""
+    if not options and isinstance(options, (dict, list)):
+        raise ValueError("0 options: a multiple-choice row needs at least one; fix the row")
     if isinstance(options, dict):
         return "\n".join(f"({str(key).strip()}) {str(value).strip()}" for key, value in options.items())
     if not isinstance(options, list):
         raise TypeError(f"{{…:{CHOICES_SPEC}}} needs a list or a dict of options, got {type(options).__name__}")
+    if len(options) > MAX_CHOICES:
+        raise ValueError(f"{len(options)} options: a multiple-choice row needs 1 to {MAX_CHOICES} (lettered A-Z); "
+                         "fix the row, or give the options as a dict keyed by their labels")
     letters = [chr(ord("A") + i) for i in range(len(options))]
     text = [str(o).strip() for o in options]
     if all((m := _LETTERED.match(t)) and m.group(1) == letter for t, letter in zip(text, letters)):

@@ -651,3 +651,36 @@ def test_token_text_in_the_report_index_is_escaped(build, tmp_path):
     assert "&lt;/script&gt;&lt;script&gt;alert(1)" in index and "&lt;img src=x onerror=alert(2)&gt;" in index
     assert "a &amp; b" in index
     assert "<script" not in index and "<img" not in index
+
+
+# ---- tracebacks left, values that make no sense: benchmark rows --------------------------------------------------
+
+
+@pytest.mark.parametrize("line, extra, needle", [
+    ('{"question": "q", "answer": ' + "[" * 100_000 + "]" * 100_000 + "}", [], "nests lists or objects too deeply"),
+    ('{"question": "what is \\ud800 + 1?", "answer": "2"}', [], "lone surrogate"),
+    ('{"question": "q", "answer": "2", "id": "\\udfff"}', [], "the id holds '\\udfff'"),
+    ('{"question": {"a": 1}, "answer": "2"}', [], "the question is an object, not text"),
+    ('{"question": true, "answer": "2"}', [], "the question is true, not text"),
+    ('{"question": "q", "answer": {"a": 1}}', [], "an object as its gold answer"),
+    ('{"question": "q", "answer": false}', [], "false as its gold answer"),
+    ('{"question": "q", "answer": [1, [2]]}', [], "a list as its gold answer"),
+    ('{"question": "q", "answer": NaN}', [], "not a finite number"),
+    ('{"q": "pick", "options": ' + json.dumps([str(i) for i in range(27)]) + ', "answer": "A"}',
+     ["--question-template", "{q}\n{options:choices}"], "27 options: a multiple-choice row needs 1 to 26"),
+    ('{"q": "pick", "options": [], "answer": "A"}', ["--question-template", "{q}\n{options:choices}"], "0 options"),
+])
+def test_benchmark_rows_that_cannot_be_stored_as_given_are_refused_in_one_line(tmp_path, line, extra, needle):
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(line + "\n", encoding="utf-8")
+    refused(run("build", "--out", str(tmp_path / "out"), "--benchmark", str(bench), "--quiet", *extra), needle)
+    assert not (tmp_path / "out").exists()
+
+
+def test_numbers_as_golds_and_ids_keep_their_text(tmp_path):
+    from tokenshift.builders.benchmarks import load_benchmark
+
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text('{"question": "q", "answer": 27.0, "id": 7}\n{"question": "r", "answer": [1, 2.5], "id": 8}\n')
+    problems = load_benchmark(str(bench))
+    assert [(p.problem_id, p.gold_answer) for p in problems] == [("7", "27"), ("8", '["1", "2.5"]')]
