@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,29 @@ STUDY_ORDER = (
     "mass_reallocation", "divergent_tokens", "accuracy", "cross_sampling_curve", "criteria_comparison",
     "study_table", "evolution",
 )
+
+# The values a recipe parameter may take, by name (a name means the same in every recipe): (lowest, highest),
+# inclusive, for each number of a list too; every DOUBLE must be finite. A value outside is refused in one line.
+PARAM_RANGES: dict[str, tuple[float, float]] = {
+    "bootstrap_reps": (1, math.inf), "bootstrap_seed": (0, 2**32 - 1),
+    "edge_fraction": (0, 1), "edge_tokens": (0, math.inf), "entropy_bins": (1, math.inf),
+    "fork_quantile": (0, 1), "js_percentiles": (0, 1),
+    "js_threshold": (0, math.inf), "js_threshold_high": (0, math.inf), "js_threshold_low": (0, math.inf),
+    "js_thresholds": (0, math.inf), "near_zero_js": (0, math.inf), "low_entropy": (0, math.inf),
+    "min_occurrences": (1, math.inf), "pass_k": (1, math.inf), "position_bins": (1, math.inf),
+    "rank_cutoffs": (1, math.inf), "top_n": (1, math.inf), "top_rank": (1, math.inf),
+}
+
+
+def check_value(recipe: str, name: str, value) -> None:
+    """Refuse a parameter value that makes no sense (NaN, pass@0, -5 bins); `value` as DuckDB read it."""
+    lo, hi = PARAM_RANGES.get(name, (-math.inf, math.inf))
+    for number in value if isinstance(value, list) else [value]:
+        if isinstance(number, (int, float)) and not (math.isfinite(number) and lo <= number <= hi):
+            allowed = f">= {lo:g}" if math.isinf(hi) else f"from {lo:g} to {hi:g}"
+            raise TokenshiftError(f"parameter {name} of recipe {recipe}: {number!r} makes no sense; "
+                                  f"use finite numbers {allowed}")
+
 
 _PARAM = re.compile(
     r"^SET VARIABLE (\w+) = COALESCE\(getvariable\('(\w+)'\), (.+)\)::([A-Z]+(?:\[\])?);\s*$", re.M)

@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 
 from tokenshift.errors import TokenshiftError
-from tokenshift.queries.recipes import Recipe, load_recipe, recipe_names
+from tokenshift.queries.recipes import Recipe, check_value, load_recipe, recipe_names
 from tokenshift.queries.sources import OPTIONAL, Source, preamble_statements, resolve_source
 
 
@@ -172,6 +172,8 @@ def run_recipe(name: str, source: str | os.PathLike | Source,
     """Run recipe `name` on `source` with parameter overrides; the result of its last statement."""
     recipe = load_recipe(name)
     check_params(recipe, params or {})
+    with duckdb.connect(":memory:") as probe:  # values checked before any source is read
+        bind_params(probe, recipe, params or {})
     con, src = connect(source)
     try:
         return execute_recipe(con, recipe, src, params or {})
@@ -216,9 +218,11 @@ def bind_params(con: duckdb.DuckDBPyConnection, recipe: Recipe, params: Mapping[
             value = list(value)
         try:
             con.execute(f"SET VARIABLE {param.name} = CAST(? AS {param.sql_type})", [value])
+            read = con.execute(f"SELECT getvariable({_literal(param.name)})").fetchone()[0]
         except (duckdb.Error, TypeError, ValueError) as err:
             raise TokenshiftError(f"parameter {name} of recipe {recipe.name}: cannot read {value!r} as "
                                   f"{param.sql_type}") from err
+        check_value(recipe.name, param.name, read)
 
 
 def _first_line(err: Exception) -> str:

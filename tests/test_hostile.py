@@ -684,3 +684,29 @@ def test_numbers_as_golds_and_ids_keep_their_text(tmp_path):
     bench.write_text('{"question": "q", "answer": 27.0, "id": 7}\n{"question": "r", "answer": [1, 2.5], "id": 8}\n')
     problems = load_benchmark(str(bench))
     assert [(p.problem_id, p.gold_answer) for p in problems] == [("7", "27"), ("8", '["1", "2.5"]')]
+
+
+# ---- values that make no sense: recipe parameters ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("recipe, param, needle", [
+    ("accuracy", "pass_k=0,-3", "parameter pass_k of recipe accuracy: 0 makes no sense"),
+    ("position_concentration", "position_bins=-5", "position_bins of recipe position_concentration: -5 makes"),
+    ("js_distribution", "js_thresholds=0.1,nan", "js_thresholds of recipe js_distribution: nan makes no sense"),
+    ("entropy_vs_divergence", "fork_quantile=1.5", "from 0 to 1"),
+    ("accuracy", "bootstrap_reps=0", "bootstrap_reps"),
+])
+def test_recipe_parameters_that_make_no_sense_are_refused(build, recipe, param, needle):
+    refused(run("query", recipe, "--data", str(build), "--param", param), needle)
+
+
+def test_every_numeric_recipe_parameter_has_a_range():
+    from tokenshift.queries.recipes import PARAM_RANGES, load_recipe, recipe_names
+
+    unranged = [(name, p.name) for name in recipe_names() for p in load_recipe(name).params.values()
+                if p.sql_type.rstrip("[]") in ("INTEGER", "BIGINT", "DOUBLE") and p.name not in PARAM_RANGES]
+    assert not unranged
+    import tokenshift
+
+    with pytest.raises(TokenshiftError, match="js_threshold of recipe position_concentration: nan"):
+        tokenshift.query("position_concentration", Path("x"), js_threshold=float("nan"))  # before any source is read
