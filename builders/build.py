@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tokenshift.arguments import check_field_types
 from tokenshift.builders import benchmarks, executor, generate, grade, manifest, models, prompts, score
 from tokenshift.builders.score_batch import score_answers
 from tokenshift.builders.shards import (
@@ -94,6 +95,9 @@ class BuildConfig:
         return values if self.completions is not None else {k: v for k, v in values.items()
                                                             if k not in IMPORT_FIELDS}
 
+    def __post_init__(self):
+        check_field_types(self)
+
     def identity(self) -> dict:
         """The fields that decide the tables (a resumed or re-run build must match them)."""
         return {k: v for k, v in self.recorded().items() if k not in EXECUTION_FIELDS}
@@ -150,6 +154,9 @@ class _Pair:
 
 def validate_config(config: BuildConfig) -> None:
     """Reject bad parameters before anything is loaded or written."""
+    if not isinstance(config, BuildConfig):
+        raise TokenshiftError(f"a build takes a BuildConfig, got {type(config).__name__}: "
+                              "tokenshift.build(tokenshift.BuildConfig(out=DIR, ...))")
     checks = [
         (config.samples >= 1, f"--samples must be >= 1 (got {config.samples})"),
         (config.limit is None or config.limit >= 1, f"--limit must be >= 1 (got {config.limit})"),

@@ -13,6 +13,7 @@ import math
 import shlex
 from dataclasses import dataclass
 
+from tokenshift.arguments import check_field_types
 from tokenshift.builders import executor
 from tokenshift.builders.score import LN2
 from tokenshift.builders.shards import ShardSpec
@@ -57,6 +58,9 @@ class CrossSampleConfig:
     match: str | None = None  # random: intervene at the per-answer rate this criterion's runs realised
     control_seeds: int = 1  # random: repetitions, each with its own selection draws
     matched_runs: tuple[str, ...] = ()  # resolved for --match: run_ids of the runs whose rates are matched
+
+    def __post_init__(self):
+        check_field_types(self)
 
     def as_json(self) -> dict:
         """The fields as JSON values (JSON has no infinity: inf is written as the string 'inf')."""
@@ -189,6 +193,9 @@ def _threshold_checks(config: CrossSampleConfig) -> list[tuple[bool, str]]:
 
 def validate_config(config: CrossSampleConfig) -> None:
     """Reject bad parameters before anything is read, loaded or written."""
+    if not isinstance(config, CrossSampleConfig):
+        raise TokenshiftError(f"cross-sampling takes a CrossSampleConfig, got {type(config).__name__}: "
+                              "tokenshift.cross_sample(tokenshift.CrossSampleConfig(out=DIR, ...))")
     checks = [
         (config.protocol in PROTOCOLS, f"unknown --protocol {config.protocol!r}: use threshold or resample"),
         (config.direction in DIRECTIONS, f"unknown --direction {config.direction!r}: use forward, reverse or both"),

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tokenshift import __version__
-from tokenshift.errors import TokenshiftError, warn
 from tokenshift.builders.verdicts import Verdicts, stat_key
+from tokenshift.errors import TokenshiftError, warn
 from tokenshift.files import write_json_atomic
 from tokenshift.schemas.tables import SCHEMA_VERSION, TABLE_FIELDS, write_parquet
 

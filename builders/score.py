@@ -8,11 +8,14 @@ workspace, and on CPU run on blocks of a few rows so that the temporaries stay i
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
 
+from tokenshift.arguments import check_field_types
 from tokenshift.builders.models import input_device
+from tokenshift.errors import TokenshiftError
 from tokenshift.schemas.values import LN2
 
 # Float32 (position, vocabulary) rows alive at once per chunk position: the two models' logits
@@ -31,6 +34,9 @@ class ScoreConfig:
     top_k: int = 10
     chunk_positions: int | None = None  # None: derived from memory_budget_mb
     memory_budget_mb: int = 1024
+
+    def __post_init__(self):
+        check_field_types(self)
 
     def chunk_for(self, vocab_size: int) -> int:
         if self.chunk_positions:
@@ -274,14 +280,41 @@ def rows_stats(base, rls: dict[str, object], hidden_b: torch.Tensor, hidden_r: d
 
 
 @torch.inference_mode()
+def _check_score_arguments(base, rls, prompt_ids, response_ids, vocab_size, config) -> None:
+    """score_pair's arguments, each refused in one line when of the wrong kind."""
+    def is_model(m):
+        return isinstance(m, torch.nn.Module) and hasattr(m, "get_input_embeddings")
+
+    def is_ids(ids):
+        return isinstance(ids, (list, tuple)) and all(isinstance(t, numbers.Integral) and not isinstance(t, bool) for t in ids)
+
+    checks = [
+        (is_model(base), f"base must be a loaded causal LM (a torch module), got {type(base).__name__}"),
+        (isinstance(rls, dict) and rls and all(isinstance(k, str) and is_model(m) for k, m in rls.items()),
+         f"rls must be a non-empty dict of name -> loaded causal LM, got {type(rls).__name__}"),
+        (is_ids(prompt_ids) and len(prompt_ids) >= 1, "prompt_ids must be a non-empty list of token ids (ints)"),
+        (is_ids(response_ids), "response_ids must be a list of token ids (ints)"),
+        (isinstance(vocab_size, int) and not isinstance(vocab_size, bool) and vocab_size >= 1,
+         f"vocab_size must be a positive integer, got {vocab_size!r}"),
+        (isinstance(config, ScoreConfig), f"config must be a ScoreConfig, got {type(config).__name__}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise TokenshiftError(f"score_pair: {message}")
+    if any(not 0 <= t < vocab_size for t in [*prompt_ids, *response_ids]):
+        raise TokenshiftError(f"score_pair: a token id is outside 0..{vocab_size - 1}: pass ids of the tokenizer")
+
+
 def score_pair(base, rls: dict[str, object], prompt_ids: list[int], response_ids: list[int],
                vocab_size: int, config: ScoreConfig = ScoreConfig()) -> dict[str, dict[str, torch.Tensor]]:
     """Teacher-force prompt+response through base and every RL model; stats per response position.
 
     Returns {rl_name: {stat: tensor of length len(response_ids) (or [n, K] for top-k lists)}}.
     """
-    ids = torch.tensor(list(prompt_ids) + list(response_ids), dtype=torch.long, device=input_device(base))
-    rows = slice(len(prompt_ids) - 1, len(ids) - 1)  # logits at index i predict token i + 1
-    hidden_b = final_hidden_states(base, ids)[rows]
-    hidden_r = {name: final_hidden_states(model, ids)[rows] for name, model in rls.items()}
-    return rows_stats(base, rls, hidden_b, hidden_r, ids[len(prompt_ids):], vocab_size, config)
+    _check_score_arguments(base, rls, prompt_ids, response_ids, vocab_size, config)
+    with torch.no_grad():  # statistics, not training: a model fresh from training still requires grad
+        ids = torch.tensor(list(prompt_ids) + list(response_ids), dtype=torch.long, device=input_device(base))
+        rows = slice(len(prompt_ids) - 1, len(ids) - 1)  # logits at index i predict token i + 1
+        hidden_b = final_hidden_states(base, ids)[rows]
+        hidden_r = {name: final_hidden_states(model, ids)[rows] for name, model in rls.items()}
+        return rows_stats(base, rls, hidden_b, hidden_r, ids[len(prompt_ids):], vocab_size, config)

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokenshift.arguments import check_path
 from tokenshift.builders.manifest import MANIFEST, listed_files, listed_paths, read_manifest
 from tokenshift.errors import TokenshiftError
 from tokenshift.publish.versions import published_versions, resolve_version
@@ -85,7 +86,7 @@ def resolve_source(spec: str | os.PathLike | Source) -> Source:
     """Turn DIR, REGISTRY@VERSION, REGISTRY@latest or hf://datasets/ORG/NAME@VERSION into a Source."""
     if isinstance(spec, Source):
         return spec
-    text = os.fspath(spec).strip()
+    text = check_path(spec, "the source").strip()
     if text.startswith("hf://"):
         if not _HF.fullmatch(text):
             raise TokenshiftError(f"not a Hub dataset source: {text!r}; expected hf://datasets/ORG/NAME@VERSION")

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tokenshift import __version__
+from tokenshift.arguments import check_path
 from tokenshift.builders.manifest import (
     REQUIRED_KEYS,
     file_sha256,
@@ -64,7 +65,7 @@ class PartFile:
 
 def validate_build(build_dir: str | Path, batch_rows: int = BATCH_ROWS) -> ValidationReport:
     """Run every check on the build at `build_dir`; raises TokenshiftError only if it has no readable manifest."""
-    build = Path(build_dir)
+    build = Path(check_path(build_dir, "the build folder"))
     manifest = read_manifest(build)
     tables = tables_in_build(build, manifest)
     runner = GxRunner()

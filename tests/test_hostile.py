@@ -710,3 +710,38 @@ def test_every_numeric_recipe_parameter_has_a_range():
 
     with pytest.raises(TokenshiftError, match="js_threshold of recipe position_concentration: nan"):
         tokenshift.query("position_concentration", Path("x"), js_threshold=float("nan"))  # before any source is read
+
+
+# ---- the Python API: wrong argument types --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call, needle", [
+    (lambda t: t.open(b"demo/build"), "the source must be a path or text (got bytes"),
+    (lambda t: t.query("accuracy", None), "the source must be a path or text (got NoneType"),
+    (lambda t: t.BuildConfig(out="x", samples="two"), "--samples must be an integer (got 'two')"),
+    (lambda t: t.BuildConfig(out="x", use_chat_template="no"), "--use-chat-template must be True or False"),
+    (lambda t: t.CrossSampleConfig(out="x", budgets=("a",)), "--budgets must be a list of numbers"),
+    (lambda t: t.ScoreConfig(top_k=1.5), "--top-k must be an integer (got 1.5)"),
+    (lambda t: t.score_pair(None, {}, [1], [2], 10), "score_pair: base must be a loaded causal LM"),
+    (lambda t: t.build("out"), "a build takes a BuildConfig, got str"),
+    (lambda t: t.cross_sample({"out": "x"}), "cross-sampling takes a CrossSampleConfig, got dict"),
+    (lambda t: t.validate(3), "the build folder must be a path or text (got int 3)"),
+])
+def test_the_python_api_raises_its_own_error_for_wrong_argument_types(call, needle):
+    import tokenshift
+
+    with pytest.raises(TokenshiftError) as caught:
+        call(tokenshift)
+    assert needle in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_score_pair_refuses_ids_outside_the_vocabulary():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    import tokenshift
+
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=16, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1))
+    with pytest.raises(TokenshiftError, match="a token id is outside 0..15"):
+        tokenshift.score_pair(model, {"rl": model}, [1, 2], [3, 16], 16)
+    assert set(tokenshift.score_pair(model, {"rl": model}, [1, 2], [3, 15], 16)) == {"rl"}
