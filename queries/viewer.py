@@ -414,6 +414,15 @@ def write_pages(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick], 
     """
     if out.exists() and not out.is_dir():
         raise TokenshiftError(f"--out {out} exists and is not a directory")
+    try:
+        return _write_pages(con, src, picks, out, tokenizer)
+    except duckdb.Error as err:  # e.g. a part whose strings are not UTF-8: one line naming the file
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TokenshiftError(f"cannot read {src.spec} ({text}): run `tokenshift validate` on it") from None
+
+
+def _write_pages(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick], out: Path,
+                 tokenizer: Callable[[], object] | None) -> list[Page]:
     frames = _token_frames(con, src, picks) if picks else {}
     ids = [frames[(p.generation_id, p.rl_model)][c] for p in picks for c in ("topk_base_ids", "topk_rl_ids")]
     flat = [pc.list_flatten(c.combine_chunks()).to_numpy(zero_copy_only=False) for c in ids]
@@ -509,7 +518,11 @@ def write_viewer(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
     """Select answers from `source` and write their pages and index.html into `out_dir`; returns index.html."""
     con, src = connect(source)
     try:
-        picks = select_answers(con, tuple(generations), top, rl_model)
+        try:
+            picks = select_answers(con, tuple(generations), top, rl_model)
+        except duckdb.Error as err:
+            raise TokenshiftError(f"cannot read {src.spec} ({str(err).strip().splitlines()[0]}): "
+                                  "run `tokenshift validate` on it") from None
         write_pages(con, src, picks, Path(out_dir))
     finally:
         con.close()

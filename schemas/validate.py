@@ -214,7 +214,10 @@ def schema_checks(runner: GxRunner, build: Path, table: str) -> tuple[list[PartF
             continue
         usable = tuple(n for n, want in expected.items()
                        if n in file_schema.names and _castable(file_schema.field(n).type, want))
-        part = PartFile(rel, path, rows, usable)
+        broken = _not_utf8(path, [n for n in usable if _is_text(file_schema.field(n).type)])
+        for name, bad in broken.items():  # reported, and left out of the value checks (they would not decode)
+            results.append(_derived(table, "schema", "strings_are_utf8", name, bad, "rows", files=(rel,)))
+        part = PartFile(rel, path, rows, tuple(n for n in usable if n not in broken))
         parts.append(part)
         by_schema.setdefault(file_schema, []).append(part)
     for file_schema, group in by_schema.items():
@@ -231,6 +234,35 @@ def schema_checks(runner: GxRunner, build: Path, table: str) -> tuple[list[PartF
                                         0 if same else rows, "rows", observed=_type_text(got),
                                         files=() if same else files))
     return parts, results
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or (pa.types.is_list(t) and _is_text(t.value_type))
+
+
+def _not_utf8(path: Path, columns: list[str]) -> dict[str, int]:
+    """{column: rows whose text is not valid UTF-8} of a part's string columns (parquet does not check it)."""
+    bad: dict[str, int] = {}
+    if not columns:
+        return bad
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
+        for name in columns:
+            column = batch.column(name)
+            try:
+                column.validate(full=True)
+            except pa.ArrowInvalid:
+                raw = column.cast(pa.binary()) if not pa.types.is_list(column.type) else None
+                count = 1 if raw is None else sum(1 for v in raw.to_pylist() if v is not None and not _decodes(v))
+                bad[name] = bad.get(name, 0) + max(count, 1)
+    return bad
+
+
+def _decodes(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _same_type(got: pa.DataType, want: pa.DataType) -> bool:

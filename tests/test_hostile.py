@@ -745,3 +745,25 @@ def test_score_pair_refuses_ids_outside_the_vocabulary():
     with pytest.raises(TokenshiftError, match="a token id is outside 0..15"):
         tokenshift.score_pair(model, {"rl": model}, [1, 2], [3, 16], 16)
     assert set(tokenshift.score_pair(model, {"rl": model}, [1, 2], [3, 15], 16)) == {"rl"}
+
+
+# ---- tracebacks left: strings that are not UTF-8 inside parquet --------------------------------------------------
+
+
+def test_parquet_strings_that_are_not_utf8_fail_validation_and_are_refused_by_readers(build, tmp_path):
+    import pyarrow as pa
+
+    part = build / "tokens" / "part-00000.parquet"
+    table = pq.read_table(part)
+    i = table.schema.get_field_index("token")
+    raw = table.column(i).combine_chunks().cast(pa.binary())
+    data = bytearray(raw.buffers()[2].to_pybytes())
+    data[0] = 0xFF  # parquet stores the bytes; nothing on the way checks them
+    bad = pa.Array.from_buffers(pa.string(), len(raw), [None, raw.buffers()[1], pa.py_buffer(bytes(data))])
+    pq.write_table(table.set_column(i, table.schema.field(i), bad), part)
+    refresh_manifest_tables(build)
+    checked = run("validate", str(build))
+    assert checked.exit_code == 1 and "Traceback" not in checked.output, checked.output
+    assert "strings_are_utf8 on tokens.token: 1 bad rows" in checked.output and "tokens/part-00000.parquet" in checked.output
+    refused(run("view", "--data", str(build), "--out", str(tmp_path / "pages")), "not valid UTF8", str(part))
+    refused(run("query", "divergent_tokens", "--data", str(build)), "not valid UTF8", str(part))
