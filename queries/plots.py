@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from tokenshift.files import atomic_path  # noqa: E402
 from tokenshift.schemas.values import BASE_SAMPLER, DIRECTIONS  # noqa: E402
 
 _FIGSIZE = (12, 4.6)
@@ -449,7 +450,8 @@ def save_plot(name: str, df: pd.DataFrame, path: Path, params: dict[str, str] | 
     fig = _empty(name) if df.empty else plotter(df, dict(params or {}))
     try:
         fig.tight_layout(rect=(0, getattr(fig, "_ts_bottom", 0.0), 1, 0.93))
-        fig.savefig(path, dpi=_DPI)
+        with atomic_path(path) as tmp:  # a reader never sees half a PNG; a failed write names the file
+            fig.savefig(tmp, dpi=_DPI, format="png")
     finally:
         plt.close(fig)
     return True

@@ -14,7 +14,7 @@ import pandas as pd
 
 from tokenshift import __version__
 from tokenshift.errors import TokenshiftError
-from tokenshift.files import write_text_atomic
+from tokenshift.files import atomic_path, write_text_atomic
 from tokenshift.queries.plots import PLOTTERS, save_plot
 from tokenshift.queries.recipes import load_recipe, recipe_names
 from tokenshift.queries.run import MissingTableError, connect, execute_recipe
@@ -158,5 +158,6 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
 
 def _write_result(name: str, df: pd.DataFrame, out: Path, labels: dict[str, str]) -> None:
     """One recipe's CSV and, for a plotted recipe, its PNG."""
-    df.to_csv(out / f"{name}.csv", index=False)
+    with atomic_path(out / f"{name}.csv") as tmp:
+        df.to_csv(tmp, index=False)
     save_plot(name, df, out / f"{name}.png", labels)

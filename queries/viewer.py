@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from tokenshift import __version__
 from tokenshift.builders.manifest import model_location, read_manifest
 from tokenshift.errors import TokenshiftError
+from tokenshift.files import write_text_atomic
 from tokenshift.queries.run import connect
 from tokenshift.queries.sources import Source, literal_path
 
@@ -399,9 +400,7 @@ def _prepare_out(out: Path) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def write_pages(con: duckdb.DuckDBPyConnection, src: Source, picks: list[Pick], out: Path,

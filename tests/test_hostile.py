@@ -767,3 +767,30 @@ def test_parquet_strings_that_are_not_utf8_fail_validation_and_are_refused_by_re
     assert "strings_are_utf8 on tokens.token: 1 bad rows" in checked.output and "tokens/part-00000.parquet" in checked.output
     refused(run("view", "--data", str(build), "--out", str(tmp_path / "pages")), "not valid UTF8", str(part))
     refused(run("query", "divergent_tokens", "--data", str(build)), "not valid UTF8", str(part))
+
+
+# ---- a failed write names the file it was writing ------------------------------------------------------------
+
+
+def test_a_write_the_os_refuses_names_the_real_file_and_its_disk(build):
+    """A file-size limit makes write() itself fail (EFBIG, no file name in the error), as a full disk does."""
+    import resource
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))  # the card is larger; the manifest is not rewritten
+
+    done = subprocess.run([sys.executable, "-c", "from tokenshift.cli import main; main()", "card", str(build)],
+                          preexec_fn=limited, capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("Error: File too large: ") and str(build / "README.md") in lines[0]
+    assert "free on that disk" in lines[0] and "ulimit -f" in lines[0] and "unknown path" not in lines[0]
+    assert not (build / "README.md").exists() and not [p for p in build.iterdir() if ".tmp-" in p.name]
+
+
+def test_an_os_error_without_a_file_never_guesses_one():
+    from tokenshift.files import describe_os_error
+
+    line = describe_os_error(OSError(28, "No space left on device"))
+    assert "No space left on device" in line and "free on that disk" not in line and "unknown path" not in line

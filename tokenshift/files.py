@@ -35,9 +35,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.filename is None:  # a failed write() names no file: name the one being written
+            raise with_path(err, path) from err
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def with_path(err: OSError, path: str | os.PathLike) -> OSError:
+    """`err` naming `path` (write() and pyarrow's writers report no file name; errno parsed from the text)."""
+    code = err.errno
+    if code is None:
+        found = re.search(r"errno (\d+)", str(err), re.I)
+        code = int(found.group(1)) if found else None
+    reason = os.strerror(code) if code else (err.strerror or str(err))
+    return type(err)(code, reason, os.fspath(path)) if code else OSError(errno.EIO, reason, os.fspath(path))
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -73,10 +88,15 @@ def free_space(path: str | os.PathLike) -> str:
 
 def describe_os_error(err: OSError) -> str:
     """One line for an OS error: what failed on which path, free space, and that finished work is kept."""
-    path = err.filename or "(unknown path)"
-    reason = err.strerror or type(err).__name__
+    path = err.filename
+    reason = err.strerror or str(err) or type(err).__name__
+    if path is None:  # never guess a path (nor the free space of another disk)
+        return (f"{reason} (the operating system named no file): check the disk of the output folder, "
+                "then rerun the same command (finished parts are kept and resumed)")
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         fix = "free some space"
+    elif err.errno == errno.EFBIG:
+        fix = "raise the file-size limit (ulimit -f)"
     elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         fix = "make it writable (or choose another folder)"
     else:
