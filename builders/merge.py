@@ -14,7 +14,7 @@ from tokenshift.builders.cross_config import EXECUTION_FIELDS as CROSS_EXECUTION
 from tokenshift.builders.cross_config import CrossSampleConfig
 from tokenshift.builders.shards import ShardSpec
 from tokenshift.errors import TokenshiftError
-from tokenshift.files import clean_leftovers
+from tokenshift.files import clean_leftovers, with_path
 from tokenshift.schemas.tables import TABLE_FIELDS
 
 _PER_RUN = ("created_at", "build_seconds", "tables", "shard", "command", "config", "cross_sampling_command",
@@ -107,10 +107,13 @@ def _copy_verified(build: Path, rel: str, entry: dict, tmp: Path) -> None:
     manifest.verify_part(build, rel, entry, full=False)
     (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    with (build / rel).open("rb") as src, (tmp / rel).open("wb") as dst:
-        for block in iter(lambda: src.read(1 << 20), b""):
-            digest.update(block)
-            dst.write(block)
+    try:
+        with (build / rel).open("rb") as src, (tmp / rel).open("wb") as dst:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                digest.update(block)
+                dst.write(block)
+    except OSError as err:  # write() names no file: name the one being written
+        raise (with_path(err, tmp / rel) if err.filename is None else err) from err
     if digest.hexdigest() != entry.get("sha256"):
         raise TokenshiftError(f"{build / rel} does not match the sha256 recorded in {build / manifest.MANIFEST} "
                               f"(changed or damaged since it was written): restore it or rebuild that shard")
