@@ -572,11 +572,15 @@ def test_a_build_that_recorded_only_the_weights_hash_is_still_checked(padded_pai
 
 
 def test_a_model_folder_named_dot_is_named_by_its_folder(tmp_path, monkeypatch):
+    from tiny_pair import make_pair
+
     from tokenshift.builders.models import model_name
 
-    (tmp_path / "my-rl").mkdir()
-    monkeypatch.chdir(tmp_path / "my-rl")
-    assert model_name(".") == "my-rl" and model_name("./") == "my-rl" and model_name("../my-rl") == "my-rl"
+    base, (rl,) = make_pair(tmp_path / "pair")
+    monkeypatch.chdir(rl)
+    plan = run("build", "--out", str(tmp_path / "out"), "--base", str(base), "--rl", ".", "--limit", "1", "--plan")
+    assert plan.exit_code == 0 and "1 RL model(s) (rl)" in plan.output, plan.output
+    assert model_name("./") == "rl" and model_name("../rl") == "rl"
     with pytest.raises(TokenshiftError, match="no folder name"):
         model_name("/")
 
