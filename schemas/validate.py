@@ -131,6 +131,7 @@ def manifest_checks(build: Path, manifest: dict) -> list[CheckResult]:
     """Manifest structure (plain Python: it is one JSON object, not a table): keys, versions, tables, secrets."""
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     secrets = sorted(set(_secret_paths(manifest)))
+    unvouched = _unidentified_models(manifest)
     unknown = sorted(p.relative_to(build).as_posix() for p in build.rglob("*.parquet")
                      if not any(part.startswith(".") for part in p.relative_to(build).parts)
                      and p.relative_to(build).parts[0] not in TABLE_FIELDS)
@@ -145,12 +146,28 @@ def manifest_checks(build: Path, manifest: dict) -> list[CheckResult]:
                  observed=(manifest.get("tokenizer") or {}).get("vocab_size")),
         _derived("manifest", "manifest", "manifest_has_no_secrets", None, len(secrets), "keys",
                  examples=tuple(secrets[:5])),
+        _derived("manifest", "manifest", "models_identified", "models", len(unvouched), "keys",
+                 examples=tuple(unvouched[:5])),
         _derived("manifest", "files", "no_parquet_outside_tables", None, len(unknown), "files",
                  examples=tuple(unknown[:5])),
     ]
     present = tables_in_build(build, manifest)
     out += [_derived(t, "manifest", "required_table_present", None, int(t not in present), "files")
             for t in REQUIRED_TABLES]
+    return out
+
+
+def _unidentified_models(manifest: dict) -> list[str]:
+    """Names of recorded models nothing identifies: no content hash (a local folder) and no Hub commit."""
+    models = manifest.get("models") if isinstance(manifest.get("models"), dict) else {}
+    entries = [models.get("base"), *(models.get("rl") or [])]
+    out = []
+    for entry in entries:
+        entry = entry if isinstance(entry, dict) else {}
+        hashed = (isinstance(entry.get("sha256"), str) and entry["sha256"]) or (
+            isinstance(entry.get("files_sha256"), dict) and entry["files_sha256"])
+        if not hashed and not entry.get("revision"):
+            out.append(str(entry.get("name") or "?"))
     return out
 
 

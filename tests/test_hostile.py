@@ -547,6 +547,8 @@ def test_cross_sample_refuses_a_checkpoint_file_changed_added_or_unhashed(padded
     manifest.write_manifest(build, recorded)
     refused(run(*args), "records no content hash")
     assert "cross_sampling_runs" not in manifest.read_manifest(build)
+    checked = run("validate", str(build))  # and validate does not pass a build whose model nothing identifies
+    assert checked.exit_code == 1 and "models_identified" in checked.output and "rl" in checked.output, checked.output
 
 
 def test_a_build_that_recorded_only_the_weights_hash_is_still_checked(padded_pairs, tmp_path):
@@ -798,3 +800,15 @@ def test_an_os_error_without_a_file_never_guesses_one():
 
     line = describe_os_error(OSError(28, "No space left on device"))
     assert "No space left on device" in line and "free on that disk" not in line and "unknown path" not in line
+
+
+def test_a_hub_model_is_loaded_at_its_recorded_commit_and_refused_without_one(tmp_path):
+    from tokenshift.builders.models import ModelSpec, pinned, verify_checkpoint
+
+    hub = ModelSpec("rl", "org/model", None)
+    assert pinned(hub, {"revision": "0123abcd"}) == ModelSpec("rl", "org/model", "0123abcd")
+    local = ModelSpec("rl", str(tmp_path), None)
+    assert pinned(local, {"revision": "0123abcd"}) == local  # a folder is checked by its hashes instead
+    verify_checkpoint(hub, {"revision": "0123abcd"})
+    with pytest.raises(TokenshiftError, match="records no Hub commit"):
+        verify_checkpoint(hub, {"revision": None, "sha256": None})
