@@ -287,3 +287,6 @@ def fit_head_to_vocabulary(model, vocab_size: int, name: str) -> None:
 def _first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return (text[0] if text else type(err).__name__)[:200]
+
+
+check_vocab_fits = fit_head_to_vocabulary  # its former name, still called by the reference commit's code that tests run
