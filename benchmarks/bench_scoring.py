@@ -7,6 +7,11 @@ two bare forward passes that produce the logits) and against the script a resear
     python benchmarks/bench_scoring.py --device cuda --dtype bfloat16 --hidden 3584 --layers 4
     python benchmarks/bench_scoring.py --model BASE_DIR --rl-model RL_DIR --device cuda --dtype bfloat16
 
+    python benchmarks/bench_scoring.py --quick --before-ref main   # and the scorer of another git revision
+
+With --before-ref, "before" is `score_pair` as builders/score.py of that revision has it (loaded from
+git), timed interleaved with today's, so the two are compared side by side in one run.
+
 Without --model the pair is a random-initialised Qwen2 architecture with Qwen2.5's output size
 (151,936 rows), a small hidden size and untied embeddings; the RL model is the base with every
 weight perturbed. Times are best-of-N with the competitors interleaved in one process; peak
@@ -17,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
+import subprocess
 import sys
 import tempfile
 from functools import partial
@@ -56,6 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-gib", type=float, default=8.0,
                         help="skip the full-logits script where the process would need more than this")
     parser.add_argument("--full", action="store_true", help="run the full-logits script at every length")
+    parser.add_argument("--before-ref", help="also time builders/score.py of this git revision ('before')")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one memory measurement
     parser.add_argument("--length", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -129,6 +137,24 @@ def tokenshift(base, rl, prompt, answer, vocab, args):
     return score_pair(base, {"rl": rl}, prompt, answer, vocab, config)["rl"]
 
 
+_BEFORE = {}
+
+
+def before(base, rl, prompt, answer, vocab, args):
+    """The scorer of git revision --before-ref (builders/score.py loaded from git), same settings."""
+    if args.before_ref not in _BEFORE:
+        root = Path(__file__).resolve().parent.parent
+        text = subprocess.run(["git", "-C", str(root), "show", f"{args.before_ref}:builders/score.py"],
+                              capture_output=True, text=True, check=True).stdout
+        spec = importlib.util.spec_from_loader(f"score_{args.before_ref}", loader=None)
+        module = importlib.util.module_from_spec(spec)
+        exec(compile(text, f"{args.before_ref}:builders/score.py", "exec"), module.__dict__)
+        _BEFORE[args.before_ref] = module
+    module = _BEFORE[args.before_ref]
+    config = module.ScoreConfig(top_k=TOP_K, chunk_positions=args.chunk, memory_budget_mb=args.memory_budget_mb)
+    return module.score_pair(base, {"rl": rl}, prompt, answer, vocab, config)["rl"]
+
+
 @torch.inference_mode()
 def full_logits_script(base, rl, prompt, answer, vocab, args):
     """What a researcher would write: fp32 log-softmax of full logits, statistics on full tensors."""
@@ -153,10 +179,18 @@ def full_logits_script(base, rl, prompt, answer, vocab, args):
         "topk_base_ids": top_b.indices, "topk_base_logp": top_b.values,
         "topk_rl_ids": top_r.indices, "topk_rl_logp": top_r.values,
         "topk_overlap": overlap.float() / TOP_K,
+        "p_base_rl_top1": p_b.gather(-1, top_r.indices[:, :1])[:, 0],
+        "rl_mass_base_topk": p_r.gather(-1, top_b.indices).sum(-1),
+        "base_mass_rl_topk": p_b.gather(-1, top_r.indices).sum(-1),
     }
 
 
-COMPETITORS = {"floor": floor, "tokenshift": tokenshift, "script": full_logits_script}
+COMPETITORS = {"floor": floor, "tokenshift": tokenshift, "before": before, "script": full_logits_script}
+
+
+def competitors(args) -> list[str]:
+    """The competitors this run times: 'before' only with --before-ref."""
+    return [n for n in COMPETITORS if n != "before" or args.before_ref]
 
 
 def script_bytes(length: int, vocab: int) -> int:
@@ -223,8 +257,8 @@ def main(argv=None) -> None:
     chunk = ScoreConfig(chunk_positions=args.chunk, memory_budget_mb=args.memory_budget_mb).chunk_for(vocab)
     print(f"{model} | {args.dtype} | prompt {args.prompt} | chunk {chunk} positions | "
           f"best of {args.repeats} | tokens/s = answer tokens per second, both models")
-    for run in COMPETITORS.values():  # warm-up
-        run(base, rl, *inputs(16, args, vocab), vocab, args)
+    for name in competitors(args):  # warm-up
+        COMPETITORS[name](base, rl, *inputs(16, args, vocab), vocab, args)
     with tempfile.TemporaryDirectory() as tmp:
         worker_args = [*(argv if argv is not None else sys.argv[1:]), "--vocab", str(vocab)]
         if not args.model:  # workers load the same random pair (faster than making it again)
@@ -237,7 +271,7 @@ def main(argv=None) -> None:
 
 def measure(length: int, base, rl, vocab: int, args, worker_args: list[str]) -> dict:
     """Best times (interleaved, this process) and peaks (a fresh process each) at one length."""
-    names = [n for n in COMPETITORS if n != "script" or script_fits(length, vocab, args)]
+    names = [n for n in competitors(args) if n != "script" or script_fits(length, vocab, args)]
     prompt, answer = inputs(length, args, vocab)
     last = {}  # each competitor's latest output, for the numerical check
 
@@ -259,7 +293,7 @@ def report(results: dict, vocab: int, args) -> None:
     rows = []
     for length, r in results.items():
         seconds, peak = r["seconds"], r["peak"]
-        for name in COMPETITORS:
+        for name in competitors(args):
             if name not in seconds:
                 need = script_bytes(length, vocab) / GIB
                 rows.append([length, name, "skipped", "-", f"needs >{need:.1f} GiB, --full", "-", "-"])
@@ -274,18 +308,21 @@ def report(results: dict, vocab: int, args) -> None:
             print(f"check at {length}: max |tokenshift - script| over float statistics = {worst:.2e} "
                   f"({where}; target 1e-5); differing rank/top-1/top-k id entries = {differing} "
                   f"(+{swaps} tied values in another order)")
-    print(ratio_line(results))
+    print(ratio_line(results, args))
 
 
-def ratio_line(results: dict) -> str:
+def ratio_line(results: dict, args) -> str:
     """The one final line: tokenshift against the floor, and the script against tokenshift."""
     def ratios(what: str, num: str, den: str) -> str:
         cells = [f"{n}:{r[what][num] / r[what][den]:.2f}" if num in r[what] else f"{n}:skipped"
                  for n, r in results.items()]
         return f"{num}/{den} {'time' if what == 'seconds' else what} " + " ".join(cells)
 
-    return "RATIOS " + " | ".join([ratios("seconds", "tokenshift", "floor"), ratios("peak", "tokenshift", "floor"),
-                                   ratios("seconds", "script", "tokenshift"), ratios("peak", "script", "tokenshift")])
+    cells = [ratios("seconds", "tokenshift", "floor"), ratios("peak", "tokenshift", "floor"),
+             ratios("seconds", "script", "tokenshift"), ratios("peak", "script", "tokenshift")]
+    if args.before_ref:
+        cells += [ratios("seconds", "tokenshift", "before"), ratios("peak", "tokenshift", "before")]
+    return "RATIOS " + " | ".join(cells)
 
 
 if __name__ == "__main__":

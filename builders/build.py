@@ -34,7 +34,7 @@ from tokenshift.errors import TokenshiftError
 from tokenshift.files import clean_leftovers, refuse_symlinks, write_json_atomic
 from tokenshift.lock import LOCK_NAME, folder_lock
 from tokenshift.progress import progress_bar
-from tokenshift.schemas.tables import REQUIRED_TABLES, TABLE_FIELDS, schema, to_arrow
+from tokenshift.schemas.tables import REQUIRED_TABLES, SCHEMA_VERSION, TABLE_FIELDS, schema, to_arrow
 
 CONFIG_FILE = "config.json"
 _SCORE_GROUP = 64  # answers handed to the batched scorer at once (progress granularity)
@@ -243,10 +243,16 @@ def prepare_out(config: BuildConfig, overwrite: bool) -> Path:
         raise TokenshiftError(f"{out} already holds a finished build: pass --overwrite to replace it, "
                               "or choose another --out")
     if started and not overwrite:
+        recorded = read_work_config(out / WORK_DIR / CONFIG_FILE)
+        version = recorded.pop("schema_version", None)
+        if version != SCHEMA_VERSION:  # its parts so far follow another contract: one build is one version
+            raise TokenshiftError(f"{out} was started by a tokenshift writing schema version {version or '1.0 or 2.0'}; "
+                                  f"this one writes {SCHEMA_VERSION} and never mixes two in one build: finish it "
+                                  "with that tokenshift, pass --overwrite, or choose another --out")
         current = json.loads(json.dumps(config.identity()))
         defaults = json.loads(json.dumps(BuildConfig(out="").identity()))
         # a field added after the build started was at its default then
-        previous = {**defaults, **read_work_config(out / WORK_DIR / CONFIG_FILE)}
+        previous = {**defaults, **recorded}
         changed = [k for k in sorted(set(previous) | set(current)) if previous.get(k) != current.get(k)]
         if changed:
             k = changed[0]
@@ -333,7 +339,7 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
         with executor.session(placement):
             if overwrite:
                 _clear_build(out)
-            write_json_atomic(out / WORK_DIR / CONFIG_FILE, config.identity())
+            write_json_atomic(out / WORK_DIR / CONFIG_FILE, {**config.identity(), "schema_version": SCHEMA_VERSION})
             spec = ShardSpec.parse(config.shard)
             todo = [k for k, _ in enumerate(shard_ranges(len(problems), config.shard_size))
                     if spec.owns(k) and not is_done(out, "tokens", k)]

@@ -16,6 +16,7 @@ from tokenshift.builders.cross_config import THRESHOLD_CRITERIA, CrossSampleConf
 from tokenshift.builders.shards import WORK_DIR, is_done
 from tokenshift.errors import TokenshiftError
 from tokenshift.lock import folder_lock
+from tokenshift.schemas.versions import build_version, require_current
 
 TABLE = "cross_samples"
 RUNS_DIR = "cross_runs"
@@ -53,6 +54,7 @@ def load_build(out: Path) -> dict:
                               "rebuild with `tokenshift build`") from None
     if not manifest.listed_files(build, "prompts"):
         raise TokenshiftError(f"{out} has no prompts table: rebuild with `tokenshift build`")
+    require_current(out, build_version(out, build), "cross-sample")  # one build, one schema version
     manifest.verify_tables(out, build, ("prompts",))  # the parts this step reads, as the build wrote them
     return build
 

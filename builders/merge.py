@@ -16,6 +16,7 @@ from tokenshift.builders.shards import ShardSpec
 from tokenshift.errors import TokenshiftError
 from tokenshift.files import clean_leftovers, with_path
 from tokenshift.schemas.tables import TABLE_FIELDS
+from tokenshift.schemas.versions import build_version, upgrade_command
 
 _PER_RUN = ("created_at", "build_seconds", "tables", "shard", "command", "config", "cross_sampling_command",
             "ungraded", "cross_sampling_runs", "cross_sampling", "cross_sampling_seconds")
@@ -70,6 +71,10 @@ def merge_builds(inputs: list[Path], out: Path) -> Path:
         if _cross_identities(m) != _cross_identities(first):
             raise TokenshiftError(f"{path} has other cross-sampling runs: merge only shards "
                                   "cross-sampled with the same commands")
+        if build_version(path, m) != build_version(inputs[0], first):
+            raise TokenshiftError(f"{path} follows schema version {build_version(path, m)} and {inputs[0]} "
+                                  f"{build_version(inputs[0], first)}: a build is one version; merge shards built by "
+                                  f"one tokenshift, or run `{upgrade_command(path)}` on the older first")
         specs.append(ShardSpec.parse(m["config"]["shard"]))
     counts = {s.count for s in specs}
     indices = sorted(s.index for s in specs)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tokenshift.builders import gold_rules, grade, manifest
@@ -13,7 +14,6 @@ from tokenshift.builders.build import refuse_published_out
 from tokenshift.errors import TokenshiftError
 from tokenshift.files import clean_leftovers
 from tokenshift.lock import folder_lock
-from tokenshift.schemas.tables import to_arrow
 
 GRADED_TABLES = ("generations", "cross_samples")
 
@@ -44,7 +44,8 @@ def regrade(build_dir: str | Path, timeout_s: float | None = None, progress=None
         by_source = imported and (recorded.get("config") or {}).get("correct_field") is not None
         for table in GRADED_TABLES:
             for path in manifest.listed_paths(out, recorded, table):
-                rows = pq.read_table(path).to_pylist()
+                part = pq.read_table(path)  # rewritten with its own schema: a build keeps its schema version
+                rows = part.to_pylist()
                 nulls = [r for r in rows if r["correct"] is None]
                 todo = [] if by_source else [r for r in nulls if gold.get(r["problem_id"], "") is not None]
                 no_gold[table] += len(nulls) - len(todo)
@@ -61,7 +62,8 @@ def regrade(build_dir: str | Path, timeout_s: float | None = None, progress=None
                 attempted += len(todo)
                 remaining += sum(g.correct is None for g in grades)
                 rel = path.relative_to(out).as_posix()
-                recorded["tables"][table]["files"].update(manifest.write_part(out, rel, to_arrow(table, rows, imported)))
+                recorded["tables"][table]["files"].update(
+                    manifest.write_part(out, rel, pa.Table.from_pylist(rows, schema=part.schema)))
         if not attempted:
             return RegradeResult(0, 0)  # nothing to regrade: the manifest (and the card) stay as they are
         recorded["ungraded"] = {t: grade.count_ungraded(out, manifest.table_entry(recorded, t)) - no_gold[t]

@@ -186,6 +186,9 @@ def _block_stats(logits_b, logits_r, token_ids, top_k, workspace) -> dict[str, t
         divergences = _safe_divergences(lp[0], lp[1])
     entropy_b, entropy_r, kl_b_r, kl_r_b, js = divergences
     overlap = (ids_b[:, :, None] == ids_r[:, None, :]).any(-1).sum(-1)
+    p_b, p_r = work[4], work[5]  # exact reallocation quantities from the full distributions (float32 sums of K)
+    rl_mass_base_topk = p_r.gather(-1, ids_b).sum(-1).clamp_(0.0, 1.0)
+    base_mass_rl_topk = p_b.gather(-1, ids_r).sum(-1).clamp_(0.0, 1.0)
     return {
         "logp_base": logp_b,
         "logp_rl": logp_r,
@@ -204,6 +207,9 @@ def _block_stats(logits_b, logits_r, token_ids, top_k, workspace) -> dict[str, t
         "topk_rl_ids": ids_r,
         "topk_rl_logp": top_r,
         "topk_overlap": overlap.float() / top_k,
+        "p_base_rl_top1": values[2].exp(),
+        "rl_mass_base_topk": rl_mass_base_topk,
+        "base_mass_rl_topk": base_mass_rl_topk,
     }
 
 

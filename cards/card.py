@@ -19,6 +19,7 @@ from tokenshift.cards.render import render_card
 from tokenshift.errors import TokenshiftError
 from tokenshift.files import atomic_path
 from tokenshift.lock import folder_lock
+from tokenshift.schemas.versions import build_version
 
 
 def card_marker(path: str | Path) -> dict | None:
@@ -51,7 +52,8 @@ def _write_locked(build: Path, license: str, repo_id: str | None, force: bool) -
         raise TokenshiftError(f"{path} exists and was not written by `tokenshift card`: move it aside "
                               "or pass --force to replace it")
     fingerprint = manifest_fingerprint(manifest)
-    card = render_card(public_manifest(manifest), headline_figures(build), fingerprint, license, repo_id)
+    card = render_card(public_manifest(manifest), headline_figures(build), fingerprint, license, repo_id,
+                       build_version(build, manifest))
     with atomic_path(path) as tmp:
         card.save(tmp)
         if (card_marker(tmp) or {}).get("manifest_sha256") != fingerprint:  # parse it back before it replaces anything

@@ -12,7 +12,8 @@ from tokenshift.builders.benchmarks import answer_rule
 from tokenshift.builders.gold_rules import MEANING
 from tokenshift.builders.manifest import listed_tables, rl_model_names, table_entry
 from tokenshift.queries.report import markdown_table
-from tokenshift.schemas.tables import PRIMARY_KEYS, SCHEMA_VERSION, TABLE_FIELDS
+from tokenshift.schemas.tables import PRIMARY_KEYS, SCHEMA_VERSION
+from tokenshift.schemas.versions import contract
 
 PLACEHOLDER_REPO = "ORG/NAME"
 LOCAL_PATH = "path/to/dataset"
@@ -32,7 +33,8 @@ def size_category(rows: int) -> str:
     return next((label for bound, label in _SIZES if rows < bound), "n>1T")
 
 
-def card_data(manifest: dict, fingerprint: str, license: str, repo_id: str | None) -> DatasetCardData:
+def card_data(manifest: dict, fingerprint: str, license: str, repo_id: str | None,
+              version: str | None = None) -> DatasetCardData:
     """YAML metadata: one config per table (train split = its parquet parts) and the manifest fingerprint."""
     tables = listed_tables(manifest)
     rows = max([table_entry(manifest, t).get("rows", 0) for t in tables] or [0])
@@ -40,7 +42,7 @@ def card_data(manifest: dict, fingerprint: str, license: str, repo_id: str | Non
     benchmark = str(config.get("benchmark_name") or config.get("benchmark", "unknown"))
     configs = [{"config_name": t, "data_files": [{"split": "train", "path": f"{t}/*.parquet"}],
                 **({"default": True} if t == "tokens" else {})} for t in tables]
-    marker = {"manifest_sha256": fingerprint, "schema_version": manifest.get("schema_version", SCHEMA_VERSION),
+    marker = {"manifest_sha256": fingerprint, "schema_version": version or manifest.get("schema_version", SCHEMA_VERSION),
               "tokenshift_version": manifest.get("tokenshift_version")}
     if repo_id:
         marker["repo_id"] = repo_id
@@ -60,11 +62,13 @@ def pretty_name(manifest: dict) -> str:
 
 
 def render_card(manifest: dict, figures: dict[str, pd.DataFrame], fingerprint: str, license: str = "apache-2.0",
-                repo_id: str | None = None) -> DatasetCard:
-    """The whole card (metadata + body) as huggingface_hub's DatasetCard."""
-    data = card_data(manifest, fingerprint, license, repo_id)
-    sections = [f"# {data.pretty_name}", _intro(manifest), _provenance(manifest), _figures(figures),
-                _schemas(manifest), _loading(manifest, repo_id), _rebuild(manifest)]
+                repo_id: str | None = None, version: str | None = None) -> DatasetCard:
+    """The whole card (metadata + body) as huggingface_hub's DatasetCard; `version` is the schema version the
+    build follows (schemas/versions.build_version; default the manifest's label), whose contract the card prints."""
+    version = version or str(manifest.get("schema_version", SCHEMA_VERSION))
+    data = card_data(manifest, fingerprint, license, repo_id, version)
+    sections = [f"# {data.pretty_name}", _intro(manifest, version), _provenance(manifest), _figures(figures),
+                _schemas(manifest, version), _loading(manifest, repo_id), _rebuild(manifest)]
     body = "\n\n".join(s.strip() for s in sections if s) + "\n"
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
 
@@ -76,14 +80,18 @@ def _md_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def _intro(manifest: dict) -> str:
+def _intro(manifest: dict, version: str) -> str:
+    past = "" if version == SCHEMA_VERSION else (
+        f" Schema version {version} is a past version of the contract (this card's tokenshift writes "
+        f"{SCHEMA_VERSION}): its tables are described as {version} defines them; `tokenshift migrate DIR --out NEW` "
+        "rewrites it as the current version, with the columns it lacks as that version implies or null.")
     return (
         "Token-level record of how RL fine-tuning shifts a language model's next-token distributions. "
         "Each response sampled by the base or an RL model is scored by both models at every position: "
         "log-probabilities of the sampled token, entropies, Jensen-Shannon divergence, both KL directions, "
         "ranks and top-K candidates. Built with tokenshift "
         f"{manifest.get('tokenshift_version', '')}, "
-        f"schema version {manifest.get('schema_version', SCHEMA_VERSION)}.\n\n"
+        f"schema version {version}.{past}\n\n"
         "Units: natural logarithms throughout. JS divergence is in nats, bounded by ln 2 ≈ 0.6931; "
         "entropies are in nats, bounded by ln V (V = tokenizer vocabulary size). Thresholds such as "
         "\"JS >= 0.1\" below are choices of this card, not of the data: use any threshold in queries.")
@@ -217,7 +225,8 @@ def _figures(figures: dict[str, pd.DataFrame]) -> str:
     return "\n\n".join(out) if len(out) > 1 else ""
 
 
-def _schemas(manifest: dict) -> str:
+def _schemas(manifest: dict, version: str = SCHEMA_VERSION) -> str:
+    fields = contract(version)
     out = ["## Tables"]
     imported = isinstance(manifest.get("import"), dict)
     for table in listed_tables(manifest):
@@ -228,7 +237,7 @@ def _schemas(manifest: dict) -> str:
         out.append(_md_table(["column", "type", "nullable", "description", "valid values"], [
             [f"`{f.name}`", f"`{f.type}`", "yes" if f.nullable_in(imported) else "no",
              f.to_arrow(imported).metadata[b"description"].decode(), f.valid_values()]
-            for f in TABLE_FIELDS[table]]))
+            for f in fields[table]]))
     return "\n\n".join(out)
 
 

@@ -4,8 +4,9 @@
 -- position_concentration, reranking, mass_reallocation and divergent_tokens, plus the checkpoint's accuracy.
 -- Definitions are those of the individual recipes: "over" = js >= js_threshold; forks = entropy_base >=
 -- the fork_quantile quantile within the group; edges = first or last edge_tokens positions of an answer
--- (n_tokens from generations); RL top-1 gain = q(t*) - p(t*) with p(t*) bounded in [0, p_K] when the RL
--- top-1 is outside base's top-K and not otherwise known (see mass_reallocation). checkpoint_step is the
+-- (n_tokens from generations); RL top-1 gain = q(t*) - p(t*), exact on builds of schema version 2.1 or later
+-- (mean_gain_lo = mean_gain_hi); on older builds this recipe cannot compute p(t*) exactly where the RL top-1 is
+-- outside base's top-K and not otherwise known, and bounds it in [0, p_K] (see mass_reallocation). checkpoint_step is the
 -- last number in rl_model (e.g. 'rl-step200' -> 200), for ordering checkpoints; NULL if none.
 -- Family: only the checkpoints of one run are shown; a model's stem is its name without its last number
 -- and what follows it, and without a separator and 'step' just before that number ('rl-step-020' -> 'rl';
@@ -88,12 +89,9 @@ t AS (
            tk.entropy_base::DOUBLE >= c.fork_cutoff AS is_fork,
            tk.rl_top1_rank_base <= getvariable('top_rank') AS in_top,
            tk.topk_overlap::DOUBLE AS overlap,
-           exp(tk.topk_rl_logp[1]::DOUBLE) AS q_top1,
-           -- p(t*) where the row says it exactly, else NULL: macro tokenshift_p_rl_top1 of the preamble
-           tokenshift_p_rl_top1(tk.topk_base_ids, tk.topk_base_logp, tk.top1_rl, tk.rl_top1_rank_base, tk.token_id,
-                                tk.logp_base) AS p_top1_exact,
-           exp(tk.topk_base_logp[-1]::DOUBLE) AS p_k  -- most probable first (schemas): the last is the smallest
-    FROM tokens AS tk JOIN generations AS g USING (generation_id)
+           -- q(t*) and the bounds of p(t*) (equal where exact): view tokens_reallocation of the preamble
+           tk.q_top1, tk.p_top1_lo, tk.p_top1_hi
+    FROM tokens_reallocation AS tk JOIN generations AS g USING (generation_id)
     JOIN cut AS c ON c.rl_model = tk.rl_model AND c.sampler = tk.sampler
 ),
 summary AS (
@@ -107,8 +105,8 @@ summary AS (
            avg(CASE WHEN in_top THEN 1.0 ELSE 0.0 END) AS rl_top1_in_base_top,
            count_if(is_over AND in_top) / nullif(count_if(is_over), 0) AS rl_top1_in_base_top_over,
            avg(overlap) AS mean_topk_overlap,
-           avg(q_top1 - coalesce(p_top1_exact, p_k)) AS mean_gain_lo,
-           avg(q_top1 - coalesce(p_top1_exact, 0.0)) AS mean_gain_hi
+           avg(q_top1 - p_top1_hi) AS mean_gain_lo,
+           avg(q_top1 - p_top1_lo) AS mean_gain_hi
     FROM t GROUP BY rl_model, sampler
 ),
 over_set AS (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import pandas as pd
 
 from tokenshift.errors import TokenshiftError
 from tokenshift.queries.recipes import Recipe, check_value, load_recipe, recipe_names
-from tokenshift.queries.sources import OPTIONAL, Source, preamble_statements, resolve_source
+from tokenshift.queries.sources import OPTIONAL, Source, preamble_statements, reallocation_view, resolve_source
 
 
 class MissingTableError(TokenshiftError):
@@ -56,7 +57,7 @@ def connect(source: str | os.PathLike | Source, cache: bool = False,
             raise TokenshiftError(f"cannot open {src.spec}: {_first_line(err)}") from err
         if table and table not in present:
             present.append(table)
-    src = Source(src.kind, src.root, tuple(present), src.spec, src.files)  # the listed parts, never a glob
+    src = dataclasses.replace(src, tables=tuple(present))  # the listed parts, never a glob
     if cache or memory_limit:
         try:
             directory = _work_directory(con, memory_limit or CACHE_MEMORY_LIMIT)
@@ -93,6 +94,7 @@ def cache_tables(con: duckdb.DuckDBPyConnection, src: Source, directory: str,
         columns = tokens_columns(con, src, recipe_names() if recipes is None else recipes)
         if columns:  # None (a plan failed) or [] (no recipe reads tokens): leave the view
             _materialize(con, src, CACHED_TABLE, ", ".join(map(_ident, columns)))
+            con.execute(reallocation_view(src))  # a view over tokens keeps the columns it was made with
     con.execute(f"CHECKPOINT {CACHE_DB}")
 
 

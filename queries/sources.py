@@ -7,13 +7,18 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from tokenshift.arguments import check_path
-from tokenshift.builders.manifest import MANIFEST, listed_files, listed_paths, read_manifest
+from tokenshift.builders.manifest import MANIFEST, listed_files, listed_paths, read_manifest, top_k
 from tokenshift.errors import TokenshiftError
 from tokenshift.publish.versions import published_versions, resolve_version
 from tokenshift.schemas.tables import OPTIONAL_TABLES as OPTIONAL
 from tokenshift.schemas.tables import REQUIRED_TABLES as REQUIRED
+from tokenshift.schemas.tables import SCHEMA_VERSION
 from tokenshift.schemas.tables import TABLE_NAMES as TABLES
+from tokenshift.schemas.versions import build_version, check_parts, missing_columns
 
 # The bootstrap draws the interval recipes share (accuracy, cross_sampling_curve, criteria_comparison,
 # study_table, evolution, method_comparison): for each set size n in `sizes`, replicate r < reps and draw j < n,
@@ -59,6 +64,68 @@ SELECT pr.rl_model, g.benchmark, pr.problem_id,
 FROM (SELECT DISTINCT rl_model, problem_id FROM cross_samples) AS pr JOIN generations AS g ON g.problem_id = pr.problem_id
 GROUP BY pr.rl_model, g.benchmark, pr.problem_id;"""
 
+# The exact reallocation columns the scorer writes (schemas/tables.py, version 2.1): filled in every row of a
+# build made at that version or later; absent (old versions) or NULL (builds migrated from them) otherwise.
+EXACT_COLUMNS = ("p_base_rl_top1", "rl_mass_base_topk", "base_mass_rl_topk")
+
+# tokens_reallocation: tokens with the per-position reallocation quantities mass_reallocation and evolution
+# average, for RL's top-1 token t* and the top-K sets S (base's) and R (RL's); p = base, q = RL.
+#   q_top1 = q(t*), exact (topk_rl_logp[1]); base_mass = p(S), exact (the sum of topk_base_logp's probabilities);
+#   top1_in_base_topk: t* in S or rl_top1_rank_base <= K (validation checks the rank against t*'s place in S);
+#   p_top1_lo/hi: p(t*); rl_mass_lo/hi: q(S); base_mass_rl_lo/hi: p(R); each *_exact says lo = hi = the value.
+# The exact view reads the scorer's columns (lo = hi). The bounds view is for builds without them: p(t*) is
+# exact where the lists say it (macro tokenshift_p_rl_top1), else 0 <= p(t*) <= p_K; q(i) for i in S is exact
+# when i is in R or is the sampled token, else 0 <= q(i) <= q_K, and q(S) <= 1 - q(R \ S); p(R) the same way
+# with the roles swapped. Where a row has the scorer's column it is used instead (a partly filled build).
+EXACT_VIEW = """CREATE OR REPLACE VIEW tokens_reallocation AS
+SELECT *, exp(topk_rl_logp[1]::DOUBLE) AS q_top1, rl_top1_rank_base <= {k} AS top1_in_base_topk,
+       p_base_rl_top1::DOUBLE AS p_top1_lo, p_base_rl_top1::DOUBLE AS p_top1_hi, TRUE AS p_top1_exact,
+       list_sum(list_transform(topk_base_logp, lambda lp: exp(lp::DOUBLE))) AS base_mass,
+       rl_mass_base_topk::DOUBLE AS rl_mass_lo, rl_mass_base_topk::DOUBLE AS rl_mass_hi, TRUE AS rl_mass_exact,
+       base_mass_rl_topk::DOUBLE AS base_mass_rl_lo, base_mass_rl_topk::DOUBLE AS base_mass_rl_hi,
+       TRUE AS base_mass_rl_exact
+FROM tokens;"""
+BOUNDS_VIEW = """CREATE OR REPLACE VIEW tokens_reallocation AS
+WITH t AS (
+    SELECT *, exp(topk_rl_logp[1]::DOUBLE) AS q_top1,
+           list_contains(topk_base_ids, top1_rl) OR rl_top1_rank_base <= len(topk_base_logp) AS top1_in_base_topk,
+           coalesce(p_base_rl_top1::DOUBLE, tokenshift_p_rl_top1(topk_base_ids, topk_base_logp, top1_rl,
+                                                                 rl_top1_rank_base, token_id, logp_base)) AS p_known,
+           exp(topk_base_logp[-1]::DOUBLE) AS p_k, exp(topk_rl_logp[-1]::DOUBLE) AS q_k,
+           list_transform(topk_base_logp, lambda lp: exp(lp::DOUBLE)) AS p_s,
+           list_transform(topk_rl_logp, lambda lp: exp(lp::DOUBLE)) AS q_r,
+           list_transform(topk_rl_ids, lambda i: (NOT list_contains(topk_base_ids, i))::DOUBLE) AS r_not_in_s,
+           list_transform(topk_base_ids, lambda i: (NOT list_contains(topk_rl_ids, i))::DOUBLE) AS s_not_in_r,
+           -- the sampled token's probabilities are known beyond the lists: they count where it is in one set only
+           list_contains(topk_base_ids, token_id) AND NOT list_contains(topk_rl_ids, token_id) AS token_s_only,
+           list_contains(topk_rl_ids, token_id) AND NOT list_contains(topk_base_ids, token_id) AS token_r_only
+    FROM tokens
+),
+k AS (
+    SELECT *, list_sum(p_s) AS base_mass,
+           list_dot_product(q_r, r_not_in_s) AS q_r_outside,
+           list_sum(q_r) - list_dot_product(q_r, r_not_in_s) + CASE WHEN token_s_only THEN exp(logp_rl::DOUBLE) ELSE 0.0 END
+               AS q_s_known,
+           len(topk_base_ids) - (len(topk_rl_ids) - list_sum(r_not_in_s)::INTEGER) - token_s_only::INTEGER AS q_s_unknown,
+           list_dot_product(p_s, s_not_in_r) AS p_s_outside,
+           list_sum(p_s) - list_dot_product(p_s, s_not_in_r) + CASE WHEN token_r_only THEN exp(logp_base::DOUBLE) ELSE 0.0 END
+               AS p_r_known,
+           len(topk_rl_ids) - (len(topk_base_ids) - list_sum(s_not_in_r)::INTEGER) - token_r_only::INTEGER AS p_r_unknown
+    FROM t
+)
+SELECT * EXCLUDE (p_known, p_k, q_k, p_s, q_r, r_not_in_s, s_not_in_r, token_s_only, token_r_only, q_r_outside,
+                  q_s_known, q_s_unknown, p_s_outside, p_r_known, p_r_unknown),
+       coalesce(p_known, 0.0) AS p_top1_lo, coalesce(p_known, p_k) AS p_top1_hi, p_known IS NOT NULL AS p_top1_exact,
+       coalesce(rl_mass_base_topk::DOUBLE, q_s_known) AS rl_mass_lo,
+       coalesce(rl_mass_base_topk::DOUBLE, greatest(q_s_known, least(q_s_known + q_s_unknown * q_k, 1.0 - q_r_outside)))
+           AS rl_mass_hi,
+       rl_mass_base_topk IS NOT NULL OR q_s_unknown = 0 AS rl_mass_exact,
+       coalesce(base_mass_rl_topk::DOUBLE, p_r_known) AS base_mass_rl_lo,
+       coalesce(base_mass_rl_topk::DOUBLE, greatest(p_r_known, least(p_r_known + p_r_unknown * p_k, 1.0 - p_s_outside)))
+           AS base_mass_rl_hi,
+       base_mass_rl_topk IS NOT NULL OR p_r_unknown = 0 AS base_mass_rl_exact
+FROM k;"""
+
 _HF = re.compile(r"hf://datasets/([\w.-]+)/([\w.-]+)(?:@([^/\s']+))?/?")
 
 
@@ -69,6 +136,10 @@ class Source:
     tables: tuple[str, ...]     # tables the source has (hf: assumed, cross_samples checked on connect)
     spec: str                   # what the user gave
     files: tuple[tuple[str, tuple[str, ...]], ...] = ()  # local: (table, the parts its manifest lists)
+    version: str = SCHEMA_VERSION  # the schema version it follows (hf: assumed current)
+    columns: tuple[tuple[str, tuple[str, ...]], ...] = ()  # local: (table, the columns its parts have)
+    exact_rows: bool = False  # local: every tokens row has the exact reallocation columns filled
+    top_k: int | None = None  # local: K of the top-K lists (manifest)
 
     def glob(self, table: str) -> str:
         """The parquet glob of `table` under this source (a Hub version holds only its own parts)."""
@@ -115,7 +186,50 @@ def _local(path: Path, spec: str) -> Source:
     root = path.resolve()
     files = tuple((t, tuple(p.as_posix() for p in listed_paths(root, recorded, t, check="cached")))
                   for t in TABLES if listed_files(recorded, t))
-    return Source("local", root.as_posix(), tuple(t for t, _ in files), spec, files)
+    version = build_version(root, recorded)
+    check_parts(root, recorded, version)
+    columns = tuple((t, tuple(pq.read_schema(paths[0]).names)) for t, paths in files)
+    return Source("local", root.as_posix(), tuple(t for t, _ in files), spec, files, version, columns,
+                  _exact_rows(dict(files).get("tokens", ())), top_k(recorded))
+
+
+def _exact_rows(paths: tuple[str, ...]) -> bool:
+    """Whether every row of these tokens parts has the exact reallocation columns (their footers' null counts)."""
+    for path in paths:
+        meta = pq.ParquetFile(path).metadata
+        names = meta.schema.to_arrow_schema().names
+        if any(c not in names for c in EXACT_COLUMNS):
+            return False
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in EXACT_COLUMNS:
+                stats = group.column(names.index(c)).statistics
+                if stats is None or not stats.has_null_count or stats.null_count:
+                    return False
+    return bool(paths)
+
+
+def _sql_type(t: pa.DataType) -> str:
+    if pa.types.is_list(t):
+        return _sql_type(t.value_type) + "[]"
+    return {"string": "VARCHAR", "bool": "BOOLEAN", "int32": "INTEGER", "int64": "BIGINT", "float": "FLOAT",
+            "double": "DOUBLE"}[str(t)]
+
+
+def table_view(src: Source, table: str) -> str:
+    """The view of a table: its parts, and each current column its version lacks read as NULL (or as implied)."""
+    present = dict(src.columns).get(table)
+    fills = "" if present is None else "".join(
+        f", {'NULL' if value is None else _quote(value) if isinstance(value, str) else repr(value)}::"
+        f"{_sql_type(f.type)} AS {f.name}" for f, value in missing_columns(table, set(present)))
+    return f"CREATE OR REPLACE VIEW {table} AS SELECT *{fills} FROM read_parquet({src.parquet_arg(table)});"
+
+
+def reallocation_view(src: Source) -> str:
+    """tokens_reallocation for this source: the exact view where every row has the scorer's columns."""
+    if src.exact_rows:
+        return EXACT_VIEW.format(k=src.top_k or "len(topk_base_ids)")
+    return BOUNDS_VIEW
 
 
 def literal_path(path: str) -> str:
@@ -136,10 +250,12 @@ def preamble_statements(source: str | os.PathLike | Source) -> list[tuple[str | 
         out += [(None, "INSTALL httpfs;"), (None, "LOAD httpfs;"),
                 (None, "CREATE SECRET IF NOT EXISTS tokenshift_hf (TYPE HUGGINGFACE, PROVIDER credential_chain);")]
     for table in src.tables:
-        out.append((table, f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet({src.parquet_arg(table)});"))
+        out.append((table, table_view(src, table)))
     if "cross_samples" in src.tables:
         out.append(("cross_samples", CROSS_REFERENCE_VIEW))
     out += [(None, BOOTSTRAP_DRAWS_MACRO), (None, BOOTSTRAP_MACRO), (None, P_RL_TOP1_MACRO)]
+    if "tokens" in src.tables:
+        out.append(("tokens", reallocation_view(src)))
     return out
 
 
@@ -147,7 +263,7 @@ def preamble_sql(source: str | os.PathLike | Source) -> str:
     """The preamble text to paste into the duckdb shell before any recipe: one view per table, the cross-sampling
     reference view (with cross_samples), the bootstrap macros (draws, weights) and the p(t*) macro."""
     src = resolve_source(source)
-    lines = [f"-- tokenshift preamble: views over {src.root}",
+    lines = [f"-- tokenshift preamble: views over {src.root} (schema version {src.version})",
              "-- Then paste any recipe (queries/*.sql). Override a parameter first with SET VARIABLE name = value;",
              "-- variables persist for the session (RESET VARIABLE name; restores the recipe default)."]
     if src.kind == "hf":
@@ -160,6 +276,10 @@ def preamble_sql(source: str | os.PathLike | Source) -> str:
             lines.append("-- Base's probability of RL's top-1 token where a row says it exactly (mass_reallocation, evolution).")
         if statement == CROSS_REFERENCE_VIEW:
             lines.append("-- What the cross-sampling recipes compare with: base's and the RL model's own answers.")
+        if table == "tokens" and "tokens_reallocation" in statement:
+            lines.append("-- Per-position reallocation quantities (mass_reallocation, evolution): "
+                         + ("exact, from the scorer's columns." if src.exact_rows else
+                            "bounds from the top-K lists where the scorer's exact columns are missing."))
         if src.kind == "hf" and table in OPTIONAL:
             lines.append(f"-- {table} exists only in datasets with cross-sampling results; drop this line if absent.")
         lines.append(statement)

@@ -16,7 +16,15 @@ import pandas as pd
 import pyarrow as pa
 
 from tokenshift.schemas.tables import PRIMARY_KEYS, TABLE_FIELDS, Field
-from tokenshift.schemas.values import BASE_SAMPLER, LN_VOCAB, REL_POSITION_TOL, RL_MODELS, SAMPLERS, TOP_K
+from tokenshift.schemas.values import (
+    BASE_SAMPLER,
+    FLOAT32_TOL,
+    LN_VOCAB,
+    REL_POSITION_TOL,
+    RL_MODELS,
+    SAMPLERS,
+    TOP_K,
+)
 
 
 @dataclass(frozen=True)
@@ -69,9 +77,10 @@ def pandas_dtype(arrow_type: pa.DataType):
     return None
 
 
-def schema_expectations(table: str, present: set[str]) -> list:
-    """Exact column set, each column present, and each present column of its contract type."""
-    fields = TABLE_FIELDS[table]
+def schema_expectations(table: str, present: set[str], fields: tuple[Field, ...] | None = None) -> list:
+    """Exact column set, each column present, and each present column of its contract type (`fields`: the
+    build's version's; default the current contract)."""
+    fields = TABLE_FIELDS[table] if fields is None else fields
     out = [gxe.ExpectTableColumnsToMatchSet(column_set=[f.name for f in fields], exact_match=True,
                                             meta=meta(table, "schema"))]
     for f in fields:
@@ -113,15 +122,21 @@ def field_expectations(table: str, f: Field, ctx: Context) -> list:
     return out
 
 
-def value_expectations(table: str, ctx: Context) -> list:
+def value_expectations(table: str, ctx: Context, fields: tuple[Field, ...] | None = None) -> list:
     """Row-local checks: every field's contract, then the per-row consistency across columns.
 
     Columns starting with "_" are derived per chunk by validate.value_frames (GX cannot look inside
-    lists or across tables); their results are reported under the column they are about.
+    lists or across tables); their results are reported under the column they are about. The
+    invariants the recipes trust are checked here too: topk_overlap against the two id lists, and
+    rl_top1_rank_base against the RL top-1's place in base's list (ties share the best rank, so the
+    rank is at most that place, and beyond K only when the token is not in the list).
     """
-    out = [e for f in TABLE_FIELDS[table] for e in field_expectations(table, f, ctx)]
+    out = [e for f in (TABLE_FIELDS[table] if fields is None else fields) for e in field_expectations(table, f, ctx)]
     if table == "tokens":
         out += [
+            _between(table, "_topk_overlap_error", None, 0, FLOAT32_TOL, "consistency", "topk_overlap"),
+            _between(table, "_rl_top1_rank_excess", None, 0, 0, "consistency", "rl_top1_rank_base"),
+            _between(table, "_rl_top1_rank_missing", None, 0, 0, "consistency", "rl_top1_rank_base"),
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(
                 column_A="_n_tokens", column_B="position", or_equal=False, ignore_row_if="either_value_is_missing",
                 meta=meta(table, "consistency", "position")),

@@ -28,7 +28,8 @@ from tokenshift.schemas.values import (
     TOP_K,
 )
 
-SCHEMA_VERSION = "1.0"
+# The version of the contract below; past versions' contracts are frozen in schemas/contracts/ (schemas/versions.py).
+SCHEMA_VERSION = "2.1"
 Bound = float | str  # a number, or a name in schemas/values.py resolved per build (LN_VOCAB)
 
 
@@ -102,6 +103,8 @@ def _bound_text(value: Bound) -> str:
 
 _LOGP = "log-probability in nats (natural log), <= 0"
 _TOPK_NOTE = "K = the build's top_k_candidates, most probable first"
+_EXACT_NULL = ("float32 sum over the full vocabulary at build time; null only in builds migrated from schema "
+               "version < 2.1 (`tokenshift migrate`: not computable without the models)")
 
 PROMPTS = (
     Field("problem_id", pa.string(), "problem identifier from the benchmark, as a string"),
@@ -162,6 +165,12 @@ TOKENS = (
     Field("topk_rl_logp", pa.list_(pa.float32()), f"RL top-K {_LOGP}; {_TOPK_NOTE}",
           length=TOP_K, item_high=0.0, tol=FLOAT32_TOL, descending=True, unit="nats"),
     Field("topk_overlap", pa.float32(), "|top-K base ∩ top-K RL| / K, in [0, 1]", low=0.0, high=1.0, tol=FLOAT32_TOL, unit="fraction"),
+    Field("p_base_rl_top1", pa.float32(), f"base probability of the RL top-1 token (top1_rl), in [0, 1], from the full distribution; {_EXACT_NULL}",
+          True, low=0.0, high=1.0, tol=FLOAT32_TOL, unit="probability"),
+    Field("rl_mass_base_topk", pa.float32(), f"RL probability mass on base's top-K tokens (topk_base_ids), in [0, 1]; {_EXACT_NULL}",
+          True, low=0.0, high=1.0, tol=FLOAT32_TOL, unit="probability"),
+    Field("base_mass_rl_topk", pa.float32(), f"base probability mass on RL's top-K tokens (topk_rl_ids), in [0, 1]; {_EXACT_NULL}",
+          True, low=0.0, high=1.0, tol=FLOAT32_TOL, unit="probability"),
 )
 
 CROSS_SAMPLES = (

@@ -40,7 +40,8 @@ from tokenshift.builders.manifest import (
 from tokenshift.schemas import expectations as ex
 from tokenshift.schemas.gx_runner import GxRunner
 from tokenshift.schemas.report import CheckResult, ValidationReport, merge
-from tokenshift.schemas.tables import PRIMARY_KEYS, REQUIRED_TABLES, SCHEMA_VERSION, TABLE_FIELDS
+from tokenshift.schemas.tables import PRIMARY_KEYS, REQUIRED_TABLES, TABLE_FIELDS, Field
+from tokenshift.schemas.versions import build_version, contract, file_version, resolve_label
 
 BATCH_ROWS = 500_000
 _SECRET_VALUE = re.compile(r"hf_[A-Za-z0-9]{30,}")
@@ -64,19 +65,22 @@ class PartFile:
 
 
 def validate_build(build_dir: str | Path, batch_rows: int = BATCH_ROWS) -> ValidationReport:
-    """Run every check on the build at `build_dir`; raises TokenshiftError only if it has no readable manifest."""
+    """Run every check on the build at `build_dir` against the contract of the build's own schema version;
+    raises TokenshiftError only if it has no readable manifest or records a version this tokenshift does not know."""
     build = Path(check_path(build_dir, "the build folder"))
     manifest = read_manifest(build)
+    version = build_version(build, manifest)
+    fields = contract(version)
     tables = tables_in_build(build, manifest)
     runner = GxRunner()
-    results = manifest_checks(build, manifest)
+    results = manifest_checks(build, manifest, version)
     parts: dict[str, list[PartFile]] = {}
     for table in tables:
         results += runner.run(("files", table), files_frame(build, manifest, table),
                               lambda t=table: ex.file_expectations(t), unit="files")
-        parts[table], found = schema_checks(runner, build, table)
+        parts[table], found = schema_checks(runner, build, table, fields[table], version)
         results += found
-    columns = {t: read_columns(parts[t], t, _GLOBAL_COLUMNS[t]) for t in tables}
+    columns = {t: read_columns(parts[t], t, _GLOBAL_COLUMNS[t], fields[t]) for t in tables}
     results += key_checks(runner, manifest, columns)
     generations = None
     if "generations" in columns:
@@ -87,7 +91,7 @@ def validate_build(build_dir: str | Path, batch_rows: int = BATCH_ROWS) -> Valid
                      imported_samplers=tuple(str(s) for s in (imported or {}).get("samplers") or ()),
                      imported=imported is not None)
     for table in tables:
-        results += value_checks(runner, table, parts[table], ctx, columns, generations, batch_rows)
+        results += value_checks(runner, table, parts[table], ctx, columns, generations, batch_rows, fields[table])
     if "tokens" in columns and generations is not None:
         counts = token_counts_frame(columns["tokens"], generations, ctx.rl_models)
         results += runner.run("n_tokens", counts, ex.n_tokens_expectations, unit="groups")
@@ -108,14 +112,15 @@ def key_checks(runner: GxRunner, manifest: dict, columns: dict[str, pa.Table]) -
 
 def value_checks(runner: GxRunner, table: str, parts: list[PartFile], ctx: ex.Context,
                  columns: dict[str, pa.Table], generations: pd.DataFrame | None,
-                 batch_rows: int) -> list[CheckResult]:
+                 batch_rows: int, fields: tuple[Field, ...] | None = None) -> list[CheckResult]:
     """Row-local checks batch by batch: values, per-row consistency, and references to the parent table."""
     column, parent = ex.REFERENCES.get(table, (None, None))
     known = _distinct(columns[parent], PRIMARY_KEYS[parent][0]) if parent in columns else None
     by_generation = None if generations is None else generations.set_index("generation_id")
     results = []
-    for frame in value_frames(parts, table, batch_rows, by_generation):
-        results += runner.run(("values", table), frame, lambda: ex.value_expectations(table, ctx))
+    fields = TABLE_FIELDS[table] if fields is None else fields
+    for frame in value_frames(parts, table, batch_rows, by_generation, fields):
+        results += runner.run(("values", table), frame, lambda: ex.value_expectations(table, ctx, fields))
         if known is not None and column in frame.columns:
             here = [v for v in frame[column].dropna().unique() if v in known]
             results += runner.run(None, frame[[column]], lambda h=here: [ex.reference_expectation(table, h)])
@@ -127,9 +132,15 @@ def _derived(table: str, group: str, name: str, column: str | None, bad: int, un
                        unexpected_count=bad, unit=unit, engine="derived", **kw)
 
 
-def manifest_checks(build: Path, manifest: dict) -> list[CheckResult]:
-    """Manifest structure (plain Python: it is one JSON object, not a table): keys, versions, tables, secrets."""
+def manifest_checks(build: Path, manifest: dict, version: str) -> list[CheckResult]:
+    """Manifest structure (plain Python: it is one JSON object, not a table): keys, versions, tables, secrets.
+
+    `version` is the schema version the build follows (its manifest's label, resolved); every listed
+    part must say the same in its metadata (a build is one version)."""
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
+    labels = {rel: _part_version(build / rel, rel.split("/", 1)[0], version)
+              for t in TABLE_FIELDS for rel in parquet_on_disk(build, t)}
+    mixed = sorted(rel for rel, found in labels.items() if found != version)
     secrets = sorted(set(_secret_paths(manifest)))
     unvouched = _unidentified_models(manifest)
     unknown = sorted(p.relative_to(build).as_posix() for p in build.rglob("*.parquet")
@@ -139,8 +150,7 @@ def manifest_checks(build: Path, manifest: dict) -> list[CheckResult]:
         _derived("manifest", "manifest", "manifest_has_required_keys", None, len(missing), "keys",
                  observed=missing or None),
         _derived("manifest", "manifest", "schema_version_matches", "schema_version",
-                 int(manifest.get("schema_version") != SCHEMA_VERSION), "keys",
-                 observed=manifest.get("schema_version"), element_count=1),
+                 len(mixed), "files", observed=version, files=tuple(mixed[:5]), element_count=len(labels)),
         _derived("manifest", "manifest", "tokenizer_vocab_size_recorded", "tokenizer.vocab_size",
                  int(vocab_size(manifest) is None), "keys",
                  observed=(manifest.get("tokenizer") or {}).get("vocab_size")),
@@ -215,10 +225,20 @@ def _parquet_rows(path: Path) -> int | None:
         return None
 
 
-def schema_checks(runner: GxRunner, build: Path, table: str) -> tuple[list[PartFile], list[CheckResult]]:
-    """Per distinct file schema: exact column set and column types (GX on an empty typed view), exact arrow types."""
+def _part_version(path: Path, table: str, version: str) -> str | None:
+    """The version a part's metadata says (2.0's parts say "1.0": told apart as the build is)."""
+    names = set(pq.read_schema(path).names) if table == "cross_samples" and path.is_file() else None
+    found = resolve_label(file_version(path), names)
+    return version if found == "1.0" and version == "2.0" and table != "cross_samples" else found
+
+
+def schema_checks(runner: GxRunner, build: Path, table: str, fields: tuple[Field, ...] | None = None,
+                  version: str | None = None) -> tuple[list[PartFile], list[CheckResult]]:
+    """Per distinct file schema: exact column set and column types (GX on an empty typed view), exact arrow types,
+    against `fields` (the build's version's contract; default the current one)."""
     parts, results = [], []
-    expected = {f.name: f.type for f in TABLE_FIELDS[table]}
+    fields = TABLE_FIELDS[table] if fields is None else fields
+    expected = {f.name: f.type for f in fields}
     by_schema: dict[pa.Schema, list[PartFile]] = {}
     for rel in parquet_on_disk(build, table):
         path = build / rel
@@ -241,7 +261,7 @@ def schema_checks(runner: GxRunner, build: Path, table: str) -> tuple[list[PartF
         rows, files = sum(p.rows for p in group), tuple(p.relpath for p in group)
         present = set(file_schema.names)
         view = file_schema.empty_table().to_pandas(types_mapper=ex.pandas_dtype)
-        results += runner.run(("schema", table), view, lambda p=present: ex.schema_expectations(table, p),
+        results += runner.run(("schema", table), view, lambda p=present: ex.schema_expectations(table, p, fields),
                               failed_count=rows, files=files)
         for name, want in expected.items():  # what the pandas view hides: list element types, string widths
             got = file_schema.field(name).type if name in present else None
@@ -304,9 +324,10 @@ def _castable(got: pa.DataType, want: pa.DataType) -> bool:
     return (numeric(got) and numeric(want)) or (text(got) and text(want))
 
 
-def _batches(part: PartFile, table: str, columns: tuple[str, ...], batch_rows: int) -> Iterator[pa.Table]:
+def _batches(part: PartFile, table: str, columns: tuple[str, ...], batch_rows: int,
+             fields: tuple[Field, ...] | None = None) -> Iterator[pa.Table]:
     """Row batches of the usable `columns`, cast to the contract types."""
-    expected = {f.name: f.type for f in TABLE_FIELDS[table]}
+    expected = {f.name: f.type for f in (TABLE_FIELDS[table] if fields is None else fields)}
     names = [c for c in columns if c in part.usable]
     if not names:
         return
@@ -316,11 +337,12 @@ def _batches(part: PartFile, table: str, columns: tuple[str, ...], batch_rows: i
         yield pa.Table.from_arrays(arrays, names=names)
 
 
-def table_batches(parts: list[PartFile], table: str, columns: tuple[str, ...], batch_rows: int) -> Iterator[pa.Table]:
+def table_batches(parts: list[PartFile], table: str, columns: tuple[str, ...], batch_rows: int,
+                  fields: tuple[Field, ...] | None = None) -> Iterator[pa.Table]:
     """The usable `columns` of a table's parts, in batches of up to `batch_rows` rows (across files)."""
     pending: list[pa.Table] = []
     for part in parts:
-        for batch in _batches(part, table, columns, batch_rows):
+        for batch in _batches(part, table, columns, batch_rows, fields):
             if pending and (batch.column_names != pending[0].column_names
                             or sum(t.num_rows for t in pending) + batch.num_rows > batch_rows):
                 yield pa.concat_tables(pending)
@@ -330,15 +352,17 @@ def table_batches(parts: list[PartFile], table: str, columns: tuple[str, ...], b
         yield pa.concat_tables(pending)
 
 
-def read_columns(parts: list[PartFile], table: str, columns: tuple[str, ...]) -> pa.Table:
+def read_columns(parts: list[PartFile], table: str, columns: tuple[str, ...],
+                 fields: tuple[Field, ...] | None = None) -> pa.Table:
     """`columns` of every row of a table; a column a file lacks (or mistypes beyond a cast) reads as nulls."""
-    target = pa.schema([pa.field(f.name, f.type) for f in TABLE_FIELDS[table] if f.name in columns])
+    fields = TABLE_FIELDS[table] if fields is None else fields
+    target = pa.schema([pa.field(f.name, f.type) for f in fields if f.name in columns])
     pieces = [target.empty_table()]
     for part in parts:
         if not any(c in part.usable for c in columns):
             pieces.append(pa.table([pa.nulls(part.rows, f.type) for f in target], schema=target))
             continue
-        for batch in _batches(part, table, columns, BATCH_ROWS):
+        for batch in _batches(part, table, columns, BATCH_ROWS, fields):
             pieces.append(pa.table([batch.column(f.name) if f.name in batch.column_names else
                                     pa.nulls(batch.num_rows, f.type) for f in target], schema=target))
     return pa.concat_tables(pieces)
@@ -349,16 +373,17 @@ def _distinct(data: pa.Table, column: str) -> set[str]:
 
 
 def value_frames(parts: list[PartFile], table: str, batch_rows: int,
-                 generations: pd.DataFrame | None) -> Iterator[pd.DataFrame]:
+                 generations: pd.DataFrame | None, fields: tuple[Field, ...] | None = None) -> Iterator[pd.DataFrame]:
     """Pandas views of a table, batch by batch, with the derived helper columns the value checks read.
 
     `generations` is indexed by generation_id (n_tokens, sampler), for the tokens rows' consistency.
     """
-    columns = tuple(f.name for f in TABLE_FIELDS[table])
-    for batch in table_batches(parts, table, columns, batch_rows):
+    fields = TABLE_FIELDS[table] if fields is None else fields
+    columns = tuple(f.name for f in fields)
+    for batch in table_batches(parts, table, columns, batch_rows, fields):
         frame = _widened(batch).to_pandas(types_mapper=ex.pandas_dtype)
         if table == "tokens":
-            _derive_tokens(batch, frame, generations)
+            _derive_tokens(batch, frame, generations, fields)
         elif table == "cross_samples" and "intervention_positions" in batch.column_names:
             frame["_intervention_positions_len"] = _list_lengths(batch.column("intervention_positions"))
         yield frame
@@ -400,10 +425,12 @@ def _list_rises(column: pa.ChunkedArray) -> np.ndarray:
     return np.bincount(parents[1:][rise], minlength=len(column)).astype(np.float64)
 
 
-def _derive_tokens(batch: pa.Table, frame: pd.DataFrame, generations: pd.DataFrame | None) -> None:
-    """Helper columns: the list fields' lengths, maxima and rises, and the generation's n_tokens and sampler per row."""
+def _derive_tokens(batch: pa.Table, frame: pd.DataFrame, generations: pd.DataFrame | None,
+                   fields: tuple[Field, ...] | None = None) -> None:
+    """Helper columns: the list fields' lengths, maxima and rises, the invariants, and the generation's n_tokens
+    and sampler per row."""
     names = set(batch.column_names)
-    for f in TABLE_FIELDS["tokens"]:  # what each list field's contract checks (expectations.field_expectations)
+    for f in TABLE_FIELDS["tokens"] if fields is None else fields:  # what each list field's contract checks (expectations.field_expectations)
         if f.name not in names:
             continue
         if f.length is not None:
@@ -412,6 +439,8 @@ def _derive_tokens(batch: pa.Table, frame: pd.DataFrame, generations: pd.DataFra
             frame[f"_{f.name}_max"] = _list_max(batch.column(f.name))
         if f.descending:
             frame[f"_{f.name}_rises"] = _list_rises(batch.column(f.name))
+    if {"topk_base_ids", "topk_rl_ids", "topk_base_logp"} <= names:
+        _derive_invariants(batch, frame)
     if generations is None or "generation_id" not in names:
         return
     info = generations
@@ -421,6 +450,47 @@ def _derive_tokens(batch: pa.Table, frame: pd.DataFrame, generations: pd.DataFra
     if {"position", "rel_position"} <= names:
         expected = frame["position"] / (n_tokens - 1).clip(lower=1)
         frame["_rel_position_error"] = (frame["rel_position"] - expected).abs()
+
+
+def _square(column: pa.ChunkedArray, rows: np.ndarray, k: int) -> np.ndarray:
+    """The lists of `rows` (all of length k) as a (rows, k) array."""
+    column = column.combine_chunks()
+    taken = column.take(pa.array(np.flatnonzero(rows)))
+    return pc.list_flatten(taken).to_numpy(zero_copy_only=False).reshape(-1, k)
+
+
+def _derive_invariants(batch: pa.Table, frame: pd.DataFrame) -> None:
+    """Helper columns of the invariants the recipes trust (NaN where a list has another length than the first's).
+
+    _topk_overlap_error: |topk_overlap - |ids_base ∩ ids_rl| / K|. Where the RL top-1 t* (top1_rl) is in
+    base's list at entry i: _rl_top1_rank_excess = |rl_top1_rank_base - (1 + entries above entry i)|;
+    where it is not: _rl_top1_rank_missing = 1 if rl_top1_rank_base is below 1 + the entries above base's
+    K-th value (t* would then be in the list), else 0.
+    """
+    lengths = [pc.list_value_length(batch.column(n)).to_numpy(zero_copy_only=False)
+               for n in ("topk_base_ids", "topk_rl_ids", "topk_base_logp")]
+    n = batch.num_rows
+    k = int(lengths[0][0]) if n else 0
+    rows = (lengths[0] == k) & (lengths[1] == k) & (lengths[2] == k) if k else np.zeros(n, bool)
+    overlap_error, excess, missing = (np.full(n, np.nan) for _ in range(3))
+    if rows.any():
+        ids_b, ids_r = _square(batch.column("topk_base_ids"), rows, k), _square(batch.column("topk_rl_ids"), rows, k)
+        logp_b = _square(batch.column("topk_base_logp"), rows, k).astype(np.float64)
+        if "topk_overlap" in frame.columns:
+            shared = (ids_b[:, :, None] == ids_r[:, None, :]).any(-1).sum(-1)
+            overlap_error[rows] = np.abs(frame["topk_overlap"].to_numpy(np.float64)[rows] - shared / k)
+        if {"top1_rl", "rl_top1_rank_base"} <= set(frame.columns):
+            t_star = frame["top1_rl"].to_numpy(np.float64)[rows]
+            rank = frame["rl_top1_rank_base"].to_numpy(np.float64)[rows]
+            hit = ids_b == t_star[:, None]
+            found = hit.any(-1)
+            at = hit.argmax(-1)
+            above_t = (logp_b > logp_b[np.arange(len(at)), at][:, None]).sum(-1)
+            above_k = (logp_b > logp_b[:, -1:]).sum(-1)
+            excess[rows] = np.where(found, np.abs(rank - (1 + above_t)), np.nan)
+            missing[rows] = np.where(found, np.nan, (rank < 1 + above_k).astype(np.float64))
+    frame["_topk_overlap_error"], frame["_rl_top1_rank_excess"], frame["_rl_top1_rank_missing"] = (
+        overlap_error, excess, missing)
 
 
 def token_counts_frame(tokens: pa.Table, generations: pd.DataFrame, rl_models: tuple[str, ...]) -> pd.DataFrame:

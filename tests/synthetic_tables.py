@@ -104,6 +104,8 @@ def _token_rows(gen_id: str, sampler: str, rl_model: str, base_lg: np.ndarray, r
             "topk_base_ids": [int(x) for x in tk_b[i]], "topk_base_logp": [float(lpb[i, x]) for x in tk_b[i]],
             "topk_rl_ids": [int(x) for x in tk_r[i]], "topk_rl_logp": [float(lpr[i, x]) for x in tk_r[i]],
             "topk_overlap": len(set(tk_b[i]) & set(tk_r[i])) / TOP_K,
+            "p_base_rl_top1": float(pb[i, top1_r[i]]), "rl_mass_base_topk": float(pr[i, tk_b[i]].sum()),
+            "base_mass_rl_topk": float(pb[i, tk_r[i]].sum()),
         })
     return rows
 

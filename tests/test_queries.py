@@ -10,6 +10,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from bootstrap_reference import draws as _draws
 from bootstrap_reference import ratio_interval as _ratio_interval
@@ -202,7 +204,7 @@ def test_reranking(build, t):
 
 
 def _mass_row(row) -> dict:
-    """The mass_reallocation definitions, written independently with dicts."""
+    """The mass_reallocation bounds from the top-K lists (builds without the exact columns), written with dicts."""
     base = dict(zip(row.topk_base_ids, np.exp(np.asarray(row.topk_base_logp, dtype=float))))
     rl = dict(zip(row.topk_rl_ids, np.exp(np.asarray(row.topk_rl_logp, dtype=float))))
     p_k, q_k = min(base.values()), min(rl.values())
@@ -217,31 +219,63 @@ def _mass_row(row) -> dict:
         p_lo = p_hi = float(np.exp(np.float64(row.logp_base)))
     else:
         p_lo, p_hi = 0.0, p_k
-    known, unknown = 0.0, 0
-    for i in row.topk_base_ids:
-        if i in rl:
-            known += rl[i]
-        elif i == row.token_id:
-            known += float(np.exp(np.float64(row.logp_rl)))
-        else:
-            unknown += 1
-    outside = sum(q for i, q in rl.items() if i not in base)
-    rl_hi = max(known, min(known + unknown * q_k, 1.0 - outside))
+
+    def mass(of: dict, on: dict, token_logp: float, smallest: float) -> tuple[float, float, bool]:
+        """Bounds of the mass of distribution `of` (its top-K `of`) on the other top-K `on`."""
+        known, unknown = 0.0, 0
+        for i in on:
+            if i in of:
+                known += of[i]
+            elif i == row.token_id:
+                known += float(np.exp(np.float64(token_logp)))
+            else:
+                unknown += 1
+        outside = sum(v for i, v in of.items() if i not in on)
+        return known, max(known, min(known + unknown * smallest, 1.0 - outside)), unknown == 0
+
+    rl_lo, rl_hi, exact = mass(rl, base, row.logp_rl, q_k)
+    br_lo, br_hi, br_exact = mass(base, rl, row.logp_base, p_k)
     return {"gain_lo": q_star - p_hi, "gain_hi": q_star - p_lo, "base_mass": sum(base.values()),
-            "rl_lo": known, "rl_hi": rl_hi, "in_topk": star in base or row.rl_top1_rank_base <= k,
-            "exact": unknown == 0}
+            "rl_lo": rl_lo, "rl_hi": rl_hi, "in_topk": star in base or row.rl_top1_rank_base <= k,
+            "exact": exact, "br_lo": br_lo, "br_hi": br_hi, "br_exact": br_exact, "p_exact": p_lo == p_hi,
+            "gain": q_star - float(row.p_base_rl_top1)}
 
 
-def test_mass_reallocation(build, t):
-    res = run_recipe("mass_reallocation", build, {})
+EXACT = ["p_base_rl_top1", "rl_mass_base_topk", "base_mass_rl_topk"]
+
+
+@pytest.fixture(scope="module")
+def build_without_exact(build: Path) -> Path:
+    """The build with the exact reallocation columns NULL, as `tokenshift migrate` leaves a pre-2.1 build."""
+    out = build.parent / "no-exact"
+    if not out.exists():
+        shutil.copytree(build, out)
+        for part in sorted((out / "tokens").glob("*.parquet")):
+            table = pq.read_table(part)
+            for name in EXACT:
+                i = table.schema.get_field_index(name)
+                table = table.set_column(i, table.schema.field(i), pa.nulls(table.num_rows, pa.float32()))
+            write_parquet(table, part)
+        write_manifest(out)
+    return out
+
+
+def test_mass_reallocation(build, build_without_exact, t):
+    """Exact where the scorer's columns are filled (lo = hi, checked against the full-distribution values of the
+    synthetic tables), bounds from the lists where they are NULL; the bounds hold the exact values."""
+    exact = run_recipe("mass_reallocation", build, {})
+    bounds = run_recipe("mass_reallocation", build_without_exact, {})
     tok = t["tokens"]
     m = pd.DataFrame([_mass_row(r) for r in tok.itertuples(index=False)], index=tok.index)
     tok = pd.concat([tok, m], axis=1)
     assert (tok.gain_lo <= tok.gain_hi + 1e-12).all() and (tok.rl_lo <= tok.rl_hi + 1e-12).all()
+    assert (tok.gain_lo <= tok.gain + 1e-6).all() and (tok.gain <= tok.gain_hi + 1e-6).all()
+    assert not tok.exact.all() and not tok.p_exact.all()  # the bounds are not all trivially exact
     for subset, sub in (("all", tok), ("over_threshold", tok[tok.js64 >= 0.1])):
         for (sampler, rl), g in _groups(sub):
-            r = res[(res.sampler == sampler) & (res.rl_model == rl) & (res.subset == subset)].iloc[0]
-            assert r.n_tokens == len(g)
+            r, e = (res[(res.sampler == sampler) & (res.rl_model == rl) & (res.subset == subset)].iloc[0]
+                    for res in (bounds, exact))
+            assert r.n_tokens == e.n_tokens == len(g)
             _close(r.mean_gain_lo, g.gain_lo.mean(), 1e-6)
             _close(r.mean_gain_hi, g.gain_hi.mean(), 1e-6)
             _close(r.mean_base_mass_base_topk, g.base_mass.mean(), 1e-6)
@@ -250,6 +284,21 @@ def test_mass_reallocation(build, t):
             _close(r.mean_net_into_base_topk_lo, (g.rl_lo - g.base_mass).mean(), 1e-6)
             _close(r.rl_top1_in_base_topk, g.in_topk.mean())
             _close(r.exact_topk_share, g.exact.mean())
+            _close(r.mean_base_mass_rl_topk_lo, g.br_lo.mean(), 1e-6)
+            _close(r.mean_base_mass_rl_topk_hi, g.br_hi.mean(), 1e-6)
+            _close(r.exact_rl_topk_share, g.br_exact.mean())
+            _close(r.exact_top1_share, g.p_exact.mean())
+            # exact: lo = hi = the value from the full distributions, inside the list bounds
+            _close(e.mean_gain_lo, g.gain.mean(), 1e-6)
+            _close(e.mean_gain_hi, g.gain.mean(), 1e-6)
+            _close(e.mean_rl_mass_base_topk_lo, g.rl_mass_base_topk.astype(float).mean(), 1e-6)
+            _close(e.mean_rl_mass_base_topk_hi, e.mean_rl_mass_base_topk_lo)
+            _close(e.mean_base_mass_rl_topk_lo, g.base_mass_rl_topk.astype(float).mean(), 1e-6)
+            _close([e.exact_top1_share, e.exact_topk_share, e.exact_rl_topk_share], [1.0, 1.0, 1.0])
+            _close(e.rl_top1_in_base_topk, g.in_topk.mean())
+            _close(e.mean_base_mass_base_topk, g.base_mass.mean(), 1e-6)
+            assert r.mean_rl_mass_base_topk_lo - 1e-6 <= e.mean_rl_mass_base_topk_lo <= r.mean_rl_mass_base_topk_hi + 1e-6
+            assert r.mean_base_mass_rl_topk_lo - 1e-6 <= e.mean_base_mass_rl_topk_lo <= r.mean_base_mass_rl_topk_hi + 1e-6
 
 
 def test_divergent_tokens(build, t):
@@ -588,8 +637,10 @@ def test_hf_preamble_text():
     for table in ("prompts", "generations", "tokens", "cross_samples"):
         assert (f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM "
                 f"read_parquet('hf://datasets/some-org/token-shift@v1.0/{table}/*.parquet');") in text
-    # parses as SQL: setup, 4 views, the cross-sampling reference view, the bootstrap draws, weights and p(t*) macros
-    assert len(duckdb.extract_statements(text)) == 11
+    # parses as SQL: setup, 4 views, the cross-sampling reference view, the bootstrap draws, weights and p(t*)
+    # macros, the reallocation view (bounds where the exact columns are NULL: a Hub dataset's rows are not read here)
+    assert len(duckdb.extract_statements(text)) == 12
+    assert "CREATE OR REPLACE VIEW tokens_reallocation AS\nWITH t AS" in text
     assert text.index("VIEW cross_reference") > text.index("VIEW cross_samples")  # DuckDB binds it when created
     for bad in ("hf://datasets/org", "hf://models/org/name@v1", "hf://datasets/org/name@v1'; DROP"):
         with pytest.raises(TokenshiftError, match="hf://datasets/ORG/NAME@VERSION"):

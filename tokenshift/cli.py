@@ -37,7 +37,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from tokenshift.builders.commands import benchmark, build, merge, regrade
+    from tokenshift.builders.commands import benchmark, build, merge, migrate, regrade
     from tokenshift.builders.cross_commands import cross_sample
     from tokenshift.cards.commands import card
     from tokenshift.demo import demo
@@ -52,6 +52,7 @@ def _register() -> None:
     cli.add_command(benchmark)
     cli.add_command(merge)
     cli.add_command(regrade)
+    cli.add_command(migrate)
     cli.add_command(cross_sample)
     cli.add_command(query)
     cli.add_command(report)
