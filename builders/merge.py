@@ -16,7 +16,7 @@ from tokenshift.builders.shards import ShardSpec
 from tokenshift.errors import TokenshiftError
 from tokenshift.files import clean_leftovers, with_path
 from tokenshift.schemas.tables import TABLE_FIELDS
-from tokenshift.schemas.versions import build_version, upgrade_command
+from tokenshift.schemas.versions import build_version, upgrade_command, version_key
 
 _PER_RUN = ("created_at", "build_seconds", "tables", "shard", "command", "config", "cross_sampling_command",
             "ungraded", "cross_sampling_runs", "cross_sampling", "cross_sampling_seconds")
@@ -62,6 +62,13 @@ def merge_builds(inputs: list[Path], out: Path) -> Path:
     first = manifests[0]
     identity = {k: v for k, v in first["config"].items() if k not in _PER_SHARD}
     specs = []
+    versions = [build_version(path, m) for path, m in zip(inputs, manifests)]
+    for path, version in zip(inputs, versions):
+        if version != versions[0]:  # checked before the configs: a newer tokenshift records more settings
+            older = path if version_key(version) < version_key(versions[0]) else inputs[0]
+            raise TokenshiftError(f"{path} follows schema version {version}, {inputs[0]} version {versions[0]}: a "
+                                  "build is one version; merge shards built by one tokenshift, or run "
+                                  f"`{upgrade_command(older)}` on the older first")
     for path, m in zip(inputs, manifests):
         other = {k: v for k, v in m["config"].items() if k not in _PER_SHARD}
         if other != identity:
@@ -71,10 +78,6 @@ def merge_builds(inputs: list[Path], out: Path) -> Path:
         if _cross_identities(m) != _cross_identities(first):
             raise TokenshiftError(f"{path} has other cross-sampling runs: merge only shards "
                                   "cross-sampled with the same commands")
-        if build_version(path, m) != build_version(inputs[0], first):
-            raise TokenshiftError(f"{path} follows schema version {build_version(path, m)} and {inputs[0]} "
-                                  f"{build_version(inputs[0], first)}: a build is one version; merge shards built by "
-                                  f"one tokenshift, or run `{upgrade_command(path)}` on the older first")
         specs.append(ShardSpec.parse(m["config"]["shard"]))
     counts = {s.count for s in specs}
     indices = sorted(s.index for s in specs)

@@ -38,6 +38,11 @@ LABELLED_1_0 = "2.0"  # builds of this version carry the label "1.0" (written be
 IMPLIED = {"cross_samples": {"criterion": "js", "mix_weight": 1.0}}
 
 
+def version_key(version: str) -> tuple[int, ...]:
+    """A version as numbers, for ordering ("10.0" after "2.1")."""
+    return tuple(int(x) for x in version.split("."))
+
+
 def upgrade_command(spec: str | Path) -> str:
     """The command that brings a build of a past version to the current one."""
     return f"tokenshift migrate {spec} --out NEW_DIR"

@@ -43,6 +43,9 @@ def _reference(base, rl, ids, prompt_len, vocab, k):
     ref["topk_rl_logp"] = np.take_along_axis(lpr, ref["topk_rl_ids"], -1)
     ref["topk_overlap"] = np.array([len(set(a) & set(b)) / k for a, b in
                                     zip(ref["topk_base_ids"], ref["topk_rl_ids"])])
+    ref["p_base_rl_top1"] = pb[rows, ref["top1_rl"]]
+    ref["rl_mass_base_topk"] = np.take_along_axis(pr, ref["topk_base_ids"], -1).sum(-1)
+    ref["base_mass_rl_topk"] = np.take_along_axis(pb, ref["topk_rl_ids"], -1).sum(-1)
     return ref
 
 
