@@ -110,7 +110,11 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
         _prepare_out(out, overwrite)
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         head = [MARKER, "# tokenshift report", "",
-                f"- Source: `{src.spec}`", f"- Tables: {_table_counts(con, src)}",
+                f"- Source: `{src.spec}` (schema version {src.version})", f"- Tables: {_table_counts(con, src)}",
+                *([] if src.exact_rows or src.kind != "local" or "tokens" not in src.tables else [
+                    "- Reallocation (mass_reallocation, evolution): this build lacks the exact per-position columns "
+                    "of schema version 2.1 (p_base_rl_top1, rl_mass_base_topk, base_mass_rl_topk), so those recipes "
+                    "give lo/hi bounds from the top-K lists; a build made by this tokenshift gives exact values."]),
                 f"- Generated {stamp} by tokenshift {__version__}, DuckDB {duckdb.__version__}",
                 "- Units: JS divergence and entropies in nats (natural log; JS ≤ ln 2 ≈ 0.693); shares in the "
                 "CSVs are fractions in [0, 1], shown as % in the figures; positions relative to answer length.",

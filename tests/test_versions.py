@@ -124,13 +124,23 @@ def test_old_cross_samples_read_as_their_version_implies(old):
     assert exact[0] > 0 and exact[1] == 0  # the 2.1 columns read as NULL
 
 
-def test_card_of_an_old_build_describes_its_version(old):
+def test_card_publish_and_view_of_an_old_build(old, tmp_path):
+    """The card describes the build's own version; the old build publishes (validated against that version) and
+    the published version is queried and viewed like any other."""
+    from tokenshift.publish.local import publish_local
+    from tokenshift.queries.viewer import write_viewer
+
     version, build = old
     text = write_card(build).read_text(encoding="utf-8")
     assert f"schema version {version}." in text and "tokenshift migrate" in text
     if version == "1.0":
         assert "JS threshold in nats for an intervention" in text and "`criterion`" not in text
     assert "`p_base_rl_top1`" not in text
+    published = publish_local(build, tmp_path / "registry", "1.0.0")
+    assert json.loads((published / "manifest.json").read_text())["schema_version"] == "1.0"
+    assert len(run_recipe("mass_reallocation", f"{tmp_path / 'registry'}@latest")) > 0
+    index = write_viewer(f"{tmp_path / 'registry'}@1.0.0", tmp_path / "view", top=1)
+    assert Path(index).is_file() and len(list((tmp_path / "view").rglob("*.html"))) > 1
 
 
 def test_writers_refuse_old_builds_in_one_line(old):
