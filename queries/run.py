@@ -17,7 +17,14 @@ import pandas as pd
 
 from tokenshift.errors import TokenshiftError
 from tokenshift.queries.recipes import Recipe, check_value, load_recipe, recipe_names
-from tokenshift.queries.sources import OPTIONAL, Source, preamble_statements, reallocation_view, resolve_source
+from tokenshift.queries.sources import (
+    OPTIONAL,
+    Source,
+    preamble_statements,
+    reallocation_view,
+    resolve_source,
+    table_view,
+)
 
 
 class MissingTableError(TokenshiftError):
@@ -49,6 +56,10 @@ def connect(source: str | os.PathLike | Source, cache: bool = False,
             continue  # a view derived from a table the Hub dataset does not have
         try:
             con.execute(statement)
+            if src.kind == "hf" and table and table not in present:  # a Hub dataset of an older version:
+                names = tuple(r[0] for r in con.execute(f"DESCRIBE {_ident(table)}").fetchall())
+                src = dataclasses.replace(src, columns=(*src.columns, (table, names)))
+                con.execute(table_view(src, table))  # its missing columns read as NULL (or as implied)
         except duckdb.Error as err:
             if src.kind == "hf" and table in OPTIONAL:
                 absent.add(table)  # the Hub dataset has no such table

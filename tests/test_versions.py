@@ -245,3 +245,21 @@ def test_validation_checks_the_invariants_recipes_trust(tmp_path):
     refresh_manifest_tables(build)
     failed = {(r.column, r.unexpected_count) for r in validate_build(build).results if not r.success}
     assert ("rl_top1_rank_base", 1) in failed and ("topk_overlap", 1) in failed
+
+
+def test_a_hub_dataset_of_an_old_version_reads_missing_columns_as_null(monkeypatch):
+    """A Hub source has no manifest to read the version from: each view's columns are looked up once opened.
+    (The fixture folder stands in for the Hub: the same views, without httpfs.)"""
+    import tokenshift.queries.run as run
+    from tokenshift.queries.sources import TABLES, Source, preamble_statements
+
+    local = [(t, s) for t, s in preamble_statements(Source("hf", (FIXTURES / "1.0").as_posix(), TABLES, "hub"))
+             if "httpfs" not in s and "SECRET" not in s]
+    monkeypatch.setattr(run, "preamble_statements", lambda src: local)
+    con, src = run.connect(Source("hf", (FIXTURES / "1.0").as_posix(), TABLES, "hub"))
+    try:
+        assert con.execute("SELECT DISTINCT criterion, mix_weight FROM cross_samples").fetchall() == [("js", 1.0)]
+        assert con.execute("SELECT count(p_base_rl_top1) FROM tokens").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM tokens_reallocation").fetchone()[0] > 0
+    finally:
+        con.close()
