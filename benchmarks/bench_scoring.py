@@ -148,6 +148,7 @@ def before(base, rl, prompt, answer, vocab, args):
                               capture_output=True, text=True, check=True).stdout
         spec = importlib.util.spec_from_loader(f"score_{args.before_ref}", loader=None)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
         exec(compile(text, f"{args.before_ref}:builders/score.py", "exec"), module.__dict__)
         _BEFORE[args.before_ref] = module
     module = _BEFORE[args.before_ref]
