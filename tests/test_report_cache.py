@@ -11,6 +11,7 @@ from synthetic_build import add_cross_samples, make_build
 
 from tokenshift.queries.recipes import load_recipe, recipe_names
 from tokenshift.queries.run import _scan_projections, connect, execute_recipe
+from tokenshift.queries.sources import reallocation_view, resolve_source
 from tokenshift.schemas.tables import TABLE_FIELDS
 
 
@@ -29,7 +30,8 @@ def test_every_recipe_equal_on_views_and_on_the_cached_tables(crossed):
     cached, cached_src = connect(crossed, cache=True)
     try:
         assert src.tables == cached_src.tables == ("prompts", "generations", "tokens", "cross_samples")
-        derived = ("cross_reference",)  # the preamble's view over the others (cross-sampling reference counts)
+        # the preamble's views over the others (cross-sampling reference counts, per-position reallocation)
+        derived = ("cross_reference", "tokens_reallocation")
         assert sorted(_sources(views)) == sorted(src.tables + derived)
         assert all("read_parquet" in sql for name, sql in _sources(views).items() if name not in derived)
         cached_sources = _sources(cached)  # every table's view now reads the cache database, no parquet file
@@ -56,6 +58,8 @@ def test_cached_tokens_hold_exactly_the_columns_the_recipes_name(crossed):
         recipe = load_recipe(name)
         if "tokens" in recipe.tables:
             body = "\n".join(line.split("--")[0] for line in recipe.sql.splitlines())
+            if "tokens_reallocation" in body:  # the preamble's view of the exact columns: what it reads counts
+                body += reallocation_view(resolve_source(crossed))
             named |= set(re.findall(r"[A-Za-z_]\w*", body)) & set(fields)
     con, _ = connect(crossed, cache=True)
     try:
