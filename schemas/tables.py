@@ -103,8 +103,8 @@ def _bound_text(value: Bound) -> str:
 
 _LOGP = "log-probability in nats (natural log), <= 0"
 _TOPK_NOTE = "K = the build's top_k_candidates, most probable first"
-_EXACT_NULL = ("float32 sum over the full vocabulary at build time; null only in builds migrated from schema "
-               "version < 2.1 (`tokenshift migrate`: not computable without the models)")
+_EXACT_NULL = ("computed in float32 from both full distributions at build time; null only in builds migrated from "
+               "schema version < 2.1 (`tokenshift migrate`: not computable without the models)")
 
 PROMPTS = (
     Field("problem_id", pa.string(), "problem identifier from the benchmark, as a string"),
@@ -165,7 +165,7 @@ TOKENS = (
     Field("topk_rl_logp", pa.list_(pa.float32()), f"RL top-K {_LOGP}; {_TOPK_NOTE}",
           length=TOP_K, item_high=0.0, tol=FLOAT32_TOL, descending=True, unit="nats"),
     Field("topk_overlap", pa.float32(), "|top-K base ∩ top-K RL| / K, in [0, 1]", low=0.0, high=1.0, tol=FLOAT32_TOL, unit="fraction"),
-    Field("p_base_rl_top1", pa.float32(), f"base probability of the RL top-1 token (top1_rl), in [0, 1], from the full distribution; {_EXACT_NULL}",
+    Field("p_base_rl_top1", pa.float32(), f"base probability of the RL top-1 token (top1_rl), in [0, 1]; {_EXACT_NULL}",
           True, low=0.0, high=1.0, tol=FLOAT32_TOL, unit="probability"),
     Field("rl_mass_base_topk", pa.float32(), f"RL probability mass on base's top-K tokens (topk_base_ids), in [0, 1]; {_EXACT_NULL}",
           True, low=0.0, high=1.0, tol=FLOAT32_TOL, unit="probability"),
