@@ -42,6 +42,7 @@ def migrate_build(source: str | Path, out: str | Path) -> Path:
         raise TokenshiftError(f"--out {out} is not empty: choose a new directory")
     check_parts(src, recorded, version)
     runs = _cross_runs(src, recorded, version)
+    imported = isinstance(recorded.get("import"), dict)  # answers imported: some fields may be null (tables.py)
     clean_leftovers(out.absolute().parent, recursive=False)
     tmp = out.with_name(f".{out.name}.migrating-{os.getpid()}")
     try:
@@ -51,7 +52,7 @@ def migrate_build(source: str | Path, out: str | Path) -> Path:
                 manifest.verify_part(src, rel, entry)  # read only as its build recorded it
                 part = pq.read_table(src / rel)
                 new_rel = rel if table != CROSS or runs is None else f"{CROSS}/{Path(rel).stem}-{runs[0]['run_id']}.parquet"
-                files.update(manifest.write_part(tmp, new_rel, _upgraded(table, part, runs, src)))
+                files.update(manifest.write_part(tmp, new_rel, _upgraded(table, part, runs, src, imported)))
         payload = {**recorded, "schema_version": SCHEMA_VERSION, "tables": manifest.tables_from_files(files),
                    "migrated_from": {"schema_version": version, "manifest_sha256": manifest.manifest_fingerprint(recorded),
                                      "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -91,7 +92,7 @@ def _cross_runs(src: Path, recorded: dict, version: str) -> list[dict] | None:
              or run.command_line(), "seconds": recorded.get("cross_sampling_seconds", 0.0), "rows": rows}]
 
 
-def _upgraded(table: str, part: pa.Table, runs: list[dict] | None, src: Path) -> pa.Table:
+def _upgraded(table: str, part: pa.Table, runs: list[dict] | None, src: Path, imported: bool = False) -> pa.Table:
     """`part` under the current contract: its own columns as they are, the missing ones filled."""
     present = set(part.column_names)
     filled = {}
@@ -106,7 +107,7 @@ def _upgraded(table: str, part: pa.Table, runs: list[dict] | None, src: Path) ->
             raise TokenshiftError(f"{src} lacks {table}.{field.name}, which the current schema requires and which "
                                   "cannot be computed without the models: rebuild it with this tokenshift "
                                   f"(`{manifest.read_manifest(src).get('command', 'tokenshift build')}`)")
-    target = schema(table)
+    target = schema(table, imported)
     columns = [(part.column(f.name) if part.schema.field(f.name).type == f.type else part.column(f.name).cast(f.type))
                if f.name in present else filled[f.name] for f in target]
     return pa.Table.from_arrays(columns, schema=target)
