@@ -262,6 +262,11 @@ def prepare_out(config: BuildConfig, overwrite: bool) -> Path:
     return out
 
 
+def work_config(config: BuildConfig) -> dict:
+    """What a build records of itself when it starts: its identity and the schema version its parts follow."""
+    return {**config.identity(), "schema_version": SCHEMA_VERSION}
+
+
 def read_work_config(path: Path) -> dict:
     """A step's recorded config (a work file); a one-line error when it is damaged."""
     try:
@@ -339,7 +344,7 @@ def run_build(config: BuildConfig, overwrite: bool = False, progress: bool = Tru
         with executor.session(placement):
             if overwrite:
                 _clear_build(out)
-            write_json_atomic(out / WORK_DIR / CONFIG_FILE, {**config.identity(), "schema_version": SCHEMA_VERSION})
+            write_json_atomic(out / WORK_DIR / CONFIG_FILE, work_config(config))
             spec = ShardSpec.parse(config.shard)
             todo = [k for k, _ in enumerate(shard_ranges(len(problems), config.shard_size))
                     if spec.owns(k) and not is_done(out, "tokens", k)]

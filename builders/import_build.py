@@ -32,6 +32,7 @@ from tokenshift.builders.build import (
     prepare_out,
     recorded_tables,
     validate_config,
+    work_config,
 )
 from tokenshift.builders.shards import (
     WORK_DIR,
@@ -274,7 +275,7 @@ def run_import(config: BuildConfig, overwrite: bool = False, progress: bool = Tr
             if overwrite:
                 _clear_build(out)
             write_json_atomic(out / WORK_DIR / SOURCE_FILE, hashes)
-            write_json_atomic(out / WORK_DIR / CONFIG_FILE, config.identity())
+            write_json_atomic(out / WORK_DIR / CONFIG_FILE, work_config(config))
             spec = ShardSpec.parse(config.shard)
             todo = [k for k, _ in enumerate(shard_ranges(len(prepared.problems), config.shard_size))
                     if spec.owns(k) and not is_done(out, "tokens", k)]
