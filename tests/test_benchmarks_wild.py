@@ -16,7 +16,7 @@ import tokenshift
 from tokenshift.builders import gold_rules
 from tokenshift.builders.benchmark_check import check_benchmark
 from tokenshift.builders.benchmarks import Fields, read_benchmark
-from tokenshift.builders.build import BuildConfig, command_line, prepare_out, run_build
+from tokenshift.builders.build import BuildConfig, command_line, prepare_out, run_build, work_config
 from tokenshift.builders.grade import grade_answer, grade_many, tuple_gold
 from tokenshift.builders.shards import WORK_DIR
 from tokenshift.cards.render import render_card
@@ -248,7 +248,7 @@ def test_no_new_flag_adds_nothing_to_the_command_and_an_older_work_config_resume
     config = BuildConfig(out=str(tmp_path / "b"), samples=1)
     work = tmp_path / "b" / WORK_DIR
     work.mkdir(parents=True)
-    older = {k: v for k, v in json.loads(json.dumps(config.identity())).items()
+    older = {k: v for k, v in json.loads(json.dumps(work_config(config))).items()
              if k not in ("gold_transform", "skip_invalid", "benchmark_name")}
     (work / "config.json").write_text(json.dumps(older))
     assert prepare_out(config, overwrite=False) == Path(config.out)  # fields it lacks were at their defaults

@@ -11,7 +11,7 @@ from interrupt import dies_on_call
 from tiny_pair import make_pair
 
 import tokenshift.builders.build as build_module
-from tokenshift.builders.build import BuildConfig, run_build
+from tokenshift.builders.build import BuildConfig, run_build, work_config
 from tokenshift.errors import TokenshiftError
 
 
@@ -89,7 +89,7 @@ def test_finished_build_is_not_overwritten_and_config_change_refused(tmp_path, p
         run_build(_config(straight, pair, gsm8k), progress=False)
     out = tmp_path / "partial"
     (out / ".tokenshift").mkdir(parents=True)
-    (out / ".tokenshift" / "config.json").write_text(json.dumps(_config(out, pair, gsm8k).identity()))
+    (out / ".tokenshift" / "config.json").write_text(json.dumps(work_config(_config(out, pair, gsm8k))))
     with pytest.raises(TokenshiftError, match=r"another config \(samples: 2 -> 3\)"):
         run_build(_config(out, pair, gsm8k, samples=3), progress=False)
 
