@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tokenshift.schemas.values import BUDGET_UNITS, CRITERIA, DIRECTION_CHOICES, PROTOCOLS
+from tokenshift.schemas.values import BUDGET_UNITS, CRITERIA, DIRECTION_CHOICES, MIX_SPACES, PROTOCOLS, SIGNS
 
 
 @click.command("cross-sample")
@@ -14,16 +14,28 @@ from tokenshift.schemas.values import BUDGET_UNITS, CRITERIA, DIRECTION_CHOICES,
 @click.option("--criterion", default="js", show_default=True, metavar="|".join(CRITERIA),
               help="What selects a position: js, kl = KL(driver || other), kl_reverse = KL(other || driver), "
                    "entropy (the driver's), each >= a threshold over the full vocabulary in float32; "
-                   "top1_differs: the two argmaxes differ (no threshold); random: --rate or --match.")
+                   "delta_logp = log p_other(t) - log p_driver(t) of the token t the driver draws, <= or >= a "
+                   "threshold (--sign); top1_differs: the two argmaxes differ (no threshold); all: every "
+                   "position (no threshold); random: --rate or --match.")
 @click.option("--thresholds", default=None,
               help="Thresholds of the criterion (protocol threshold): js in nats of JS, in [0, ln 2] "
                    "(default 0.05,0.1,0.2); kl and kl_reverse in nats of KL, >= 0 (default 0.1,0.5,1); "
-                   "entropy in nats of entropy, in [0, ln V] (default 0.5,1,2). Not for top1_differs, random.")
+                   "entropy in nats of entropy, in [0, ln V] (default 0.5,1,2); delta_logp in nats, any finite "
+                   "(default -1,-0.3,-0.1 with --sign le, 0.1,0.3,1 with --sign ge). Not for top1_differs, all, "
+                   "random.")
+@click.option("--sign", type=click.Choice(SIGNS), default=None,
+              help="--criterion delta_logp (or random --match delta_logp): le selects where delta log p <= "
+                   "threshold (the other model disfavours the driver's token; the default), ge where >= threshold.")
 @click.option("--budgets", default=None,
               help="Most interventions per answer; inf = unlimited (default 0,1,2,4,8,16,32,inf). "
                    "Resample: steps 0..max. Not with --match.")
 @click.option("--mix-weight", type=float, default=1.0, show_default=True,
-              help="W in (0, 1]: at a selected position sample from (1 - W) p_driver + W p_other (1 = swap).")
+              help="W: at a selected position sample from (1 - W) p_driver + W p_other, W in (0, 1] (1 = swap); "
+                   "with --mix-space log any finite W.")
+@click.option("--mix-space", type=click.Choice(MIX_SPACES), default="prob", show_default=True,
+              help="log: sample from softmax((1 - W) log p_driver + W log p_other) over the full vocabulary, then "
+                   "temperature and top-p; W = 1 is the other model's token, W > 1 extrapolates past it, W = 0 "
+                   "is the driver's.")
 @click.option("--rate", default=None, metavar="P[,P...]",
               help="--criterion random: intervene at each position with probability P, in [0, 1].")
 @click.option("--match", default=None, metavar="CRITERION",
@@ -68,8 +80,8 @@ def cross_sample(build_dir: str, thresholds: str | None, budgets: str | None, ra
     again resume or change nothing.
     """
     from tokenshift.builders.cross_sample import (
-        DEFAULT_THRESHOLDS,
         CrossSampleConfig,
+        default_thresholds,
         load_build,
         parse_numbers,
         resolve,
@@ -82,7 +94,8 @@ def cross_sample(build_dir: str, thresholds: str | None, budgets: str | None, ra
     if budgets is not None and options["match"] is not None:
         raise TokenshiftError("--budgets does not apply to --match (the control takes the matched settings): drop it")
     if thresholds is None:
-        chosen = DEFAULT_THRESHOLDS.get(options["criterion"]) if options["protocol"] == "threshold" else None
+        chosen = (default_thresholds(options["criterion"], options["sign"]) if options["protocol"] == "threshold"
+                  else None)
     else:
         chosen = parse_numbers(thresholds, "--thresholds")
     config = CrossSampleConfig(out=build_dir, thresholds=chosen,

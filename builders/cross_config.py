@@ -18,21 +18,33 @@ from tokenshift.builders import executor
 from tokenshift.builders.score import LN2
 from tokenshift.builders.shards import ShardSpec
 from tokenshift.errors import TokenshiftError
-from tokenshift.schemas.values import CRITERIA, MATCHABLE
+from tokenshift.schemas.values import CRITERIA, MATCHABLE, MIX_SPACES, SIGNS
 
 PROTOCOLS = ("threshold", "resample")
 DIRECTIONS = ("forward", "reverse", "both")
 BUDGET_UNITS = ("tokens", "fraction")
-THRESHOLD_CRITERIA = ("js", "kl", "kl_reverse", "entropy")  # select where the criterion's value >= threshold
+# select where the criterion's value >= threshold (delta_logp: <= with --sign le, the default, or >= with ge)
+THRESHOLD_CRITERIA = ("js", "kl", "kl_reverse", "entropy", "delta_logp")
 
-# Default thresholds per criterion, in the criterion's units (nats of divergence, or of entropy).
+# Default thresholds per criterion, in the criterion's units (nats of divergence, of entropy, or of Δlog p);
+# delta_logp's are for --sign le, DELTA_GE_THRESHOLDS for --sign ge.
 DEFAULT_THRESHOLDS = {"js": (0.05, 0.1, 0.2), "kl": (0.1, 0.5, 1.0), "kl_reverse": (0.1, 0.5, 1.0),
-                      "entropy": (0.5, 1.0, 2.0)}
+                      "entropy": (0.5, 1.0, 2.0), "delta_logp": (-1.0, -0.3, -0.1)}
+DELTA_GE_THRESHOLDS = (0.1, 0.3, 1.0)
+DEFAULT_SIGN = "le"  # delta_logp: where the other model disfavours the driver's token (the companion paper's)
 THRESHOLD_UNITS = {"js": "nats of JS(p_driver, p_other), in [0, ln 2]",
                    "kl": "nats of KL(p_driver || p_other), >= 0",
                    "kl_reverse": "nats of KL(p_other || p_driver), >= 0",
-                   "entropy": "nats of the driver's entropy, in [0, ln V]"}
+                   "entropy": "nats of the driver's entropy, in [0, ln V]",
+                   "delta_logp": "nats of log p_other(t) - log p_driver(t) of the driver's token t, any finite"}
 INF = math.inf
+
+
+def default_thresholds(criterion: str, sign: str | None = None) -> tuple[float, ...] | None:
+    """The thresholds a run of `criterion` (delta_logp: with `sign`) uses when none are given."""
+    if criterion == "delta_logp" and (sign or DEFAULT_SIGN) == "ge":
+        return DELTA_GE_THRESHOLDS
+    return DEFAULT_THRESHOLDS.get(criterion)
 
 
 @dataclass(frozen=True)
@@ -53,11 +65,13 @@ class CrossSampleConfig:
     ray_workers: int | None = None
     max_branches: int = 8  # settings decoded as one tree of shared prefixes: up to this many copies of a batch's caches
     criterion: str = "js"
-    mix_weight: float = 1.0  # at a selected position sample from (1 - W) p_driver + W p_other
+    mix_weight: float = 1.0  # at a selected position sample from (1 - W) p_driver + W p_other (mix_space)
     rate: tuple[float, ...] = ()  # random: per-position intervention probabilities
     match: str | None = None  # random: intervene at the per-answer rate this criterion's runs realised
     control_seeds: int = 1  # random: repetitions, each with its own selection draws
     matched_runs: tuple[str, ...] = ()  # resolved for --match: run_ids of the runs whose rates are matched
+    sign: str | None = None  # delta_logp (and random --match delta_logp): 'le' or 'ge'; None: 'le' there
+    mix_space: str = "prob"  # 'log': sample from softmax((1 - W) log p_driver + W log p_other), any finite W
 
     def __post_init__(self):
         check_field_types(self)
@@ -67,8 +81,10 @@ class CrossSampleConfig:
         return {k: _json_value(v) for k, v in dataclasses.asdict(self).items()}
 
     def identity(self) -> dict:
-        """The fields that decide the rows (a resumed or re-run cross-sampling must match them)."""
-        return {k: v for k, v in self.as_json().items() if k not in EXECUTION_FIELDS}
+        """The fields that decide the rows (a resumed or re-run cross-sampling must match them); sign and
+        mix_space only where they are not their defaults, so the runs without them keep their run_ids."""
+        return {k: v for k, v in self.as_json().items()
+                if k not in EXECUTION_FIELDS and not (k in QUIET_DEFAULTS and v == QUIET_DEFAULTS[k])}
 
     def run_id(self) -> str:
         """'<criterion>-<8 hex digits of sha256 of the identity>': names the run's parts, markers and rows."""
@@ -89,7 +105,7 @@ class CrossSampleConfig:
 
     def command_line(self) -> str:
         """The `tokenshift cross-sample` command that reproduces this run (non-default flags only)."""
-        defaults = CrossSampleConfig(out=self.out, thresholds=DEFAULT_THRESHOLDS.get(self.criterion, ()))
+        defaults = CrossSampleConfig(out=self.out, thresholds=default_thresholds(self.criterion, self.sign) or ())
         parts = ["tokenshift", "cross-sample", self.out]
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -106,6 +122,7 @@ class CrossSampleConfig:
 
 
 EXECUTION_FIELDS = ("out", "shard", "ray", "ray_workers", "max_branches")  # how shards run, not what they hold
+QUIET_DEFAULTS = {"sign": None, "mix_space": "prob"}  # fields left out of the identity at these values
 
 
 def _json_value(value):
@@ -149,11 +166,18 @@ def _criterion_checks(config: CrossSampleConfig) -> list[tuple[bool, str]]:
     """Criterion, mix weight, rate, match and control seeds: each flag only where it means something."""
     c = config.criterion
     w = config.mix_weight
+    finite = isinstance(w, (int, float)) and math.isfinite(w)
+    signed = c == "delta_logp" or (c == "random" and config.match == "delta_logp")
     checks = [
         (c in CRITERIA, f"unknown --criterion {c!r}: use {', '.join(CRITERIA)}"),
-        (isinstance(w, (int, float)) and not math.isnan(w) and 0 < w <= 1,
-         f"--mix-weight must be in (0, 1] (got {w}): 1 takes the other model's token, "
-         "smaller W samples from (1 - W) p_driver + W p_other"),
+        (config.mix_space in MIX_SPACES, f"unknown --mix-space {config.mix_space!r}: use {' or '.join(MIX_SPACES)}"),
+        (config.mix_space != "prob" or (finite and 0 < w <= 1),
+         f"--mix-weight must be in (0, 1] (got {w}): 1 takes the other model's token, smaller W samples from "
+         "(1 - W) p_driver + W p_other; --mix-space log allows any finite W (W > 1 extrapolates)"),
+        (config.mix_space != "log" or finite, f"--mix-weight must be a finite number with --mix-space log (got {w})"),
+        (config.sign is None or config.sign in SIGNS, f"unknown --sign {config.sign!r}: use le or ge"),
+        (config.sign is None or signed,
+         f"--sign applies to --criterion delta_logp only (got --criterion {c}): drop it"),
         (isinstance(config.control_seeds, int) and config.control_seeds >= 1,
          f"--control-seeds must be >= 1 (got {config.control_seeds})"),
         (all(0 <= r <= 1 for r in config.rate),
@@ -174,7 +198,7 @@ def _criterion_checks(config: CrossSampleConfig) -> list[tuple[bool, str]]:
             (config.match is None, f"--match applies to --criterion random only (got --criterion {c})"),
             (config.control_seeds == 1, f"--control-seeds applies to --criterion random only (got --criterion {c})"),
         ]
-    if c in ("top1_differs", "random"):
+    if c in ("top1_differs", "all", "random"):
         checks.append((not config.thresholds, f"--thresholds does not apply to --criterion {c}: drop it"))
     if config.protocol == "resample":
         checks.append((c == "js", f"--protocol resample selects by JS: drop --criterion {c}"))
@@ -182,7 +206,13 @@ def _criterion_checks(config: CrossSampleConfig) -> list[tuple[bool, str]]:
 
 
 def _threshold_checks(config: CrossSampleConfig) -> list[tuple[bool, str]]:
-    thresholds = config.thresholds if config.thresholds is not None else DEFAULT_THRESHOLDS.get(config.criterion, ())
+    thresholds = config.thresholds if config.thresholds is not None else default_thresholds(config.criterion,
+                                                                                            config.sign)
+    if config.criterion == "delta_logp":
+        bad = [t for t in thresholds if not math.isfinite(t)]
+        return [(config.thresholds != (), "--thresholds is empty: give at least one, e.g. -0.3"),
+                (not bad, "--thresholds must be finite nats of delta log p for --criterion delta_logp "
+                          f"(got {', '.join(_fmt(t) for t in bad)})")]
     high = LN2 if config.criterion == "js" else INF
     bad = [t for t in thresholds if not 0 <= t <= high]
     unit = "[0, ln 2 = 0.6931] nats" if config.criterion == "js" else ">= 0 nats"
@@ -241,12 +271,15 @@ def _matched_runs(config: CrossSampleConfig, build: dict) -> tuple[str, ...]:
     for run in recorded_runs(build):
         other = CrossSampleConfig.from_json(run["config"])
         if (other.criterion == config.match and other.mix_weight == config.mix_weight
+                and other.mix_space == config.mix_space and other.sign == config.sign
                 and other.rl_model == config.rl_model and other.protocol == "threshold"):
             keys.append(run["run_id"])
     if not keys:
-        raise TokenshiftError(f"--match {config.match}: {config.out} has no finished --criterion {config.match} "
-                              f"run with --mix-weight {_fmt(config.mix_weight)} for {config.rl_model}: "
-                              "cross-sample it first")
+        sign = f" --sign {config.sign}" if config.sign else ""
+        space = " --mix-space log" if config.mix_space == "log" else ""
+        raise TokenshiftError(f"--match {config.match}: {config.out} has no finished --criterion {config.match}"
+                              f"{sign} run with --mix-weight {_fmt(config.mix_weight)}{space} for "
+                              f"{config.rl_model}: cross-sample it first")
     return tuple(sorted(keys))
 
 
@@ -258,7 +291,8 @@ def resolve(config: CrossSampleConfig, build: dict) -> CrossSampleConfig:
         raise TokenshiftError(f"unknown --rl-model {rl_model!r}: this build has {', '.join(rl_names)}")
     thresholds = ()
     if config.protocol == "threshold" and config.criterion in THRESHOLD_CRITERIA:
-        given = config.thresholds if config.thresholds is not None else DEFAULT_THRESHOLDS[config.criterion]
+        given = config.thresholds if config.thresholds is not None else default_thresholds(config.criterion,
+                                                                                          config.sign)
         thresholds = tuple(sorted(set(map(float, given))))
     vocab = (build.get("tokenizer") or {}).get("vocab_size")
     if config.criterion == "entropy" and vocab and max(thresholds, default=0) > math.log(vocab):
@@ -268,7 +302,9 @@ def resolve(config: CrossSampleConfig, build: dict) -> CrossSampleConfig:
         config, thresholds=thresholds, budgets=tuple(sorted(set(map(float, config.budgets)))),
         samples=config.samples or build["config"]["samples"],
         seed=build["config"]["seed"] if config.seed is None else config.seed, rl_model=rl_model,
-        mix_weight=float(config.mix_weight), rate=tuple(sorted(set(map(float, config.rate)))))
+        mix_weight=float(config.mix_weight), rate=tuple(sorted(set(map(float, config.rate)))),
+        sign=(config.sign or DEFAULT_SIGN) if config.criterion == "delta_logp" or config.match == "delta_logp"
+        else None)
     if config.match is not None:
         resolved = dataclasses.replace(resolved, budgets=(), matched_runs=_matched_runs(resolved, build))
     return resolved

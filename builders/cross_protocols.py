@@ -3,9 +3,10 @@
 Protocol 'threshold' (default). forward: base drives; at each step both models' next-token
 distributions are computed for the same prefix; where the criterion selects the position (JS, KL,
 reverse KL or the driver's entropy >= threshold, in nats over the full temperature- and top-p-free
-distributions; the argmaxes differ; or a random draw below a rate) and the answer's budget is not
-spent, the token is sampled from (1 − W)·p_driver + W·p_other (W = 1: from p_rl), otherwise from
-p_base. reverse: RL drives, base intervenes. Budget 0 is the driver alone; inf intervenes at every
+distributions; Δlog p of the driver's token <= or >= threshold; the argmaxes differ; every position;
+or a random draw below a rate) and the answer's budget is not spent, the token is sampled from
+(1 − W)·p_driver + W·p_other, or with --mix-space log from softmax((1 − W)·log p_driver + W·log p_other)
+(W = 1: from p_rl), otherwise from p_base. reverse: RL drives, base intervenes. Budget 0 is the driver alone; inf intervenes at every
 selected position. --budget-unit fraction: a budget b allows at most floor(b × max_new_tokens)
 interventions per answer, a cap fixed before decoding (so an early fork can always be taken).
 A random control matched to a criterion (--match) intervenes at each answer's realised rate of that
@@ -55,7 +56,8 @@ if TYPE_CHECKING:
 
 RESAMPLE_PERCENTILE = 90.0
 NOT_REPRODUCED = "not reproduced"  # Run.said key: a run that found the build's answers not reproduced reads them no more
-TOP1_THRESHOLD = 0.5  # top1_differs scores 1 where the argmaxes differ, 0 where they agree
+TOP1_THRESHOLD = 0.5  # top1_differs scores 1 where the argmaxes differ, 0 where they agree; all scores 1
+UNTHRESHOLDED = ("top1_differs", "all")  # criteria whose score is 1 where they select, compared with TOP1_THRESHOLD
 INF = math.inf
 
 
@@ -148,11 +150,12 @@ class PairDecoder:
                  selector=None) -> list[Decoded]:
         config = self.run.config
         criterion = config.criterion
-        if criterion == "top1_differs":
+        if criterion in UNTHRESHOLDED:
             threshold = TOP1_THRESHOLD
         return decode_batch(self.driver, self.other, prefixes, limits, self.run.sampling, self.stop_ids,
                             self.pad_id, len(self.run.tokenizer), generator, threshold, caps, force_first,
-                            criterion=criterion, mix_weight=config.mix_weight, rates=rates, selector=selector)
+                            criterion=criterion, mix_weight=config.mix_weight, rates=rates, selector=selector,
+                            **_sign_and_space(config))
 
     def shared(self, prefixes, limit: int, generator, settings: list[tuple["Selection | None", float] | None],
                seed: int, batch: int, rows: range, state_of: int | None = None, known=None) -> list[list[Decoded]]:
@@ -166,7 +169,7 @@ class PairDecoder:
                 members.append(Member(0.0))
                 continue
             if sel.control_seed is None:
-                threshold = TOP1_THRESHOLD if self.run.config.criterion == "top1_differs" else sel.threshold
+                threshold = TOP1_THRESHOLD if self.run.config.criterion in UNTHRESHOLDED else sel.threshold
                 members.append(Member(cap, threshold))
                 continue
             key = (sel.label(), sel.control_seed)
@@ -178,10 +181,16 @@ class PairDecoder:
         config = self.run.config
         return decode_shared(self.driver, self.other, prefixes, limit, self.run.sampling, self.stop_ids,
                              self.pad_id, len(self.run.tokenizer), generator, members, config.criterion,
-                             config.mix_weight, tuple(selectors), tuple(row_rates), state_of, known)
+                             config.mix_weight, tuple(selectors), tuple(row_rates), state_of, known,
+                             **_sign_and_space(config))
 
     def generator(self, seed: int) -> torch.Generator:
         return torch.Generator(device=models.input_device(self.driver)).manual_seed(seed)
+
+
+def _sign_and_space(config: CrossSampleConfig) -> dict:
+    """The decoders' sign (delta_logp's; 'ge' for every other criterion) and mix space."""
+    return {"sign": config.sign if config.criterion == "delta_logp" else "ge", "mix_space": config.mix_space}
 
 
 @dataclass(frozen=True)
@@ -208,7 +217,7 @@ def selections(config: CrossSampleConfig) -> list[Selection]:
     """The non-matched settings of a threshold-protocol run, one Selection per threshold or rate."""
     if config.criterion in THRESHOLD_CRITERIA:
         return [Selection(t, config.budgets) for t in config.thresholds]
-    if config.criterion == "top1_differs":
+    if config.criterion in UNTHRESHOLDED:
         return [Selection(None, config.budgets)]
     return [Selection(None, config.budgets, rate=r, control_seed=c)
             for r in config.rate for c in range(config.control_seeds)]

@@ -118,6 +118,7 @@ def _row(run: Run, direction: str, sel: Selection, budget: float, problem: dict,
         "criterion": config.criterion, "mix_weight": config.mix_weight,
         "rate": sel.rate if rate is None else rate, "match_criterion": config.match,
         "control_seed": sel.control_seed, "run_id": _run_id(config),
+        "sign": config.sign, "mix_space": config.mix_space,
     }
 
 

@@ -86,13 +86,18 @@ def id_prefix(config: CrossSampleConfig, direction: str, threshold: float | None
     """A row's cross_id without '/<problem_id>/<sample_index>'.
 
     js rows with mix weight 1 keep the original layout '<protocol>/<direction>/<rl_model>/<threshold>/
-    <budget>'; other runs put their criterion (random: '@<match>' or '/r<rate>'), '/w<mix weight>'
-    (when not 1) and '/c<control seed>' (random) in front.
+    <budget>'; other runs put their criterion (random: '@<match>' or '/r<rate>'), '/<sign>' (delta_logp),
+    '/w<mix weight>' (when not 1) or '/logw<mix weight>' (log space, every W) and '/c<control seed>'
+    (random) in front.
     """
     tag = config.criterion
     if config.criterion == "random":
         tag += f"@{config.match}" if config.match else f"/r{_fmt(rate)}"
-    if config.mix_weight != 1:
+    if config.sign is not None:
+        tag += f"/{config.sign}"
+    if config.mix_space == "log":
+        tag += f"/logw{_fmt(config.mix_weight)}"
+    elif config.mix_weight != 1:
         tag += f"/w{_fmt(config.mix_weight)}"
     if control_seed is not None:
         tag += f"/c{control_seed}"

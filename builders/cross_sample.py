@@ -27,6 +27,7 @@ from tokenshift.builders.cross_config import (  # noqa: F401
     PROTOCOLS,
     THRESHOLD_UNITS,
     CrossSampleConfig,
+    default_thresholds,
     directions,
     parse_numbers,
     resolve,

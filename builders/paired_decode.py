@@ -10,10 +10,15 @@ interventions.
 
 Which positions intervene is decided per step by a criterion computed in float32 over the full
 vocabulary from the two models' log-softmaxes (as the scorer does): 'js', 'kl' = KL(p_driver ‖ p_other),
-'kl_reverse' = KL(p_other ‖ p_driver) or 'entropy' (the driver's) at or above a threshold; 'top1_differs'
-where the two argmaxes differ; 'random' where a uniform draw from a separate generator is below the
-row's rate. At an intervention the token is drawn, with the same Exp(1) noise, from
-(1 − W)·p_driver + W·p_other (W = 1: the other model's token).
+'kl_reverse' = KL(p_other ‖ p_driver) or 'entropy' (the driver's) at or above a threshold; 'delta_logp'
+= log p_other(t) − log p_driver(t) of the token t the driver draws at this step (same Exp(1) draw, so
+selecting never changes the driver's own token) at or below (sign 'le') or at or above ('ge') a
+threshold; 'top1_differs' where the two argmaxes differ; 'all' at every position; 'random' where a
+uniform draw from a separate generator is below the row's rate. At an intervention the token is drawn,
+with the same Exp(1) noise, from (1 − W)·p_driver + W·p_other (mix space 'prob', W in (0, 1]) or from
+softmax((1 − W)·log p_driver + W·log p_other) then temperature and top-p (mix space 'log', any finite W:
+W > 1 extrapolates past the other model). W = 1 is the other model's token in both spaces; W = 0 in
+'log' space is the driver's token.
 """
 
 from __future__ import annotations
@@ -96,13 +101,14 @@ class _Stepper:
         return out.logits[:, -1].to(device=self.device, dtype=torch.float32, copy=True)
 
 
-def _widen(probs: torch.Tensor, width: int) -> torch.Tensor:
-    """Probabilities over exactly `width` ids (zero for rows the other model lacks)."""
+def _widen(probs: torch.Tensor, width: int, fill: float = 0.0) -> torch.Tensor:
+    """Values over exactly `width` ids (`fill`: zero probability, or −inf log-probability, for ids the other
+    model lacks)."""
     if probs.shape[-1] == width:
         return probs
     if probs.shape[-1] > width:
         return probs[:, :width]
-    return torch.nn.functional.pad(probs, (0, width - probs.shape[-1]))
+    return torch.nn.functional.pad(probs, (0, width - probs.shape[-1]), value=fill)
 
 
 @torch.inference_mode()
@@ -110,14 +116,16 @@ def decode_batch(driver, other, prefixes: list[list[int]], limits: list[int], sa
                  stop_ids: set[int], pad_id: int, vocab_size: int, generator: torch.Generator | None,
                  threshold: float = math.inf, caps: list[float] | None = None,
                  force_first: list[bool] | None = None, criterion: str = "js", mix_weight: float = 1.0,
-                 rates: list[float] | None = None, selector: torch.Generator | None = None) -> list[Decoded]:
+                 rates: list[float] | None = None, selector: torch.Generator | None = None,
+                 sign: str = "ge", mix_space: str = "prob") -> list[Decoded]:
     """Decode one left-padded batch; `other` takes over where the criterion selects while a row's cap allows.
 
     Each step runs each model once on the new token (prefill once, no prefix recomputation). Row i
     stops at a stop token or after limits[i] tokens; finished rows are fed the pad token like
     `generate()` does. force_first[i]: row i's first token comes from `other` regardless of the
     criterion and cap (the resample protocol's insertion). criterion 'random' selects where a uniform
-    draw from `selector` (one per row and step) is below rates[i]. With caps all 0 and no forcing,
+    draw from `selector` (one per row and step) is below rates[i]; the others where their score is
+    >= threshold (sign 'ge') or <= threshold ('le'). With caps all 0 and no forcing,
     the driver's tokens equal `generate()` with the same generator state (and `sample_alone`).
     """
     started = time.perf_counter()
@@ -139,22 +147,22 @@ def decode_batch(driver, other, prefixes: list[list[int]], limits: list[int], sa
     for step in range(int(limit_t.max().item()) if n else 0):
         lp_d, lp_o = torch.log_softmax(logits_d[:, :vocab_size], -1), torch.log_softmax(logits_o[:, :vocab_size], -1)
         js = js_divergence(lp_d, lp_o)
-        if criterion == "random":
-            score = torch.rand(n, generator=selector, dtype=torch.float64, device=device)
-            selected = score < rate_t
-        else:
-            score = criterion_score(criterion, lp_d, lp_o, js)
-            selected = score >= threshold
         if greedy:
             token = logits_d.argmax(-1)
         else:
             probs_d = sampling_probs(logits_d, sampling, warps)
             noise = exp_noise(probs_d, generator)
             token = (probs_d / noise).argmax(-1)
+        if criterion == "random":
+            score = torch.rand(n, generator=selector, dtype=torch.float64, device=device)
+            selected = score < rate_t
+        else:
+            score = selection_score(criterion, lp_d, lp_o, js, token)
+            selected = selects(score, threshold, sign)
         swap = alive & ((selected & (n_int.double() < caps_t)) | (forced & (step == 0)))
         if swap.any():
             token = torch.where(swap, _other_token(logits_d, logits_o, sampling, warps, greedy,
-                                                   None if greedy else noise, mix_weight), token)
+                                                   None if greedy else noise, mix_weight, mix_space), token)
             n_int += swap.long()
         token = torch.where(alive, token, torch.full_like(token, pad_id))
         tokens.append(token)
@@ -186,19 +194,69 @@ def criterion_score(criterion: str, lp_d: torch.Tensor, lp_o: torch.Tensor, js: 
     raise ValueError(f"unknown criterion {criterion!r}")
 
 
+def selection_score(criterion: str, lp_d: torch.Tensor, lp_o: torch.Tensor, js: torch.Tensor,
+                    token_d: torch.Tensor) -> torch.Tensor:
+    """Per row: what a non-random criterion compares with its threshold (token_d: the driver's draw this step)."""
+    if criterion == "delta_logp":
+        return delta_logp(lp_d, lp_o, token_d)
+    if criterion == "all":
+        return torch.ones_like(js)
+    return criterion_score(criterion, lp_d, lp_o, js)
+
+
+def delta_logp(lp_d: torch.Tensor, lp_o: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+    """log p_other(token) − log p_driver(token) per row, float32 nats; NaN (never selected) for a token id
+    outside the vocabulary the log-softmaxes cover."""
+    width = lp_d.shape[-1]
+    index = token.clamp(max=width - 1)[:, None]
+    delta = (lp_o.gather(-1, index) - lp_d.gather(-1, index))[:, 0]
+    return torch.where(token < width, delta, torch.full_like(delta, math.nan))
+
+
+def selects(score: torch.Tensor, threshold: float, sign: str = "ge") -> torch.Tensor:
+    """Where a score selects its position: score >= threshold (sign 'ge') or score <= threshold ('le')."""
+    return score <= threshold if sign == "le" else score >= threshold
+
+
 def _other_token(logits_d, logits_o, sampling: SamplingConfig, warps: list, greedy: bool,
-                 noise: torch.Tensor | None, mix_weight: float) -> torch.Tensor:
-    """The intervention's token: from p_other (W = 1, exactly the swap) or from (1 − W)·p_driver + W·p_other."""
+                 noise: torch.Tensor | None, mix_weight: float, mix_space: str = "prob") -> torch.Tensor:
+    """The intervention's token: from p_other (W = 1, exactly the swap, in both spaces), from (1 − W)·p_driver +
+    W·p_other ('prob'), or from softmax((1 − W)·log p_driver + W·log p_other) warped ('log'; W = 0: the driver's)."""
     if mix_weight == 1.0:
         if greedy:
             return logits_o.argmax(-1)
         return (_widen(sampling_probs(logits_o, sampling, warps), noise.shape[-1]) / noise).argmax(-1)
+    if mix_space == "log":
+        return _log_mix_token(logits_d, logits_o, sampling, warps, greedy, noise, mix_weight)
     if greedy:
         probs_d, probs_o = torch.softmax(logits_d, -1), torch.softmax(logits_o, -1)
     else:
         probs_d, probs_o = sampling_probs(logits_d, sampling, warps), sampling_probs(logits_o, sampling, warps)
     mix = (1.0 - mix_weight) * probs_d + mix_weight * _widen(probs_o, probs_d.shape[-1])
     return mix.argmax(-1) if greedy else (mix / noise).argmax(-1)
+
+
+def log_mix_logits(logits_d: torch.Tensor, logits_o: torch.Tensor, mix_weight: float) -> torch.Tensor:
+    """(1 − W)·log p_driver + W·log p_other over the driver's logit ids, float32; −inf where either model gives
+    the id probability 0 (an id the other model lacks included), so no W makes an impossible token likely."""
+    lp_d = torch.log_softmax(logits_d, -1)
+    lp_o = _widen(torch.log_softmax(logits_o, -1), lp_d.shape[-1], -math.inf)
+    both = torch.isfinite(lp_d) & torch.isfinite(lp_o)
+    mixed = (1.0 - mix_weight) * lp_d + mix_weight * lp_o
+    return torch.where(both, mixed, torch.full_like(mixed, -math.inf))
+
+
+def _log_mix_token(logits_d, logits_o, sampling: SamplingConfig, warps: list, greedy: bool,
+                   noise: torch.Tensor | None, mix_weight: float) -> torch.Tensor:
+    """The token of a log-space mix: its argmax (greedy), else temperature and top-p on the mixed log-probs and
+    the step's Exp(1) draw; W = 0 is exactly the driver's token."""
+    if mix_weight == 0.0:
+        logits = logits_d
+    else:
+        logits = log_mix_logits(logits_d, logits_o, mix_weight)
+    if greedy:
+        return logits.argmax(-1)
+    return (sampling_probs(logits, sampling, warps) / noise).argmax(-1)
 
 
 def _rows(tokens, js_rows, took, limits, stop_ids, score_rows) -> list[Decoded]:

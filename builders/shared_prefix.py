@@ -41,9 +41,10 @@ from tokenshift.builders.paired_decode import (
     _left_pad,
     _other_token,
     _Stepper,
-    criterion_score,
     exp_noise,
     sampling_probs,
+    selection_score,
+    selects,
     warpers,
 )
 from tokenshift.builders.plan import record_decoded
@@ -58,7 +59,7 @@ class Member:
     """One setting of a tree: its cap, and its threshold (threshold criteria) or selection group (random)."""
 
     cap: float  # most interventions per answer (inf: no cap)
-    threshold: float = math.inf  # threshold criteria: select where the criterion's score >= threshold
+    threshold: float = math.inf  # threshold criteria: select where the criterion's score >= (sign 'le': <=) threshold
     group: int | None = None  # random: index into the tree's selectors and rates
 
 
@@ -118,9 +119,11 @@ def decode_shared(driver, other, prefixes: list[list[int]], limit: int, sampling
                   stop_ids: set[int], pad_id: int, vocab_size: int, generator: torch.Generator | None,
                   members: list[Member], criterion: str = "js", mix_weight: float = 1.0,
                   selectors: tuple = (), rates: tuple = (), state_of: int | None = None,
-                  known: "Sequence[Known | None] | None" = None) -> list[list[Decoded]]:
+                  known: "Sequence[Known | None] | None" = None, sign: str = "ge",
+                  mix_space: str = "prob") -> list[list[Decoded]]:
     """Per member, its rows aligned with prefixes: bit-identical to `decode_batch` of that member alone
-    (threshold, caps [cap] * n, and for random its group's rates and selector) from the same generator state.
+    (threshold, caps [cap] * n, sign, mix, and for random its group's rates and selector) from the same
+    generator state.
 
     state_of = p: the generator is left where `decode_batch` of member p alone leaves it (its last draw).
     known[j]: the driver's answer of row j as the build sampled it (build_answers), or None. Members
@@ -167,7 +170,7 @@ def decode_shared(driver, other, prefixes: list[list[int]], limit: int, sampling
         noise, forks = None, []
         for wave in waves:
             noise = _step_wave(wave, step, members, n_int, taken, thresholds, chosen_by_group, forks, criterion,
-                               sampling, warps, greedy, generator, noise, mix_weight, vocab_size)
+                               sampling, warps, greedy, generator, noise, (mix_weight, mix_space), vocab_size, sign)
         for wave, j, branch in forks:  # each takes row j of a wave where that row is free
             target = next((w for w in waves if w.slots[j] is None), None)
             if target is None:
@@ -253,16 +256,15 @@ def _logits_width(model) -> int:
 
 
 def _step_wave(wave: _Wave, step: int, members: list[Member], n_int, taken, thresholds, chosen_by_group, forks,
-               criterion, sampling, warps, greedy, generator, noise, mix_weight, vocab_size):
+               criterion, sampling, warps, greedy, generator, noise, mix, vocab_size, sign):
     """One step of one wave: each branch's token, its members' interventions, and the forks it asks for.
 
     The tensors are the ones `decode_batch` computes at this step; returns the step's Exp(1) draw.
+    mix: (mix weight, mix space).
     """
     logits_d, logits_o = wave.logits
     lp_d, lp_o = torch.log_softmax(logits_d[:, :vocab_size], -1), torch.log_softmax(logits_o[:, :vocab_size], -1)
     js = js_divergence(lp_d, lp_o)
-    score = criterion_score(criterion, lp_d, lp_o, js) if criterion != "random" else None
-    chosen_by_threshold = {t: (score >= t).tolist() for t in thresholds}
     if greedy:
         token_d = logits_d.argmax(-1)
     else:
@@ -270,6 +272,8 @@ def _step_wave(wave: _Wave, step: int, members: list[Member], n_int, taken, thre
         if noise is None:
             noise = exp_noise(probs_d, generator)
         token_d = (probs_d / noise).argmax(-1)
+    score = selection_score(criterion, lp_d, lp_o, js, token_d) if criterion != "random" else None
+    chosen_by_threshold = {t: selects(score, t, sign).tolist() for t in thresholds}
     swaps = {}  # (slot, member) -> True where the member intervenes
     for j, branch in enumerate(wave.slots):
         if branch is None:
@@ -287,7 +291,7 @@ def _step_wave(wave: _Wave, step: int, members: list[Member], n_int, taken, thre
     o_list = d_list
     if swaps:
         o_list = _other_token(logits_d, logits_o, sampling, warps, greedy, None if greedy else noise,
-                              mix_weight).tolist()
+                              *mix).tolist()
     js_list = js.tolist()
     score_list = score.double().tolist() if score is not None else None
     for j, branch in enumerate(wave.slots):

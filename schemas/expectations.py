@@ -152,7 +152,9 @@ def value_expectations(table: str, ctx: Context, fields: tuple[Field, ...] | Non
                 meta=meta(table, "consistency", "n_interventions")),
             gxe.ExpectColumnPairValuesToBeEqual(
                 column_A="_intervention_positions_len", column_B="n_interventions",
-                ignore_row_if="either_value_is_missing", meta=meta(table, "consistency", "intervention_positions"))]
+                ignore_row_if="either_value_is_missing", meta=meta(table, "consistency", "intervention_positions")),
+            _between(table, "_magnitude_threshold", 0.0, None, report_column="threshold"),
+            _between(table, "_prob_mix_weight", 0.0, 1.0, report_column="mix_weight")]
     return out
 
 

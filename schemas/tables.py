@@ -22,9 +22,11 @@ from tokenshift.schemas.values import (
     LN2,
     LN_VOCAB,
     MATCHABLE,
+    MIX_SPACES,
     PROTOCOLS,
     RL_MODELS,
     SAMPLERS,
+    SIGNS,
     TOP_K,
 )
 
@@ -174,15 +176,15 @@ TOKENS = (
 )
 
 CROSS_SAMPLES = (
-    Field("cross_id", pa.string(), "unique id: '<protocol>/<direction>/<rl_model>/<threshold>/<budget>/<problem_id>/<sample_index>', prefixed by '<criterion>[@<match_criterion> or /r<rate>][/w<mix_weight>][/c<control_seed>]/' unless criterion = 'js' and mix_weight = 1"),
+    Field("cross_id", pa.string(), "unique id: '<protocol>/<direction>/<rl_model>/<threshold>/<budget>/<problem_id>/<sample_index>', prefixed by '<criterion>[@<match_criterion> or /r<rate>][/<sign>][/w<mix_weight> or /logw<mix_weight>][/c<control_seed>]/' unless criterion = 'js', mix_weight = 1 and mix_space = 'prob'"),
     Field("problem_id", pa.string(), "problem answered (prompts.problem_id)"),
     Field("rl_model", pa.string(), "RL model paired with base", allowed=RL_MODELS),
     Field("protocol", pa.string(), "'threshold' (intervene where the criterion selects, within the budget) or 'resample'",
           allowed=PROTOCOLS),
     Field("direction", pa.string(), "'forward' (base drives, RL intervenes) or 'reverse' (RL drives, base intervenes)",
           allowed=DIRECTIONS),
-    Field("threshold", pa.float64(), "criterion threshold for an intervention: nats of JS (in [0, ln 2]) for 'js', of KL for 'kl' and 'kl_reverse', of the driver's entropy for 'entropy'; random with match_criterion: the matched setting's; null for resample, top1_differs and random with a rate", True,
-          low=0.0, unit="nats"),
+    Field("threshold", pa.float64(), "criterion threshold for an intervention: nats of JS (in [0, ln 2]) for 'js', of KL for 'kl' and 'kl_reverse', of the driver's entropy for 'entropy' (each >= 0); nats of delta log p, any finite value, for 'delta_logp' (defaults -1, -0.3, -0.1 with sign 'le'; 0.1, 0.3, 1 with 'ge'); random with match_criterion: the matched setting's; null for resample, top1_differs, all and random with a rate", True,
+          unit="nats"),
     Field("budget", pa.float64(), "most interventions allowed; +inf = unlimited; a fraction of tokens when budget_unit = 'fraction'; random with match_criterion: the matched setting's budget (not applied)",
           low=0.0, unit="tokens or fraction (budget_unit)"),
     Field("budget_unit", pa.string(), "'tokens' or 'fraction'", allowed=BUDGET_UNITS),
@@ -197,10 +199,10 @@ CROSS_SAMPLES = (
     Field("extracted_answer", pa.string(), "content of the last \\boxed{}; null if none", True),
     Field("correct", pa.bool_(), "math-verify verdict; null if grading failed or timed out", True),
     Field("finish_reason", pa.string(), "'stop' or 'length'", allowed=FINISH_REASONS),
-    Field("criterion", pa.string(), "what selects a position: 'js' (JS(p_driver, p_other)), 'kl' (KL(p_driver || p_other)), 'kl_reverse' (KL(p_other || p_driver)), 'entropy' (of p_driver), each >= threshold, full vocabulary, float32; 'top1_differs' (the two argmaxes differ); 'random'",
+    Field("criterion", pa.string(), "what selects a position: 'js' (JS(p_driver, p_other)), 'kl' (KL(p_driver || p_other)), 'kl_reverse' (KL(p_other || p_driver)), 'entropy' (of p_driver), each >= threshold; 'delta_logp' (log p_other(t) - log p_driver(t) of the token t the driver draws there, <= or >= threshold by sign); full vocabulary, float32; 'top1_differs' (the two argmaxes differ); 'all' (every position); 'random'",
           allowed=CRITERIA),
-    Field("mix_weight", pa.float64(), "W in (0, 1]: at a selected position the token is sampled from (1 - W) p_driver + W p_other; 1 = the other model's token",
-          low=0.0, high=1.0, unit="probability"),
+    Field("mix_weight", pa.float64(), "W: at a selected position the token is sampled from (1 - W) p_driver + W p_other, W in (0, 1] (mix_space 'prob'), or from softmax((1 - W) log p_driver + W log p_other), any finite W (mix_space 'log'; W > 1 extrapolates past the other model, 0 = the driver's token); 1 = the other model's token",
+          unit="weight"),
     Field("rate", pa.float64(), "random: probability of intervening at each position (--rate, or the matched answer's intervention_fraction when match_criterion is set); null otherwise", True,
           low=0.0, high=1.0, tol=FLOAT32_TOL, unit="probability"),
     Field("match_criterion", pa.string(), "random --match: the criterion whose per-answer intervention fraction this control matches (threshold and budget name its setting); null otherwise", True,
@@ -208,6 +210,10 @@ CROSS_SAMPLES = (
     Field("control_seed", pa.int32(), "random: 0-based repetition of the control (--control-seeds); its selection draws have their own seed; null otherwise", True,
           low=0),
     Field("run_id", pa.string(), "the cross-sampling run that wrote the row (manifest cross_sampling_runs[].run_id): '<criterion>-<hash of its settings>'"),
+    Field("sign", pa.string(), "delta_logp (and random matched to delta_logp): 'le' selects where delta log p <= threshold (the other model disfavours the driver's token), 'ge' where >= threshold; null otherwise", True,
+          allowed=SIGNS),
+    Field("mix_space", pa.string(), "how mix_weight mixes the two distributions: 'prob' ((1 - W) p_driver + W p_other) or 'log' (softmax((1 - W) log p_driver + W log p_other)); null: 'prob'", True,
+          allowed=MIX_SPACES),
 )
 
 TABLE_FIELDS: dict[str, tuple[Field, ...]] = {

@@ -386,7 +386,17 @@ def value_frames(parts: list[PartFile], table: str, batch_rows: int,
             _derive_tokens(batch, frame, generations, fields)
         elif table == "cross_samples" and "intervention_positions" in batch.column_names:
             frame["_intervention_positions_len"] = _list_lengths(batch.column("intervention_positions"))
+            _derive_cross_samples(frame)
         yield frame
+
+
+def _derive_cross_samples(frame: pd.DataFrame) -> None:
+    """The bounds that hold only for some rows: a magnitude criterion's threshold >= 0 (delta_logp's may be
+    negative), and a 'prob'-space mix weight in [0, 1] (a 'log'-space one may be any finite number)."""
+    signed = (frame["criterion"] == "delta_logp") | (frame["match_criterion"] == "delta_logp")
+    frame["_magnitude_threshold"] = frame["threshold"].where(~signed.fillna(False).astype(bool))
+    log_space = (frame["mix_space"] == "log").fillna(False).astype(bool)
+    frame["_prob_mix_weight"] = frame["mix_weight"].where(~log_space)
 
 
 def _widened(batch: pa.Table) -> pa.Table:

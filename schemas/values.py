@@ -23,8 +23,11 @@ PROTOCOLS = ("threshold", "resample")
 DIRECTIONS = ("forward", "reverse")
 DIRECTION_CHOICES = (*DIRECTIONS, "both")  # what --direction accepts: one direction or both
 BUDGET_UNITS = ("tokens", "fraction")
-CRITERIA = ("js", "kl", "kl_reverse", "entropy", "top1_differs", "random")  # cross-sampling position selection
+CRITERIA = ("js", "kl", "kl_reverse", "entropy", "delta_logp", "top1_differs", "all",
+            "random")  # cross-sampling position selection
 MATCHABLE = tuple(c for c in CRITERIA if c != "random")  # what a random control can be matched to
+SIGNS = ("le", "ge")  # delta_logp selects where Δlog p <= threshold ('le') or >= threshold ('ge')
+MIX_SPACES = ("prob", "log")  # mix (1 - W) p_driver + W p_other, or (1 - W) log p_driver + W log p_other
 
 # Valid values that depend on the build, resolved from its manifest when validating.
 RL_MODELS = "rl_models"  # the build's RL model names

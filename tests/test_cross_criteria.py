@@ -237,7 +237,7 @@ def test_two_runs_coexist_and_each_resumes_after_a_kill(tmp_path, build, crossed
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--criterion", "bogus"], "unknown --criterion 'bogus': use js, kl, kl_reverse, entropy, top1_differs, random"),
+    (["--criterion", "bogus"], "unknown --criterion 'bogus': use js, kl, kl_reverse, entropy, delta_logp, top1_differs, all, random"),
     (["--mix-weight", "0"], "--mix-weight must be in (0, 1] (got 0.0)"),
     (["--mix-weight", "1.5"], "--mix-weight must be in (0, 1] (got 1.5)"),
     (["--mix-weight", "nan"], "--mix-weight must be in (0, 1]"),
