@@ -428,6 +428,64 @@ def plot_method_comparison(df: pd.DataFrame, params: dict[str, str]) -> plt.Figu
     return fig
 
 
+def plot_direction(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
+    """Per sampler and RL model: the shares with Δlog p >= +t and <= -t, where the |Δ| sits by base probability,
+    and the overlap of the top |Δ| and top JS positions, each with its 95% interval."""
+    fig, (left, mid, right) = plt.subplots(1, 3, figsize=(_FIGSIZE[0] + 3, _FIGSIZE[1]))
+    for i, (sampler, rl) in enumerate(_groups(df)):
+        g = df[(df.sampler == sampler) & (df.rl_model == rl)]
+        label, color = _series_label(sampler, rl), f"C{i % 10}"
+        for measure, style in (("share_ge", "-"), ("share_le", "--")):
+            s = g[g.measure == measure].sort_values("level")
+            left.errorbar(s.level, 100 * s.value, yerr=_yerr(s, "value", "value_lo", "value_hi"), fmt=style,
+                          marker="o", capsize=2, color=color, label=f"{label}, {'+' if measure == 'share_ge' else '-'}t")
+        for measure, x_shift, hatch in (("bin_token_share", -0.2, None), ("bin_abs_share", 0.2, "//")):
+            s = g[g.measure == measure].sort_values("level")
+            x = np.arange(len(s)) + x_shift + (i - len(_groups(df)) / 2) * 0.05
+            mid.bar(x, 100 * s.value, 0.35 / max(len(_groups(df)), 1), color=color, hatch=hatch, alpha=0.8,
+                    yerr=_yerr(s, "value", "value_lo", "value_hi"), capsize=2)
+            mid.set_xticks(np.arange(len(s)), [f"p_base ≥ {v:g}" for v in s.level], fontsize=8)
+        s = g[g.measure == "jaccard_top"].sort_values("level")
+        right.errorbar(100 * s.level, s.value, yerr=_yerr(s, "value", "value_lo", "value_hi", 1), marker="o",
+                       capsize=2, color=color, label=label)
+    _style(left, "Sampled tokens with Δlog p ≥ +t (solid) and ≤ -t (dashed)", "t (nats)", "share of tokens (%)")
+    _style(mid, "By base probability: tokens (plain) and |Δlog p| mass (hatched)", "bin", "share (%)")
+    _style(right, "Top positions by |Δlog p| vs by JS", "top share of tokens (%)", "Jaccard overlap")
+    _legend_below(fig, left, ncol=3)
+    fig.suptitle("Direction of the shift: Δlog p = log p_rl - log p_base of the sampled token "
+                 "(error bars: 95% bootstrap over problems)", fontsize=11)
+    return fig
+
+
+def plot_extrapolation(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
+    """Accuracy against the mix weight W per selection rule, one panel per RL model, benchmark and direction,
+    with RL's own accuracy (and its interval) as the reference."""
+    panels = list(dict.fromkeys(zip(df.rl_model, df.benchmark.fillna("?"), df.direction)))
+    cols = min(len(panels), 2)
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols + 1, 4.2 * rows), squeeze=False)
+    selections = sorted(df.selection.unique(), key=lambda s: (s.startswith("random"), s))
+    colors = {s: f"C{i % 10}" for i, s in enumerate(selections)}
+    for ax, (rl, bench, direction) in zip(axes.flat, panels):
+        g = df[(df.rl_model == rl) & (df.benchmark.fillna("?") == bench) & (df.direction == direction)]
+        for selection in selections:
+            s = g[g.selection == selection].sort_values("mix_weight")
+            if s.empty:
+                continue
+            ax.errorbar(s.mix_weight, 100 * s.accuracy, yerr=_yerr(s, "accuracy", "accuracy_lo", "accuracy_hi"),
+                        marker="o", capsize=2, color=colors[selection], label=selection,
+                        linestyle="--" if selection.startswith("random") else "-")
+        _reference_band(ax, g.sort_values("n_samples", ascending=False), "rl_accuracy", "black", f"{rl} accuracy")
+        _style(ax, f"{rl} on {bench}, {direction}", "mix weight W (log space; 1 = the other model)", "accuracy (%)")
+        ax.set_ylim(-2, 102)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    _legend_below(fig, max(axes.flat[:len(panels)], key=lambda a: len(a.get_legend_handles_labels()[0])), ncol=3)
+    fig.suptitle("Extrapolation: accuracy against W, softmax((1 - W) log p_driver + W log p_other) at selected "
+                 "positions\n(error bars: 95% bootstrap over problems)", fontsize=11)
+    return fig
+
+
 PLOTTERS: dict[str, Callable[[pd.DataFrame, dict[str, str]], plt.Figure]] = {
     "js_distribution": plot_js_distribution,
     "entropy_vs_divergence": plot_entropy_vs_divergence,
@@ -437,6 +495,8 @@ PLOTTERS: dict[str, Callable[[pd.DataFrame, dict[str, str]], plt.Figure]] = {
     "accuracy": plot_accuracy,
     "cross_sampling_curve": plot_cross_sampling_curve,
     "criteria_comparison": plot_criteria_comparison,
+    "extrapolation": plot_extrapolation,
+    "direction": plot_direction,
     "evolution": plot_evolution,
     "method_comparison": plot_method_comparison,
 }

@@ -14,8 +14,8 @@ RECIPE_DIR = Path(__file__).resolve().parent
 # The study's analyses in reading order; any other .sql file in RECIPE_DIR follows alphabetically.
 STUDY_ORDER = (
     "js_distribution", "entropy_vs_divergence", "position_concentration", "reranking",
-    "mass_reallocation", "divergent_tokens", "accuracy", "cross_sampling_curve", "criteria_comparison",
-    "study_table", "evolution",
+    "mass_reallocation", "divergent_tokens", "direction", "accuracy", "cross_sampling_curve", "criteria_comparison",
+    "extrapolation", "study_table", "evolution",
 )
 
 # The values a recipe parameter may take, by name (a name means the same in every recipe): (lowest, highest),

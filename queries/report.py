@@ -32,6 +32,8 @@ TITLES = {
     "accuracy": "Accuracy and pass@k",
     "cross_sampling_curve": "Cross-sampling: accuracy vs tokens swapped",
     "criteria_comparison": "Is it the divergence? Selection criteria vs matched random controls",
+    "direction": "Direction, not only magnitude: the sign of Δlog p",
+    "extrapolation": "Extrapolation: accuracy against the mix weight W",
     "study_table": "Cross-sampling in the study's layout",
     "evolution": "Evolution across RL checkpoints",
     "method_comparison": "Every model against one base (RL, SFT, ... side by side)",

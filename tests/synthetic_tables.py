@@ -112,7 +112,7 @@ def _token_rows(gen_id: str, sampler: str, rl_model: str, base_lg: np.ndarray, r
 
 def make_tables(seed: int = 0, n_per_benchmark: int = 5, n_samples: int = 4,
                 with_cross: bool = True, extra_models: tuple[ExtraModel, ...] = (),
-                cross_scored: bool = False) -> dict[str, list[dict]]:
+                cross_scored: bool = False, extrapolation: bool = False) -> dict[str, list[dict]]:
     """Rows of prompts, generations, tokens (and cross_samples) for a base model and two RL checkpoints,
     plus `extra_models` (without them the rows are those of earlier versions, draw for draw).
 
@@ -178,6 +178,8 @@ def make_tables(seed: int = 0, n_per_benchmark: int = 5, n_samples: int = 4,
                                 "correct": bool(rng.random() < p_ok) if graded else None, "finish_reason": "stop",
                                 **_run_columns("js" if protocol == "threshold" else "resample")})
         cross += _criteria_rows(rng, problems, accuracy)
+        if extrapolation:
+            cross += _extrapolation_rows(np.random.default_rng(seed + 1), problems, accuracy)
     tables = {"prompts": prompts, "generations": generations, "tokens": tokens}
     if with_cross:
         tables["cross_samples"] = cross
@@ -216,6 +218,41 @@ def _criteria_rows(rng, problems, accuracy) -> list[dict]:
                         "correct": bool(rng.random() < p_ok) if rng.random() > 0.05 else None,
                         "finish_reason": "stop",
                         **_run_columns(criterion, criterion, match, c, n_int / n_tok if match else None)})
+    return rows
+
+
+def _extrapolation_rows(rng, problems, accuracy) -> list[dict]:
+    """A log-space W sweep for the first RL model: every position, delta_logp <= -0.3 (sign le) and its random
+    control (2 seeds) at W = 1 (prob space, the swap), 1.1 and 1.5 (log space); js >= 0.05 at W = 1.5 (its W = 1
+    rows are the js run's); delta_logp at prob-space W = 0.5 (not part of any sweep)."""
+    m, rows = RL_MODELS[0], []
+    runs = [("all", None, None, None, None), ("delta_logp", -0.3, "le", None, None)]
+    runs += [("random", -0.3, "le", "delta_logp", c) for c in (0, 1)]
+    points = [(1.0, "prob"), (1.1, "log"), (1.5, "log")]
+    plan = [(run, w, space) for run in runs for w, space in points]
+    plan += [(("js", 0.05, None, None, None), 1.5, "log"), (("delta_logp", -0.3, "le", None, None), 0.5, "prob")]
+    for (criterion, th, sign, match, c), w, space in plan:
+        for direction in ("forward", "reverse"):
+            gain = 1.0 + 0.4 * (w - 1.0) - (0.3 if criterion == "random" else 0.0)
+            p_ok = float(np.clip(accuracy["base"] + gain * (accuracy[m] - accuracy["base"]) if direction == "forward"
+                                 else accuracy[m] - gain * (accuracy[m] - accuracy["base"]), 0, 1))
+            for pid, _ in problems:
+                for s in range(2 if rng.random() > 0.2 else 1):
+                    n_tok = int(rng.integers(10, 40))
+                    n_int = n_tok if criterion == "all" else int(rng.integers(0, 6))
+                    tag = f"{criterion}/{match}/{sign}/c{c}/{space}{w}"
+                    rows.append({
+                        "cross_id": f"{tag}/threshold/{direction}/{m}/{th}/inf/{pid}/{s}", "problem_id": pid,
+                        "rl_model": m, "protocol": "threshold", "direction": direction, "threshold": th,
+                        "budget": float("inf"), "budget_unit": "tokens", "sample_index": s, "seed": 0,
+                        "response_text": "x", "n_tokens": n_tok, "n_interventions": n_int,
+                        "intervention_positions": sorted(rng.choice(n_tok, n_int, replace=False).tolist()),
+                        "intervention_fraction": n_int / n_tok, "extracted_answer": None,
+                        "correct": bool(rng.random() < p_ok) if rng.random() > 0.05 else None,
+                        "finish_reason": "stop",
+                        **_run_columns(f"{criterion}-{w}-{space}", criterion, match, c,
+                                       n_int / n_tok if match else None),
+                        "mix_weight": w, "mix_space": space, "sign": sign})
     return rows
 
 

@@ -25,8 +25,9 @@ from tokenshift.queries.sources import resolve_source
 from tokenshift.schemas.tables import to_arrow, write_parquet
 
 ALL_RECIPES = ["js_distribution", "entropy_vs_divergence", "position_concentration", "reranking",
-               "mass_reallocation", "divergent_tokens", "accuracy", "cross_sampling_curve", "criteria_comparison",
-               "study_table", "evolution", "method_comparison", "position_overlap"]
+               "mass_reallocation", "divergent_tokens", "direction", "accuracy", "cross_sampling_curve",
+               "criteria_comparison", "extrapolation", "study_table", "evolution", "method_comparison",
+               "position_overlap"]
 GROUP = ["sampler", "rl_model"]
 
 

@@ -20,7 +20,7 @@ from tokenshift.schemas.tables import to_arrow, write_parquet
 PLOTTED = ["js_distribution", "entropy_vs_divergence", "position_concentration", "reranking",
            "mass_reallocation", "accuracy", "cross_sampling_curve", "criteria_comparison", "evolution",
            "method_comparison"]
-CROSS = ["cross_sampling_curve", "criteria_comparison", "study_table"]  # the recipes that need cross_samples
+CROSS = ["cross_sampling_curve", "criteria_comparison", "extrapolation", "study_table"]  # the recipes that need cross_samples
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

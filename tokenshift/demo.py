@@ -1,7 +1,7 @@
 """`tokenshift demo`: the main job on the embedded default, end to end, in one command.
 
-build → cross-sample (JS, other criteria, matched random controls) → validate → card → publish (local
-registry) → report from the published version.
+build → cross-sample (JS, other criteria, Δlog p, matched random controls, an extrapolation sweep in log
+space) → validate → card → publish (local registry) → report from the published version.
 """
 
 from __future__ import annotations
@@ -32,7 +32,15 @@ class DemoConfig:
     # other selection criteria, each with its thresholds (nats; None: no threshold), for criteria_comparison
     criteria: tuple[tuple[str, tuple[float, ...] | None], ...] = (
         ("kl", (0.1, 0.5)), ("entropy", (0.3, 0.65)), ("top1_differs", None))
-    control_seeds: int = 1  # random controls matched to the js run's per-answer rates
+    control_seeds: int = 1  # random controls matched to the js (and delta_logp) runs' per-answer rates
+    delta_thresholds: tuple[float, ...] = (-1.0, -0.3)  # delta_logp --sign le (swap), beside JS at matched budgets
+    # the extrapolation sweep: --mix-space log at these W (W = 1, the swap, comes from the runs above), every
+    # position, delta_logp <= extrapolate_threshold and js >= extrapolate_js at budget inf, and random matched to
+    # delta_logp at each W; extrapolate_samples answers per prompt and setting
+    extrapolate_weights: tuple[float, ...] = (1.05, 1.1, 1.25, 1.5)
+    extrapolate_threshold: float = -0.3
+    extrapolate_js: float = 0.05
+    extrapolate_samples: int = 1
     version: str = "v1.0.0"
     seed: int = 0
 
@@ -91,10 +99,18 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict:
     for criterion, thresholds in config.criteria:
         run_cross_sample(CrossSampleConfig(criterion=criterion, thresholds=thresholds, budgets=config.budgets,
                                            **common), progress=progress)
+    run_cross_sample(CrossSampleConfig(criterion="delta_logp", sign="le", thresholds=config.delta_thresholds,
+                                       budgets=config.budgets, **common), progress=progress)
     if config.control_seeds:
-        run_cross_sample(CrossSampleConfig(criterion="random", match="js", control_seeds=config.control_seeds,
-                                           **common), progress=progress)
+        for matched in ("js", "delta_logp"):
+            run_cross_sample(CrossSampleConfig(criterion="random", match=matched, control_seeds=config.control_seeds,
+                                               **common), progress=progress)
     seconds["cross_sample"] = time.time() - t
+    if config.extrapolate_weights:
+        t = _step(2, 6, "cross-sample: extrapolation sweep, --mix-space log, W = "
+                        + ", ".join(f"{w:g}" for w in config.extrapolate_weights))
+        extrapolate(config, progress)
+        seconds["extrapolate"] = time.time() - t
 
     t = _step(3, 6, "validate: great-expectations checks of every table")
     from tokenshift.schemas.validate import validate_build
@@ -126,6 +142,28 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict:
                "total_seconds": round(sum(seconds.values()), 1)}
     (out / "demo.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
+
+
+def extrapolate(config: DemoConfig, progress: bool) -> None:
+    """The W sweep: every position (W = 1 too, as a swap), delta_logp, js and random matched to delta_logp."""
+    from tokenshift.builders.cross_sample import CrossSampleConfig, run_cross_sample
+
+    common = dict(out=str(Path(config.out) / "build"), samples=config.extrapolate_samples, rl_model="rl",
+                  budgets=(INF,))
+    run_cross_sample(CrossSampleConfig(criterion="all", **common), progress=progress)  # W = 1: the other model
+    for w in config.extrapolate_weights:
+        space = dict(mix_space="log", mix_weight=w)
+        run_cross_sample(CrossSampleConfig(criterion="all", **space, **common), progress=progress)
+        run_cross_sample(CrossSampleConfig(criterion="delta_logp", sign="le",
+                                           thresholds=(config.extrapolate_threshold,), **space, **common),
+                         progress=progress)
+        run_cross_sample(CrossSampleConfig(criterion="js", thresholds=(config.extrapolate_js,), **space, **common),
+                         progress=progress)
+        if config.control_seeds:
+            run_cross_sample(CrossSampleConfig(criterion="random", match="delta_logp", sign="le",
+                                               control_seeds=config.control_seeds, **space,
+                                               **{k: v for k, v in common.items() if k != "budgets"}),
+                             progress=progress)
 
 
 @click.command("demo")

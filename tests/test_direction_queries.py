@@ -1,0 +1,134 @@
+"""The recipes direction and extrapolation against independent pandas/numpy computations on a synthetic build."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from bootstrap_reference import draws as _draws
+from bootstrap_reference import ratio_interval as _ratio_interval
+from synthetic_tables import write_build
+
+from tokenshift.queries import run_recipe
+
+REPS, SEED = 200, 3
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory) -> Path:
+    return write_build(tmp_path_factory.mktemp("direction") / "build", seed=0, extrapolation=True)
+
+
+@pytest.fixture(scope="module")
+def t(build: Path) -> dict[str, pd.DataFrame]:
+    return {name: pd.concat([pd.read_parquet(p) for p in sorted((build / name).glob("*.parquet"))], ignore_index=True)
+            for name in ("prompts", "generations", "tokens", "cross_samples")}
+
+
+def _close(a, b, tol=1e-9) -> None:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    assert a.shape == b.shape and np.allclose(a, b, rtol=tol, atol=tol, equal_nan=True), (a, b)
+
+
+def _tokens(t) -> pd.DataFrame:
+    tok = t["tokens"].merge(t["generations"][["generation_id", "problem_id"]], on="generation_id")
+    delta = tok.logp_rl.astype("float64") - tok.logp_base.astype("float64")
+    return tok.assign(delta=delta, p_base=np.exp(tok.logp_base.astype("float64")), js64=tok.js.astype("float64"))
+
+
+def _check(row: pd.Series, num: pd.Series, den: pd.Series) -> None:
+    """value = sum(num) / sum(den) over problems, and its interval the numpy bootstrap of that ratio."""
+    num, den = num.sort_index(), den.sort_index()
+    _close(row.value, num.sum() / den.sum())
+    _close([row.value_lo, row.value_hi],
+           _ratio_interval(num.to_numpy(float), den.to_numpy(float), _draws(SEED, REPS, len(num))))
+
+
+def test_direction(build, t):
+    thresholds, edges, tops = [0.1, 0.5], [0.0, 0.2, 0.7], [0.02, 0.1]
+    res = run_recipe("direction", build, {"bootstrap_reps": REPS, "bootstrap_seed": SEED, "delta_thresholds": thresholds,
+                                          "base_prob_edges": edges, "top_shares": tops})
+    tok = _tokens(t)
+    checked = 0
+    for (sampler, rl), g in tok.groupby(["sampler", "rl_model"]):
+        r = res[(res.sampler == sampler) & (res.rl_model == rl)].set_index(["measure", "level"])
+        assert (r.n_tokens == len(g)).all() and (r.n_problems == g.problem_id.nunique()).all()
+        levels = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
+        _close([r.loc[("quantile", q), "value"] for q in levels], np.quantile(g.delta, levels))
+        by = g.groupby("problem_id")
+        n = by.size().astype(float)
+        for th in thresholds:
+            ge = by.delta.apply(lambda d, th=th: (d >= th).sum()).astype(float)
+            le = by.delta.apply(lambda d, th=th: (d <= -th).sum()).astype(float)
+            _check(r.loc[("share_ge", th)], ge, n)
+            _check(r.loc[("share_le", th)], le, n)
+            _check(r.loc[("asymmetry", th)], ge - le, n)
+        uppers = edges[1:] + [2.0]
+        total_abs = by.delta.apply(lambda d: d.abs().sum())
+        for lo, hi in zip(edges, uppers, strict=True):
+            inside = g[(g.p_base >= lo) & (g.p_base < hi)].groupby("problem_id")
+            count = inside.size().reindex(n.index, fill_value=0).astype(float)
+            _check(r.loc[("bin_mean_delta", lo)], inside.delta.sum().reindex(n.index, fill_value=0), count)
+            _check(r.loc[("bin_token_share", lo)], count, n)
+            _check(r.loc[("bin_abs_share", lo)], inside.delta.apply(lambda d: d.abs().sum())
+                   .reindex(n.index, fill_value=0), total_abs)
+        order = g.sort_values(["generation_id", "position"])
+        for share in tops:
+            k = math.ceil(share * len(g))
+            top_d = set(order.assign(a=order.delta.abs()).sort_values("a", ascending=False, kind="stable").index[:k])
+            top_j = set(order.sort_values("js64", ascending=False, kind="stable").index[:k])
+            both = g.index.isin(list(top_d & top_j))
+            either = g.index.isin(list(top_d | top_j))
+            inter = pd.Series(both, index=g.index).groupby(g.problem_id).sum().astype(float)
+            union = pd.Series(either, index=g.index).groupby(g.problem_id).sum().astype(float)
+            _close(r.loc[("jaccard_top", share), "value"], len(top_d & top_j) / len(top_d | top_j))
+            _check(r.loc[("jaccard_top", share)], inter, union)
+        checked += 1
+    assert checked == tok.groupby(["sampler", "rl_model"]).ngroups > 2
+
+
+def _graded(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return (frame.assign(c=frame.correct.fillna(False).astype(int), n=frame.correct.notna().astype(int))
+            .groupby(keys + ["problem_id"], dropna=False)[["c", "n"]].sum().reset_index())
+
+
+def test_extrapolation(build, t):
+    res = run_recipe("extrapolation", build, {"bootstrap_reps": REPS, "bootstrap_seed": SEED})
+    cs = t["cross_samples"].merge(t["prompts"][["problem_id", "benchmark"]], on="problem_id")
+    cs = cs[cs.protocol == "threshold"].assign(space=cs.mix_space.fillna("prob"),
+                                               rate=cs.rate.where(cs.match_criterion.isna()))
+    key = ["rl_model", "benchmark", "direction", "criterion", "match_criterion", "sign", "threshold", "rate", "budget",
+           "budget_unit"]
+    swept = cs[cs.space == "log"][key].drop_duplicates()
+    rows = cs.merge(swept, on=key)
+    rows = rows[(rows.space == "log") | (rows.mix_weight == 1.0)]
+    assert set(rows.criterion) == {"all", "delta_logp", "js", "random"} and 0.5 not in set(rows.mix_weight)
+    points = rows.groupby(key + ["mix_weight"], dropna=False)
+    assert len(res) == points.ngroups == 2 * 2 * (3 * 3 + 2)  # directions x benchmarks x (3 rules x 3 W + js x 2)
+    gen = t["generations"]
+    for values, g in points:
+        want = dict(zip(key + ["mix_weight"], values, strict=True))
+        mask = pd.Series(True, index=res.index)
+        for column, value in want.items():
+            mask &= res[column].isna() if pd.isna(value) else res[column] == value
+        row = res[mask]
+        assert len(row) == 1, want
+        row = row.iloc[0]
+        per = _graded(g, []).sort_values("problem_id")
+        _close([row.n_samples, row.effective_pct, row.accuracy],
+               [len(g), 100 * g.intervention_fraction.mean(), g.correct.dropna().astype(float).mean()])
+        ref = _graded(gen[gen.sampler == want["rl_model"]], []).set_index("problem_id").reindex(per.problem_id)
+        base = _graded(gen[gen.sampler == "base"], []).set_index("problem_id").reindex(per.problem_id)
+        drawn = _draws(SEED, REPS, len(per))
+        c, n, c_rl, n_rl = (x.to_numpy(float) for x in (per.c, per.n, ref.c, ref.n))
+        _close([row.rl_accuracy, row.base_accuracy, row.accuracy_minus_rl],
+               [c_rl.sum() / n_rl.sum(), base.c.sum() / base.n.sum(), row.accuracy - c_rl.sum() / n_rl.sum()])
+        _close([row.accuracy_lo, row.accuracy_hi], _ratio_interval(c, n, drawn))
+        _close([row.rl_accuracy_lo, row.rl_accuracy_hi], _ratio_interval(c_rl, n_rl, drawn))
+        diff = c[drawn].sum(1) / n[drawn].sum(1) - c_rl[drawn].sum(1) / n_rl[drawn].sum(1)
+        _close([row.accuracy_minus_rl_lo, row.accuracy_minus_rl_hi], np.quantile(diff, [0.025, 0.975]))
+    labels = set(res.selection)
+    assert labels == {"all", "delta_logp <= -0.3", "js >= 0.05", "random@delta_logp <= -0.3"}, labels
