@@ -33,7 +33,7 @@ class DemoConfig:
     criteria: tuple[tuple[str, tuple[float, ...] | None], ...] = (
         ("kl", (0.1, 0.5)), ("entropy", (0.3, 0.65)), ("top1_differs", None))
     control_seeds: int = 1  # random controls matched to the js (and delta_logp) runs' per-answer rates
-    delta_thresholds: tuple[float, ...] = (-1.0, -0.3)  # delta_logp --sign le (swap), beside JS at matched budgets
+    delta_thresholds: tuple[float, ...] = (-0.3,)  # delta_logp --sign le (swap), beside JS at matched budgets
     # the extrapolation sweep: --mix-space log at these W (W = 1, the swap, comes from the runs above), every
     # position, delta_logp <= extrapolate_threshold and js >= extrapolate_js at budget inf, and random matched to
     # delta_logp at each W; extrapolate_samples answers per prompt and setting
