@@ -444,7 +444,7 @@ def plot_direction(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
             x = np.arange(len(s)) + x_shift + (i - len(_groups(df)) / 2) * 0.05
             mid.bar(x, 100 * s.value, 0.35 / max(len(_groups(df)), 1), color=color, hatch=hatch, alpha=0.8,
                     yerr=_yerr(s, "value", "value_lo", "value_hi"), capsize=2)
-            mid.set_xticks(np.arange(len(s)), [f"p_base ≥ {v:g}" for v in s.level], fontsize=8)
+            mid.set_xticks(np.arange(len(s)), [f"p_base from {v:g}" for v in s.level], fontsize=8)
         s = g[g.measure == "jaccard_top"].sort_values("level")
         right.errorbar(100 * s.level, s.value, yerr=_yerr(s, "value", "value_lo", "value_hi", 1), marker="o",
                        capsize=2, color=color, label=label)
