@@ -282,7 +282,7 @@ def plot_criteria_comparison(df: pd.DataFrame, params: dict[str, str]) -> plt.Fi
     fig, axes = plt.subplots(len(panels), 2, figsize=(_FIGSIZE[0], 3.9 * len(panels) + 0.6), squeeze=False)
     selections = sorted(df.selection.unique(), key=lambda s: (s.startswith("random"), s))
     colors = {s: f"C{i % 10}" for i, s in enumerate(selections)}
-    markers = dict(zip(selections, "osD^v<>pXh*"))
+    markers = {s: "osD^v<>pXh*"[i % 11] for i, s in enumerate(selections)}
     for row, (rl, bench, direction) in zip(axes, panels):
         d = df[(df.rl_model == rl) & (df.benchmark.fillna("?") == bench) & (df.direction == direction)]
         for selection in selections:
