@@ -22,7 +22,7 @@ INF = float("inf")
 @dataclass(frozen=True)
 class DemoConfig:
     out: str
-    limit: int = 100
+    limit: int = 40  # the figures in docs/findings*.md use --limit 100 (about twice the time)
     samples: int = 4
     checkpoints: bool = True  # score every embedded RL checkpoint (for the evolution analysis)
     sft_control: bool = True  # also score the embedded controls vs base: sft, sft-offpolicy, rl-seed1
@@ -41,6 +41,7 @@ class DemoConfig:
     extrapolate_threshold: float = -0.3
     extrapolate_js: float = 0.05
     extrapolate_samples: int = 1
+    extrapolate_direction: str = "forward"  # base drives and RL intervenes, the companion paper's setting
     version: str = "v1.0.0"
     seed: int = 0
 
@@ -149,7 +150,7 @@ def extrapolate(config: DemoConfig, progress: bool) -> None:
     from tokenshift.builders.cross_sample import CrossSampleConfig, run_cross_sample
 
     common = dict(out=str(Path(config.out) / "build"), samples=config.extrapolate_samples, rl_model="rl",
-                  budgets=(INF,))
+                  direction=config.extrapolate_direction, budgets=(INF,))
     run_cross_sample(CrossSampleConfig(criterion="all", **common), progress=progress)  # W = 1: the other model
     for w in config.extrapolate_weights:
         space = dict(mix_space="log", mix_weight=w)
