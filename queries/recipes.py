@@ -21,13 +21,14 @@ STUDY_ORDER = (
 # The values a recipe parameter may take, by name (a name means the same in every recipe): (lowest, highest),
 # inclusive, for each number of a list too; every DOUBLE must be finite. A value outside is refused in one line.
 PARAM_RANGES: dict[str, tuple[float, float]] = {
-    "bootstrap_reps": (1, math.inf), "bootstrap_seed": (0, 2**32 - 1),
+    "base_prob_edges": (0, 1), "bootstrap_reps": (1, math.inf), "bootstrap_seed": (0, 2**32 - 1),
+    "delta_quantiles": (0, 1), "delta_thresholds": (0, math.inf),
     "edge_fraction": (0, 1), "edge_tokens": (0, math.inf), "entropy_bins": (1, math.inf),
     "fork_quantile": (0, 1), "js_percentiles": (0, 1),
     "js_threshold": (0, math.inf), "js_threshold_high": (0, math.inf), "js_threshold_low": (0, math.inf),
     "js_thresholds": (0, math.inf), "near_zero_js": (0, math.inf), "low_entropy": (0, math.inf),
     "min_occurrences": (1, math.inf), "pass_k": (1, math.inf), "position_bins": (1, math.inf),
-    "rank_cutoffs": (1, math.inf), "top_n": (1, math.inf), "top_rank": (1, math.inf),
+    "rank_cutoffs": (1, math.inf), "top_n": (1, math.inf), "top_rank": (1, math.inf), "top_shares": (0, 1),
 }
 
 

@@ -393,10 +393,15 @@ def value_frames(parts: list[PartFile], table: str, batch_rows: int,
 def _derive_cross_samples(frame: pd.DataFrame) -> None:
     """The bounds that hold only for some rows: a magnitude criterion's threshold >= 0 (delta_logp's may be
     negative), and a 'prob'-space mix weight in [0, 1] (a 'log'-space one may be any finite number)."""
-    signed = (frame["criterion"] == "delta_logp") | (frame["match_criterion"] == "delta_logp")
-    frame["_magnitude_threshold"] = frame["threshold"].where(~signed.fillna(False).astype(bool))
-    log_space = (frame["mix_space"] == "log").fillna(False).astype(bool)
-    frame["_prob_mix_weight"] = frame["mix_weight"].where(~log_space)
+    def named(column: str, value: str) -> pd.Series:  # False where an older version lacks the column
+        if column not in frame:
+            return pd.Series(False, index=frame.index)
+        return (frame[column] == value).fillna(False).astype(bool)
+
+    signed = named("criterion", "delta_logp") | named("match_criterion", "delta_logp")
+    frame["_magnitude_threshold"] = frame["threshold"].where(~signed) if "threshold" in frame else None
+    if "mix_weight" in frame:
+        frame["_prob_mix_weight"] = frame["mix_weight"].where(~named("mix_space", "log"))
 
 
 def _widened(batch: pa.Table) -> pa.Table:

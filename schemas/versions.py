@@ -12,7 +12,9 @@ Past versions:
        rate, match_criterion, control_seed, run_id; thresholds are JS thresholds.
   2.0  cross_samples with those six columns (thresholds of any criterion). Its files still say "1.0";
        they are told apart by cross_samples' run_id column.
-  2.1  tokens gain the exact reallocation columns (p_base_rl_top1, rl_mass_base_topk, base_mass_rl_topk).
+  2.1  tokens gain the exact reallocation columns (p_base_rl_top1, rl_mass_base_topk, base_mass_rl_topk);
+       cross_samples gain sign and mix_space (delta_logp's side, log-space mixing); imported builds may
+       leave prompts.gold_answer, generations.seed and generations.finish_reason null.
 """
 
 from __future__ import annotations

@@ -66,10 +66,12 @@ def make_build(out: str | Path, seed: int = 0) -> Path:
     return out
 
 
-def add_cross_samples(out: str | Path, seed: int = 0) -> Path:
-    """Add a cross_samples table and its manifest entries, as `tokenshift cross-sample DIR` would."""
+def add_cross_samples(out: str | Path, seed: int = 0, extrapolation: bool = False) -> Path:
+    """Add a cross_samples table and its manifest entries, as `tokenshift cross-sample DIR` would
+    (with `extrapolation`, also a log-space W sweep)."""
     out = Path(out)
-    _write_parts(out, "cross_samples", make_tables(seed=seed, with_cross=True)["cross_samples"])
+    _write_parts(out, "cross_samples",
+                 make_tables(seed=seed, with_cross=True, extrapolation=extrapolation)["cross_samples"])
     manifest = refresh_manifest_tables(out)
     manifest["cross_sampling"] = {"protocols": ["threshold", "resample"], "seed": seed}
     write_json_atomic(out / "manifest.json", manifest)

@@ -17,7 +17,8 @@ from tokenshift.schemas.tables import TABLE_FIELDS
 
 @pytest.fixture(scope="module")
 def crossed(tmp_path_factory):
-    return add_cross_samples(make_build(tmp_path_factory.mktemp("cache") / "build", seed=3), seed=3)
+    return add_cross_samples(make_build(tmp_path_factory.mktemp("cache") / "build", seed=3), seed=3,
+                             extrapolation=True)
 
 
 def _sources(con) -> dict[str, str]:

@@ -53,7 +53,8 @@ def test_every_past_version_has_a_fixture_and_a_frozen_contract():
         assert set(contract(version)) == set(TABLE_FIELDS)
     # 1.0 had no criteria columns and JS-only thresholds; 2.0 had no exact reallocation columns
     assert "criterion" not in {f.name for f in contract("1.0")["cross_samples"]}
-    assert {f.name for f in contract("2.0")["cross_samples"]} == {f.name for f in TABLE_FIELDS["cross_samples"]}
+    assert ({f.name for f in contract("2.0")["cross_samples"]} | {"sign", "mix_space"}
+            == {f.name for f in TABLE_FIELDS["cross_samples"]})
     assert not set(EXACT) & {f.name for f in contract("2.0")["tokens"]}
     assert set(EXACT) <= {f.name for f in TABLE_FIELDS["tokens"]}
 
