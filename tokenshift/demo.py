@@ -22,7 +22,7 @@ INF = float("inf")
 @dataclass(frozen=True)
 class DemoConfig:
     out: str
-    limit: int = 40  # the figures in docs/findings*.md use --limit 100 (about twice the time)
+    limit: int = 40  # the figures in docs/findings*.md use --limit 100 (2.5 times the problems)
     samples: int = 4
     checkpoints: bool = True  # score every embedded RL checkpoint (for the evolution analysis)
     sft_control: bool = True  # also score the embedded controls vs base: sft, sft-offpolicy, rl-seed1
