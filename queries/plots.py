@@ -56,6 +56,14 @@ def _legend_below(fig: plt.Figure, ax, ncol: int = 2) -> None:
         fig._ts_bottom = min((0.25 + 0.2 * rows) / height, 0.4)  # room kept by save_plot
 
 
+def _close_panels(fig: plt.Figure, axes, n_panels: int, title: str) -> None:
+    """Blank the grid's unused axes, put the fullest panel's legend under the figure and title it."""
+    for ax in list(axes.flat)[n_panels:]:
+        ax.axis("off")
+    _legend_below(fig, max(axes.flat[:n_panels], key=lambda a: len(a.get_legend_handles_labels()[0])), ncol=3)
+    fig.suptitle(title, fontsize=11)
+
+
 def _thr(params: dict[str, str]) -> str:
     return f"JS ≥ {params['js_threshold']} nats" if "js_threshold" in params else "JS ≥ threshold"
 
@@ -267,11 +275,9 @@ def plot_cross_sampling_curve(df: pd.DataFrame, params: dict[str, str]) -> plt.F
         _reference_band(ax, g, "rl_accuracy", "black", f"{rl} accuracy")
         _style(ax, f"{rl} on {bench}", "tokens taken from the other model (% of answer)", "accuracy (%)")
         ax.set_ylim(-2, 102)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    _legend_below(fig, max(axes.flat[:len(panels)], key=lambda a: len(a.get_legend_handles_labels()[0])), ncol=3)
-    fig.suptitle("Cross-sampling: forward (base drives) recovers RL, reverse (RL drives) collapses it\n"
-                 "(labels: threshold in the criterion's nats; error bars: 95% bootstrap over problems)", fontsize=11)
+    _close_panels(fig, axes, len(panels),
+                  "Cross-sampling: forward (base drives) recovers RL, reverse (RL drives) collapses it\n"
+                  "(labels: threshold in the criterion's nats; error bars: 95% bootstrap over problems)")
     return fig
 
 
@@ -478,11 +484,9 @@ def plot_extrapolation(df: pd.DataFrame, params: dict[str, str]) -> plt.Figure:
         _reference_band(ax, g.sort_values("n_samples", ascending=False), "rl_accuracy", "black", f"{rl} accuracy")
         _style(ax, f"{rl} on {bench}, {direction}", "mix weight W (log space; 1 = the other model)", "accuracy (%)")
         ax.set_ylim(-2, 102)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    _legend_below(fig, max(axes.flat[:len(panels)], key=lambda a: len(a.get_legend_handles_labels()[0])), ncol=3)
-    fig.suptitle("Extrapolation: accuracy against W, softmax((1 - W) log p_driver + W log p_other) at selected "
-                 "positions\n(error bars: 95% bootstrap over problems)", fontsize=11)
+    _close_panels(fig, axes, len(panels),
+                  "Extrapolation: accuracy against W, softmax((1 - W) log p_driver + W log p_other) at selected "
+                  "positions\n(error bars: 95% bootstrap over problems)")
     return fig
 
 
