@@ -29,9 +29,9 @@ from pathlib import Path
 import torch
 from common import best_of, machine_line, print_table
 
-from tokenshift.builders.cross_config import CrossSampleConfig
-from tokenshift.builders.generate import SamplingConfig, sampling_kwargs
-from tokenshift.builders.paired_decode import decode_batch
+from tokenshift.builders.cross_sampling.config import CrossSampleConfig
+from tokenshift.builders.decoding.paired import decode_batch
+from tokenshift.builders.engines.generate import SamplingConfig, sampling_kwargs
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -98,7 +98,7 @@ def pick_pair(args, root: Path) -> tuple[str, str, str]:
         return args.model, args.rl_model, f"{args.model} / {args.rl_model}"
     if not args.random:
         try:
-            from tokenshift.toy.paths import embedded_base_dir, embedded_rl_dir
+            from tokenshift.runtime.embedded_pair import embedded_base_dir, embedded_rl_dir
 
             if (embedded_base_dir() / "config.json").is_file() and (embedded_rl_dir() / "config.json").is_file():
                 return str(embedded_base_dir()), str(embedded_rl_dir()), "embedded toy pair"

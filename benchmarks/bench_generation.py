@@ -26,7 +26,7 @@ from types import SimpleNamespace
 import torch
 from common import MIB, PeakMemory, best_of, machine_line, print_table, run_isolated
 
-from tokenshift.builders.generate import SamplingConfig, generate_hf
+from tokenshift.builders.engines.generate import SamplingConfig, generate_hf
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -53,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def toy_base_dir() -> Path | None:
     """The embedded toy base model's directory, when the toy pair has been trained."""
-    from tokenshift.toy.paths import embedded_base_dir
+    from tokenshift.runtime.embedded_pair import embedded_base_dir
 
     path = embedded_base_dir()
     return path if (path / "config.json").is_file() else None
@@ -81,8 +81,8 @@ def load(args, path: Path):
         torch.set_num_threads(args.threads)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, args.dtype)).to(args.device).eval()
     if (path / "tokenizer_config.json").is_file():
-        from tokenshift.builders.prompts import format_prompt
-        from tokenshift.toy.arith import toy_problems
+        from tokenshift.builders.inputs.arith import toy_problems
+        from tokenshift.builders.inputs.prompts import format_prompt
 
         tokenizer = AutoTokenizer.from_pretrained(path)
         texts = [format_prompt(tokenizer, p["question"]) for p in toy_problems("test", args.prompts)]
@@ -109,7 +109,7 @@ def run_vllm(path: Path, tokenizer, prompts, args) -> tuple[float, int] | str:
         import vllm  # noqa: F401
     except ImportError:
         return "skipped (vLLM not installed)"
-    from tokenshift.builders.generate import generate_vllm
+    from tokenshift.builders.engines.generate import generate_vllm
 
     config = SamplingConfig(max_new_tokens=args.max_new_tokens, temperature=1.0, top_p=1.0)
     try:

@@ -28,8 +28,8 @@ import pyarrow.parquet as pq
 import torch
 from common import machine_line, print_table
 
-from tokenshift.builders.build import BuildConfig, run_build
-from tokenshift.builders.import_build import run_import
+from tokenshift.builders.pipeline.build import BuildConfig, run_build
+from tokenshift.builders.pipeline.import_build import run_import
 
 FLOATS = ("logp_base", "logp_rl", "entropy_base", "entropy_rl", "js", "kl_base_rl", "kl_rl_base")
 

@@ -78,8 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def make_source_build(root: Path) -> Path:
     """A build of the embedded pair on 100 toy prompts (the same code path as `tokenshift build`)."""
-    from tokenshift.builders.build import BuildConfig, run_build
-    from tokenshift.builders.cross_sample import CrossSampleConfig, run_cross_sample
+    from tokenshift.builders.cross_sampling.runner import CrossSampleConfig, run_cross_sample
+    from tokenshift.builders.pipeline.build import BuildConfig, run_build
 
     out = root / "source-build"
     if not (out / "manifest.json").exists():
@@ -97,8 +97,8 @@ def replicate(source: Path, dest: Path, rows: int, same_problems: bool = False) 
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from tokenshift.builders.manifest import table_entries
-    from tokenshift.files import write_json_atomic
+    from tokenshift.runtime.files import write_json_atomic
+    from tokenshift.schemas.manifest import table_entries
     from tokenshift.schemas.tables import write_parquet
 
     source_rows = sum(pq.read_metadata(p).num_rows for p in sorted((source / "tokens").glob("*.parquet")))

@@ -9,7 +9,7 @@ two bare forward passes that produce the logits) and against the script a resear
 
     python benchmarks/bench_scoring.py --quick --before-ref main   # and the scorer of another git revision
 
-With --before-ref, "before" is `score_pair` as builders/score.py of that revision has it (loaded from
+With --before-ref, "before" is `score_pair` as builders/scoring/score.py of that revision has it (loaded from
 git), timed interleaved with today's, so the two are compared side by side in one run.
 
 Without --model the pair is a random-initialised Qwen2 architecture with Qwen2.5's output size
@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from common import GIB, MIB, PeakMemory, best_of, machine_line, print_table, resident_bytes, run_isolated
 
-from tokenshift.builders.score import ScoreConfig, score_pair
+from tokenshift.builders.scoring.score import ScoreConfig, score_pair
 
 QWEN25_VOCAB = 151_936
 TOP_K = 10
@@ -63,7 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-gib", type=float, default=8.0,
                         help="skip the full-logits script where the process would need more than this")
     parser.add_argument("--full", action="store_true", help="run the full-logits script at every length")
-    parser.add_argument("--before-ref", help="also time builders/score.py of this git revision ('before')")
+    parser.add_argument("--before-ref", help="also time builders/scoring/score.py of this git revision ('before')")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one memory measurement
     parser.add_argument("--length", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -141,7 +141,7 @@ _BEFORE = {}
 
 
 def before(base, rl, prompt, answer, vocab, args):
-    """The scorer of git revision --before-ref (builders/score.py loaded from git), same settings."""
+    """The scorer of git revision --before-ref (builders/scoring/score.py loaded from git), same settings."""
     if args.before_ref not in _BEFORE:
         root = Path(__file__).resolve().parent.parent
         text = subprocess.run(["git", "-C", str(root), "show", f"{args.before_ref}:builders/score.py"],

@@ -21,11 +21,13 @@ from pathlib import Path
 import torch
 from common import machine_line, print_table
 
-import tokenshift.builders.cross_protocols as protocols
-from tokenshift.builders import generate, plan
-from tokenshift.builders.build_answers import Known
-from tokenshift.builders.cross_config import DEFAULT_THRESHOLDS, CrossSampleConfig
-from tokenshift.builders.shards import derive_seed
+import tokenshift.builders.cross_sampling.protocols as protocols
+from tokenshift.builders import plan
+from tokenshift.builders.cross_sampling.build_answers import Known
+from tokenshift.builders.cross_sampling.config import DEFAULT_THRESHOLDS, CrossSampleConfig
+from tokenshift.builders.engines import generate
+from tokenshift.runtime.meter import metering
+from tokenshift.runtime.shards import derive_seed
 
 DEFAULT = CrossSampleConfig(out="")  # the default sweep: budgets 0,1,2,4,8,16,32,inf, both directions
 
@@ -43,9 +45,9 @@ class _Tokenizer:
 def _embedded(args):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tokenshift.builders.benchmarks import load_benchmark
-    from tokenshift.builders.prompts import format_prompt
-    from tokenshift.toy.paths import embedded_base_dir, embedded_rl_dir
+    from tokenshift.builders.inputs.benchmarks import load_benchmark
+    from tokenshift.builders.inputs.prompts import format_prompt
+    from tokenshift.runtime.embedded_pair import embedded_base_dir, embedded_rl_dir
 
     tok = AutoTokenizer.from_pretrained(embedded_base_dir())
     base, rl = (AutoModelForCausalLM.from_pretrained(d).eval() for d in (embedded_base_dir(), embedded_rl_dir()))
@@ -103,7 +105,7 @@ def _measure(base, rl, tok, prefixes, sampling, thresholds, branches: int,
     bound = plan.Plan("cross-sample", (), 0, 1, 0, 0)
     wall, cpu = time.perf_counter(), time.process_time()
     try:
-        with plan.metering(bound, lambda _line: None, progress=False) as meter:
+        with metering(bound, lambda _line: None, progress=False) as meter:
             for direction, (name, driver, other) in (("forward", ("base", base, rl)), ("reverse", ("rl", rl, base))):
                 decoder = protocols.PairDecoder(run, driver, other)
                 out = protocols.setting_runs(run, decoder, prefixes, derive_seed(0, 0, name), direction,

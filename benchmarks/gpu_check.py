@@ -39,8 +39,8 @@ import bench_generation  # noqa: E402
 import bench_scoring  # noqa: E402
 from common import MIB, PeakMemory, best_of, print_table  # noqa: E402
 
-from tokenshift.builders.generate import SamplingConfig, sampling_kwargs  # noqa: E402
-from tokenshift.builders.paired_decode import decode_batch  # noqa: E402
+from tokenshift.builders.decoding.paired import decode_batch  # noqa: E402
+from tokenshift.builders.engines.generate import SamplingConfig, sampling_kwargs  # noqa: E402
 
 QWEN_7B = dict(hidden=3584, layers=28, heads=28, kv_heads=4, intermediate=18944, vocab=152064)
 TINY = dict(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128, vocab=2048)

@@ -17,7 +17,7 @@ import argparse
 
 import torch
 
-from tokenshift.builders import score
+from tokenshift.builders.scoring import score
 
 GIB = 2**30
 QWEN25_TOKENIZER = 151_665  # tokens in the Qwen2.5 tokenizer; the output head has 152,064 rows

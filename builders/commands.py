@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from tokenshift.builders.benchmarks import ANSWER_RULES
-from tokenshift.builders.generate import ENGINES
-from tokenshift.builders.gold_rules import GOLD_TRANSFORMS, MEANING
-from tokenshift.builders.models import DTYPES
-from tokenshift.builders.prompts import CHOICES_SPEC, DEFAULT_INSTRUCTION
-from tokenshift.errors import warn
+from tokenshift.builders.engines.generate import ENGINES
+from tokenshift.builders.engines.models import DTYPES
+from tokenshift.builders.grading.gold_rules import GOLD_TRANSFORMS, MEANING
+from tokenshift.builders.inputs.benchmarks import ANSWER_RULES
+from tokenshift.builders.inputs.prompts import CHOICES_SPEC, DEFAULT_INSTRUCTION
+from tokenshift.runtime.errors import warn
 from tokenshift.schemas.values import IMPORT_FORMATS
 
 DEFAULT_BENCHMARK = "toy-arith"  # what a generating build samples on when --benchmark is not given
@@ -48,7 +48,7 @@ def benchmark_options(command):
 
 def say_name_hint(benchmark: str, fields) -> None:
     """The one-line hint to pass --benchmark-name when the file's stem (test, train, ...) names the benchmark."""
-    from tokenshift.builders.benchmarks import name_hint
+    from tokenshift.builders.inputs.benchmarks import name_hint
 
     hint = name_hint(benchmark, fields)
     if hint:
@@ -129,9 +129,10 @@ def say_name_hint(benchmark: str, fields) -> None:
 def build(overwrite: bool, quiet: bool, no_chat_template: bool, rl: tuple[str, ...], plan_only: bool,
           tokens_per_second: float | None, **options) -> None:
     """Generate (or import with --completions), grade and score a base/RL pair's answers into versioned tables."""
-    from tokenshift.builders.build import BuildConfig, benchmark_fields, run_build
-    from tokenshift.builders.import_build import import_plan, run_import
-    from tokenshift.builders.plan import build_plan, check_speed, run_planned
+    from tokenshift.builders.pipeline.build import BuildConfig, benchmark_fields, run_build
+    from tokenshift.builders.pipeline.import_build import run_import
+    from tokenshift.builders.plan import build_plan, check_speed, import_plan
+    from tokenshift.runtime.meter import run_planned
 
     if options["benchmark"] is None and options["completions"] is None:
         options["benchmark"] = DEFAULT_BENCHMARK
@@ -163,7 +164,7 @@ def merge(dirs: tuple[str, ...], out: str) -> None:
     """Join the builds of `tokenshift build --shard I/N` runs into one build."""
     from pathlib import Path
 
-    from tokenshift.builders.merge import merge_builds
+    from tokenshift.builders.maintenance.merge import merge_builds
 
     merged = merge_builds([Path(d) for d in dirs], Path(out))
     click.echo(f"merged {len(dirs)} shard builds into {merged}{ungraded_note(merged)}")
@@ -171,7 +172,7 @@ def merge(dirs: tuple[str, ...], out: str) -> None:
 
 def import_note(out) -> str:
     """'; N answers imported (...)' for the summary line of an imported build: skips, round trips, grading."""
-    from tokenshift.builders.manifest import read_manifest
+    from tokenshift.schemas.manifest import read_manifest
 
     record = read_manifest(out).get("import") or {}
     grading = record.get("grading") or {}
@@ -193,7 +194,7 @@ def import_note(out) -> str:
 
 def ungraded_note(out) -> str:
     """'; N answers ungraded …' for a summary line when the manifest counts ungraded answers, else ''."""
-    from tokenshift.builders.manifest import read_manifest
+    from tokenshift.schemas.manifest import read_manifest
 
     counts = read_manifest(out).get("ungraded") or {}
     total = sum(v for v in counts.values() if isinstance(v, int))
@@ -209,7 +210,7 @@ def ungraded_note(out) -> str:
 @click.option("--grade-timeout-s", type=float, default=None, help="Per-answer limit. Default: the build's.")
 def regrade(build_dir: str, grade_timeout_s: float | None) -> None:
     """Grade again the answers a finished build left ungraded (correct = null); recorded in the manifest."""
-    from tokenshift.builders.regrade import regrade as run_regrade
+    from tokenshift.builders.maintenance.regrade import regrade as run_regrade
 
     result = run_regrade(build_dir, timeout_s=grade_timeout_s)
     click.echo(f"regraded {result.attempted} answers in {build_dir}; {result.still_ungraded} still ungraded"
@@ -233,9 +234,9 @@ def benchmark_check(spec: str, limit: int | None, grade_timeout_s: float, exampl
     """Read FILE exactly as `build` would with these flags and grade every gold against itself: counts of
     empty, skipped, transformed and self-failing golds, with examples. Exits 1 when a build would refuse the
     file or a gold is not correct against itself."""
-    from tokenshift.builders.benchmark_check import check_benchmark
-    from tokenshift.builders.build import BuildConfig, benchmark_fields
-    from tokenshift.errors import TokenshiftError
+    from tokenshift.builders.inputs.benchmark_check import check_benchmark
+    from tokenshift.builders.pipeline.build import BuildConfig, benchmark_fields
+    from tokenshift.runtime.errors import TokenshiftError
 
     if limit is not None and limit < 1:
         raise TokenshiftError(f"--limit must be >= 1 (got {limit})")
@@ -256,8 +257,8 @@ def migrate(build_dir: str, out: str) -> None:
     """Rewrite a build of a past schema version as a build of the current one (DIR is left as it is)."""
     from pathlib import Path
 
-    from tokenshift.builders.manifest import read_manifest
-    from tokenshift.builders.migrate import migrate_build
+    from tokenshift.builders.maintenance.migrate import migrate_build
+    from tokenshift.schemas.manifest import read_manifest
 
     written = migrate_build(Path(build_dir), Path(out))
     recorded = read_manifest(written)

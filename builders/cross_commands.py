@@ -79,7 +79,7 @@ def cross_sample(build_dir: str, thresholds: str | None, budgets: str | None, ra
     Each run appends its rows, with its settings as columns, to table cross_samples; the same flags
     again resume or change nothing.
     """
-    from tokenshift.builders.cross_sample import (
+    from tokenshift.builders.cross_sampling.runner import (
         CrossSampleConfig,
         default_thresholds,
         load_build,
@@ -88,8 +88,9 @@ def cross_sample(build_dir: str, thresholds: str | None, budgets: str | None, ra
         run_cross_sample,
         unfinished_shards,
     )
-    from tokenshift.builders.plan import check_speed, cross_sample_plan, run_planned
-    from tokenshift.errors import TokenshiftError
+    from tokenshift.builders.plan import check_speed, cross_sample_plan
+    from tokenshift.runtime.errors import TokenshiftError
+    from tokenshift.runtime.meter import run_planned
 
     if budgets is not None and options["match"] is not None:
         raise TokenshiftError("--budgets does not apply to --match (the control takes the matched settings): drop it")

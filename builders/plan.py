@@ -2,25 +2,27 @@
 
 A plan counts answers and bounds the tokens of the pending shards from the config alone (every
 answer runs to max_new_tokens); `--tokens-per-second R` turns the decoded bound into a wall time.
-While a run decodes, `metering` shows decoded tokens against that bound with an ETA and, after
-the first batch, the estimate at the measured speed (decoded tokens per wall second, the unit
-`--tokens-per-second` takes, so a run's figure can plan the next one).
+Pure functions of the configs and the files on disk; the live count while a run decodes is the
+runtime's token meter (tokenshift.runtime.meter).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from tokenshift.errors import TokenshiftError
+from tokenshift.builders.cross_sampling import build_answers
+from tokenshift.builders.cross_sampling import runner as cs
+from tokenshift.builders.cross_sampling.runs import known_runs, matched_settings
+from tokenshift.builders.engines import models
+from tokenshift.builders.inputs import benchmarks
+from tokenshift.builders.pipeline import import_build
+from tokenshift.builders.pipeline.build import BuildConfig, benchmark_fields, model_specs, validate_config
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.meter import format_seconds
+from tokenshift.runtime.shards import ShardSpec, is_done, part_name, shard_ranges
 
 
 @dataclass(frozen=True)
@@ -55,20 +57,6 @@ class Plan:
         return out
 
 
-def format_seconds(seconds: float) -> str:
-    """'3 d 4 h', '2 h 05 min', '4 min 10 s' or '12.3 s'."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, s = divmod(int(round(seconds)), 60)
-    hours, m = divmod(minutes, 60)
-    days, h = divmod(hours, 24)
-    if days:
-        return f"{days} d {h} h"
-    if hours:
-        return f"{hours} h {m:02d} min"
-    return f"{m} min {s:02d} s"
-
-
 def check_speed(tokens_per_second: float | None) -> None:
     if tokens_per_second is not None and not tokens_per_second > 0:
         raise TokenshiftError(f"--tokens-per-second must be > 0 (got {tokens_per_second:g})")
@@ -76,9 +64,6 @@ def check_speed(tokens_per_second: float | None) -> None:
 
 def build_plan(config, overwrite: bool = False) -> Plan:
     """The plan of `tokenshift build` for a BuildConfig: reads the benchmark, never a model."""
-    from tokenshift.builders import benchmarks
-    from tokenshift.builders.build import benchmark_fields, model_specs, validate_config
-    from tokenshift.builders.shards import ShardSpec, is_done, shard_ranges
 
     # the machine that plans need not be the one that runs: no check of its GPUs or Ray cluster
     validate_config(dataclasses.replace(config, device="cpu", ray=None, ray_workers=None))
@@ -123,10 +108,6 @@ def cross_sample_plan(config, overwrite: bool = False) -> Plan:
     """The plan of `tokenshift cross-sample`: reads the build's manifest and prompts, never a model."""
     import pyarrow.parquet as pq
 
-    from tokenshift.builders import build_answers
-    from tokenshift.builders import cross_sample as cs
-    from tokenshift.builders.build import BuildConfig
-    from tokenshift.builders.shards import ShardSpec, part_name
 
     cs.validate_config(dataclasses.replace(config, ray=None, ray_workers=None))
     out = Path(config.out)
@@ -143,7 +124,6 @@ def cross_sample_plan(config, overwrite: bool = False) -> Plan:
         settings = [f"protocol resample: steps 0..{int(max(config.budgets))}, one row per step"]
         passes = rows = 1 + int(max(config.budgets))  # one row per step, each step regenerates
     elif config.match:  # a random control: one decode per matched setting and control seed
-        from tokenshift.builders.cross_runs import known_runs, matched_settings
 
         matched = len(matched_settings(config, known_runs(out, build))) // max(len(dirs), 1)
         settings = [f"criterion random matched to {config.match}: {matched} setting(s) x {config.control_seeds} "
@@ -168,98 +148,26 @@ def cross_sample_plan(config, overwrite: bool = False) -> Plan:
                 len(pending), "scored tokens: none (JS comes from the paired decode)")
 
 
-# ---- live metering of decoded tokens ----
+def import_plan(config: BuildConfig, overwrite: bool = False):
+    """The plan of an import: answers and scored tokens of the pending shards; nothing is decoded."""
 
-_METER: "Meter | None" = None
-
-
-@dataclass
-class Meter:
-    """Decoded tokens against a plan's bound: a progress bar with an ETA, one estimate after the first batch."""
-
-    bound: int
-    echo: Callable[[str], None]
-    bar: object = None
-    decoded: int = 0
-    started: float | None = None
-    plan_lines: tuple[str, ...] = ()  # printed once, when the work starts (after the run's own checks)
-
-    def announce(self) -> None:
-        for line in self.plan_lines:
-            self.echo(line)
-        self.plan_lines = ()
-
-    def add(self, tokens: int, seconds: float) -> None:
-        self.announce()
-        first = self.started is None
-        if first:  # the clock starts when the first batch started decoding (model loading excluded)
-            self.started = time.perf_counter() - seconds
-        self.decoded += tokens
-        if self.bar is not None:
-            self.bar.update(tokens)
-        if first and tokens and seconds > 0:
-            rate = tokens / seconds
-            self.echo(f"first batch: {tokens:,} decoded tokens in {seconds:.1f} s = {rate:,.0f} tokens/s; "
-                      f"at this speed the <= {self.bound:,} decoded tokens take <= "
-                      f"{format_seconds(self.bound / rate)}")
-
-    def rate(self) -> float:
-        """Decoded tokens per wall second since the first batch started (0 before any)."""
-        elapsed = time.perf_counter() - self.started if self.started is not None else 0.0
-        return self.decoded / elapsed if elapsed > 0 else 0.0
-
-
-def work_starts() -> None:
-    """The run passed its checks and starts its shards: the active meter prints its plan now."""
-    if _METER is not None:
-        _METER.announce()
-
-
-def record_decoded(tokens: int, seconds: float) -> None:
-    """Report a decoded batch (tokens sampled, seconds it took) to the active meter, if any."""
-    if _METER is not None:
-        _METER.add(tokens, seconds)
-
-
-@contextmanager
-def metering(plan: Plan, echo: Callable[[str], None], progress: bool = True,
-             plan_lines: tuple[str, ...] = ()) -> Iterator[Meter]:
-    """Meter the decoded tokens of the block (this process only: Ray workers report nothing here).
-
-    On a terminal a bar of decoded tokens against the bound shows the ETA; a log gets the
-    first-batch estimate and the final count as plain lines instead (tokenshift.progress).
-    """
-    global _METER
-    from tokenshift.progress import interactive
-
-    bar = None
-    if progress and interactive():
-        bar = tqdm(total=plan.decoded_bound, desc="decoded tokens (bound)", unit="tok", unit_scale=True,
-                   leave=False)
-    meter = Meter(plan.decoded_bound, echo, bar, plan_lines=plan_lines)
-    previous, _METER = _METER, meter
-    try:
-        yield meter
-    finally:
-        _METER = previous
-        if bar is not None:
-            bar.close()
-
-
-def say(line: str) -> None:
-    """A line beside the progress output (stderr, in order with it; tqdm bars are redrawn below it)."""
-    tqdm.write(line, file=sys.stderr)
-    sys.stderr.flush()
-
-
-def run_planned(plan: Plan, run: Callable[[], object], tokens_per_second: float | None = None,
-                progress: bool = True, echo: Callable[[str], None] = say):
-    """Run `run()` metered: the plan is printed when its shards start (so a refusal stays one line),
-    the estimate after the first batch, then the decoded tokens and the measured speed."""
-    say = echo if progress else (lambda _line: None)
-    with metering(plan, say, progress, tuple(plan.lines(tokens_per_second))) as meter:
-        result = run()
-    if meter.decoded:
-        say(f"decoded {meter.decoded:,} tokens (plan bound {plan.decoded_bound:,}) at {meter.rate():,.0f} "
-            "decoded tokens/s")
-    return result
+    import_build.check_flags(config)
+    import_build.validate_config(config)
+    base_spec, rl_specs = import_build.model_specs(config)
+    tokenizer = models.load_tokenizer(base_spec, config.trust_remote_code)
+    windows = {s.name: models.context_length(s, config.trust_remote_code) for s in (base_spec, *rl_specs)}
+    prepared = import_build.prepare(config, tokenizer, windows)
+    spec, out = ShardSpec.parse(config.shard), Path(config.out)
+    pending = [r for k, r in enumerate(shard_ranges(len(prepared.problems), config.shard_size))
+               if spec.owns(k) and (overwrite or not is_done(out, "tokens", k))]
+    answers = [a for r in pending for i in r for a in prepared.problems[i].answers]
+    tokens = sum(len(a.token_ids) for a in answers)
+    skipped = sum(v["count"] for v in prepared.record["skipped"].values())
+    record = prepared.record
+    return Plan(
+        "build --completions",
+        (f"source: {record['format']} ({len(record['files'])} file(s)); samplers: {', '.join(record['samplers'])}; "
+         f"scored against base + {len(rl_specs)} RL model(s) ({', '.join(s.name for s in rl_specs)})",
+         f"prompts: {sum(len(r) for r in pending):,} of {len(prepared.problems):,}; skipped answers: {skipped}"),
+        len(answers), 0, tokens * len(rl_specs), len(pending),
+        "importing decodes nothing: the cost is scoring (one teacher-forced pass per model per answer)")

@@ -6,7 +6,12 @@ from pathlib import Path
 
 from huggingface_hub import DatasetCard
 
-from tokenshift.builders.manifest import (
+from tokenshift.cards.figures import headline_figures
+from tokenshift.cards.render import render_card
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.files import atomic_path
+from tokenshift.runtime.lock import folder_lock
+from tokenshift.schemas.manifest import (
     CARD,
     is_published,
     manifest_fingerprint,
@@ -14,11 +19,6 @@ from tokenshift.builders.manifest import (
     read_manifest,
     verify_tables,
 )
-from tokenshift.cards.figures import headline_figures
-from tokenshift.cards.render import render_card
-from tokenshift.errors import TokenshiftError
-from tokenshift.files import atomic_path
-from tokenshift.lock import folder_lock
 from tokenshift.schemas.versions import build_version
 
 

@@ -8,10 +8,10 @@ from collections import Counter
 import pandas as pd
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from tokenshift.builders.benchmarks import answer_rule
-from tokenshift.builders.gold_rules import MEANING
-from tokenshift.builders.manifest import listed_tables, rl_model_names, table_entry
+from tokenshift.builders.grading.gold_rules import MEANING
+from tokenshift.builders.inputs.benchmarks import answer_rule
 from tokenshift.queries.report import markdown_table
+from tokenshift.schemas.manifest import listed_tables, rl_model_names, table_entry
 from tokenshift.schemas.tables import PRIMARY_KEYS, SCHEMA_VERSION
 from tokenshift.schemas.versions import contract
 

@@ -1,5 +1,5 @@
 """Immutable publishing of builds: a local registry (TARGET/VERSION) or a tagged Hub dataset commit."""
 
-from tokenshift.publish.versions import resolve_version
+from tokenshift.schemas.registry import resolve_version
 
 __all__ = ["resolve_version"]

@@ -9,7 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokenshift.builders.manifest import (
+from tokenshift.cards.card import check_card
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.lock import folder_lock
+from tokenshift.schemas.manifest import (
     CARD,
     MANIFEST,
     PUBLISHED,
@@ -19,9 +22,6 @@ from tokenshift.builders.manifest import (
     public_manifest,
     read_manifest,
 )
-from tokenshift.cards.card import check_card
-from tokenshift.errors import TokenshiftError
-from tokenshift.lock import folder_lock
 from tokenshift.schemas.tables import TABLE_FIELDS
 
 
@@ -95,7 +95,7 @@ class Prepared:
 def prepare(build_dir: str | Path, version: str, repo_id: str | None = None,
             check_destination: Callable[[], None] = lambda: None) -> Prepared:
     """The steps every target shares: version name, fresh card, the target's own check, validation, file list."""
-    from tokenshift.publish.versions import validate_version
+    from tokenshift.schemas.registry import validate_version
 
     build = Path(build_dir)
     version = validate_version(version)

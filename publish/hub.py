@@ -15,9 +15,9 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
 from huggingface_hub.errors import RepositoryNotFoundError
 
-from tokenshift.errors import TokenshiftError
 from tokenshift.publish.contents import PublishFile, checked_build, format_plan, prepare, publish_files, read_lock
-from tokenshift.publish.versions import refuse_existing
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.schemas.registry import refuse_existing
 from tokenshift.schemas.tables import TABLE_FIELDS
 
 HUB_PREFIX = "hf://datasets/"

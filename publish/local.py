@@ -11,10 +11,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tokenshift.errors import TokenshiftError
-from tokenshift.files import clean_leftovers
 from tokenshift.publish.contents import format_plan, prepare, read_lock, refuse_nesting
-from tokenshift.publish.versions import published_versions, refuse_existing, validate_version
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.files import clean_leftovers
+from tokenshift.schemas.registry import published_versions, refuse_existing, validate_version
 
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 

@@ -8,7 +8,7 @@ import math
 import click
 import pandas as pd
 
-from tokenshift.errors import TokenshiftError
+from tokenshift.runtime.errors import TokenshiftError
 
 
 def parse_param(text: str) -> tuple[str, str]:
@@ -95,7 +95,7 @@ def pasteable_sql(name: str, source: str, overrides: dict[str, str]) -> str:
 
 def refuse_published_out(out_dir: str) -> None:
     """Refuse an --out inside a published version: nothing tokenshift runs writes there."""
-    from tokenshift.builders.manifest import published_ancestor
+    from tokenshift.schemas.manifest import published_ancestor
 
     version = published_ancestor(out_dir)
     if version is not None:

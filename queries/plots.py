@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from tokenshift.files import atomic_path  # noqa: E402
+from tokenshift.runtime.files import atomic_path  # noqa: E402
 from tokenshift.schemas.values import BASE_SAMPLER, DIRECTIONS  # noqa: E402
 
 _FIGSIZE = (12, 4.6)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokenshift.errors import TokenshiftError
+from tokenshift.runtime.errors import TokenshiftError
 
 RECIPE_DIR = Path(__file__).resolve().parent
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from tokenshift import __version__
-from tokenshift.errors import TokenshiftError
-from tokenshift.files import atomic_path, write_text_atomic
 from tokenshift.queries.plots import PLOTTERS, save_plot
 from tokenshift.queries.recipes import load_recipe, recipe_names
 from tokenshift.queries.run import MissingTableError, connect, execute_recipe
 from tokenshift.queries.sources import Source
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.files import atomic_path, write_text_atomic
+from tokenshift.runtime.version import __version__
 
 MARKER = "<!-- tokenshift report -->"
 MAX_MD_ROWS = 100

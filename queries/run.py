@@ -15,7 +15,6 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from tokenshift.errors import TokenshiftError
 from tokenshift.queries.recipes import Recipe, check_value, load_recipe, recipe_names
 from tokenshift.queries.sources import (
     OPTIONAL,
@@ -25,6 +24,7 @@ from tokenshift.queries.sources import (
     resolve_source,
     table_view,
 )
+from tokenshift.runtime.errors import TokenshiftError
 
 
 class MissingTableError(TokenshiftError):

@@ -10,10 +10,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tokenshift.arguments import check_path
-from tokenshift.builders.manifest import MANIFEST, listed_files, listed_paths, read_manifest, top_k
-from tokenshift.errors import TokenshiftError
-from tokenshift.publish.versions import published_versions, resolve_version
+from tokenshift.runtime.arguments import check_path
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.schemas.manifest import MANIFEST, listed_files, listed_paths, read_manifest, top_k
+from tokenshift.schemas.registry import published_versions, resolve_version
 from tokenshift.schemas.tables import OPTIONAL_TABLES as OPTIONAL
 from tokenshift.schemas.tables import REQUIRED_TABLES as REQUIRED
 from tokenshift.schemas.tables import SCHEMA_VERSION

@@ -25,12 +25,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tokenshift import __version__
-from tokenshift.builders.manifest import model_location, read_manifest
-from tokenshift.errors import TokenshiftError
-from tokenshift.files import write_text_atomic
 from tokenshift.queries.run import connect
 from tokenshift.queries.sources import Source, literal_path
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.files import write_text_atomic
+from tokenshift.runtime.version import __version__
+from tokenshift.schemas.manifest import model_location, read_manifest
 
 DIVERGENT_JS = 0.1      # nats; the study's threshold for a "divergent" position
 DEFAULT_TOP = 5         # answers per sampler when no --generation is given
@@ -211,7 +211,7 @@ def build_tokenizer(src: Source):
     except (TokenshiftError, KeyError, TypeError, AttributeError):
         return None
     try:
-        from tokenshift.builders.models import tokenizer_sha256
+        from tokenshift.builders.engines.models import tokenizer_sha256
 
         tokenizer = _local_tokenizer(source, revision)
         if tokenizer is None or tokenizer_sha256(tokenizer) != expected:

@@ -8,8 +8,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from tokenshift.errors import TokenshiftError
-from tokenshift.files import write_json_atomic
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.files import write_json_atomic
 
 GROUPS = ("manifest", "files", "schema", "values", "keys", "references", "consistency")
 MAX_EXAMPLES = 5
@@ -178,7 +178,7 @@ REPORT_NAME = "validation.json"
 
 def report_path(build_dir: str | Path, requested: str | Path | None) -> Path | None:
     """Where `validate` may write its report: never inside a published version, never over a file it did not write."""
-    from tokenshift.builders.manifest import is_published, published_ancestor
+    from tokenshift.schemas.manifest import is_published, published_ancestor
 
     build = Path(build_dir)
     if requested is None:

@@ -19,6 +19,7 @@ from tokenshift.schemas.values import (
     ENGINES,
     FINISH_REASONS,
     FLOAT32_TOL,
+    GENERATION_ENGINES,
     LN2,
     LN_VOCAB,
     MATCHABLE,
@@ -131,7 +132,7 @@ GENERATIONS = (
           allowed=FINISH_REASONS, import_null="engine = 'import' (the source does not record it)"),
     Field("extracted_answer", pa.string(), "content of the last \\boxed{} in the response; null if none", True),
     Field("correct", pa.bool_(), "math-verify verdict against gold_answer; null if grading failed or timed out", True),
-    Field("engine", pa.string(), "generation engine: 'hf' or 'vllm'", allowed=ENGINES),
+    Field("engine", pa.string(), "generation engine: " + " or ".join(map(repr, GENERATION_ENGINES)), allowed=ENGINES),
 )
 
 TOKENS = (
@@ -252,7 +253,7 @@ def to_arrow(table: str, rows: list[dict], imported: bool = False) -> pa.Table:
 
 def write_parquet(table: pa.Table, path: str | os.PathLike) -> None:
     """Write atomically: a temporary file in the same directory, renamed into place."""
-    from tokenshift.files import atomic_path
+    from tokenshift.runtime.files import atomic_path
 
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")

@@ -22,9 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tokenshift import __version__
-from tokenshift.arguments import check_path
-from tokenshift.builders.manifest import (
+from tokenshift.runtime.arguments import check_path
+from tokenshift.runtime.version import __version__
+from tokenshift.schemas import expectations as ex
+from tokenshift.schemas.gx_runner import GxRunner
+from tokenshift.schemas.manifest import (
     REQUIRED_KEYS,
     file_sha256,
     listed_files,
@@ -37,8 +39,6 @@ from tokenshift.builders.manifest import (
     top_k,
     vocab_size,
 )
-from tokenshift.schemas import expectations as ex
-from tokenshift.schemas.gx_runner import GxRunner
 from tokenshift.schemas.report import CheckResult, ValidationReport, merge
 from tokenshift.schemas.tables import PRIMARY_KEYS, REQUIRED_TABLES, TABLE_FIELDS, Field
 from tokenshift.schemas.versions import build_version, contract, file_version, resolve_label

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import math
 
-from tokenshift.builders.generate import ENGINES as _ENGINE_REGISTRY
-
 LN2 = math.log(2.0)  # the upper bound of the Jensen-Shannon divergence in nats
 FLOAT32_TOL = 1e-6  # float32 statistics may overshoot an exact bound by rounding
 REL_POSITION_TOL = 1e-5  # rel_position is float32 of position / (n_tokens - 1)
 
 BASE_SAMPLER = "base"  # the sampler name of the base model; RL models go by their own names
 IMPORT_ENGINE = "import"  # generations.engine of answers read from a file (`tokenshift build --completions`)
-ENGINES = (*_ENGINE_REGISTRY, IMPORT_ENGINE)  # the engines registered in builders/generate.py, and imported answers
+GENERATION_ENGINES = ("hf", "vllm")  # --engine: builders/engines/generate.py registers one function per name
+ENGINES = (*GENERATION_ENGINES, IMPORT_ENGINE)  # generations.engine: the generation engines, and imported answers
 IMPORT_FORMATS = ("lm-eval", "trl", "fields")  # --format of `tokenshift build --completions`
 FINISH_REASONS = ("stop", "length")
 PROTOCOLS = ("threshold", "resample")

@@ -59,7 +59,7 @@ def one_torch_thread():
 @pytest.fixture(autouse=True, scope="session")
 def _verdict_cache(tmp_path_factory):
     """Readers' remembered sha256 verdicts go to a folder of the test session, not the user's cache."""
-    from tokenshift.builders.verdicts import CACHE_ENV
+    from tokenshift.schemas.verdicts import CACHE_ENV
 
     os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("verdicts"))
     yield

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from synthetic_tables import RL_MODELS, TOP_K, VOCAB, make_tables
 
-from tokenshift import __version__
-from tokenshift.builders.manifest import library_versions, table_entries
-from tokenshift.files import write_json_atomic
+from tokenshift.runtime.files import write_json_atomic
+from tokenshift.runtime.version import __version__
+from tokenshift.schemas.manifest import library_versions, table_entries
 from tokenshift.schemas.tables import SCHEMA_VERSION, to_arrow, write_parquet
 
 PARTS = 2

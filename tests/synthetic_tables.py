@@ -271,7 +271,7 @@ def write_build(out: Path, seed: int = 0, with_cross: bool = True, parts: int = 
 
 def write_manifest(out: Path, seed: int = 0) -> Path:
     """A small manifest.json listing every part under OUT (readers read only listed parts); returns OUT."""
-    from tokenshift.builders.manifest import table_entries
+    from tokenshift.schemas.manifest import table_entries
 
     manifest = {"synthetic": True, "seed": seed, "top_k_candidates": TOP_K, "tables": table_entries(out)}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import tokenshift
-from tokenshift.errors import TokenshiftError
+from tokenshift.runtime.errors import TokenshiftError
 
 
 def test_import_loads_no_heavy_library():
@@ -21,7 +21,9 @@ def test_import_loads_no_heavy_library():
 
 
 def test_every_public_name_resolves_to_its_implementation():
-    from tokenshift.builders import build, cross_sample, score
+    from tokenshift.builders.cross_sampling import runner as cross_sample
+    from tokenshift.builders.pipeline import build
+    from tokenshift.builders.scoring import score
     from tokenshift.schemas.validate import validate_build
 
     assert set(tokenshift.__all__) <= set(dir(tokenshift))
@@ -61,7 +63,7 @@ def test_score_pair_on_the_embedded_pair_matches_numpy():
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tokenshift.toy.paths import embedded_base_dir, embedded_rl_dir
+    from tokenshift.runtime.embedded_pair import embedded_base_dir, embedded_rl_dir
 
     tokenizer = AutoTokenizer.from_pretrained(embedded_base_dir())
     base = AutoModelForCausalLM.from_pretrained(embedded_base_dir()).eval()

@@ -9,12 +9,12 @@ import pytest
 from benchmark_fixtures import AIME, write_jsonl
 from click.testing import CliRunner
 
-from tokenshift.builders.benchmarks import ANSWER_RULES, Fields, load_benchmark
-from tokenshift.builders.build import BuildConfig, command_line, run_build
-from tokenshift.builders.grade import grade_answer, split_tuple, tuple_gold
+from tokenshift.builders.grading.grade import grade_answer, split_tuple, tuple_gold
+from tokenshift.builders.inputs.benchmarks import ANSWER_RULES, Fields, load_benchmark
+from tokenshift.builders.pipeline.build import BuildConfig, command_line, run_build
 from tokenshift.cards.render import render_card
 from tokenshift.cli import cli
-from tokenshift.errors import TokenshiftError
+from tokenshift.runtime.errors import TokenshiftError
 
 # SVAMP-style: the question is spread over Body and Question; Answer is a float; ID a string.
 SVAMP = [

@@ -5,8 +5,8 @@ import json
 import pytest
 from benchmark_fixtures import AMC, GOLD, GSM8K
 
-from tokenshift.builders.benchmarks import Fields, load_benchmark
-from tokenshift.errors import TokenshiftError
+from tokenshift.builders.inputs.benchmarks import Fields, load_benchmark
+from tokenshift.runtime.errors import TokenshiftError
 
 
 def test_real_layouts_normalise(benchmark_files):

@@ -13,15 +13,15 @@ from click.testing import CliRunner
 from layout_fixtures import GAOKAO, LAYOUTS, MINERVA, SAT_MATH
 
 import tokenshift
-from tokenshift.builders import gold_rules
-from tokenshift.builders.benchmark_check import check_benchmark
-from tokenshift.builders.benchmarks import Fields, read_benchmark
-from tokenshift.builders.build import BuildConfig, command_line, prepare_out, run_build, work_config
-from tokenshift.builders.grade import grade_answer, grade_many, tuple_gold
-from tokenshift.builders.shards import WORK_DIR
+from tokenshift.builders.grading import gold_rules
+from tokenshift.builders.grading.grade import grade_answer, grade_many, tuple_gold
+from tokenshift.builders.inputs.benchmark_check import check_benchmark
+from tokenshift.builders.inputs.benchmarks import Fields, read_benchmark
+from tokenshift.builders.pipeline.build import BuildConfig, command_line, prepare_out, run_build, work_config
 from tokenshift.cards.render import render_card
 from tokenshift.cli import cli
-from tokenshift.errors import TokenshiftError
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.shards import WORK_DIR
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 # a pair math-verify cannot compare within its own limit: 9^(9^(9^9)) against 3^(9^(9^9))
@@ -31,8 +31,8 @@ SAT_ROW = SAT_MATH[0]
 
 def _fields(flags: list[str]) -> Fields:
     """The Fields a build reads with these CLI flags (parsed by the build command itself)."""
-    from tokenshift.builders.build import benchmark_fields
     from tokenshift.builders.commands import build
+    from tokenshift.builders.pipeline.build import benchmark_fields
 
     ctx = build.make_context("build", ["--out", "o", *flags])
     params = {k: v for k, v in ctx.params.items() if k in {f.name for f in dataclasses.fields(BuildConfig)}}
@@ -228,7 +228,7 @@ def test_build_records_transforms_and_skipped_rows_in_manifest_and_card_and_rebu
     # regrade reads the rules from the manifest: an answer in e-notation against the rewritten gold
     from synthetic_build import refresh_manifest_tables
 
-    from tokenshift.builders.regrade import regrade
+    from tokenshift.builders.maintenance.regrade import regrade
     from tokenshift.schemas.tables import to_arrow, write_parquet
 
     part = out / "generations" / "part-00000.parquet"

@@ -12,14 +12,18 @@ import torch
 from test_cross_sample import QUESTIONS, pair  # noqa: F401
 from test_shared_prefix import _parts, loaded  # noqa: F401
 
-import tokenshift.builders.cross_sample as cs
-from tokenshift.builders import build_answers, cross_rows, generate, plan
-from tokenshift.builders.build import BuildConfig, run_build
-from tokenshift.builders.build_answers import Known
-from tokenshift.builders.cross_protocols import PairDecoder, selections, setting_runs
-from tokenshift.builders.paired_decode import decode_batch
-from tokenshift.builders.shards import derive_seed
-from tokenshift.builders.shared_prefix import Member, decode_shared
+import tokenshift.builders.cross_sampling.runner as cs
+from tokenshift.builders import plan
+from tokenshift.builders.cross_sampling import build_answers
+from tokenshift.builders.cross_sampling import rows as cross_rows
+from tokenshift.builders.cross_sampling.build_answers import Known
+from tokenshift.builders.cross_sampling.protocols import PairDecoder, selections, setting_runs
+from tokenshift.builders.decoding.paired import decode_batch
+from tokenshift.builders.decoding.tree import Member, decode_shared
+from tokenshift.builders.engines import generate
+from tokenshift.builders.pipeline.build import BuildConfig, run_build
+from tokenshift.runtime.meter import metering
+from tokenshift.runtime.shards import derive_seed
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STOPS = list(range(2, 40))  # many stop tokens: answers end at different steps, so draws per batch differ
@@ -54,7 +58,7 @@ def _cross(build, tmp_path, name, **kw):
     """run_cross_sample on a copy of the build: (its folder, decoded tokens counted by the plan's meter)."""
     out = tmp_path / name / "b"
     shutil.copytree(build, out)
-    with plan.metering(plan.Plan("cross-sample", (), 0, 1, 0, 0), lambda _line: None, progress=False) as meter:
+    with metering(plan.Plan("cross-sample", (), 0, 1, 0, 0), lambda _line: None, progress=False) as meter:
         cs.run_cross_sample(cs.CrossSampleConfig(out=str(out), **kw), progress=False)
     return out, meter.decoded
 
@@ -99,7 +103,7 @@ def test_saving_is_the_reused_rows_remaining_tokens(build, thresholds):
             seed = derive_seed(run.config.seed, shard, name)
             counted, results = [], []
             for answers in (None, known):
-                with plan.metering(plan.Plan("cross-sample", (), 0, 1, 0, 0), lambda _line: None,
+                with metering(plan.Plan("cross-sample", (), 0, 1, 0, 0), lambda _line: None,
                                    progress=False) as meter:
                     results.append(setting_runs(run, PairDecoder(run, driver, other), prefixes, seed, direction,
                                                 selections(run.config), answers))

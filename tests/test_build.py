@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from interrupt import dies_on_call
 from tiny_pair import make_pair
 
-import tokenshift.builders.build as build_module
-from tokenshift.builders.build import BuildConfig, run_build, work_config
-from tokenshift.errors import TokenshiftError
+import tokenshift.builders.pipeline.build as build_module
+from tokenshift.builders.pipeline.build import BuildConfig, run_build, work_config
+from tokenshift.runtime.errors import TokenshiftError
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_unreadable_jsonl_row(tmp_path, pair):
 
 
 def test_sharded_builds_merge_into_the_single_process_build(tmp_path, pair, gsm8k, straight):
-    from tokenshift.builders.merge import merge_builds
+    from tokenshift.builders.maintenance.merge import merge_builds
 
     shards = []
     for index in (1, 0):  # order of runs must not matter
@@ -156,8 +156,8 @@ def test_sharded_builds_merge_into_the_single_process_build(tmp_path, pair, gsm8
 
 
 def test_cross_sampled_shards_merge_like_the_straight_build(tmp_path, pair, gsm8k, straight):
-    from tokenshift.builders.cross_sample import CrossSampleConfig, run_cross_sample
-    from tokenshift.builders.merge import merge_builds
+    from tokenshift.builders.cross_sampling.runner import CrossSampleConfig, run_cross_sample
+    from tokenshift.builders.maintenance.merge import merge_builds
 
     settings = dict(thresholds=(0.05,), budgets=(0.0, 2.0), direction="forward", samples=1)
     second = dict(settings, criterion="top1_differs", thresholds=None)  # a second run in the same table
@@ -223,7 +223,7 @@ def test_vllm_engine(tmp_path, pair, gsm8k):
 
 def test_engines_come_from_one_registry(tmp_path, pair, gsm8k, straight, monkeypatch):
     """A registered engine is called with one EngineJob per sampler and shard; --engine and its checks read the registry."""
-    from tokenshift.builders import generate
+    from tokenshift.builders.engines import generate
 
     jobs = []
 

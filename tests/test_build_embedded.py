@@ -3,7 +3,7 @@
 import pyarrow.parquet as pq
 import pytest
 
-from tokenshift.builders.build import BuildConfig, run_build
+from tokenshift.builders.pipeline.build import BuildConfig, run_build
 
 
 @pytest.mark.parametrize("name", ["aime24", "amc23", "gsm8k"])

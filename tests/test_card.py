@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from huggingface_hub import DatasetCard
 from synthetic_build import add_cross_samples
 
-from tokenshift.builders.manifest import manifest_fingerprint, public_manifest, read_manifest
 from tokenshift.cards.card import check_card, write_card
 from tokenshift.cards.render import size_category
 from tokenshift.cli import cli
-from tokenshift.errors import TokenshiftError
 from tokenshift.queries.report import write_report
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.schemas.manifest import manifest_fingerprint, public_manifest, read_manifest
 from tokenshift.schemas.tables import PRIMARY_KEYS, TABLE_FIELDS
 
 

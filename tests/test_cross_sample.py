@@ -12,12 +12,13 @@ from click.testing import CliRunner
 from interrupt import dies_on_call
 from tiny_pair import make_pair
 
-import tokenshift.builders.cross_sample as cs
-from tokenshift.builders import generate, score
-from tokenshift.builders.build import BuildConfig, run_build
-from tokenshift.builders.paired_decode import decode_batch, sample_alone
-from tokenshift.builders.shards import derive_seed
-from tokenshift.errors import TokenshiftError
+import tokenshift.builders.cross_sampling.runner as cs
+from tokenshift.builders.decoding.paired import decode_batch, sample_alone
+from tokenshift.builders.engines import generate
+from tokenshift.builders.pipeline.build import BuildConfig, run_build
+from tokenshift.builders.scoring import score
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.shards import derive_seed
 
 QUESTIONS = ["Tom has 12 apples.", "He buys 7 more.", "What is 3 + 4?", "The answer is 19."]
 MAX_NEW = 10
@@ -301,7 +302,7 @@ def test_recorded_command_reproduces_the_table(tmp_path, build, protocol):
     assert result.exit_code == 0, result.output
     assert _table(again, "cross_samples").equals(_table(source, "cross_samples"))
     write_card(source)
-    from tokenshift.builders.manifest import public_manifest  # the card names the build folder, not its path
+    from tokenshift.schemas.manifest import public_manifest  # the card names the build folder, not its path
     shown = public_manifest(json.loads((source / "manifest.json").read_text()))["cross_sampling_command"]
     assert shown == shlex.join(["tokenshift", "cross-sample", "source", *words[3:]])
     assert shown in (source / "README.md").read_text() and str(source) not in (source / "README.md").read_text()

@@ -3,15 +3,12 @@
 
 import math
 import shutil
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from reference_code import run_reference_cross_sample
 from test_cross_criteria import _run_with
 from test_cross_sample import (  # noqa: F401
     MAX_NEW,
@@ -23,9 +20,10 @@ from test_cross_sample import (  # noqa: F401
     thresholds,
 )
 
-import tokenshift.builders.cross_sample as cs
-from tokenshift.builders import generate, score
-from tokenshift.builders.paired_decode import _log_mix_token, decode_batch, log_mix_logits, sampling_probs, warpers
+import tokenshift.builders.cross_sampling.runner as cs
+from tokenshift.builders.decoding.paired import _log_mix_token, decode_batch, log_mix_logits, sampling_probs, warpers
+from tokenshift.builders.engines import generate
+from tokenshift.builders.scoring import score
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REFERENCE_COMMIT = "22efd2d"  # main before delta_logp and log-space mixing: its rows are "today's rows"
@@ -135,44 +133,6 @@ def test_log_mix_equals_an_independent_numpy_computation(weight):
     assert torch.equal(sampling_probs(mixed, sampling, warpers(sampling))[:, 10:], torch.zeros(4, 2))
 
 
-def _old_run(tmp_path: Path, out: Path, settings: str) -> None:
-    """Run cross-sampling with the code of REFERENCE_COMMIT (builders, schemas and tokenshift/*.py from git) in a
-    subprocess; skips where that history is not available."""
-    root = Path(__file__).resolve().parents[1]
-    old = tmp_path / "old_code"
-    old.mkdir()
-    try:
-        listed = subprocess.run(["git", "-C", str(root), "ls-tree", "-r", "--name-only", REFERENCE_COMMIT,
-                                 "builders", "schemas", "tokenshift"], check=True, capture_output=True,
-                                text=True).stdout.split()
-        paths = [p for p in listed if p.endswith(".py") and not p.startswith("tokenshift/toy/")]
-        archive = subprocess.run(["git", "-C", str(root), "archive", REFERENCE_COMMIT, *paths], check=True,
-                                 capture_output=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        pytest.skip(f"git history with commit {REFERENCE_COMMIT} is not available")
-    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
-    script = textwrap.dedent(f"""
-        import importlib.util, math, sys
-        def package(name, paths):
-            spec = importlib.util.spec_from_file_location(name, paths[0] + "/__init__.py",
-                                                          submodule_search_locations=paths)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-        package("tokenshift", [{str(old / "tokenshift")!r}, {str(root / "tokenshift")!r}])  # toy/: today's
-        for sub, folder in (("schemas", "schemas"), ("builders", "builders")):
-            package("tokenshift." + sub, [{str(old)!r} + "/" + folder])
-        import torch
-        torch.set_num_threads(1)
-        from tokenshift.builders import cross_sample as cs
-        assert cs.__file__.startswith({str(old)!r})
-        inf = math.inf
-        cs.run_cross_sample(cs.CrossSampleConfig(out={str(out)!r}, {settings}), progress=False)
-    """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-
 @pytest.mark.parametrize("settings", [
     "criterion='kl', thresholds=(0.01, 0.05), budgets=(0, 1, inf), mix_weight=0.5",
     "thresholds=(0.0, 0.01), budgets=(0, 2, inf), direction='reverse'",
@@ -183,7 +143,7 @@ def test_prob_space_rows_are_byte_identical_to_the_reference_commit(tmp_path, bu
     before, after = tmp_path / "old" / "b", tmp_path / "new" / "b"
     shutil.copytree(build, before)
     shutil.copytree(build, after)
-    _old_run(tmp_path, before, settings)
+    run_reference_cross_sample(REFERENCE_COMMIT, tmp_path, before, settings)
     config = eval(f"dict({settings})", {"inf": math.inf})  # noqa: S307 (the test's own literal)
     cs.run_cross_sample(cs.CrossSampleConfig(out=str(after), **config), progress=False)
     old_parts = sorted((before / "cross_samples").glob("*.parquet"))

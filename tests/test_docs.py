@@ -11,8 +11,8 @@ import pytest
 
 from tokenshift.cli import cli
 from tokenshift.docs import REFERENCE_DIR, cli_page, generate, recipes_page, stale_pages, tables_page
-from tokenshift.errors import TokenshiftError
 from tokenshift.queries.recipes import load_recipe, parse_recipe, recipe_doc, recipe_names
+from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.schemas.tables import TABLE_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent

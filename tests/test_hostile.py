@@ -22,11 +22,12 @@ import pytest
 from click.testing import CliRunner
 from synthetic_build import refresh_manifest_tables
 
-from tokenshift.builders import grade, manifest
-from tokenshift.builders.build import BuildConfig
+from tokenshift.builders.grading import grade
+from tokenshift.builders.pipeline.build import BuildConfig
 from tokenshift.cli import cli
-from tokenshift.errors import TokenshiftError
-from tokenshift.lock import folder_lock, lock_path
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.lock import folder_lock, lock_path
+from tokenshift.schemas import manifest
 
 
 def run(*args: str):
@@ -121,7 +122,7 @@ def test_resume_refuses_a_part_changed_while_the_build_was_down(tmp_path, benchm
     from interrupt import dies_on_call
     from tiny_pair import make_pair
 
-    import tokenshift.builders.build as build_module
+    import tokenshift.builders.pipeline.build as build_module
 
     base, rls = make_pair(tmp_path / "pair")
     out = tmp_path / "killed"
@@ -216,7 +217,7 @@ def test_two_builds_into_one_folder_one_is_refused_and_a_killed_one_resumes(tmp_
     refused(run(*args, "--seed", "1"), "started with another config (seed: 0 -> 1)")
     resumed = run(*args)  # the killed run's lock is no obstacle; its finished shards are kept
     assert resumed.exit_code == 0, resumed.output
-    from tokenshift.builders.shards import derive_seed
+    from tokenshift.runtime.shards import derive_seed
 
     assert manifest.read_manifest(out)["config"]["seed"] == 0
     parts = sorted((out / "generations").glob("part-*.parquet"))
@@ -227,7 +228,7 @@ def test_two_builds_into_one_folder_one_is_refused_and_a_killed_one_resumes(tmp_
 
 
 def test_a_stale_lock_of_a_killed_process_is_taken_over(build):
-    code = ("import time; from tokenshift.lock import folder_lock\n"
+    code = ("import time; from tokenshift.runtime.lock import folder_lock\n"
             "with folder_lock(%r, 'holder'):\n print('held', flush=True); time.sleep(60)") % str(build)
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
@@ -245,7 +246,8 @@ def test_a_stale_lock_of_a_killed_process_is_taken_over(build):
 
 
 def test_a_manifest_cannot_switch_on_remote_code(build, monkeypatch):
-    from tokenshift.builders import cross_sample, models
+    from tokenshift.builders.cross_sampling import runner as cross_sample
+    from tokenshift.builders.engines import models
 
     recorded = manifest.read_manifest(build)
     recorded["config"]["trust_remote_code"] = True
@@ -437,7 +439,7 @@ def test_out_of_range_settings_are_refused_before_anything_is_written(tmp_path, 
 
 
 def test_a_tokenizer_without_chat_template_is_refused_not_silently_replaced(tmp_path):
-    from tokenshift.builders.build import check_tokenizer
+    from tokenshift.builders.pipeline.build import check_tokenizer
 
     class Plain:
         chat_template = None
@@ -491,14 +493,14 @@ def padded_pairs(tmp_path_factory, benchmark_files):
         config = BuildConfig(out=str(root / f"{kind}-build"), base=str(base), rl=(str(rl),), limit=2, samples=2,
                              max_new_tokens=8, shard_size=2, benchmark=str(benchmark_files / "gsm8k.jsonl"),
                              use_chat_template=False)
-        from tokenshift.builders.build import run_build
+        from tokenshift.builders.pipeline.build import run_build
 
         builds[kind] = run_build(config, progress=False)
     return builds
 
 
 def test_a_padded_head_is_cut_to_the_tokenizer_so_the_pair_equals_the_unpadded_one(padded_pairs, tmp_path):
-    from tokenshift.builders import cross_sample as cs
+    from tokenshift.builders.cross_sampling import runner as cs
 
     plain, padded = padded_pairs["plain"], padded_pairs["padded"]
     vocab = manifest.vocab_size(manifest.read_manifest(padded))
@@ -552,7 +554,7 @@ def test_cross_sample_refuses_a_checkpoint_file_changed_added_or_unhashed(padded
 
 
 def test_a_build_that_recorded_only_the_weights_hash_is_still_checked(padded_pairs, tmp_path):
-    from tokenshift.builders import models
+    from tokenshift.builders.engines import models
 
     build = Path(shutil.copytree(padded_pairs["plain"], tmp_path / "build"))
     recorded = manifest.read_manifest(build)
@@ -576,7 +578,7 @@ def test_a_build_that_recorded_only_the_weights_hash_is_still_checked(padded_pai
 def test_a_model_folder_named_dot_is_named_by_its_folder(tmp_path, monkeypatch):
     from tiny_pair import make_pair
 
-    from tokenshift.builders.models import model_name
+    from tokenshift.builders.engines.models import model_name
 
     base, (rl,) = make_pair(tmp_path / "pair")
     monkeypatch.chdir(rl)
@@ -602,7 +604,7 @@ def _flip_a_byte_keeping_size_and_mtime(path: Path) -> None:
 
 def test_readers_refuse_a_same_size_edit_of_a_published_part_after_remembering_it_good(published, tmp_path):
     import tokenshift
-    from tokenshift.builders.verdicts import Verdicts
+    from tokenshift.schemas.verdicts import Verdicts
 
     registry, version = published
     first = run("query", "accuracy", "--data", f"{registry}@v1.0.0", "--format", "json")
@@ -684,7 +686,7 @@ def test_benchmark_rows_that_cannot_be_stored_as_given_are_refused_in_one_line(t
 
 
 def test_numbers_as_golds_and_ids_keep_their_text(tmp_path):
-    from tokenshift.builders.benchmarks import load_benchmark
+    from tokenshift.builders.inputs.benchmarks import load_benchmark
 
     bench = tmp_path / "bench.jsonl"
     bench.write_text('{"question": "q", "answer": 27.0, "id": 7}\n{"question": "r", "answer": [1, 2.5], "id": 8}\n')
@@ -796,14 +798,14 @@ def test_a_write_the_os_refuses_names_the_real_file_and_its_disk(build):
 
 
 def test_an_os_error_without_a_file_never_guesses_one():
-    from tokenshift.files import describe_os_error
+    from tokenshift.runtime.files import describe_os_error
 
     line = describe_os_error(OSError(28, "No space left on device"))
     assert "No space left on device" in line and "free on that disk" not in line and "unknown path" not in line
 
 
 def test_a_hub_model_is_loaded_at_its_recorded_commit_and_refused_without_one(tmp_path):
-    from tokenshift.builders.models import ModelSpec, pinned, verify_checkpoint
+    from tokenshift.builders.engines.models import ModelSpec, pinned, verify_checkpoint
 
     hub = ModelSpec("rl", "org/model", None)
     assert pinned(hub, {"revision": "0123abcd"}) == ModelSpec("rl", "org/model", "0123abcd")

@@ -18,13 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from tokenshift.builders.build import BuildConfig, run_build
-from tokenshift.builders.import_build import run_import
-from tokenshift.builders.manifest import public_manifest
-from tokenshift.builders.models import ModelSpec, load_tokenizer
+from tokenshift.builders.engines.models import ModelSpec, load_tokenizer
+from tokenshift.builders.pipeline.build import BuildConfig, run_build
+from tokenshift.builders.pipeline.import_build import run_import
 from tokenshift.cli import cli
+from tokenshift.runtime.embedded_pair import EMBEDDED_PAIR_DIR
+from tokenshift.schemas.manifest import public_manifest
 from tokenshift.schemas.validate import validate_build
-from tokenshift.toy.paths import EMBEDDED_PAIR_DIR
 
 LM_EVAL_VERSION = "0.4.13.dev0"
 TRL_VERSION = "1.16.0"
@@ -294,7 +294,7 @@ def test_plan_counts_scored_tokens_and_decodes_nothing(built, tmp_path, tokenize
 
 def test_interrupted_import_resumes_to_the_straight_tables_and_refuses_a_changed_source(
         built, tmp_path, monkeypatch, one_torch_thread):
-    from tokenshift.builders import import_build
+    from tokenshift.builders.pipeline import import_build
 
     src = tmp_path / "a.jsonl"
     src.write_text("".join(json.dumps({"p": p["prompt"], "c": g["response_text"], "id": p["problem_id"]}) + "\n"
@@ -366,7 +366,7 @@ def test_a_local_hugging_face_dataset_is_a_source(built, tmp_path, one_torch_thr
 
 
 def test_sharded_imports_merge_into_the_single_process_import(built, tmp_path, one_torch_thread):
-    from tokenshift.builders.merge import merge_builds
+    from tokenshift.builders.maintenance.merge import merge_builds
 
     src = tmp_path / "a.jsonl"
     src.write_text("".join(json.dumps({"p": p["prompt"], "c": g["response_text"], "who": g["sampler"]}) + "\n"

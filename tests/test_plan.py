@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from tiny_pair import make_pair
 
-import tokenshift.builders.cross_sample as cs
-from tokenshift.builders import models
-from tokenshift.builders.build import BuildConfig
+import tokenshift.builders.cross_sampling.runner as cs
+from tokenshift.builders.engines import models
+from tokenshift.builders.pipeline.build import BuildConfig
 from tokenshift.builders.plan import build_plan, cross_sample_plan, format_seconds
 from tokenshift.cli import cli
 

@@ -5,7 +5,7 @@ import re
 from click.testing import CliRunner
 from tqdm.auto import tqdm
 
-import tokenshift.progress as progress
+import tokenshift.runtime.progress as progress
 from tokenshift.cli import cli
 
 _LINE = re.compile(r"^(?P<desc>[\w ]+): (?P<count>\d+(/\d+)?) (?P<unit>\w+) \(\d+\.\d s(, [^)]*)?\)$")

@@ -20,16 +20,16 @@ from huggingface_hub.errors import RepositoryNotFoundError
 from huggingface_hub.hf_api import GitRefInfo
 from synthetic_build import make_build, refresh_manifest_tables
 
-from tokenshift.builders.manifest import file_sha256, public_manifest, read_manifest
 from tokenshift.cards.card import write_card
 from tokenshift.cli import cli
-from tokenshift.errors import TokenshiftError
 from tokenshift.publish import hub as hub_module
 from tokenshift.publish import local as local_module
 from tokenshift.publish import resolve_version
 from tokenshift.publish.hub import parse_hub_target, plan_hub_publish, publish_hub
 from tokenshift.publish.local import publish_local
-from tokenshift.publish.versions import newest, validate_version, version_key
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.schemas.manifest import file_sha256, public_manifest, read_manifest
+from tokenshift.schemas.registry import newest, validate_version, version_key
 
 TOKEN = "hf_" + "Zq9" * 12  # a fake token; must never show up in any output
 

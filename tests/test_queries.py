@@ -17,11 +17,11 @@ from bootstrap_reference import draws as _draws
 from bootstrap_reference import ratio_interval as _ratio_interval
 from synthetic_tables import make_tables, write_build, write_manifest
 
-from tokenshift.errors import TokenshiftError
 from tokenshift.queries import preamble_sql, recipe_names, run_recipe
 from tokenshift.queries.recipes import load_recipe, recipe_doc
 from tokenshift.queries.run import MissingTableError, connect
 from tokenshift.queries.sources import resolve_source
+from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.schemas.tables import to_arrow, write_parquet
 
 ALL_RECIPES = ["js_distribution", "entropy_vs_divergence", "position_concentration", "reranking",

@@ -11,12 +11,12 @@ from click.testing import CliRunner
 from interrupt import dies_on_call
 from tiny_pair import make_pair
 
-import tokenshift.builders.build as build_module
-from tokenshift.builders import executor
-from tokenshift.builders.build import BuildConfig, run_build
-from tokenshift.builders.cross_sample import CrossSampleConfig, run_cross_sample
+import tokenshift.builders.pipeline.build as build_module
+from tokenshift.builders.cross_sampling.runner import CrossSampleConfig, run_cross_sample
+from tokenshift.builders.pipeline.build import BuildConfig, run_build
 from tokenshift.cli import cli
-from tokenshift.errors import TokenshiftError
+from tokenshift.runtime import executor
+from tokenshift.runtime.errors import TokenshiftError
 
 ray = pytest.importorskip("ray", reason="the Ray runner needs the ray extra (installed by the test extra)")
 

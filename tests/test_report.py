@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from synthetic_tables import write_build
 
-from tokenshift.builders.manifest import table_entries
-from tokenshift.errors import TokenshiftError
 from tokenshift.queries import recipe_names, run_recipe, write_report
 from tokenshift.queries.report import MARKER, is_report_dir
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.schemas.manifest import table_entries
 from tokenshift.schemas.tables import to_arrow, write_parquet
 
 PLOTTED = ["js_distribution", "entropy_vs_divergence", "position_concentration", "reranking",

@@ -8,7 +8,7 @@ from scipy.special import log_softmax, rel_entr
 from tiny_pair import make_pair
 from transformers import AutoModelForCausalLM
 
-from tokenshift.builders.score import ScoreConfig, pair_stats, score_pair
+from tokenshift.builders.scoring.score import ScoreConfig, pair_stats, score_pair
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_bfloat16_models_still_give_float32_statistics(padded_pair):
 
 
 def test_batched_scoring_equals_one_answer_at_a_time(padded_pair):
-    from tokenshift.builders.score_batch import answer_batches, score_answers
+    from tokenshift.builders.scoring.score_batch import answer_batches, score_answers
 
     base, rl = padded_pair
     vocab = base.config.vocab_size - 7

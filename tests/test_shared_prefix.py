@@ -8,10 +8,10 @@ import pytest
 import torch
 from test_cross_sample import MAX_NEW, QUESTIONS, build, crossed, pair, thresholds  # noqa: F401
 
-import tokenshift.builders.cross_sample as cs
-from tokenshift.builders import generate, models
-from tokenshift.builders.paired_decode import decode_batch
-from tokenshift.builders.shared_prefix import Member, decode_shared
+import tokenshift.builders.cross_sampling.runner as cs
+from tokenshift.builders.decoding.paired import decode_batch
+from tokenshift.builders.decoding.tree import Member, decode_shared
+from tokenshift.builders.engines import generate, models
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STEPS = 14
@@ -188,7 +188,7 @@ def test_tree_reaches_the_token_limit_and_stops_like_the_per_setting_decoder(loa
 def test_caches_without_plain_key_value_layers_decode_setting_by_setting(tmp_path, build, thresholds, monkeypatch):
     """A model whose cache rows cannot be copied (supports_forks False) takes the per-setting path: same bytes,
     same rows computed as --max-branches 1."""
-    from tokenshift.builders import cross_protocols
+    from tokenshift.builders.cross_sampling import protocols as cross_protocols
 
     counted = _counting_forward_rows(monkeypatch)
     rows = {}

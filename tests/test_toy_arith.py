@@ -6,11 +6,11 @@ import os
 import subprocess
 import sys
 
-from tokenshift.toy.arith import N_TEST, split_problems, toy_problems
+from tokenshift.builders.inputs.arith import N_TEST, split_problems, toy_problems
 from tokenshift.toy.grpo import correctness_reward
 from tokenshift.toy.solutions import CONFUSED_VERB, Slips, problem_verbs, solution
 
-_DIGEST = ("import hashlib, json; from tokenshift.toy.arith import toy_problems; "
+_DIGEST = ("import hashlib, json; from tokenshift.builders.inputs.arith import toy_problems; "
            "print(hashlib.sha256(json.dumps([toy_problems('test'), toy_problems('train', 500)])"
            ".encode()).hexdigest())")
 

@@ -8,11 +8,10 @@ import torch
 from click.testing import CliRunner
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tokenshift.builders.prompts import format_prompt
+from tokenshift.builders.inputs.arith import toy_problems
+from tokenshift.builders.inputs.prompts import format_prompt
 from tokenshift.cli import cli
-from tokenshift.toy.arith import toy_problems
-from tokenshift.toy.evaluate import EvalConfig, evaluate_dirs
-from tokenshift.toy.paths import (
+from tokenshift.runtime.embedded_pair import (
     embedded_base_dir,
     embedded_manifest,
     embedded_rl_checkpoints,
@@ -21,6 +20,7 @@ from tokenshift.toy.paths import (
     embedded_sft_dir,
     embedded_sft_offpolicy_dir,
 )
+from tokenshift.toy.evaluate import EvalConfig, evaluate_dirs
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import torch
 from click.testing import CliRunner
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from tokenshift.builders.inputs.arith import toy_problems
 from tokenshift.cli import cli
-from tokenshift.toy.arith import toy_problems
+from tokenshift.runtime.embedded_pair import embedded_base_dir, embedded_rl_dir, rl_checkpoints
 from tokenshift.toy.evaluate import load_model_dir, reward
-from tokenshift.toy.paths import embedded_base_dir, embedded_rl_dir, rl_checkpoints
 from tokenshift.toy.sft_control import SFTControlSettings, rejection_sample, train_sft_control
 from tokenshift.toy.train import file_digests
 
@@ -123,8 +123,8 @@ def test_add_controls_is_deterministic_and_leaves_the_pair_untouched(tmp_path):
 
 
 def test_reference_solutions_are_correct_and_differ_from_the_base_habit():
-    from tokenshift.builders.prompts import format_prompt
-    from tokenshift.toy.arith import split_problems
+    from tokenshift.builders.inputs.arith import split_problems
+    from tokenshift.builders.inputs.prompts import format_prompt
     from tokenshift.toy.controls import greedy_disagreement, reference_examples
     from tokenshift.toy.evaluate import generate
 

@@ -11,14 +11,14 @@ import torch
 
 pytest.importorskip("trl")
 
-from tokenshift.builders.build import _append_token_rows, _tokens_table
-from tokenshift.builders.manifest import table_entries
-from tokenshift.builders.score_batch import score_answers
-from tokenshift.files import write_json_atomic
+from tokenshift.builders.pipeline.build import _append_token_rows, _tokens_table
+from tokenshift.builders.scoring.score_batch import score_answers
 from tokenshift.queries.run import run_recipe
+from tokenshift.runtime.embedded_pair import embedded_base_dir, embedded_rl_dir
+from tokenshift.runtime.files import write_json_atomic
+from tokenshift.schemas.manifest import table_entries
 from tokenshift.schemas.tables import to_arrow, write_parquet
 from tokenshift.toy.evaluate import load_model_dir
-from tokenshift.toy.paths import embedded_base_dir, embedded_rl_dir
 from tokenshift.training import TokenShiftCallback, WeightConfig
 from tokenshift.training.stats import ShiftStatsConfig
 
@@ -240,7 +240,7 @@ def test_core_import_and_cli_work_without_trl(tmp_path):
 
 
 def test_weight_config_rejects_unknown_reference():
-    from tokenshift.errors import TokenshiftError
+    from tokenshift.runtime.errors import TokenshiftError
 
     with pytest.raises(TokenshiftError, match="reference 'ref' is not one of old, base"):
         WeightConfig(reference="ref")
@@ -262,7 +262,7 @@ def test_experiment_refuses_a_non_empty_out(tmp_path):
 def test_wilson_interval_matches_scipy():
     from scipy.stats import binomtest
 
-    from tokenshift.training.experiment import wilson
+    from tokenshift.toy.experiment import wilson
 
     for k, n in [(149, 200), (0, 10), (10, 10), (77, 200)]:
         ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
@@ -273,7 +273,7 @@ def test_experiment_resumes_only_its_own_settings(tmp_path):
     from click.testing import CliRunner
 
     from tokenshift.cli import cli
-    from tokenshift.training.experiment import ExperimentConfig, write_settings
+    from tokenshift.toy.experiment import ExperimentConfig, write_settings
 
     write_settings(tmp_path, ExperimentConfig(steps=7))
     result = CliRunner().invoke(cli, ["experiment", "dw-advantage", "--out", str(tmp_path), "--steps", "8"])

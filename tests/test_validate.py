@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from synthetic_build import add_cross_samples, refresh_manifest_tables
 
 from tokenshift.cli import cli
-from tokenshift.errors import TokenshiftError
+from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.schemas.validate import validate_build
 
 

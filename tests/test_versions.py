@@ -17,13 +17,13 @@ import pytest
 from click.testing import CliRunner
 from synthetic_build import make_build, refresh_manifest_tables
 
-from tokenshift.builders.merge import merge_builds
-from tokenshift.builders.migrate import migrate_build
+from tokenshift.builders.maintenance.merge import merge_builds
+from tokenshift.builders.maintenance.migrate import migrate_build
 from tokenshift.cards.card import write_card
 from tokenshift.cli import cli
-from tokenshift.errors import TokenshiftError
 from tokenshift.queries import recipe_names, run_recipe
 from tokenshift.queries.sources import resolve_source
+from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.schemas.tables import SCHEMA_VERSION, TABLE_FIELDS, schema, write_parquet
 from tokenshift.schemas.validate import validate_build
 from tokenshift.schemas.versions import PAST_VERSIONS, build_version, contract, contract_json
@@ -220,8 +220,8 @@ def test_merge_refuses_shards_of_two_versions(old, tmp_path):
 
 
 def test_resume_under_another_version_is_refused(tmp_path):
-    from tokenshift.builders.build import CONFIG_FILE, BuildConfig, prepare_out
-    from tokenshift.builders.shards import WORK_DIR
+    from tokenshift.builders.pipeline.build import CONFIG_FILE, BuildConfig, prepare_out
+    from tokenshift.runtime.shards import WORK_DIR
 
     config = BuildConfig(out=str(tmp_path / "b"))
     (tmp_path / "b" / WORK_DIR).mkdir(parents=True)

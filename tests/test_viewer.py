@@ -21,7 +21,6 @@ from click.testing import CliRunner
 from synthetic_tables import RL_MODELS, make_tables, write_build, write_manifest
 
 from tokenshift.cli import cli
-from tokenshift.errors import TokenshiftError
 from tokenshift.queries import write_report
 from tokenshift.queries.run import connect
 from tokenshift.queries.viewer import (
@@ -33,6 +32,7 @@ from tokenshift.queries.viewer import (
     select_answers,
     write_viewer,
 )
+from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.schemas.tables import to_arrow, write_parquet
 
 # Set both to screenshot the hover test on another dataset (docs/viewer.png: the embedded pair, see docs/guide.md).
@@ -196,8 +196,8 @@ def _payload(page: Path) -> dict:
 def test_unsampled_candidates_are_named_by_the_builds_tokenizer(tmp_path):
     from tiny_pair import make_tokenizer
 
-    from tokenshift.builders.manifest import table_entries
-    from tokenshift.builders.models import tokenizer_sha256
+    from tokenshift.builders.engines.models import tokenizer_sha256
+    from tokenshift.schemas.manifest import table_entries
 
     tokenizer = make_tokenizer()
     tokenizer.save_pretrained(tmp_path / "base")
@@ -315,7 +315,7 @@ def _unsampled_namer(source: Path):
     try:
         from transformers import AutoTokenizer
 
-        from tokenshift.builders.manifest import model_location
+        from tokenshift.schemas.manifest import model_location
 
         base = json.loads((source / "manifest.json").read_text())["models"]["base"]
         tokenizer = AutoTokenizer.from_pretrained(model_location(base["source"]), local_files_only=True)

@@ -10,7 +10,7 @@ The notebook API (torch, DuckDB and pandas load on first use, so `import tokensh
     g = tokenshift.grade("so \\boxed{4.5e33}", "4.5 \\times 10^{33}", rule="sci-notation")  # g.correct: True
 """
 
-__version__ = "0.1.0"
+from tokenshift.runtime.version import __version__
 
 __all__ = [
     "__version__", "open", "query", "recipes", "score_pair", "ScoreConfig", "BuildConfig", "build",
@@ -19,15 +19,15 @@ __all__ = [
 
 # name -> (module, attribute), imported on first access
 _LAZY = {
-    "score_pair": ("tokenshift.builders.score", "score_pair"),
-    "ScoreConfig": ("tokenshift.builders.score", "ScoreConfig"),
-    "BuildConfig": ("tokenshift.builders.build", "BuildConfig"),
-    "build": ("tokenshift.builders.build", "run_build"),
-    "CrossSampleConfig": ("tokenshift.builders.cross_sample", "CrossSampleConfig"),
-    "cross_sample": ("tokenshift.builders.cross_sample", "run_cross_sample"),
+    "score_pair": ("tokenshift.builders.scoring.score", "score_pair"),
+    "ScoreConfig": ("tokenshift.builders.scoring.score", "ScoreConfig"),
+    "BuildConfig": ("tokenshift.builders.pipeline.build", "BuildConfig"),
+    "build": ("tokenshift.builders.pipeline.build", "run_build"),
+    "CrossSampleConfig": ("tokenshift.builders.cross_sampling.runner", "CrossSampleConfig"),
+    "cross_sample": ("tokenshift.builders.cross_sampling.runner", "run_cross_sample"),
     "validate": ("tokenshift.schemas.validate", "validate_build"),
-    "grade": ("tokenshift.builders.grade", "grade"),
-    "TokenshiftError": ("tokenshift.errors", "TokenshiftError"),
+    "grade": ("tokenshift.builders.grading.grade", "grade"),
+    "TokenshiftError": ("tokenshift.runtime.errors", "TokenshiftError"),
 }
 
 

@@ -10,8 +10,8 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 import click
 
-from tokenshift import __version__
-from tokenshift.errors import TokenshiftError
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.version import __version__
 
 
 class _Group(click.Group):
@@ -24,7 +24,7 @@ class _Group(click.Group):
             click.echo(f"Error: {err}", err=True)
             sys.exit(2)
         except OSError as err:  # permission, disk full, read-only: one line naming the path and free space
-            from tokenshift.files import describe_os_error
+            from tokenshift.runtime.files import describe_os_error
 
             click.echo(f"Error: {describe_os_error(err)}", err=True)
             sys.exit(2)
@@ -45,7 +45,7 @@ def _register() -> None:
     from tokenshift.queries.commands import query, report, view
     from tokenshift.schemas.commands import validate
     from tokenshift.toy.commands import toy_pair
-    from tokenshift.training.commands import experiment
+    from tokenshift.toy.experiment_commands import experiment
 
     cli.add_command(toy_pair)
     cli.add_command(build)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from tokenshift.errors import TokenshiftError
+from tokenshift.runtime.errors import TokenshiftError
 
 INF = float("inf")
 
@@ -54,7 +54,7 @@ def _step(index: int, total: int, title: str) -> float:
 def compared_models(config: DemoConfig) -> tuple[str, ...]:
     """Model dirs scored against the base: the RL checkpoints (or only rl), then the shipped controls
     (sft, sft-offpolicy, rl-seed1), each scored like any RL model under its directory name."""
-    from tokenshift.toy.paths import (
+    from tokenshift.runtime.embedded_pair import (
         embedded_rl_checkpoints,
         embedded_rl_dir,
         embedded_rl_seed_dir,
@@ -71,12 +71,12 @@ def compared_models(config: DemoConfig) -> tuple[str, ...]:
 
 def run_demo(config: DemoConfig, progress: bool = True) -> dict:
     """Run every step into config.out; returns the paths and the seconds each step took."""
-    from tokenshift.builders.build import BuildConfig, run_build
-    from tokenshift.builders.cross_sample import CrossSampleConfig, run_cross_sample
+    from tokenshift.builders.cross_sampling.runner import CrossSampleConfig, run_cross_sample
+    from tokenshift.builders.pipeline.build import BuildConfig, run_build
     from tokenshift.cards.card import write_card
     from tokenshift.publish.local import publish_local
-    from tokenshift.publish.versions import resolve_version
     from tokenshift.queries.report import write_report
+    from tokenshift.schemas.registry import resolve_version
     from tokenshift.schemas.report import format_summary
     from tokenshift.schemas.report import write_report as write_validation
 
@@ -147,7 +147,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict:
 
 def extrapolate(config: DemoConfig, progress: bool) -> None:
     """The W sweep: every position (W = 1 too, as a swap), delta_logp, js and random matched to delta_logp."""
-    from tokenshift.builders.cross_sample import CrossSampleConfig, run_cross_sample
+    from tokenshift.builders.cross_sampling.runner import CrossSampleConfig, run_cross_sample
 
     common = dict(out=str(Path(config.out) / "build"), samples=config.extrapolate_samples, rl_model="rl",
                   direction=config.extrapolate_direction, budgets=(INF,))

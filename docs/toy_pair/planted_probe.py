@@ -14,8 +14,8 @@ from collections import defaultdict
 
 import torch
 
-from tokenshift.builders.prompts import format_prompt
-from tokenshift.toy.arith import apply, split_problems
+from tokenshift.builders.inputs.arith import apply, split_problems
+from tokenshift.builders.inputs.prompts import format_prompt
 from tokenshift.toy.evaluate import load_model_dir
 from tokenshift.toy.solutions import CONFUSED_VERB, problem_verbs, solution
 

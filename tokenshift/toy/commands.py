@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tokenshift.toy.paths import embedded_base_dir, embedded_rl_dir
+from tokenshift.runtime.embedded_pair import embedded_base_dir, embedded_rl_dir
 
 
 @click.group("toy-pair")

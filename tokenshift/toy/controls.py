@@ -22,12 +22,12 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from tokenshift.errors import TokenshiftError
-from tokenshift.toy.arith import split_problems
+from tokenshift.builders.inputs.arith import split_problems
+from tokenshift.runtime.embedded_pair import BASE_NAME, MANIFEST_NAME, RL_NAME, SFT_OFFPOLICY_NAME, rl_seed_name
+from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.toy.evaluate import EvalConfig, evaluate_dirs, load_model_dir
 from tokenshift.toy.grpo import GRPOSettings, train_grpo
 from tokenshift.toy.model import save_model_dir
-from tokenshift.toy.paths import BASE_NAME, MANIFEST_NAME, RL_NAME, SFT_OFFPOLICY_NAME, rl_seed_name
 from tokenshift.toy.reference_style import reference_solution
 from tokenshift.toy.sft import encode_example
 from tokenshift.toy.sft_control import SFTControlSettings, rejection_sample, train_to_rl_accuracy

@@ -10,13 +10,13 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from tokenshift.builders import models
-from tokenshift.builders.generate import SamplingConfig, generate_hf
-from tokenshift.builders.grade import grade_answer
-from tokenshift.builders.prompts import format_prompt
-from tokenshift.errors import TokenshiftError
-from tokenshift.progress import progress_bar
-from tokenshift.toy.arith import N_TEST, toy_problems
+from tokenshift.builders.engines import models
+from tokenshift.builders.engines.generate import SamplingConfig, generate_hf
+from tokenshift.builders.grading.grade import grade_answer
+from tokenshift.builders.inputs.arith import N_TEST, toy_problems
+from tokenshift.builders.inputs.prompts import format_prompt
+from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.progress import progress_bar
 
 # Decoding a 1M-parameter model is latency-bound: on 2 shared cores, 2 threads ran ~60x slower than
 # 1 (thread barriers wait on busy cores); 1 thread gave identical figures.

@@ -9,9 +9,9 @@ from pathlib import Path
 from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 
-from tokenshift.builders.prompts import format_prompt
-from tokenshift.progress import interactive
-from tokenshift.toy.arith import toy_problems
+from tokenshift.builders.inputs.arith import toy_problems
+from tokenshift.builders.inputs.prompts import format_prompt
+from tokenshift.runtime.progress import interactive
 from tokenshift.toy.evaluate import reward
 from tokenshift.toy.model import save_model_dir
 from tokenshift.training.callback import TokenShiftCallback

@@ -7,7 +7,7 @@ base's habits at most non-digit positions, not only at the planted slips. Always
 
 from __future__ import annotations
 
-from tokenshift.toy.arith import Problem, apply
+from tokenshift.builders.inputs.arith import Problem, apply
 
 
 def reference_solution(problem: Problem) -> str:

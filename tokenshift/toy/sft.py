@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from tokenshift.builders.prompts import format_prompt
-from tokenshift.progress import progress_bar
-from tokenshift.toy.arith import split_problems
+from tokenshift.builders.inputs.arith import split_problems
+from tokenshift.builders.inputs.prompts import format_prompt
+from tokenshift.runtime.progress import progress_bar
 from tokenshift.toy.solutions import ForkMix, sample_solution
 
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from tokenshift.builders.prompts import format_prompt
-from tokenshift.errors import TokenshiftError
-from tokenshift.toy.arith import split_problems, toy_problems
+from tokenshift.builders.inputs.arith import split_problems, toy_problems
+from tokenshift.builders.inputs.prompts import format_prompt
+from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.toy.evaluate import generate, reward
 from tokenshift.toy.sft import SFTConfig, example_batches, train_sft
 

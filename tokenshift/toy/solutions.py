@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from tokenshift.toy.arith import Problem, apply
+from tokenshift.builders.inputs.arith import Problem, apply
 
 OP_WORDS = {"+": "Add", "-": "Subtract"}
 RIGHT_PLAN = "Follow each change in order."

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from tokenshift.builders.prompts import DEFAULT_INSTRUCTION
-from tokenshift.toy.arith import split_problems
+from tokenshift.builders.inputs.arith import split_problems
+from tokenshift.builders.inputs.prompts import DEFAULT_INSTRUCTION
 from tokenshift.toy.solutions import ForkMix, sample_solution
 
 ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"

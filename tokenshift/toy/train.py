@@ -14,12 +14,12 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
-from tokenshift.errors import TokenshiftError
-from tokenshift.toy.arith import N_TEST
+from tokenshift.builders.inputs.arith import N_TEST
+from tokenshift.runtime.embedded_pair import BASE_NAME, MANIFEST_NAME, RL_NAME, SFT_NAME, rl_checkpoints
+from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.toy.evaluate import EvalConfig, evaluate_dirs, load_model_dir, sampled_accuracy
 from tokenshift.toy.grpo import GRPOSettings, train_grpo
 from tokenshift.toy.model import ModelConfig, n_parameters, new_model, save_model_dir
-from tokenshift.toy.paths import BASE_NAME, MANIFEST_NAME, RL_NAME, SFT_NAME, rl_checkpoints
 from tokenshift.toy.sft import SFTConfig, train_sft
 from tokenshift.toy.sft_control import SFTControlSettings, train_sft_control
 from tokenshift.toy.tokenizer import TokenizerConfig, train_tokenizer

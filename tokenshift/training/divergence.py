@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from tokenshift.builders.score import ScoreConfig
-from tokenshift.builders.score_batch import score_answers
+from tokenshift.builders.scoring.score import ScoreConfig
+from tokenshift.builders.scoring.score_batch import score_answers
 
 POLICY = "policy"
 

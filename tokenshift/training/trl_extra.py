@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tokenshift.errors import TokenshiftError
+from tokenshift.runtime.errors import TokenshiftError
 
 INSTALL_HINT = "pip install 'tokenshift[train]'"
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tokenshift.errors import TokenshiftError
+from tokenshift.runtime.errors import TokenshiftError
 
 REFERENCES = ("old", "base")
 
