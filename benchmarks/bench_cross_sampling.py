@@ -1,7 +1,7 @@
-"""Paired decoding speed: tokenshift's lockstep base+RL decoder (`decode_batch`, with JS and
-interventions at every step) against the two plain `generate()` calls that sample as many tokens;
-with --sweep, a cross-sampling sweep decoded setting by setting (the reference path) against the
-shared-prefix tree (`shared_prefix.decode_shared`), side by side.
+"""Paired decoding speed: tokenshift's lockstep base+RL decoder (`decoding.decoder.decode`, one setting, with JS
+and interventions at every step) against the two plain `generate()` calls that sample as many tokens;
+with --sweep, a cross-sampling sweep decoded one setting per tree (--max-branches 1) against the
+shared-prefix tree, side by side.
 
     python benchmarks/bench_cross_sampling.py --quick          # ≤ 2 minutes on CPU
     python benchmarks/bench_cross_sampling.py                  # more batch sizes and lengths
@@ -30,7 +30,7 @@ import torch
 from common import best_of, machine_line, print_table
 
 from tokenshift.builders.cross_sampling.config import CrossSampleConfig
-from tokenshift.builders.decoding.paired import decode_batch
+from tokenshift.builders.decoding.decoder import Member, Pair, Rule, decode
 from tokenshift.builders.engines.generate import SamplingConfig, sampling_kwargs
 
 
@@ -138,9 +138,9 @@ def main(argv=None) -> None:
 
             @torch.inference_mode()
             def paired():
-                out = decode_batch(base, rl, prompts, [new_tokens] * batch, sampling, set(), pad, vocab,
-                                   torch.Generator(device=args.device).manual_seed(1), args.threshold,
-                                   [math.inf] * batch)
+                out = decode(Pair(base, rl, sampling, frozenset(), pad, vocab), Rule(), prompts, [new_tokens] * batch,
+                             torch.Generator(device=args.device).manual_seed(1),
+                             [Member(math.inf, args.threshold)])[0]
                 assert all(len(d.token_ids) == new_tokens for d in out)
                 stats["interventions"] = statistics.mean(len(d.interventions) for d in out)
 

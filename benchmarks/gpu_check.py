@@ -13,7 +13,7 @@ Rows:
 - hf generate batch B: builders.generate.generate_hf (bench_generation.run_hf), random prompts,
   pure sampling; tokens/s = generated tokens per second; ratio = against batch 1.
 - vllm: the same prompts through vLLM when it is installed (a fresh engine over the saved base).
-- paired decode batch B: builders.paired_decode.decode_batch (forward protocol, JS at every step,
+- paired decode batch B: builders.decoding.decoder.decode, one setting (forward protocol, JS at every step,
   unlimited budget) against two model.generate() calls producing as many tokens; ratio = paired /
   two generates (bench_cross_sampling's comparison).
 A section that would start after --budget-s seconds is reported as skipped.
@@ -39,7 +39,7 @@ import bench_generation  # noqa: E402
 import bench_scoring  # noqa: E402
 from common import MIB, PeakMemory, best_of, print_table  # noqa: E402
 
-from tokenshift.builders.decoding.paired import decode_batch  # noqa: E402
+from tokenshift.builders.decoding.decoder import Member, Pair, Rule, decode  # noqa: E402
 from tokenshift.builders.engines.generate import SamplingConfig, sampling_kwargs  # noqa: E402
 
 QWEN_7B = dict(hidden=3584, layers=28, heads=28, kv_heads=4, intermediate=18944, vocab=152064)
@@ -218,7 +218,7 @@ def vllm_row(base, prompts, hf_one: float, args) -> list[str]:
 
 
 def paired_rows(base, rl, args) -> list[list[str]]:
-    """Paired decoding (decode_batch) vs two generate() calls producing the same number of tokens."""
+    """Paired decoding (decoding.decoder.decode, one setting) vs two generate() calls producing the same number of tokens."""
     vocab, new = args.shape["vocab"], args.new_tokens
     rows = []
     for batch in args.paired_batches:
@@ -230,8 +230,8 @@ def paired_rows(base, rl, args) -> list[list[str]]:
 
         @torch.inference_mode()
         def paired():
-            out = decode_batch(base, rl, prompts, [new] * batch, sampling, set(), 0, vocab,
-                               torch.Generator(device=args.device).manual_seed(1), 0.1, [math.inf] * batch)
+            out = decode(Pair(base, rl, sampling, frozenset(), 0, vocab), Rule(), prompts, [new] * batch,
+                         torch.Generator(device=args.device).manual_seed(1), [Member(math.inf, 0.1)])[0]
             assert all(len(d.token_ids) == new for d in out)
 
         @torch.inference_mode()

@@ -16,6 +16,7 @@ import click
 @click.option("--force", is_flag=True, help="Replace a README.md that `tokenshift card` did not write.")
 def card(build_dir: Path, license_: str, repo_id: str | None, force: bool) -> None:
     """Write BUILD_DIR/README.md: a Hugging Face dataset card with provenance, schemas, figures and loading lines."""
+    # DuckDB and matplotlib load when the card is written
     from tokenshift.cards.card import write_card
 
     path = write_card(build_dir, license=license_, repo_id=repo_id, force=force)

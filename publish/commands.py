@@ -18,6 +18,7 @@ def publish(build_dir: Path, target: str, version: str, dry_run: bool) -> None:
 
     The Hub token comes from HF_TOKEN or `hf auth login`; it is never a flag and never printed.
     """
+    # great-expectations and huggingface_hub load when publishing runs
     from tokenshift.publish.targets import publish_to
 
     publish_to(build_dir, target, version, dry_run=dry_run, echo=click.echo)

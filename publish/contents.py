@@ -22,7 +22,10 @@ from tokenshift.schemas.manifest import (
     public_manifest,
     read_manifest,
 )
+from tokenshift.schemas.registry import validate_version
+from tokenshift.schemas.report import describe_failure
 from tokenshift.schemas.tables import TABLE_FIELDS
+from tokenshift.schemas.validate import validate_build
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,6 @@ class Prepared:
 def prepare(build_dir: str | Path, version: str, repo_id: str | None = None,
             check_destination: Callable[[], None] = lambda: None) -> Prepared:
     """The steps every target shares: version name, fresh card, the target's own check, validation, file list."""
-    from tokenshift.schemas.registry import validate_version
-
     build = Path(build_dir)
     version = validate_version(version)
     manifest = checked_build(build, repo_id)
@@ -115,9 +116,6 @@ def checked_build(build_dir: str | Path, repo_id: str | None = None) -> dict:
 
 def require_valid(build_dir: str | Path) -> None:
     """Run `tokenshift validate` checks; refuse (one line, naming the first failure) if any fails."""
-    from tokenshift.schemas.report import describe_failure
-    from tokenshift.schemas.validate import validate_build
-
     report = validate_build(build_dir)
     if not report.ok:
         first = report.failures[0]

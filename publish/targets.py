@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokenshift.publish.local import publish_local
+
 
 @dataclass(frozen=True)
 class Target:
@@ -18,7 +20,6 @@ class Target:
 
 def _targets() -> tuple[Target, ...]:
     from tokenshift.publish.hub import parse_hub_target, publish_hub
-    from tokenshift.publish.local import publish_local
 
     return (Target("hub", parse_hub_target, publish_hub),
             Target("local", lambda text: text, publish_local))  # the fallback: any other --to is a folder

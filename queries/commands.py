@@ -9,6 +9,7 @@ import click
 import pandas as pd
 
 from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.schemas.manifest import published_ancestor
 
 
 def parse_param(text: str) -> tuple[str, str]:
@@ -57,6 +58,7 @@ def format_frame(df: pd.DataFrame, fmt: str) -> str:
 def query(name: str | None, source: str | None, params: tuple[str, ...], fmt: str, print_sql: bool,
           list_only: bool) -> None:
     """Run the DuckDB recipe NAME against a dataset (see --list for names)."""
+    # DuckDB and pandas load when a recipe runs
     from tokenshift.queries.recipes import load_recipe, recipe_names
     from tokenshift.queries.run import check_params, run_recipe
 
@@ -79,6 +81,7 @@ def query(name: str | None, source: str | None, params: tuple[str, ...], fmt: st
 
 def pasteable_sql(name: str, source: str, overrides: dict[str, str]) -> str:
     """Preamble, SET VARIABLE lines for the overrides (quoted literals, for the shell only), then the recipe."""
+    # DuckDB loads with the sources when the SQL is printed
     from tokenshift.queries.recipes import load_recipe
     from tokenshift.queries.sources import preamble_sql
 
@@ -95,8 +98,6 @@ def pasteable_sql(name: str, source: str, overrides: dict[str, str]) -> str:
 
 def refuse_published_out(out_dir: str) -> None:
     """Refuse an --out inside a published version: nothing tokenshift runs writes there."""
-    from tokenshift.schemas.manifest import published_ancestor
-
     version = published_ancestor(out_dir)
     if version is not None:
         raise TokenshiftError(f"--out {out_dir} is inside the published version {version}: published versions "
@@ -109,6 +110,7 @@ def refuse_published_out(out_dir: str) -> None:
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty directory that holds no previous report.")
 def report(source: str, out_dir: str, overwrite: bool) -> None:
     """Run every recipe; write CSVs, PNG figures and index.md into --out."""
+    # DuckDB, matplotlib and the viewer's transformers load when a report is written
     from tokenshift.queries.report import write_report
 
     refuse_published_out(out_dir)
@@ -129,6 +131,7 @@ def report(source: str, out_dir: str, overwrite: bool) -> None:
               help="Compare base with this RL model only (default: every RL model the answers are scored against).")
 def view(source: str, out_dir: str, generations: tuple[str, ...], top: int | None, rl_model: str | None) -> None:
     """Write static HTML pages showing answers token by token, coloured by base-vs-RL divergence."""
+    # transformers (the build's tokenizer) loads when pages are written
     from tokenshift.queries.viewer import DEFAULT_TOP, write_viewer
 
     if generations and top is not None:

@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tokenshift.builders.engines.models import tokenizer_sha256
 from tokenshift.queries.run import connect
 from tokenshift.queries.sources import Source, literal_path
 from tokenshift.runtime.errors import TokenshiftError
@@ -211,8 +212,6 @@ def build_tokenizer(src: Source):
     except (TokenshiftError, KeyError, TypeError, AttributeError):
         return None
     try:
-        from tokenshift.builders.engines.models import tokenizer_sha256
-
         tokenizer = _local_tokenizer(source, revision)
         if tokenizer is None or tokenizer_sha256(tokenizer) != expected:
             return None

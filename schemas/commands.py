@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+# great-expectations loads when validation runs
 from tokenshift.schemas.report import REPORT_NAME
 
 
@@ -15,6 +16,7 @@ from tokenshift.schemas.report import REPORT_NAME
               help=f"Where to write the JSON report. Default: BUILD_DIR/{REPORT_NAME} (none for a published version).")
 def validate(build_dir: Path, json_report: Path | None) -> None:
     """Check a build's tables against the schema, each other and its manifest; exit 1 if any check fails."""
+    # great-expectations loads when validation runs
     from tokenshift.schemas.report import format_summary, report_path, write_report
     from tokenshift.schemas.validate import validate_build
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tokenshift.runtime.embedded_pair import EMBEDDED_PAIR_DIR
 from tokenshift.runtime.errors import TokenshiftError, warn
 from tokenshift.runtime.files import write_json_atomic
 from tokenshift.runtime.version import __version__
@@ -132,8 +133,6 @@ def _public_name(path: str) -> str:
 def model_location(source: str) -> str:
     """Where to load a model a manifest names: the embedded pair's folder for `embedded:NAME`, else `source`."""
     if source.startswith(EMBEDDED):
-        from tokenshift.runtime.embedded_pair import EMBEDDED_PAIR_DIR
-
         return str(EMBEDDED_PAIR_DIR / source[len(EMBEDDED):])
     return source
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.files import write_json_atomic
+from tokenshift.schemas.manifest import is_published, published_ancestor
 
 GROUPS = ("manifest", "files", "schema", "values", "keys", "references", "consistency")
 MAX_EXAMPLES = 5
@@ -178,8 +179,6 @@ REPORT_NAME = "validation.json"
 
 def report_path(build_dir: str | Path, requested: str | Path | None) -> Path | None:
     """Where `validate` may write its report: never inside a published version, never over a file it did not write."""
-    from tokenshift.schemas.manifest import is_published, published_ancestor
-
     build = Path(build_dir)
     if requested is None:
         return None if is_published(build) else build / REPORT_NAME

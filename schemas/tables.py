@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tokenshift.runtime.files import atomic_path
 from tokenshift.schemas.values import (
     BUDGET_UNITS,
     CRITERIA,
@@ -253,7 +254,5 @@ def to_arrow(table: str, rows: list[dict], imported: bool = False) -> pa.Table:
 
 def write_parquet(table: pa.Table, path: str | os.PathLike) -> None:
     """Write atomically: a temporary file in the same directory, renamed into place."""
-    from tokenshift.runtime.files import atomic_path
-
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")

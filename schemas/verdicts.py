@@ -14,6 +14,8 @@ import json
 import os
 from pathlib import Path
 
+from tokenshift.runtime.files import write_json_atomic
+
 CACHE_ENV = "TOKENSHIFT_CACHE_DIR"  # where verdicts live (default $XDG_CACHE_HOME/tokenshift or ~/.cache/tokenshift)
 
 
@@ -68,7 +70,6 @@ class Verdicts:
         """Write the verdicts atomically; a cache folder that cannot be written only costs rehashing."""
         if not self.changed:
             return
-        from tokenshift.runtime.files import write_json_atomic
 
         try:
             write_json_atomic(self.file, {"root": self.root, "parts": self.known})

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.schemas.manifest import listed_files, listed_tables
 from tokenshift.schemas.tables import SCHEMA_VERSION, TABLE_FIELDS, Field
 
 CONTRACT_DIR = Path(__file__).resolve().parent / "contracts"
@@ -114,8 +115,6 @@ def resolve_label(label: object, cross_columns: set[str] | None) -> str | None:
 
 def build_version(build: Path, manifest: dict) -> str:
     """The schema version a build follows: its manifest's, told apart where the label is shared; checked known."""
-    from tokenshift.schemas.manifest import listed_files
-
     label = manifest.get("schema_version")
     if label is None:  # a manifest that does not record it (not written by a builder): the parts' own label
         parts = [Path(build) / rel for t in TABLE_FIELDS for rel in sorted(listed_files(manifest, t))]
@@ -134,8 +133,6 @@ def build_version(build: Path, manifest: dict) -> str:
 def check_parts(build: Path, manifest: dict, version: str) -> None:
     """Refuse a build whose listed parts follow another version than its manifest (a resume or cross-sample
     under another tokenshift writes parts of two versions into one table)."""
-    from tokenshift.schemas.manifest import listed_files, listed_tables
-
     for table in listed_tables(manifest):
         for rel in sorted(listed_files(manifest, table)):
             path = Path(build) / rel

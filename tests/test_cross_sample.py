@@ -10,10 +10,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 from interrupt import dies_on_call
+from oracle_decode import sample_alone, setting_decode
 from tiny_pair import make_pair
 
 import tokenshift.builders.cross_sampling.runner as cs
-from tokenshift.builders.decoding.paired import decode_batch, sample_alone
 from tokenshift.builders.engines import generate
 from tokenshift.builders.pipeline.build import BuildConfig, run_build
 from tokenshift.builders.scoring import score
@@ -115,7 +115,7 @@ def test_paired_decoder_without_budget_equals_multinomial_sampler_and_generate(p
     b.generation_config.eos_token_id = sorted(stop)
     prompts = [tok(q, add_special_tokens=False)["input_ids"] for q in QUESTIONS[:3]]
     sampling = generate.SamplingConfig(12, temperature, top_p, 4)
-    paired = decode_batch(b, r, prompts, [12] * 3, sampling, stop, tok.pad_token_id, len(tok),
+    paired = setting_decode(b, r, prompts, [12] * 3, sampling, stop, tok.pad_token_id, len(tok),
                           torch.Generator().manual_seed(5))
     alone = sample_alone(b, prompts, 12, sampling, stop, tok.pad_token_id, torch.Generator().manual_seed(5))
     hf = generate.generate_hf(b, tok, prompts, 1, 5, sampling)

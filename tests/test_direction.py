@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from oracle_decode import setting_decode
 from reference_code import run_reference_cross_sample
 from test_cross_criteria import _run_with
 from test_cross_sample import (  # noqa: F401
@@ -21,7 +22,8 @@ from test_cross_sample import (  # noqa: F401
 )
 
 import tokenshift.builders.cross_sampling.runner as cs
-from tokenshift.builders.decoding.paired import _log_mix_token, decode_batch, log_mix_logits, sampling_probs, warpers
+from tokenshift.builders.decoding.mixing import log_mix, log_mix_logits
+from tokenshift.builders.decoding.sampling import sampling_probs, warpers
 from tokenshift.builders.engines import generate
 from tokenshift.builders.scoring import score
 
@@ -96,7 +98,7 @@ def test_log_space_w1_is_the_swap_and_w0_is_the_driver(crossed, temperature, top
     n = len(prefixes)
 
     def decode(**kw):
-        return [d.token_ids for d in decode_batch(driver, other, prefixes, [MAX_NEW] * n, sampling, decoder.stop_ids,
+        return [d.token_ids for d in setting_decode(driver, other, prefixes, [MAX_NEW] * n, sampling, decoder.stop_ids,
                                                   decoder.pad_id, len(run.tokenizer), torch.Generator().manual_seed(5),
                                                   **kw)]
 
@@ -127,7 +129,7 @@ def test_log_mix_equals_an_independent_numpy_computation(weight):
     assert np.allclose(mixed[:, :10].double().numpy(), want, atol=1e-4)
     sampling = generate.SamplingConfig(MAX_NEW, 0.7, 1.0, 8)
     noise = torch.empty(4, 12).exponential_(1, generator=g)
-    got = _log_mix_token(logits_d, logits_o, sampling, warpers(sampling), False, noise, weight)
+    got = log_mix(logits_d, logits_o, weight, sampling, warpers(sampling), False, noise)
     p = np.exp(_np_log_softmax(want / 0.7))
     assert got.tolist() == np.argmax(p / noise[:, :10].double().numpy(), -1).tolist()
     assert torch.equal(sampling_probs(mixed, sampling, warpers(sampling))[:, 10:], torch.zeros(4, 2))

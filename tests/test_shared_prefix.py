@@ -6,11 +6,11 @@ import shutil
 
 import pytest
 import torch
+from oracle_decode import decode_batch, setting_decode, tree_decode
 from test_cross_sample import MAX_NEW, QUESTIONS, build, crossed, pair, thresholds  # noqa: F401
 
 import tokenshift.builders.cross_sampling.runner as cs
-from tokenshift.builders.decoding.paired import decode_batch
-from tokenshift.builders.decoding.tree import Member, decode_shared
+from tokenshift.builders.decoding.decoder import Member
 from tokenshift.builders.engines import generate, models
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -53,7 +53,7 @@ def test_tree_equals_every_setting_decoded_alone(loaded, temperature, top_p, cri
     ths = (0.5,) if criterion == "top1_differs" else _quantiles(loaded, sampling, stop, criterion)
     members = [Member(0.0)] + [Member(cap, t) for t in ths for cap in (1.0, 2.0, 4.0, math.inf)]
     generator = torch.Generator().manual_seed(3)
-    got = decode_shared(b, r, prefixes, STEPS, sampling, stop, tok.pad_token_id, len(tok), generator, members,
+    got = tree_decode(b, r, prefixes, STEPS, sampling, stop, tok.pad_token_id, len(tok), generator, members,
                         criterion, mix, state_of=0)
     counts = []
     for member, rows in zip(members, got, strict=True):
@@ -75,13 +75,40 @@ def test_tree_of_random_controls_equals_each_control_alone(loaded, temperature):
     stop = set(range(2, 40))
     rates = ([0.1] * n, [0.4 * (i % 3 > 0) for i in range(n)])  # one group with per-row rates, some 0
     members = [Member(cap, group=g) for g in (0, 1) for cap in (1.0, 3.0, math.inf)]
-    got = decode_shared(b, r, prefixes, STEPS, sampling, stop, tok.pad_token_id, len(tok),
+    got = tree_decode(b, r, prefixes, STEPS, sampling, stop, tok.pad_token_id, len(tok),
                         torch.Generator().manual_seed(3), members, "random", 1.0,
                         tuple(torch.Generator().manual_seed(100 + g) for g in (0, 1)), rates)
     for member, rows in zip(members, got, strict=True):
         assert rows == _alone(loaded, sampling, stop, member, "random", rates=rates[member.group],
                               selector_seed=100 + member.group)
     assert all(not d.interventions for i, d in enumerate(got[-1]) if i % 3 == 0)
+
+
+@pytest.mark.parametrize("temperature, top_p", [(1.0, 1.0), (0.7, 0.9), (0.0, 1.0)])
+@pytest.mark.parametrize("settings", [
+    dict(criterion="delta_logp", threshold=-0.2, sign="le", cap=2.0, mix_space="log", mix_weight=1.5),
+    dict(criterion="kl_reverse", threshold=0.05, cap=math.inf, mix_weight=0.3),
+    dict(criterion="all", threshold=0.5, cap=math.inf, mix_space="log", mix_weight=0.0),
+    dict(criterion="js", threshold=math.inf, cap=0.0, forced=True),  # the resample protocol's insertion
+])
+def test_one_setting_equals_the_oracle_with_row_limits_and_forced_tokens(loaded, temperature, top_p, settings):
+    """One member with per-row limits (some 0) and, for resample, a forced first token: every field of every row,
+    and the generator's state after, equal the per-setting oracle's."""
+    b, r, tok, prefixes = loaded
+    n = len(prefixes)
+    sampling = generate.SamplingConfig(STEPS, temperature, top_p, 16)
+    stop = set(range(2, 40))
+    limits = [(STEPS - 3 * (i % 4)) if i % 5 else 0 for i in range(n)]
+    settings = dict(settings)
+    cap, forced = settings.pop("cap"), [settings.pop("forced", False)] * n
+    want_gen, got_gen = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    want = decode_batch(b, r, prefixes, limits, sampling, stop, tok.pad_token_id, len(tok), want_gen,
+                        caps=[cap] * n, force_first=forced, **settings)
+    got = setting_decode(b, r, prefixes, limits, sampling, stop, tok.pad_token_id, len(tok), got_gen,
+                         caps=[cap] * n, force_first=forced, **settings)
+    assert got == want
+    assert torch.equal(got_gen.get_state(), want_gen.get_state())
+    assert any(d.interventions for d in got) and not any(d.token_ids for d, limit in zip(got, limits) if not limit)
 
 
 def _counting_forward_rows(monkeypatch) -> list[int]:
@@ -177,17 +204,18 @@ def test_tree_reaches_the_token_limit_and_stops_like_the_per_setting_decoder(loa
     b, r, tok, prefixes = loaded
     sampling = generate.SamplingConfig(MAX_NEW, 1.0, 1.0, 16)
     members = [Member(1.0, 0.0), Member(math.inf, 0.0)]
-    got = decode_shared(b, r, prefixes, MAX_NEW, sampling, set(), tok.pad_token_id, len(tok),
+    got = tree_decode(b, r, prefixes, MAX_NEW, sampling, set(), tok.pad_token_id, len(tok),
                         torch.Generator().manual_seed(4), members)
     assert all(len(d.token_ids) == MAX_NEW and d.finish_reason == "length" for rows in got for d in rows)
     assert all(d.interventions == list(range(MAX_NEW)) for d in got[1])
-    assert decode_shared(b, r, prefixes, 0, sampling, set(), tok.pad_token_id, len(tok), None, members)[0][0] \
+    assert tree_decode(b, r, prefixes, 0, sampling, set(), tok.pad_token_id, len(tok), None, members)[0][0] \
         .token_ids == []
 
 
 def test_caches_without_plain_key_value_layers_decode_setting_by_setting(tmp_path, build, thresholds, monkeypatch):
-    """A model whose cache rows cannot be copied (supports_forks False) takes the per-setting path: same bytes,
-    same rows computed as --max-branches 1."""
+    """A model whose cache rows cannot be copied (supports_forks False) decodes one setting per tree (no fork is
+    ever needed): the same bytes as --max-branches 1, with fewer rows computed, because its budget 0 (a tree of the
+    driver alone) is read from the build's answers while --max-branches 1 decodes every setting."""
     from tokenshift.builders.cross_sampling import protocols as cross_protocols
 
     counted = _counting_forward_rows(monkeypatch)
@@ -200,4 +228,5 @@ def test_caches_without_plain_key_value_layers_decode_setting_by_setting(tmp_pat
         cs.run_cross_sample(cs.CrossSampleConfig(out=str(out), thresholds=thresholds, budgets=(0, 1, math.inf),
                                                  direction="forward", max_branches=branches), progress=False)
         rows[name] = sum(counted)
-    assert _parts(tmp_path / "no-forks" / "b") == _parts(tmp_path / "plain" / "b") and rows["no-forks"] == rows["plain"]
+    assert _parts(tmp_path / "no-forks" / "b") == _parts(tmp_path / "plain" / "b")
+    assert 0 < rows["no-forks"] < rows["plain"]

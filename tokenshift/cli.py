@@ -10,8 +10,18 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 import click
 
+from tokenshift.builders.commands import benchmark, build, merge, migrate, regrade
+from tokenshift.builders.cross_commands import cross_sample
+from tokenshift.cards.commands import card
+from tokenshift.demo import demo
+from tokenshift.publish.commands import publish
+from tokenshift.queries.commands import query, report, view
 from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.files import describe_os_error
 from tokenshift.runtime.version import __version__
+from tokenshift.schemas.commands import validate
+from tokenshift.toy.commands import toy_pair
+from tokenshift.toy.experiment_commands import experiment
 
 
 class _Group(click.Group):
@@ -24,8 +34,6 @@ class _Group(click.Group):
             click.echo(f"Error: {err}", err=True)
             sys.exit(2)
         except OSError as err:  # permission, disk full, read-only: one line naming the path and free space
-            from tokenshift.runtime.files import describe_os_error
-
             click.echo(f"Error: {describe_os_error(err)}", err=True)
             sys.exit(2)
 
@@ -36,35 +44,21 @@ def cli() -> None:
     """Build, validate, publish and query token-level base-vs-RL shift datasets."""
 
 
-def _register() -> None:
-    from tokenshift.builders.commands import benchmark, build, merge, migrate, regrade
-    from tokenshift.builders.cross_commands import cross_sample
-    from tokenshift.cards.commands import card
-    from tokenshift.demo import demo
-    from tokenshift.publish.commands import publish
-    from tokenshift.queries.commands import query, report, view
-    from tokenshift.schemas.commands import validate
-    from tokenshift.toy.commands import toy_pair
-    from tokenshift.toy.experiment_commands import experiment
-
-    cli.add_command(toy_pair)
-    cli.add_command(build)
-    cli.add_command(benchmark)
-    cli.add_command(merge)
-    cli.add_command(regrade)
-    cli.add_command(migrate)
-    cli.add_command(cross_sample)
-    cli.add_command(query)
-    cli.add_command(report)
-    cli.add_command(view)
-    cli.add_command(validate)
-    cli.add_command(card)
-    cli.add_command(publish)
-    cli.add_command(demo)
-    cli.add_command(experiment)
-
-
-_register()
+cli.add_command(toy_pair)
+cli.add_command(build)
+cli.add_command(benchmark)
+cli.add_command(merge)
+cli.add_command(regrade)
+cli.add_command(migrate)
+cli.add_command(cross_sample)
+cli.add_command(query)
+cli.add_command(report)
+cli.add_command(view)
+cli.add_command(validate)
+cli.add_command(card)
+cli.add_command(publish)
+cli.add_command(demo)
+cli.add_command(experiment)
 
 
 def main() -> None:

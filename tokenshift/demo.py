@@ -14,6 +14,13 @@ from pathlib import Path
 
 import click
 
+from tokenshift.runtime.embedded_pair import (
+    embedded_rl_checkpoints,
+    embedded_rl_dir,
+    embedded_rl_seed_dir,
+    embedded_sft_dir,
+    embedded_sft_offpolicy_dir,
+)
 from tokenshift.runtime.errors import TokenshiftError
 
 INF = float("inf")
@@ -54,14 +61,6 @@ def _step(index: int, total: int, title: str) -> float:
 def compared_models(config: DemoConfig) -> tuple[str, ...]:
     """Model dirs scored against the base: the RL checkpoints (or only rl), then the shipped controls
     (sft, sft-offpolicy, rl-seed1), each scored like any RL model under its directory name."""
-    from tokenshift.runtime.embedded_pair import (
-        embedded_rl_checkpoints,
-        embedded_rl_dir,
-        embedded_rl_seed_dir,
-        embedded_sft_dir,
-        embedded_sft_offpolicy_dir,
-    )
-
     rl = tuple(str(p) for p in (embedded_rl_checkpoints() if config.checkpoints else [embedded_rl_dir()]))
     if config.sft_control:
         controls = (embedded_sft_dir(), embedded_sft_offpolicy_dir(), embedded_rl_seed_dir())
@@ -71,6 +70,7 @@ def compared_models(config: DemoConfig) -> tuple[str, ...]:
 
 def run_demo(config: DemoConfig, progress: bool = True) -> dict:
     """Run every step into config.out; returns the paths and the seconds each step took."""
+    # torch, transformers, DuckDB and great-expectations load when the demo runs
     from tokenshift.builders.cross_sampling.runner import CrossSampleConfig, run_cross_sample
     from tokenshift.builders.pipeline.build import BuildConfig, run_build
     from tokenshift.cards.card import write_card
@@ -114,6 +114,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict:
         seconds["extrapolate"] = time.time() - t
 
     t = _step(3, 6, "validate: great-expectations checks of every table")
+    # great-expectations loads when validation runs
     from tokenshift.schemas.validate import validate_build
 
     report = validate_build(build_dir)
@@ -147,6 +148,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict:
 
 def extrapolate(config: DemoConfig, progress: bool) -> None:
     """The W sweep: every position (W = 1 too, as a swap), delta_logp, js and random matched to delta_logp."""
+    # torch, transformers, DuckDB and great-expectations load when the demo runs
     from tokenshift.builders.cross_sampling.runner import CrossSampleConfig, run_cross_sample
 
     common = dict(out=str(Path(config.out) / "build"), samples=config.extrapolate_samples, rl_model="rl",

@@ -7,7 +7,7 @@ answers token for token (cross_protocols). That equality is tested, not provable
 devices and library versions may differ), so reuse is checked three ways: the conditions below
 (`why_decoded`), the parts read against the manifest's sha256 and every row against the derived
 seed (`shard_answers`), and at run time every token the tree decodes anyway along the driver's
-trunk against the build's (shared_prefix.decode_shared; a difference turns reuse off).
+trunk against the build's (decoding.decoder.decode; a difference turns reuse off).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tokenshift.builders.decoding.tree import Known
+from tokenshift.builders.decoding.decoder import Known
 from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.shards import derive_seed, part_name
 from tokenshift.schemas import manifest

@@ -22,7 +22,7 @@ answer with no such position stays as it is. One row per step k (budget = k).
 Randomness: per shard and driver one generator seeded derive_seed(seed, shard, driver), the build's
 own formula, over the build's batches; every setting restarts each batch from the generator state
 the driver-alone run had there and draws one Exp(1) tensor per step shared by both models (see
-paired_decode). So, with the build's seed and samples, budget 0 reproduces the build's generations
+decoding/decoder.py). So, with the build's seed and samples, budget 0 reproduces the build's generations
 of the driver token for token (so the tree reads it from the build instead: build_answers), and
 settings differ from the driver alone only at interventions and what follows them (common random
 numbers across criteria, thresholds and budgets). A random
@@ -37,22 +37,18 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from tokenshift.builders.cross_sampling.config import THRESHOLD_CRITERIA, CrossSampleConfig
-from tokenshift.builders.decoding.paired import Decoded, decode_batch
-from tokenshift.builders.decoding.tree import Member, decode_shared, supports_forks
+from tokenshift.builders.decoding.decoder import Decoded, Known, Member, Pair, Rule, decode
+from tokenshift.builders.decoding.sampling import supports_forks
 from tokenshift.builders.engines import generate, models
 from tokenshift.builders.pipeline.build import BuildConfig, model_specs
 from tokenshift.runtime.errors import TokenshiftError, warn
 from tokenshift.runtime.progress import progress_bar
 from tokenshift.runtime.shards import derive_seed
-
-if TYPE_CHECKING:
-    from tokenshift.builders.cross_sampling.build_answers import Known
 
 RESAMPLE_PERCENTILE = 90.0
 NOT_REPRODUCED = "not reproduced"  # Run.said key: a run that found the build's answers not reproduced reads them no more
@@ -138,30 +134,35 @@ def load_run(config: CrossSampleConfig, build: dict, progress: bool, trust_remot
 
 
 class PairDecoder:
-    """decode_batch bound to one direction's driver, intervening model, stop tokens (the driver's), criterion and mix."""
+    """The decoder bound to one direction: driver, intervening model, stop tokens (the driver's), criterion and mix."""
 
     def __init__(self, run: Run, driver, other):
         self.run, self.driver, self.other = run, driver, other
         self.stop_ids = generate.stop_token_ids(driver, run.tokenizer)
         pad = run.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else min(self.stop_ids)
+        config = run.config
+        self.pair = Pair(driver, other, run.sampling, frozenset(self.stop_ids), self.pad_id, len(run.tokenizer))
+        self.rule = Rule(config.criterion, config.sign if config.criterion == "delta_logp" else "ge",
+                         config.mix_weight, config.mix_space)
 
-    def __call__(self, prefixes, limits, generator, threshold=INF, caps=None, force_first=None, rates=None,
+    def __call__(self, prefixes, limits, generator, threshold=INF, caps=0.0, force_first=None, rates=None,
                  selector=None) -> list[Decoded]:
-        config = self.run.config
-        criterion = config.criterion
-        if criterion in UNTHRESHOLDED:
+        """One setting's rows (cap `caps` per answer; a random control: its selector and per-row rates)."""
+        if self.run.config.criterion in UNTHRESHOLDED:
             threshold = TOP1_THRESHOLD
-        return decode_batch(self.driver, self.other, prefixes, limits, self.run.sampling, self.stop_ids,
-                            self.pad_id, len(self.run.tokenizer), generator, threshold, caps, force_first,
-                            criterion=criterion, mix_weight=config.mix_weight, rates=rates, selector=selector,
-                            **_sign_and_space(config))
+        if selector is not None:
+            member, selectors, row_rates = Member(caps, group=0), (selector,), (list(rates),)
+        else:
+            member, selectors, row_rates = Member(caps, threshold), (), ()
+        return decode(self.pair, self.rule, prefixes, limits, generator, [member], selectors, row_rates,
+                      force_first)[0]
 
-    def shared(self, prefixes, limit: int, generator, settings: list[tuple["Selection | None", float] | None],
+    def shared(self, prefixes, limit: int, generator, settings: list[tuple[Selection | None, float] | None],
                seed: int, batch: int, rows: range, state_of: int | None = None, known=None) -> list[list[Decoded]]:
-        """decode_shared over settings (selection, cap; None: the driver alone) of batch `batch` (prefix rows
-        `rows`): one tree, rows per setting; a random control draws from its generator for (seed, batch), as
-        the per-setting decode does; state_of, known: see decode_shared."""
+        """Settings (selection, cap; None: the driver alone) of batch `batch` (prefix rows `rows`) decoded as one
+        tree, rows per setting; a random control draws from its generator for (seed, batch); state_of, known:
+        see decoding.decoder.decode."""
         groups: dict[tuple, int] = {}
         selectors, row_rates, members = [], [], []
         for sel, cap in settings:
@@ -178,19 +179,11 @@ class PairDecoder:
                 selectors.append(_selector(self, seed, sel, batch))
                 row_rates.append(_rates(sel, rows))
             members.append(Member(cap, group=groups[key]))
-        config = self.run.config
-        return decode_shared(self.driver, self.other, prefixes, limit, self.run.sampling, self.stop_ids,
-                             self.pad_id, len(self.run.tokenizer), generator, members, config.criterion,
-                             config.mix_weight, tuple(selectors), tuple(row_rates), state_of, known,
-                             **_sign_and_space(config))
+        return decode(self.pair, self.rule, prefixes, [limit] * len(prefixes), generator, members, tuple(selectors),
+                      tuple(row_rates), None, state_of, known)
 
     def generator(self, seed: int) -> torch.Generator:
         return torch.Generator(device=models.input_device(self.driver)).manual_seed(seed)
-
-
-def _sign_and_space(config: CrossSampleConfig) -> dict:
-    """The decoders' sign (delta_logp's; 'ge' for every other criterion) and mix space."""
-    return {"sign": config.sign if config.criterion == "delta_logp" else "ge", "mix_space": config.mix_space}
 
 
 @dataclass(frozen=True)
@@ -227,29 +220,25 @@ def _batches(n: int, size: int) -> list[range]:
     return [range(lo, min(lo + size, n)) for lo in range(0, n, size)]
 
 
-def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed: int, label: str,
+def setting_runs(run: Run, decoder: PairDecoder, prefixes: list[list[int]], seed: int, label: str,
                  chosen: list[Selection],
-                 known: "Sequence[Known | None] | None" = None) -> dict[tuple[Selection, float], list[Decoded]]:
+                 known: Sequence[Known | None] | None = None) -> dict[tuple[Selection, float], list[Decoded]]:
     """{(selection, budget): decoded rows aligned with prefixes} for every selection and budget.
 
     Per batch, the distinct settings (selection and cap; budgets whose cap is 0 are the driver alone,
     as is a matched control whose rates are all 0 there, and a matched control with the same per-row
     rates as an earlier one is that one) decode in trees of at most --max-branches settings, the driver
-    alone in the first, each shared prefix once (shared_prefix.decode_shared: bit-identical to
-    decoding each setting alone, `_per_setting_runs`). known: the build's answers of the driver aligned
+    alone in the first, each shared prefix once (decoding.decoder.decode: bit-identical to decoding each
+    setting alone; a model whose KV cache cannot fork decodes one setting per tree). known: the build's
+    answers of the driver aligned
     with prefixes (build_answers): the driver alone ends where only it is left on a row's trunk (a tree
     of the driver alone decodes nothing); a batch where one differs from what the tree decoded is
     decoded again without them, and they are not used for the rest of this call.
     """
-    width = run.config.max_branches
-    if width == 1 or not supports_forks(decode.driver):
-        if known is not None and width > 1:
-            run.say_once("budget 0 (the driver alone): decoded, not read from the build: the model's cache cannot "
-                         "fork, so settings decode one by one (the reference path)")
-        return _per_setting_runs(run, decode, prefixes, seed, label, chosen)
+    width = run.config.max_branches if supports_forks(decoder.driver) else 1
     limit = run.sampling.max_new_tokens
     batches = _batches(len(prefixes), run.sampling.batch_size)
-    generator = decode.generator(seed)
+    generator = decoder.generator(seed)
     bar = progress_bar(total=len(batches) * (1 + sum(len(s.budgets) for s in chosen)), desc=label,
                        unit="batch", leave=False, disable=not run.progress)
     settings = [(sel, budget) for sel in chosen for budget in sel.budgets]
@@ -268,7 +257,7 @@ def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed:
         for tree in _trees(list(members), width):
             state_of = tree.index(alone) if alone in tree else None
             batch_known = [known[i] for i in rows] if known is not None and state_of is not None else None
-            decode_tree = partial(decode.shared, [prefixes[i] for i in rows], limit, generator,
+            decode_tree = partial(decoder.shared, [prefixes[i] for i in rows], limit, generator,
                                   [members[k] for k in tree], seed, b, rows, state_of)
             generator.set_state(state)
             rows_of = decode_tree(batch_known)
@@ -289,7 +278,7 @@ def setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed:
     return {s: [d for part in parts[s] for d in part] for s in settings}
 
 
-def _differs(rows: list[Decoded], known: "Sequence[Known | None]") -> bool:
+def _differs(rows: list[Decoded], known: Sequence[Known | None]) -> bool:
     """Whether the driver alone's rows are not the build's answers (a row the tree decoded to its end differs)."""
     return any(k is not None and (d.token_ids != list(k.token_ids) or d.finish_reason != k.finish_reason)
                for d, k in zip(rows, known, strict=True))
@@ -318,87 +307,32 @@ def _trees(keys: list, width: int) -> list[list]:
     return trees + ([current] if current else [])
 
 
-def _selector(decode: PairDecoder, seed: int, sel: Selection, b: int) -> torch.Generator:
-    """A random control's selection generator for batch b (the per-setting decode seeds it the same way)."""
-    return decode.generator(derive_seed(seed, "random", sel.control_seed, sel.label(), b))
+def _selector(decoder: PairDecoder, seed: int, sel: Selection, b: int) -> torch.Generator:
+    """A random control's selection generator for batch b."""
+    return decoder.generator(derive_seed(seed, "random", sel.control_seed, sel.label(), b))
 
 
 def _rates(sel: Selection, rows: range) -> list[float]:
     return [sel.rate] * len(rows) if sel.row_rates is None else [sel.row_rates[i] for i in rows]
 
 
-def _per_setting_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed: int, label: str,
-                 chosen: list[Selection]) -> dict[tuple[Selection, float], list[Decoded]]:
-    """setting_runs decoding every setting from scratch: the reference the shared-prefix tree must equal.
-
-    It decodes budget 0 too, never reading the build's answers (the reference for that reuse as well).
-
-    A batch is decoded once per distinct outcome: budgets whose cap is 0 all equal the driver
-    alone, and when no row of a batch used its whole cap, a larger cap decodes it identically
-    (a random control's draws restart per batch, not per budget, so this holds for it too); a
-    matched control whose per-row rates equal an earlier one's is that control.
-    """
-    limit = run.sampling.max_new_tokens
-    batches = _batches(len(prefixes), run.sampling.batch_size)
-    generator = decode.generator(seed)
-    states, alone = [], []
-    bar = progress_bar(total=len(batches) * (1 + sum(len(s.budgets) for s in chosen)), desc=label,
-                       unit="batch", leave=False, disable=not run.progress)
-    for rows in batches:
-        states.append(generator.get_state())
-        alone.append(decode([prefixes[i] for i in rows], [limit] * len(rows), generator))
-        bar.update(1)
-    out, same = {}, {}  # same: matched controls already decoded, by (label, control seed)
-    for sel in chosen:
-        previous_cap, previous = 0.0, alone
-        for budget in sel.budgets:
-            key = (sel.label(), sel.control_seed) if sel.row_rates is not None else None
-            if key in same:
-                out[(sel, budget)] = same[key]
-                bar.update(len(batches))
-                continue
-            cap, results = (INF if sel.uncapped else run.cap(budget)), []
-            for b, rows in enumerate(batches):
-                done = previous[b]
-                unbound = previous_cap > 0 and all(len(d.interventions) < previous_cap for d in done)
-                never = sel.row_rates is not None and not any(sel.row_rates[i] for i in rows)  # = driver alone
-                if cap != previous_cap and not unbound and not never:
-                    generator.set_state(states[b])
-                    selector, rates = None, None
-                    if sel.control_seed is not None:
-                        selector = decode.generator(derive_seed(seed, "random", sel.control_seed, sel.label(), b))
-                        rates = ([sel.rate] * len(rows) if sel.row_rates is None
-                                 else [sel.row_rates[i] for i in rows])
-                    done = decode([prefixes[i] for i in rows], [limit] * len(rows), generator,
-                                  INF if sel.threshold is None else sel.threshold, [cap] * len(rows),
-                                  rates=rates, selector=selector)
-                results.append(done)
-                bar.update(1)
-            out[(sel, budget)] = [d for part in results for d in part]
-            if key is not None:
-                same[key] = out[(sel, budget)]
-            previous_cap, previous = cap, results
-    bar.close()
-    return out
-
-
-def threshold_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], seed: int,
+def threshold_runs(run: Run, decoder: PairDecoder, prefixes: list[list[int]], seed: int,
                    label: str) -> dict[tuple[float | None, float], list[Decoded]]:
     """{(threshold, budget): decoded rows aligned with prefixes} of a threshold or top1_differs run."""
     return {(sel.threshold, budget): rows
-            for (sel, budget), rows in setting_runs(run, decode, prefixes, seed, label, selections(run.config)).items()}
+            for (sel, budget), rows in setting_runs(run, decoder, prefixes, seed, label, selections(run.config)).items()}
 
 
-def resample_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], prompt_of: list[int], seed: int,
+def resample_runs(run: Run, decoder: PairDecoder, prefixes: list[list[int]], prompt_of: list[int], seed: int,
                   step_seed, label: str) -> list[tuple[int, list[Decoded]]]:
     """[(seed, rows aligned with prefixes)] for steps k = 0..max(budgets) of the resample protocol."""
     limit, size = run.sampling.max_new_tokens, run.sampling.batch_size
     steps = int(max(run.config.budgets))
     bar = progress_bar(total=steps + 1, desc=label, unit="step", leave=False, disable=not run.progress)
-    generator = decode.generator(seed)
+    generator = decoder.generator(seed)
     current = []
     for rows in _batches(len(prefixes), size):
-        current += decode([prefixes[i] for i in rows], [limit] * len(rows), generator)
+        current += decoder([prefixes[i] for i in rows], [limit] * len(rows), generator)
     bar.update(1)
     cutoff = {}
     for p in sorted(set(prompt_of)):
@@ -413,12 +347,12 @@ def resample_runs(run: Run, decode: PairDecoder, prefixes: list[list[int]], prom
             if j is not None:
                 todo.append((i, j))
         k_seed = step_seed(k)
-        generator = decode.generator(k_seed)
+        generator = decoder.generator(k_seed)
         current = list(current)
         for rows in _batches(len(todo), size):
             part = [todo[r] for r in rows]
-            new = decode([prefixes[i] + current[i].token_ids[:j] for i, j in part], [limit - j for _, j in part],
-                         generator, caps=[0.0] * len(part), force_first=[True] * len(part))
+            new = decoder([prefixes[i] + current[i].token_ids[:j] for i, j in part], [limit - j for _, j in part],
+                          generator, caps=0.0, force_first=[True] * len(part))
             for (i, j), d in zip(part, new, strict=True):
                 old = current[i]
                 current[i] = Decoded(old.token_ids[:j] + d.token_ids, d.finish_reason, old.js[:j] + d.js,

@@ -19,7 +19,7 @@ from tokenshift.builders.cross_sampling.protocols import (
     setting_runs,
 )
 from tokenshift.builders.cross_sampling.runs import id_prefix, part_file
-from tokenshift.builders.decoding.paired import Decoded
+from tokenshift.builders.decoding.decoder import Decoded
 from tokenshift.builders.grading import grade
 from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.progress import progress_bar

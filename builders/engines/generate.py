@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tokenshift.builders.engines.models import input_device
 from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.meter import record_decoded
 from tokenshift.schemas.values import GENERATION_ENGINES
@@ -67,7 +68,6 @@ def generate_hf(model, tokenizer, prompt_ids: list[list[int]], samples: int, see
 def _generate_hf(model, tokenizer, prompt_ids, samples, seed, config, progress) -> list[Sample]:
     import torch
 
-    from tokenshift.builders.engines.models import input_device
 
     device = input_device(model)
     stop_ids = stop_token_ids(model, tokenizer)

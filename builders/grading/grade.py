@@ -12,6 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from tokenshift.builders.grading import gold_rules
+from tokenshift.runtime.errors import TokenshiftError
 
 RETRIES = 2  # extra attempts for an answer whose grading crashed or timed out (bounded: then it stays null)
 
@@ -132,8 +133,6 @@ def grade(answer, gold, *, rule=(), timeout_s: float = 30.0):
     given two lists of equal length, a list of Grades, graded in one worker. Workers are spawned, so a
     script calls this under `if __name__ == "__main__":` (a notebook needs nothing).
     """
-    from tokenshift.runtime.errors import TokenshiftError
-
     if getattr(mp.current_process(), "_inheriting", False):  # a spawned worker re-running an unguarded script
         raise TokenshiftError("tokenshift.grade ran while its worker process was starting: call it under "
                               "`if __name__ == \"__main__\":` in a script")

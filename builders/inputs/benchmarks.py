@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tokenshift.builders.grading import gold_rules, grade
 from tokenshift.builders.inputs import prompts
+from tokenshift.builders.inputs.arith import toy_problems
 from tokenshift.runtime.errors import TokenshiftError
 
 # Hub dataset ids (and split) used for the named benchmarks when no local file is given.
@@ -116,8 +117,6 @@ def read_benchmark(spec: str, limit: int | None = None, fields: Fields = Fields(
     """`spec` read as a build reads it: problems, rows read, gold transform counts and skipped rows."""
     check_fields(fields)
     if spec == "toy-arith":
-        from tokenshift.builders.inputs.arith import toy_problems
-
         records = toy_problems("test")
         problems = [Problem(p["problem_id"], fields.name or "toy-arith", p["question"], str(p["answer"]))
                     for p in records]

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokenshift.builders.inputs.benchmarks import read_gold
 from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.schemas.manifest import file_sha256
 from tokenshift.schemas.values import IMPORT_FORMATS
@@ -266,7 +267,6 @@ def _verdict(value, where: str, flag: str = "--correct-field") -> bool | None:
 def _gold(value, where: str) -> str | None:
     if value is None:
         return None
-    from tokenshift.builders.inputs.benchmarks import read_gold
 
     return read_gold(value, where)
 

@@ -23,6 +23,7 @@ from tokenshift.builders.scoring import score
 from tokenshift.builders.scoring.score_batch import score_answers
 from tokenshift.runtime import executor
 from tokenshift.runtime.arguments import check_field_types
+from tokenshift.runtime.embedded_pair import embedded_base_dir, embedded_rl_dir
 from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.files import clean_leftovers, refuse_symlinks, write_json_atomic
 from tokenshift.runtime.lock import LOCK_NAME, folder_lock
@@ -198,8 +199,6 @@ def benchmark_fields(config: BuildConfig) -> benchmarks.Fields:
 
 def model_specs(config: BuildConfig) -> tuple[models.ModelSpec, list[models.ModelSpec]]:
     """Base and RL specs; the embedded toy pair stands in for missing --base/--rl."""
-    if config.base is None or not config.rl:
-        from tokenshift.runtime.embedded_pair import embedded_base_dir, embedded_rl_dir
     base = models.parse_model_spec(config.base or str(embedded_base_dir()), "base", config.revision)
     rl_args = config.rl or (str(embedded_rl_dir()),)
     rls = [models.parse_model_spec(arg, models.model_name(arg), config.revision) for arg in rl_args]

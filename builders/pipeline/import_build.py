@@ -32,6 +32,7 @@ from tokenshift.builders.pipeline.build import (
     command_line,
     model_specs,
     prepare_out,
+    read_work_config,
     recorded_tables,
     validate_config,
     work_config,
@@ -291,8 +292,6 @@ def run_import(config: BuildConfig, overwrite: bool = False, progress: bool = Tr
 
 def _check_source_unchanged(out: Path, hashes: dict, overwrite: bool) -> None:
     """A resumed import must read the same files (prepare_out compared the flags, not the bytes)."""
-    from tokenshift.builders.pipeline.build import read_work_config
-
     path = out / WORK_DIR / SOURCE_FILE
     if overwrite or not (out / WORK_DIR / CONFIG_FILE).exists():
         return

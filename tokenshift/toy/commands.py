@@ -32,6 +32,7 @@ def toy_pair() -> None:
 def train_cmd(out: Path, seed: int, overwrite: bool, quick: bool, sft_steps: int | None,
               grpo_steps: int | None, eval_n: int | None, **fork_mix: float | None) -> None:
     """Reproduce the pair from scratch: tokenizer, SFT base, GRPO rl (with checkpoints), SFT control, eval."""
+    # torch, transformers and TRL load when training runs
     from tokenshift.toy.train import TrainConfig, prepare_out, quick_config, train_pair, with_overrides
     from tokenshift.training.trl_extra import require_trl
 
@@ -55,6 +56,7 @@ def train_cmd(out: Path, seed: int, overwrite: bool, quick: bool, sft_steps: int
 @click.option("--quick", is_flag=True, hidden=True, help="Minuscule off-policy SFT settings (tests).")
 def add_controls_cmd(pair: Path, rl_seed: int, overwrite: bool, quick: bool) -> None:
     """Add sft-offpolicy (SFT on reference solutions, stopped near rl's accuracy) and rl-seed<N> to a pair."""
+    # torch, transformers and TRL load when training runs
     from tokenshift.toy.controls import ControlsConfig, add_controls, quick_controls_config
     from tokenshift.training.trl_extra import require_trl
 
@@ -82,6 +84,7 @@ def eval_cmd(n: int, as_json: bool, base: Path | None, rl: Path | None, seed: in
     """Sampled (T=1, top_p=1, no top-k) and greedy accuracy of base and rl on the toy test split."""
     from transformers.utils import logging as hf_logging
 
+    # torch and transformers load when the evaluation runs
     from tokenshift.toy.evaluate import EvalConfig, evaluate_dirs, load_model_dir
 
     hf_logging.disable_progress_bar()  # per-load weight bars would bury the result

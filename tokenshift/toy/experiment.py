@@ -18,7 +18,12 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from tokenshift.builders.inputs.arith import N_TEST, toy_problems
+from tokenshift.builders.inputs.prompts import format_prompt
+from tokenshift.runtime.embedded_pair import embedded_base_dir
 from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.toy.evaluate import EvalConfig, generate, load_model_dir, reward
+from tokenshift.toy.grpo import correctness_reward
 from tokenshift.training.trl_extra import require_trl
 from tokenshift.training.weights import WeightConfig
 
@@ -77,10 +82,6 @@ def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
 
 def eval_accuracy(model, tokenizer, config: ExperimentConfig) -> tuple[int, int]:
     """(correct, n) of one sampled answer per test problem; the caller's RNG state is left untouched."""
-    from tokenshift.builders.inputs.arith import N_TEST, toy_problems
-    from tokenshift.builders.inputs.prompts import format_prompt
-    from tokenshift.toy.evaluate import EvalConfig, generate, reward
-
     problems = toy_problems("test", min(config.eval_n, N_TEST))
     prompts = [format_prompt(tokenizer, p["question"]) for p in problems]
     evaluation = EvalConfig(n=len(problems), seed=config.eval_seed)
@@ -115,10 +116,6 @@ def train_arm(config: ExperimentConfig, arm: str, seed: int, base_dir: Path, row
     """One GRPO run of `arm` from the base in `base_dir`; appends accuracy rows; returns the trainer's log."""
     from datasets import Dataset
 
-    from tokenshift.builders.inputs.arith import toy_problems
-    from tokenshift.builders.inputs.prompts import format_prompt
-    from tokenshift.toy.evaluate import load_model_dir
-    from tokenshift.toy.grpo import correctness_reward
     from tokenshift.training.dw_grpo import DivergenceWeightedGRPOTrainer
 
     trl = require_trl()
@@ -190,8 +187,6 @@ def run_one(config: ExperimentConfig, arm: str, seed: int, out: Path) -> Path:
     """Train and evaluate one (arm, seed); its accuracy rows (with wall and CPU seconds) go to runs/ atomically."""
     import pandas as pd
 
-    from tokenshift.runtime.embedded_pair import embedded_base_dir
-    from tokenshift.toy.evaluate import load_model_dir
 
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     torch.set_num_threads(config.threads)

@@ -35,6 +35,7 @@ def dw_advantage(seeds: int, steps: int, out: Path, eval_every: int, eval_n: int
 
     Each finished (arm, seed) run is kept in DIR/runs/; rerunning the same command after a kill resumes.
     """
+    # torch, transformers and TRL load when the experiment runs
     from tokenshift.toy.experiment import ExperimentConfig, check_out, run_experiment
     from tokenshift.training.trl_extra import require_trl
 
