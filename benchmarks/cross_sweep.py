@@ -1,7 +1,7 @@
 """`bench_cross_sampling.py --sweep`: one cross-sampling sweep decoded setting by setting, as a shared-prefix tree,
 and as that tree with budget 0 read from the build's answers.
 
-Every path runs `cross_protocols.setting_runs` on the same prompts, seeds and settings (the
+Every path runs `cross_sampling.protocols.setting_runs` on the same prompts, seeds and settings (the
 per-setting path with --max-branches 1), and must return identical rows (checked). The build's
 answers are what `tokenshift build` samples with the HF engine: `generate()` per driver from
 derive_seed(0, 0, driver) over the same batches (made before the clock starts). Counted:

@@ -105,7 +105,7 @@ def test_budget_zero_is_the_build_and_the_single_model_sampler(crossed):
 
 
 @pytest.mark.parametrize("temperature, top_p", [(1.0, 1.0), (0.7, 0.9), (0.0, 1.0)])
-def test_paired_decoder_without_budget_equals_multinomial_sampler_and_generate(pair, temperature, top_p):
+def test_decoder_without_budget_equals_multinomial_sampler_and_generate(pair, temperature, top_p):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base, rls = pair

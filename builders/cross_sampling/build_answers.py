@@ -3,7 +3,7 @@
 With the build's seed and samples, the HF engine and the build's sampling settings, the driver
 alone of one prompt shard draws from the generator the build sampled that driver with
 (derive_seed(seed, shard, driver), the same batches of prompts x samples) and reproduces its
-answers token for token (cross_protocols). That equality is tested, not provable (kernels,
+answers token for token (protocols). That equality is tested, not provable (kernels,
 devices and library versions may differ), so reuse is checked three ways: the conditions below
 (`why_decoded`), the parts read against the manifest's sha256 and every row against the derived
 seed (`shard_answers`), and at run time every token the tree decodes anyway along the driver's

@@ -3,8 +3,9 @@
 Each invocation is one run: its settings (criterion, thresholds, budgets, mix weight, random
 controls, ...) decide its rows, which it appends to `cross_samples` beside the other runs'. The
 same settings again resume (or, when finished, change nothing); --overwrite replaces that run.
-The modules: cross_config (settings, checks, defaults), cross_runs (files, markers, manifest of
-several runs), cross_protocols (the threshold and resample protocols), cross_rows (rows, grading).
+The modules of this package: config (settings, checks, defaults), runs (files, markers, manifest of
+several runs), protocols (the threshold and resample protocols, over builders/decoding), rows (rows,
+grading), build_answers (budget 0 read from the build).
 """
 
 from __future__ import annotations

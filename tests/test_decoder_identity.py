@@ -1,0 +1,48 @@
+"""The one decoding loop writes the cross_samples parts byte for byte as the three decoders it replaced did.
+
+REFERENCE_COMMIT is the last commit with the per-setting decoder, the shared-prefix tree and the
+per-setting runs as separate code; its whole tree runs in a subprocess (tests/reference_code.py) on a
+copy of the same build, and every parquet part of every run must have the same bytes.
+"""
+# ruff: noqa: F811  (pytest fixtures imported from test_cross_sample are parameters here, by design)
+
+import hashlib
+import math
+import shutil
+
+import pytest
+from reference_code import run_reference_cross_sample
+from test_cross_sample import build, pair, thresholds  # noqa: F401
+
+import tokenshift.builders.cross_sampling.runner as cs
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+REFERENCE_COMMIT = "0fc0d9d"  # main before the decoders became one module
+
+SETTINGS = {  # each one run, written as CrossSampleConfig keywords (after out=)
+    "js-trees": "thresholds={t}, budgets=(0, 1, 2, inf)",
+    "js-per-setting": "thresholds={t}, budgets=(0, 1, inf), max_branches=1, direction='forward'",
+    "kl-mix-fraction": "criterion='kl', thresholds=(0.01, 0.05), budgets=(0, 0.1, inf), budget_unit='fraction', "
+                       "mix_weight=0.5",
+    "delta-log-extrapolate": "criterion='delta_logp', sign='le', thresholds=(-0.2,), budgets=(1, inf), "
+                             "mix_space='log', mix_weight=1.5",
+    "random-rate": "criterion='random', rate=(0.1, 0.3), control_seeds=2, budgets=(0, 2, inf)",
+    "resample": "protocol='resample', budgets=(0, 1, 2)",
+}
+
+
+def _hashes(out) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / "cross_samples").glob("*.parquet"))}
+
+
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_cross_samples_parts_are_byte_identical_to_the_reference_commit(tmp_path, build, thresholds, name):
+    settings = SETTINGS[name].format(t=tuple(thresholds))
+    before, after = tmp_path / "old" / "b", tmp_path / "new" / "b"
+    shutil.copytree(build, before)
+    shutil.copytree(build, after)
+    run_reference_cross_sample(REFERENCE_COMMIT, tmp_path, before, settings)
+    config = eval(f"dict({settings})", {"inf": math.inf})  # noqa: S307 (the test's own literal)
+    cs.run_cross_sample(cs.CrossSampleConfig(out=str(after), **config), progress=False)
+    want, got = _hashes(before), _hashes(after)
+    assert want and got == want
