@@ -4,7 +4,7 @@ and as that tree with budget 0 read from the build's answers.
 Every path runs `cross_sampling.protocols.setting_runs` on the same prompts, seeds and settings (the
 per-setting path with --max-branches 1), and must return identical rows (checked). The build's
 answers are what `tokenshift build` samples with the HF engine: `generate()` per driver from
-derive_seed(0, 0, driver) over the same batches (made before the clock starts). Counted:
+generation_seed(0, 0, driver) over the same batches (made before the clock starts). Counted:
 decoded tokens (sampled tokens, as the plan meter counts them: a token shared by settings counts
 once in the tree), paired rows computed (rows of the driver's forward passes: a batch row costs
 one whether it holds a live answer or not), wall and CPU seconds (this process, all threads).
@@ -27,7 +27,7 @@ from tokenshift.builders.cross_sampling.build_answers import Known
 from tokenshift.builders.cross_sampling.config import DEFAULT_THRESHOLDS, CrossSampleConfig
 from tokenshift.builders.engines import generate
 from tokenshift.runtime.meter import metering
-from tokenshift.runtime.shards import derive_seed
+from tokenshift.runtime.seeds import generation_seed
 
 DEFAULT = CrossSampleConfig(out="")  # the default sweep: budgets 0,1,2,4,8,16,32,inf, both directions
 
@@ -87,7 +87,7 @@ def _build_answers(base, rl, tok, prefixes, sampling) -> dict[str, list[Known]]:
     """Per direction, the driver's answers as a build samples them (HF engine, the build's seed formula and batches)."""
     out = {}
     for direction, name, driver in (("forward", "base", base), ("reverse", "rl", rl)):
-        samples = generate.generate_hf(driver, tok, prefixes, 1, derive_seed(0, 0, name), sampling)
+        samples = generate.generate_hf(driver, tok, prefixes, 1, generation_seed(0, 0, name), sampling)
         out[direction] = [Known(tuple(s.token_ids), s.finish_reason) for s in samples]
     return out
 
@@ -108,7 +108,7 @@ def _measure(base, rl, tok, prefixes, sampling, thresholds, branches: int,
         with metering(bound, lambda _line: None, progress=False) as meter:
             for direction, (name, driver, other) in (("forward", ("base", base, rl)), ("reverse", ("rl", rl, base))):
                 decoder = protocols.PairDecoder(run, driver, other)
-                out = protocols.setting_runs(run, decoder, prefixes, derive_seed(0, 0, name), direction,
+                out = protocols.setting_runs(run, decoder, prefixes, generation_seed(0, 0, name), direction,
                                              protocols.selections(config), known and known[direction])
                 rows[direction] = {(sel.threshold, budget): [(d.token_ids, d.interventions, d.finish_reason)
                                                              for d in decoded]

@@ -23,7 +23,7 @@ from tokenshift.builders.decoding.decoder import Member
 from tokenshift.builders.engines import generate
 from tokenshift.builders.pipeline.build import BuildConfig, run_build
 from tokenshift.runtime.meter import metering
-from tokenshift.runtime.shards import derive_seed
+from tokenshift.runtime.seeds import derive_seed
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STOPS = list(range(2, 40))  # many stop tokens: answers end at different steps, so draws per batch differ

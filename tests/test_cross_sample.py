@@ -18,7 +18,7 @@ from tokenshift.builders.engines import generate
 from tokenshift.builders.pipeline.build import BuildConfig, run_build
 from tokenshift.builders.scoring import score
 from tokenshift.runtime.errors import TokenshiftError
-from tokenshift.runtime.shards import derive_seed
+from tokenshift.runtime.seeds import derive_seed
 
 QUESTIONS = ["Tom has 12 apples.", "He buys 7 more.", "What is 3 + 4?", "The answer is 19."]
 MAX_NEW = 10

@@ -217,7 +217,7 @@ def test_two_builds_into_one_folder_one_is_refused_and_a_killed_one_resumes(tmp_
     refused(run(*args, "--seed", "1"), "started with another config (seed: 0 -> 1)")
     resumed = run(*args)  # the killed run's lock is no obstacle; its finished shards are kept
     assert resumed.exit_code == 0, resumed.output
-    from tokenshift.runtime.shards import derive_seed
+    from tokenshift.runtime.seeds import derive_seed
 
     assert manifest.read_manifest(out)["config"]["seed"] == 0
     parts = sorted((out / "generations").glob("part-*.parquet"))

@@ -2,7 +2,7 @@
 
 With the build's seed and samples, the HF engine and the build's sampling settings, the driver
 alone of one prompt shard draws from the generator the build sampled that driver with
-(derive_seed(seed, shard, driver), the same batches of prompts x samples) and reproduces its
+(generation_seed(seed, shard, driver), the same batches of prompts x samples) and reproduces its
 answers token for token (protocols). That equality is tested, not provable (kernels,
 devices and library versions may differ), so reuse is checked three ways: the conditions below
 (`why_decoded`), the parts read against the manifest's sha256 and every row against the derived
@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 
 from tokenshift.builders.decoding.decoder import Known
 from tokenshift.runtime.errors import TokenshiftError
-from tokenshift.runtime.shards import derive_seed, part_name
+from tokenshift.runtime.seeds import generation_seed
+from tokenshift.runtime.shards import part_name
 from tokenshift.schemas import manifest
 
 
@@ -66,7 +67,7 @@ def shard_answers(run, shard: int, prompts: list[dict], jobs: list[tuple[int, in
         generations, tokens = _read_parts(out, shard, drivers, run.config.rl_model)
     except TokenshiftError as err:
         return dict.fromkeys(drivers, str(err))
-    return {name: _answers(name, derive_seed(run.config.seed, shard, name), prompts, jobs, generations, tokens)
+    return {name: _answers(name, generation_seed(run.config.seed, shard, name), prompts, jobs, generations, tokens)
             for name in drivers}
 
 

@@ -23,7 +23,7 @@ from tokenshift.builders.decoding.decoder import Decoded
 from tokenshift.builders.grading import grade
 from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.progress import progress_bar
-from tokenshift.runtime.shards import derive_seed
+from tokenshift.runtime.seeds import generation_seed, resample_seed
 
 
 def shard_rows(run: Run, shard: int, prompts: list[dict]) -> list[dict]:
@@ -37,12 +37,12 @@ def shard_rows(run: Run, shard: int, prompts: list[dict]) -> list[dict]:
     for direction in directions(config):
         driver_name, driver, other = run.roles(direction)
         decoder = PairDecoder(run, driver, other)
-        seed = derive_seed(config.seed, shard, driver_name)
+        seed = generation_seed(config.seed, shard, driver_name)
         prefixes = [prompt_ids[i] for i, _ in jobs]
         label = f"{direction} shard {shard}"
         if config.protocol == "resample":
             steps = resample_runs(run, decoder, prefixes, [i for i, _ in jobs], seed,
-                                  lambda k, name=driver_name: derive_seed(config.seed, shard, "resample", name, k),
+                                  lambda k, name=driver_name: resample_seed(config.seed, shard, name, k),
                                   label)
             for k, (step_seed, states) in enumerate(steps):
                 rows += [_row(run, direction, Selection(None, ()), float(k), prompts[i], s, step_seed, d)

@@ -21,6 +21,7 @@ from tokenshift.builders.grading import grade
 from tokenshift.builders.pipeline.build import read_work_config, recorded_tables
 from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.lock import folder_lock
+from tokenshift.runtime.seeds import CROSS_SAMPLING_SEEDS
 from tokenshift.runtime.shards import WORK_DIR, is_done
 from tokenshift.schemas import manifest
 from tokenshift.schemas.registry import refuse_published_out
@@ -196,13 +197,6 @@ def _set_runs(payload: dict, runs: list[dict]) -> None:
     payload["cross_sampling_seconds"] = runs[-1]["seconds"]
 
 
-SEEDS_NOTE = ("derive_seed(seed, shard, driver) per driver, replayed per batch; resample step k >= 1: "
-              "derive_seed(seed, shard, 'resample', driver, k); random selection draws: "
-              "derive_seed(derive_seed(seed, shard, driver), 'random', control_seed, rate or digest of the "
-              "matched rates, batch); "
-              "per row in cross_samples.seed")
-
-
 def record_run(out: Path, config: CrossSampleConfig, seconds: float) -> None:
     """Add (or replace) the finished run in the manifest's runs list and refresh the table entries."""
     run_id = config.run_id()
@@ -213,7 +207,7 @@ def record_run(out: Path, config: CrossSampleConfig, seconds: float) -> None:
         runs.append({"run_id": run_id, "config": config.as_json(), "command": config.command_line(),
                      "seconds": round(seconds, 1), "rows": mine.get("rows", 0)})
         _set_runs(payload, runs)
-        payload.setdefault("seeds", {})["cross_sampling"] = SEEDS_NOTE
+        payload.setdefault("seeds", {})["cross_sampling"] = CROSS_SAMPLING_SEEDS
         _set_tables(out, payload, mine.get("files", {}))
         manifest.write_manifest(out, payload)
 

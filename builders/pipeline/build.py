@@ -28,10 +28,10 @@ from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.files import clean_leftovers, refuse_symlinks, write_json_atomic
 from tokenshift.runtime.lock import LOCK_NAME, folder_lock
 from tokenshift.runtime.progress import progress_bar
+from tokenshift.runtime.seeds import GENERATION_SEEDS, generation_seed
 from tokenshift.runtime.shards import (
     WORK_DIR,
     ShardSpec,
-    derive_seed,
     is_done,
     mark_done,
     marker,
@@ -427,7 +427,7 @@ def _generations(config: BuildConfig, pair: _Pair, shard: int, problems, prompt_
     rows = []
     samplers = [("base", pair.base_spec, pair.base), *((s.name, s, pair.rls[s.name]) for s in pair.rl_specs)]
     for name, spec, model in samplers:
-        seed = derive_seed(config.seed, shard, name)
+        seed = generation_seed(config.seed, shard, name)
         bar = progress_bar(total=len(prompt_ids) * config.samples, desc=f"generate {name}", unit="answer",
                            leave=False, disable=not progress)
         samples = generate.ENGINES[config.engine](generate.EngineJob(
@@ -549,7 +549,7 @@ def _write_manifest(out: Path, config: BuildConfig, pair: _Pair, loaded: benchma
         "tokenizer": {"sha256": models.tokenizer_sha256(pair.tokenizer), "vocab_size": len(pair.tokenizer)},
         "grader": grade.grader_version(),
         "benchmark_rows": loaded.record(),
-        "seeds": {"build": config.seed, "generation": "derive_seed(seed, shard, sampler); per row in generations.seed"},
+        "seeds": {"build": config.seed, "generation": GENERATION_SEEDS},
         "tables": tables,
         "ungraded": {"generations": grade.count_ungraded(out, tables.get("generations", {}))},
         "build_seconds": round(time.time() - started_at, 1),

@@ -42,6 +42,7 @@ from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.files import clean_leftovers, refuse_symlinks, write_json_atomic
 from tokenshift.runtime.lock import folder_lock
 from tokenshift.runtime.progress import progress_bar
+from tokenshift.runtime.seeds import IMPORTED_SEEDS
 from tokenshift.runtime.shards import (
     WORK_DIR,
     ShardSpec,
@@ -403,7 +404,7 @@ def _write_manifest(out: Path, config: BuildConfig, pair: _Pair, prepared: Prepa
                    "rl": [dataclasses.asdict(models.describe(s)) for s in pair.rl_specs]},
         "tokenizer": {"sha256": models.tokenizer_sha256(pair.tokenizer), "vocab_size": len(pair.tokenizer)},
         "grader": grade.grader_version(),
-        "seeds": {"build": config.seed, "generation": "none: imported answers (generations.seed is null)"},
+        "seeds": {"build": config.seed, "generation": IMPORTED_SEEDS},
         "tables": tables,
         "ungraded": {"generations": grading["ungraded"]},
         IMPORT: record,

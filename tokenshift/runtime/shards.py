@@ -7,7 +7,6 @@ process, `--shard I/N`, Ray) changes nothing in the output.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,9 @@ from pathlib import Path
 from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.files import write_json_atomic
 from tokenshift.runtime.lock import WORK_DIR
+
+# builders/cross_sampling/protocols.py imports derive_seed from here until it imports tokenshift.runtime.seeds
+from tokenshift.runtime.seeds import derive_seed  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -74,9 +76,3 @@ def recorded_files(out: Path, step: str, shard: int) -> dict[str, dict]:
                               "command (that shard is redone)") from None
     files = record.get("files") if isinstance(record, dict) else None
     return files if isinstance(files, dict) else {}
-
-
-def derive_seed(*parts) -> int:
-    """A stable 31-bit seed from the build seed and a shard's coordinates (no Python hash())."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
