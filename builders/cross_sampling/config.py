@@ -16,13 +16,19 @@ from dataclasses import dataclass
 from tokenshift.builders.scoring.score import LN2
 from tokenshift.runtime import executor
 from tokenshift.runtime.arguments import check_field_types
-from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.errors import TokenshiftError, either
 from tokenshift.runtime.shards import ShardSpec
-from tokenshift.schemas.values import CRITERIA, MATCHABLE, MIX_SPACES, SIGNS
+from tokenshift.schemas.values import (
+    BUDGET_UNITS,
+    CRITERIA,
+    DIRECTION_CHOICES,
+    DIRECTIONS,
+    MATCHABLE,
+    MIX_SPACES,
+    PROTOCOLS,
+    SIGNS,
+)
 
-PROTOCOLS = ("threshold", "resample")
-DIRECTIONS = ("forward", "reverse", "both")
-BUDGET_UNITS = ("tokens", "fraction")
 # select where the criterion's value >= threshold (delta_logp: <= with --sign le, the default, or >= with ge)
 THRESHOLD_CRITERIA = ("js", "kl", "kl_reverse", "entropy", "delta_logp")
 
@@ -150,7 +156,8 @@ def parse_numbers(text: str, flag: str) -> tuple[float, ...]:
 
 
 def directions(config: CrossSampleConfig) -> tuple[str, ...]:
-    return ("forward", "reverse") if config.direction == "both" else (config.direction,)
+    """The directions a run decodes: its --direction, or every direction for 'both'."""
+    return DIRECTIONS if config.direction not in DIRECTIONS else (config.direction,)
 
 
 def _fmt(x: float) -> str:
@@ -170,12 +177,12 @@ def _criterion_checks(config: CrossSampleConfig) -> list[tuple[bool, str]]:
     signed = c == "delta_logp" or (c == "random" and config.match == "delta_logp")
     checks = [
         (c in CRITERIA, f"unknown --criterion {c!r}: use {', '.join(CRITERIA)}"),
-        (config.mix_space in MIX_SPACES, f"unknown --mix-space {config.mix_space!r}: use {' or '.join(MIX_SPACES)}"),
+        (config.mix_space in MIX_SPACES, f"unknown --mix-space {config.mix_space!r}: use {either(MIX_SPACES)}"),
         (config.mix_space != "prob" or (finite and 0 < w <= 1),
          f"--mix-weight must be in (0, 1] (got {w}): 1 takes the other model's token, smaller W samples from "
          "(1 - W) p_driver + W p_other; --mix-space log allows any finite W (W > 1 extrapolates)"),
         (config.mix_space != "log" or finite, f"--mix-weight must be a finite number with --mix-space log (got {w})"),
-        (config.sign is None or config.sign in SIGNS, f"unknown --sign {config.sign!r}: use le or ge"),
+        (config.sign is None or config.sign in SIGNS, f"unknown --sign {config.sign!r}: use {either(SIGNS)}"),
         (config.sign is None or signed,
          f"--sign applies to --criterion delta_logp only (got --criterion {c}): drop it"),
         (isinstance(config.control_seeds, int) and config.control_seeds >= 1,
@@ -198,7 +205,7 @@ def _criterion_checks(config: CrossSampleConfig) -> list[tuple[bool, str]]:
             (config.match is None, f"--match applies to --criterion random only (got --criterion {c})"),
             (config.control_seeds == 1, f"--control-seeds applies to --criterion random only (got --criterion {c})"),
         ]
-    if c in ("top1_differs", "all", "random"):
+    if c in CRITERIA and c not in THRESHOLD_CRITERIA:
         checks.append((not config.thresholds, f"--thresholds does not apply to --criterion {c}: drop it"))
     if config.protocol == "resample":
         checks.append((c == "js", f"--protocol resample selects by JS: drop --criterion {c}"))
@@ -227,9 +234,10 @@ def validate_config(config: CrossSampleConfig) -> None:
         raise TokenshiftError(f"cross-sampling takes a CrossSampleConfig, got {type(config).__name__}: "
                               "tokenshift.cross_sample(tokenshift.CrossSampleConfig(out=DIR, ...))")
     checks = [
-        (config.protocol in PROTOCOLS, f"unknown --protocol {config.protocol!r}: use threshold or resample"),
-        (config.direction in DIRECTIONS, f"unknown --direction {config.direction!r}: use forward, reverse or both"),
-        (config.budget_unit in BUDGET_UNITS, f"unknown --budget-unit {config.budget_unit!r}: use tokens or fraction"),
+        (config.protocol in PROTOCOLS, f"unknown --protocol {config.protocol!r}: use {either(PROTOCOLS)}"),
+        (config.direction in DIRECTION_CHOICES,
+         f"unknown --direction {config.direction!r}: use {either(DIRECTION_CHOICES)}"),
+        (config.budget_unit in BUDGET_UNITS, f"unknown --budget-unit {config.budget_unit!r}: use {either(BUDGET_UNITS)}"),
         (bool(config.budgets), "--budgets is empty: give at least one budget, e.g. 0,1,inf"),
         (all(b >= 0 for b in config.budgets),
          f"--budgets must be >= 0 (got {', '.join(_fmt(b) for b in config.budgets if b < 0)})"),

@@ -24,7 +24,7 @@ from tokenshift.builders.scoring.score_batch import score_answers
 from tokenshift.runtime import executor
 from tokenshift.runtime.arguments import check_field_types
 from tokenshift.runtime.embedded_pair import embedded_base_dir, embedded_rl_dir
-from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.errors import TokenshiftError, either
 from tokenshift.runtime.files import clean_leftovers, refuse_symlinks, write_json_atomic
 from tokenshift.runtime.lock import LOCK_NAME, folder_lock
 from tokenshift.runtime.progress import progress_bar
@@ -173,7 +173,7 @@ def validate_config(config: BuildConfig) -> None:
         (config.top_k_candidates >= 1, f"--top-k-candidates must be >= 1 (got {config.top_k_candidates})"),
         (config.engine in generate.ENGINES,
          f"unknown --engine {config.engine!r}: use {' or '.join(generate.ENGINES)}"),
-        (config.dtype in models.DTYPES, f"unknown --dtype {config.dtype!r}: use float32 or bfloat16"),
+        (config.dtype in models.DTYPES, f"unknown --dtype {config.dtype!r}: use {either(models.DTYPES)}"),
         (config.batch_size >= 1 and config.shard_size >= 1, "--batch-size and --shard-size must be >= 1"),
     ]
     for ok, message in checks:

@@ -10,3 +10,9 @@ def warn(message: str) -> None:
     import sys
 
     print(f"Warning: {message}", file=sys.stderr)
+
+
+def either(values) -> str:
+    """'a or b', 'a, b or c': the allowed values as a message's fix lists them."""
+    values = [str(v) for v in values]
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
