@@ -8,11 +8,19 @@ from tokenshift.builders.engines.generate import ENGINES
 from tokenshift.builders.engines.models import DTYPES
 from tokenshift.builders.grading.gold_rules import GOLD_TRANSFORMS, MEANING
 from tokenshift.builders.inputs.benchmarks import ANSWER_RULES
-from tokenshift.builders.inputs.prompts import CHOICES_SPEC, DEFAULT_INSTRUCTION
+from tokenshift.builders.inputs.prompts import CHOICES_SPEC
+from tokenshift.builders.pipeline.config import BuildConfig
+from tokenshift.runtime.arguments import default_of
 from tokenshift.runtime.errors import warn
 from tokenshift.schemas.values import IMPORT_FORMATS
 
-DEFAULT_BENCHMARK = "toy-arith"  # what a generating build samples on when --benchmark is not given
+DEFAULT_BENCHMARK = default_of(BuildConfig, "benchmark")  # what a generating build samples on without --benchmark
+
+
+def _default(name: str):
+    """The default of BuildConfig's field `name` (the option's default is the config's)."""
+    return default_of(BuildConfig, name)
+
 
 _BENCHMARK_OPTIONS = [  # after --benchmark in build, after FILE in benchmark check
     click.option("--question-field", default=None, help="Field holding the question in a custom jsonl."),
@@ -22,7 +30,7 @@ _BENCHMARK_OPTIONS = [  # after --benchmark in build, after FILE in benchmark ch
                  help="Build each question from the row's fields instead of --question-field, e.g. "
                       f"'{{Body}} {{Question}}' (Python format fields; '{{options:{CHOICES_SPEC}}}' lists a list "
                       "or dict field as (A) ... (B) ... lines; '{{' and '}}' for literal braces)."),
-    click.option("--answer-from", type=click.Choice(ANSWER_RULES), default="field", show_default=True,
+    click.option("--answer-from", type=click.Choice(ANSWER_RULES), default=_default("answer_from"), show_default=True,
                  help="field: the answer field as given (a JSON list of several answers is graded as one "
                       "tuple, in order); boxed: the last \\boxed{} of the answer field (a worked solution)."),
     click.option("--gold-transform", "gold_transform", multiple=True, type=click.Choice(GOLD_TRANSFORMS),
@@ -67,30 +75,30 @@ def say_name_hint(benchmark: str, fields) -> None:
                    "With --completions: the problems whose gold answers (and questions) are joined by id; "
                    "none by default.")
 @benchmark_options
-@click.option("--samples", type=int, default=4, show_default=True, help="Responses per prompt per model.")
-@click.option("--max-new-tokens", type=int, default=512, show_default=True)
-@click.option("--temperature", type=float, default=1.0, show_default=True, help="0 = greedy.")
-@click.option("--top-p", type=float, default=1.0, show_default=True)
-@click.option("--top-k-candidates", type=int, default=10, show_default=True,
+@click.option("--samples", type=int, default=_default("samples"), show_default=True, help="Responses per prompt per model.")
+@click.option("--max-new-tokens", type=int, default=_default("max_new_tokens"), show_default=True)
+@click.option("--temperature", type=float, default=_default("temperature"), show_default=True, help="0 = greedy.")
+@click.option("--top-p", type=float, default=_default("top_p"), show_default=True)
+@click.option("--top-k-candidates", type=int, default=_default("top_k_candidates"), show_default=True,
               help="K of the stored top-K candidate lists.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True,
+@click.option("--seed", type=int, default=_default("seed"), show_default=True)
+@click.option("--device", default=_default("device"), show_default=True,
               help="cpu, cuda, cuda:N, or auto: split each model over all visible GPUs (for pairs too "
                    "large for one GPU).")
-@click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True,
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default=_default("dtype"), show_default=True,
               help="Model weights dtype; statistics are always float32.")
-@click.option("--engine", type=click.Choice(list(ENGINES)), default="hf", show_default=True,
+@click.option("--engine", type=click.Choice(list(ENGINES)), default=_default("engine"), show_default=True,
               help="Generation engine (scoring always uses HF).")
-@click.option("--instruction", default=DEFAULT_INSTRUCTION, show_default=True,
+@click.option("--instruction", default=_default("instruction"), show_default=True,
               help="Appended to each question.")
 @click.option("--no-chat-template", is_flag=True, help="Use a plain 'Question/Answer' prompt.")
-@click.option("--batch-size", type=int, default=64, show_default=True, help="Sequences per generate() call.")
-@click.option("--shard-size", type=int, default=32, show_default=True, help="Prompts per resumable shard.")
-@click.option("--shard", default="0/1", show_default=True, metavar="I/N",
+@click.option("--batch-size", type=int, default=_default("batch_size"), show_default=True, help="Sequences per generate() call.")
+@click.option("--shard-size", type=int, default=_default("shard_size"), show_default=True, help="Prompts per resumable shard.")
+@click.option("--shard", default=_default("shard"), show_default=True, metavar="I/N",
               help="Run only shards k with k % N == I (merge the N outputs with `tokenshift merge`).")
-@click.option("--score-memory-mb", type=int, default=1024, show_default=True,
+@click.option("--score-memory-mb", type=int, default=_default("score_memory_mb"), show_default=True,
               help="Working memory for full-vocabulary statistics; sets the chunk of positions.")
-@click.option("--score-batch-tokens", type=int, default=8192, show_default=True,
+@click.option("--score-batch-tokens", type=int, default=_default("score_batch_tokens"), show_default=True,
               help="Padded tokens per batched decoder pass when scoring (answers longer run alone).")
 @click.option("--trust-remote-code", is_flag=True, help="Run model code from the checkpoint (off by default).")
 @click.option("--ray", "ray", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
@@ -129,14 +137,12 @@ def say_name_hint(benchmark: str, fields) -> None:
 def build(overwrite: bool, quiet: bool, no_chat_template: bool, rl: tuple[str, ...], plan_only: bool,
           tokens_per_second: float | None, **options) -> None:
     """Generate (or import with --completions), grade and score a base/RL pair's answers into versioned tables."""
-    from tokenshift.builders.pipeline.build import BuildConfig, benchmark_fields, run_build
+    from tokenshift.builders.pipeline.build import benchmark_fields, run_build
     from tokenshift.builders.pipeline.import_build import run_import
     from tokenshift.builders.plan import build_plan, check_speed, import_plan
     from tokenshift.runtime.meter import run_planned
 
-    if options["benchmark"] is None and options["completions"] is None:
-        options["benchmark"] = DEFAULT_BENCHMARK
-    config = BuildConfig(rl=tuple(rl), use_chat_template=not no_chat_template, **options)
+    config = build_config(rl, no_chat_template, **options)
     check_speed(tokens_per_second)
     if config.completions is not None:
         plan = import_plan(config, overwrite)
@@ -155,6 +161,13 @@ def build(overwrite: bool, quiet: bool, no_chat_template: bool, rl: tuple[str, .
     out = run_planned(plan, lambda: run_build(config, overwrite=overwrite, progress=not quiet),
                       tokens_per_second, progress=not quiet)
     click.echo(f"build written to {out}{ungraded_note(out)}")
+
+
+def build_config(rl: tuple[str, ...], no_chat_template: bool, **options) -> BuildConfig:
+    """The BuildConfig of `tokenshift build`'s parsed flags (a generating build without --benchmark: the default's)."""
+    if options["benchmark"] is None and options["completions"] is None:
+        options["benchmark"] = DEFAULT_BENCHMARK
+    return BuildConfig(rl=tuple(rl), use_chat_template=not no_chat_template, **options)
 
 
 @click.command("merge")
@@ -225,7 +238,8 @@ def benchmark() -> None:
 @benchmark.command("check")
 @click.argument("spec", metavar="FILE")
 @benchmark_options
-@click.option("--grade-timeout-s", type=float, default=30.0, show_default=True, help="Per-gold grading limit.")
+@click.option("--grade-timeout-s", type=float, default=_default("grade_timeout_s"), show_default=True,
+              help="Per-gold grading limit.")
 @click.option("--examples", type=click.IntRange(min=0), default=3, show_default=True,
               help="Examples shown per count.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -235,7 +249,7 @@ def benchmark_check(spec: str, limit: int | None, grade_timeout_s: float, exampl
     empty, skipped, transformed and self-failing golds, with examples. Exits 1 when a build would refuse the
     file or a gold is not correct against itself."""
     from tokenshift.builders.inputs.benchmark_check import check_benchmark
-    from tokenshift.builders.pipeline.build import BuildConfig, benchmark_fields
+    from tokenshift.builders.pipeline.build import benchmark_fields
     from tokenshift.runtime.errors import TokenshiftError
 
     if limit is not None and limit < 1:

@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
+from tokenshift.builders.cross_sampling.config import (
+    DEFAULT_THRESHOLDS,
+    DELTA_GE_THRESHOLDS,
+    CrossSampleConfig,
+    default_thresholds,
+    parse_numbers,
+)
+from tokenshift.runtime.arguments import default_of
+from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.schemas.values import BUDGET_UNITS, CRITERIA, DIRECTION_CHOICES, MIX_SPACES, PROTOCOLS, SIGNS
+
+
+def _default(name: str):
+    """The default of CrossSampleConfig's field `name` (the option's default is the config's)."""
+    return default_of(CrossSampleConfig, name)
+
+
+def _listed(values) -> str:
+    """(0.05, 0.1, inf) as the flags write it: '0.05,0.1,inf'."""
+    return ",".join("inf" if math.isinf(v) else f"{v:g}" for v in values)
 
 
 @click.command("cross-sample")
 @click.argument("build_dir", metavar="DIR")
-@click.option("--direction", type=click.Choice(DIRECTION_CHOICES), default="both", show_default=True,
+@click.option("--direction", type=click.Choice(DIRECTION_CHOICES), default=_default("direction"), show_default=True,
               help="forward: base drives, RL intervenes; reverse: RL drives, base intervenes.")
-@click.option("--criterion", default="js", show_default=True, metavar="|".join(CRITERIA),
+@click.option("--criterion", default=_default("criterion"), show_default=True, metavar="|".join(CRITERIA),
               help="What selects a position: js, kl = KL(driver || other), kl_reverse = KL(other || driver), "
                    "entropy (the driver's), each >= a threshold over the full vocabulary in float32; "
                    "delta_logp = log p_other(t) - log p_driver(t) of the token t the driver draws, <= or >= a "
@@ -19,20 +40,21 @@ from tokenshift.schemas.values import BUDGET_UNITS, CRITERIA, DIRECTION_CHOICES,
                    "position (no threshold); random: --rate or --match.")
 @click.option("--thresholds", default=None,
               help="Thresholds of the criterion (protocol threshold): js in nats of JS, in [0, ln 2] "
-                   "(default 0.05,0.1,0.2); kl and kl_reverse in nats of KL, >= 0 (default 0.1,0.5,1); "
-                   "entropy in nats of entropy, in [0, ln V] (default 0.5,1,2); delta_logp in nats, any finite "
-                   "(default -1,-0.3,-0.1 with --sign le, 0.1,0.3,1 with --sign ge). Not for top1_differs, all, "
-                   "random.")
+                   f"(default {_listed(DEFAULT_THRESHOLDS['js'])}); kl and kl_reverse in nats of KL, >= 0 "
+                   f"(default {_listed(DEFAULT_THRESHOLDS['kl'])}); entropy in nats of entropy, in [0, ln V] "
+                   f"(default {_listed(DEFAULT_THRESHOLDS['entropy'])}); delta_logp in nats, any finite "
+                   f"(default {_listed(DEFAULT_THRESHOLDS['delta_logp'])} with --sign le, "
+                   f"{_listed(DELTA_GE_THRESHOLDS)} with --sign ge). Not for top1_differs, all, random.")
 @click.option("--sign", type=click.Choice(SIGNS), default=None,
               help="--criterion delta_logp (or random --match delta_logp): le selects where delta log p <= "
                    "threshold (the other model disfavours the driver's token; the default), ge where >= threshold.")
 @click.option("--budgets", default=None,
-              help="Most interventions per answer; inf = unlimited (default 0,1,2,4,8,16,32,inf). "
+              help=f"Most interventions per answer; inf = unlimited (default {_listed(_default('budgets'))}). "
                    "Resample: steps 0..max. Not with --match.")
-@click.option("--mix-weight", type=float, default=1.0, show_default=True,
+@click.option("--mix-weight", type=float, default=_default("mix_weight"), show_default=True,
               help="W: at a selected position sample from (1 - W) p_driver + W p_other, W in (0, 1] (1 = swap); "
                    "with --mix-space log any finite W.")
-@click.option("--mix-space", type=click.Choice(MIX_SPACES), default="prob", show_default=True,
+@click.option("--mix-space", type=click.Choice(MIX_SPACES), default=_default("mix_space"), show_default=True,
               help="log: sample from softmax((1 - W) log p_driver + W log p_other) over the full vocabulary, then "
                    "temperature and top-p; W = 1 is the other model's token, W > 1 extrapolates past it, W = 0 "
                    "is the driver's.")
@@ -41,9 +63,9 @@ from tokenshift.schemas.values import BUDGET_UNITS, CRITERIA, DIRECTION_CHOICES,
 @click.option("--match", default=None, metavar="CRITERION",
               help="--criterion random: intervene at the per-answer rate CRITERION's finished run realised at "
                    "each of its settings (same effective fraction of swapped tokens).")
-@click.option("--control-seeds", type=int, default=1, show_default=True, metavar="N",
+@click.option("--control-seeds", type=int, default=_default("control_seeds"), show_default=True, metavar="N",
               help="--criterion random: N repetitions, each with its own selection draws.")
-@click.option("--budget-unit", type=click.Choice(BUDGET_UNITS), default="tokens", show_default=True,
+@click.option("--budget-unit", type=click.Choice(BUDGET_UNITS), default=_default("budget_unit"), show_default=True,
               help="fraction: a budget b allows floor(b x max_new_tokens) interventions.")
 @click.option("--samples", type=int, default=None, help="Answers per prompt per setting. Default: the build's.")
 @click.option("--seed", type=int, default=None,
@@ -51,15 +73,15 @@ from tokenshift.schemas.values import BUDGET_UNITS, CRITERIA, DIRECTION_CHOICES,
                    "build's answers, so it is read from the build (checked against every token decoded anyway), "
                    "not decoded again.")
 @click.option("--rl-model", default=None, help="RL model paired with base. Default: the build's first.")
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default="threshold", show_default=True)
-@click.option("--shard", default="0/1", show_default=True, metavar="I/N",
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default=_default("protocol"), show_default=True)
+@click.option("--shard", default=_default("shard"), show_default=True, metavar="I/N",
               help="Run only the build's prompt shards k with k % N == I (N processes may share DIR; "
                    "the one finishing the last shard writes the manifest).")
 @click.option("--ray", "ray", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Run the shards on a Ray cluster (as for `tokenshift build --ray`).")
 @click.option("--ray-workers", type=int, default=None, metavar="N",
               help="Ray actors (default: one per GPU for a cuda build, else one per CPU).")
-@click.option("--max-branches", type=int, default=8, show_default=True, metavar="N",
+@click.option("--max-branches", type=int, default=_default("max_branches"), show_default=True, metavar="N",
               help="Decode up to N settings of a batch as one tree, each prefix they share once (the same rows; "
                    "holds up to N copies of the batch's KV caches); 1 decodes setting by setting.")
 @click.option("--trust-remote-code", is_flag=True,
@@ -79,29 +101,11 @@ def cross_sample(build_dir: str, thresholds: str | None, budgets: str | None, ra
     Each run appends its rows, with its settings as columns, to table cross_samples; the same flags
     again resume or change nothing.
     """
-    from tokenshift.builders.cross_sampling.runner import (
-        CrossSampleConfig,
-        default_thresholds,
-        load_build,
-        parse_numbers,
-        resolve,
-        run_cross_sample,
-        unfinished_shards,
-    )
+    from tokenshift.builders.cross_sampling.runner import load_build, resolve, run_cross_sample, unfinished_shards
     from tokenshift.builders.plan import check_speed, cross_sample_plan
-    from tokenshift.runtime.errors import TokenshiftError
     from tokenshift.runtime.meter import run_planned
 
-    if budgets is not None and options["match"] is not None:
-        raise TokenshiftError("--budgets does not apply to --match (the control takes the matched settings): drop it")
-    if thresholds is None:
-        chosen = (default_thresholds(options["criterion"], options["sign"]) if options["protocol"] == "threshold"
-                  else None)
-    else:
-        chosen = parse_numbers(thresholds, "--thresholds")
-    config = CrossSampleConfig(out=build_dir, thresholds=chosen,
-                               budgets=CrossSampleConfig.budgets if budgets is None else parse_numbers(budgets, "--budgets"),
-                               rate=() if rate is None else parse_numbers(rate, "--rate"), **options)
+    config = cross_sample_config(build_dir, thresholds, budgets, rate, **options)
     check_speed(tokens_per_second)
     plan = cross_sample_plan(config, overwrite)
     if plan_only:
@@ -118,3 +122,19 @@ def cross_sample(build_dir: str, thresholds: str | None, budgets: str | None, ra
         from tokenshift.builders.commands import ungraded_note
 
         click.echo(f"cross_samples written to {out}{ungraded_note(out)}")
+
+
+def cross_sample_config(build_dir: str, thresholds: str | None, budgets: str | None, rate: str | None,
+                        **options) -> CrossSampleConfig:
+    """The CrossSampleConfig of `tokenshift cross-sample`'s parsed flags; the lists left out take the config's
+    defaults (thresholds: the criterion's, recorded so the run's identity names them)."""
+    if budgets is not None and options["match"] is not None:
+        raise TokenshiftError("--budgets does not apply to --match (the control takes the matched settings): drop it")
+    if thresholds is None:
+        chosen = (default_thresholds(options["criterion"], options["sign"]) if options["protocol"] == "threshold"
+                  else None)
+    else:
+        chosen = parse_numbers(thresholds, "--thresholds")
+    return CrossSampleConfig(out=build_dir, thresholds=chosen,
+                             budgets=_default("budgets") if budgets is None else parse_numbers(budgets, "--budgets"),
+                             rate=_default("rate") if rate is None else parse_numbers(rate, "--rate"), **options)

@@ -19,7 +19,8 @@ from tokenshift.builders.cross_sampling.runs import known_runs, matched_settings
 from tokenshift.builders.engines import models
 from tokenshift.builders.inputs import benchmarks
 from tokenshift.builders.pipeline import import_build
-from tokenshift.builders.pipeline.build import BuildConfig, benchmark_fields, model_specs, validate_config
+from tokenshift.builders.pipeline.build import benchmark_fields, model_specs, validate_config
+from tokenshift.builders.pipeline.config import BuildConfig
 from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.meter import format_seconds
 from tokenshift.runtime.shards import ShardSpec, is_done, part_name, shard_ranges

@@ -72,7 +72,8 @@ def run_demo(config: DemoConfig, progress: bool = True) -> dict:
     """Run every step into config.out; returns the paths and the seconds each step took."""
     # torch, transformers, DuckDB and great-expectations load when the demo runs
     from tokenshift.builders.cross_sampling.runner import CrossSampleConfig, run_cross_sample
-    from tokenshift.builders.pipeline.build import BuildConfig, run_build
+    from tokenshift.builders.pipeline.build import run_build
+    from tokenshift.builders.pipeline.config import BuildConfig
     from tokenshift.cards.card import write_card
     from tokenshift.publish.local import publish_local
     from tokenshift.queries.report import write_report

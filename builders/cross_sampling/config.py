@@ -2,6 +2,7 @@
 
 A run is one `tokenshift cross-sample` invocation's settings; its rows carry the settings as columns
 and its `run_id` (a hash of the settings that decide the rows), so several runs share one table.
+Import-light (no torch), so the CLI reads the defaults of its options from here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import math
 import shlex
 from dataclasses import dataclass
 
-from tokenshift.builders.scoring.score import LN2
 from tokenshift.runtime import executor
 from tokenshift.runtime.arguments import check_field_types
 from tokenshift.runtime.errors import TokenshiftError, either
@@ -23,6 +23,7 @@ from tokenshift.schemas.values import (
     CRITERIA,
     DIRECTION_CHOICES,
     DIRECTIONS,
+    LN2,
     MATCHABLE,
     MIX_SPACES,
     PROTOCOLS,

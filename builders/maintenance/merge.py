@@ -10,7 +10,8 @@ from pathlib import Path
 
 from tokenshift.builders.cross_sampling.config import EXECUTION_FIELDS as CROSS_EXECUTION_FIELDS
 from tokenshift.builders.cross_sampling.config import CrossSampleConfig
-from tokenshift.builders.pipeline.build import EXECUTION_FIELDS, BuildConfig, command_line
+from tokenshift.builders.pipeline.build import command_line
+from tokenshift.builders.pipeline.config import EXECUTION_FIELDS, BuildConfig
 from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.files import clean_leftovers, with_path
 from tokenshift.runtime.shards import ShardSpec

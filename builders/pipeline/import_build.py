@@ -22,8 +22,6 @@ from tokenshift.builders.grading import grade
 from tokenshift.builders.inputs import benchmarks, completions
 from tokenshift.builders.pipeline.build import (
     CONFIG_FILE,
-    IMPORT_FIELDS,
-    BuildConfig,
     _clear_build,
     _Pair,
     _prompt_ids,
@@ -37,6 +35,7 @@ from tokenshift.builders.pipeline.build import (
     validate_config,
     work_config,
 )
+from tokenshift.builders.pipeline.config import IMPORT_FIELDS, BuildConfig
 from tokenshift.runtime import executor
 from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.files import clean_leftovers, refuse_symlinks, write_json_atomic

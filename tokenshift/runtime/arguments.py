@@ -54,3 +54,15 @@ def check_path(value, what: str) -> str:
         raise TokenshiftError(f"{what} must be a path or text (got {type(value).__name__} {value!r:.60}): "
                               "pass a str or pathlib.Path")
     return text
+
+
+def default_of(config_class, name: str):
+    """The default of `config_class`'s field `name`: where a command-line option takes its default from."""
+    for field in dataclasses.fields(config_class):
+        if field.name == name:
+            if field.default is not dataclasses.MISSING:
+                return field.default
+            if field.default_factory is not dataclasses.MISSING:
+                return field.default_factory()
+            raise ValueError(f"{config_class.__name__}.{name} has no default")
+    raise ValueError(f"{config_class.__name__} has no field {name!r}")
