@@ -21,9 +21,9 @@ __all__ = [
 _LAZY = {
     "score_pair": ("tokenshift.builders.scoring.score", "score_pair"),
     "ScoreConfig": ("tokenshift.builders.scoring.score", "ScoreConfig"),
-    "BuildConfig": ("tokenshift.builders.pipeline.build", "BuildConfig"),
+    "BuildConfig": ("tokenshift.builders.pipeline.config", "BuildConfig"),
     "build": ("tokenshift.builders.pipeline.build", "run_build"),
-    "CrossSampleConfig": ("tokenshift.builders.cross_sampling.runner", "CrossSampleConfig"),
+    "CrossSampleConfig": ("tokenshift.builders.cross_sampling.config", "CrossSampleConfig"),
     "cross_sample": ("tokenshift.builders.cross_sampling.runner", "run_cross_sample"),
     "validate": ("tokenshift.schemas.validate", "validate_build"),
     "grade": ("tokenshift.builders.grading.grade", "grade"),
