@@ -17,13 +17,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from tokenshift.builders.cross_sampling.config import (  # noqa: F401
-    BUDGET_UNITS,
-    CRITERIA,
     DEFAULT_THRESHOLDS,
-    DIRECTIONS,
     EXECUTION_FIELDS,
     INF,
-    PROTOCOLS,
     THRESHOLD_UNITS,
     CrossSampleConfig,
     default_thresholds,
