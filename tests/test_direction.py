@@ -153,7 +153,7 @@ def test_prob_space_rows_are_byte_identical_to_the_reference_commit(tmp_path, bu
     assert [p.name for p in old_parts] == [p.name for p in new_parts] and old_parts
     for o, n in zip(old_parts, new_parts, strict=True):
         want, got = pq.read_table(o), pq.read_table(n)
-        assert got.select(want.column_names).equals(want)
+        assert [c for c in want.column_names if not got.column(c).equals(want.column(c))] == []
         assert set(got.column_names) - set(want.column_names) == {"sign", "mix_space"}
         assert got.column("sign").null_count == got.num_rows
         assert set(got.column("mix_space").to_pylist()) == {"prob"}

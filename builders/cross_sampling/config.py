@@ -30,13 +30,13 @@ from tokenshift.schemas.values import (
     SIGNS,
 )
 
-# select where the criterion's value >= threshold (delta_logp: <= with --sign le, the default, or >= with ge)
-THRESHOLD_CRITERIA = ("js", "kl", "kl_reverse", "entropy", "delta_logp")
-
-# Default thresholds per criterion, in the criterion's units (nats of divergence, of entropy, or of Δlog p);
-# delta_logp's are for --sign le, DELTA_GE_THRESHOLDS for --sign ge.
+# Default thresholds per threshold criterion (builders/decoding/criteria.py scores them), in the criterion's units
+# (nats of divergence, of entropy, or of Δlog p); delta_logp's are for --sign le, DELTA_GE_THRESHOLDS for --sign ge.
 DEFAULT_THRESHOLDS = {"js": (0.05, 0.1, 0.2), "kl": (0.1, 0.5, 1.0), "kl_reverse": (0.1, 0.5, 1.0),
                       "entropy": (0.5, 1.0, 2.0), "delta_logp": (-1.0, -0.3, -0.1)}
+# select where the criterion's value >= threshold (delta_logp: <= with --sign le, the default, or >= with ge);
+# the other criteria select where their score is 1 (top1_differs, all) or by a random draw
+THRESHOLD_CRITERIA = tuple(DEFAULT_THRESHOLDS)
 DELTA_GE_THRESHOLDS = (0.1, 0.3, 1.0)
 DEFAULT_SIGN = "le"  # delta_logp: where the other model disfavours the driver's token (the companion paper's)
 THRESHOLD_UNITS = {"js": "nats of JS(p_driver, p_other), in [0, ln 2]",

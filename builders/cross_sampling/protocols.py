@@ -19,7 +19,7 @@ first position after the last intervention whose JS (of the current answer) is a
 gets one token sampled from the other model (or the mix) and the driver regenerates the rest; an
 answer with no such position stays as it is. One row per step k (budget = k).
 
-Randomness: per shard and driver one generator seeded derive_seed(seed, shard, driver), the build's
+Randomness: per shard and driver one generator seeded generation_seed(seed, shard, driver), the build's
 own formula, over the build's batches; every setting restarts each batch from the generator state
 the driver-alone run had there and draws one Exp(1) tensor per step shared by both models (see
 decoding/decoder.py). So, with the build's seed and samples, budget 0 reproduces the build's generations
@@ -27,7 +27,7 @@ of the driver token for token (so the tree reads it from the build instead: buil
 settings differ from the driver alone only at interventions and what follows them (common random
 numbers across criteria, thresholds and budgets). A random
 control's selection draws come from their own generator per setting and batch. Resample step
-k >= 1 uses derive_seed(seed, shard, 'resample', driver, k).
+k >= 1 uses resample_seed(seed, shard, driver, k) (tokenshift/runtime/seeds.py).
 """
 
 from __future__ import annotations
@@ -48,12 +48,13 @@ from tokenshift.builders.engines import generate, models
 from tokenshift.builders.pipeline.build import BuildConfig, model_specs
 from tokenshift.runtime.errors import TokenshiftError, warn
 from tokenshift.runtime.progress import progress_bar
-from tokenshift.runtime.shards import derive_seed
+from tokenshift.runtime.seeds import selection_seed
+from tokenshift.schemas.values import CRITERIA
 
 RESAMPLE_PERCENTILE = 90.0
 NOT_REPRODUCED = "not reproduced"  # Run.said key: a run that found the build's answers not reproduced reads them no more
 TOP1_THRESHOLD = 0.5  # top1_differs scores 1 where the argmaxes differ, 0 where they agree; all scores 1
-UNTHRESHOLDED = ("top1_differs", "all")  # criteria whose score is 1 where they select, compared with TOP1_THRESHOLD
+UNTHRESHOLDED = tuple(c for c in CRITERIA if c not in THRESHOLD_CRITERIA and c != "random")  # score 1 where they select
 INF = math.inf
 
 
@@ -309,7 +310,7 @@ def _trees(keys: list, width: int) -> list[list]:
 
 def _selector(decoder: PairDecoder, seed: int, sel: Selection, b: int) -> torch.Generator:
     """A random control's selection generator for batch b."""
-    return decoder.generator(derive_seed(seed, "random", sel.control_seed, sel.label(), b))
+    return decoder.generator(selection_seed(seed, sel.control_seed, sel.label(), b))
 
 
 def _rates(sel: Selection, rows: range) -> list[float]:

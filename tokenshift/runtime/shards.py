@@ -15,9 +15,6 @@ from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.files import write_json_atomic
 from tokenshift.runtime.lock import WORK_DIR
 
-# builders/cross_sampling/protocols.py imports derive_seed from here until it imports tokenshift.runtime.seeds
-from tokenshift.runtime.seeds import derive_seed  # noqa: F401
-
 
 @dataclass(frozen=True)
 class ShardSpec:
