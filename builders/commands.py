@@ -11,7 +11,9 @@ from tokenshift.builders.inputs.benchmarks import ANSWER_RULES
 from tokenshift.builders.inputs.prompts import CHOICES_SPEC
 from tokenshift.builders.pipeline.config import BuildConfig
 from tokenshift.runtime.arguments import default_of
-from tokenshift.runtime.errors import warn
+from tokenshift.runtime.errors import TokenshiftError, warn
+from tokenshift.runtime.meter import run_planned
+from tokenshift.schemas.manifest import read_manifest
 from tokenshift.schemas.values import IMPORT_FORMATS
 
 DEFAULT_BENCHMARK = default_of(BuildConfig, "benchmark")  # what a generating build samples on without --benchmark
@@ -56,6 +58,7 @@ def benchmark_options(command):
 
 def say_name_hint(benchmark: str, fields) -> None:
     """The one-line hint to pass --benchmark-name when the file's stem (test, train, ...) names the benchmark."""
+    # the benchmark readers and math-verify load only when a hint is needed
     from tokenshift.builders.inputs.benchmarks import name_hint
 
     hint = name_hint(benchmark, fields)
@@ -137,10 +140,10 @@ def say_name_hint(benchmark: str, fields) -> None:
 def build(overwrite: bool, quiet: bool, no_chat_template: bool, rl: tuple[str, ...], plan_only: bool,
           tokens_per_second: float | None, **options) -> None:
     """Generate (or import with --completions), grade and score a base/RL pair's answers into versioned tables."""
+    # torch and transformers load with the build machinery, only when the command runs
     from tokenshift.builders.pipeline.build import benchmark_fields, run_build
     from tokenshift.builders.pipeline.import_build import run_import
     from tokenshift.builders.plan import build_plan, check_speed, import_plan
-    from tokenshift.runtime.meter import run_planned
 
     config = build_config(rl, no_chat_template, **options)
     check_speed(tokens_per_second)
@@ -177,6 +180,7 @@ def merge(dirs: tuple[str, ...], out: str) -> None:
     """Join the builds of `tokenshift build --shard I/N` runs into one build."""
     from pathlib import Path
 
+    # pyarrow's dataset readers and the build machinery load when the command runs
     from tokenshift.builders.maintenance.merge import merge_builds
 
     merged = merge_builds([Path(d) for d in dirs], Path(out))
@@ -185,8 +189,6 @@ def merge(dirs: tuple[str, ...], out: str) -> None:
 
 def import_note(out) -> str:
     """'; N answers imported (...)' for the summary line of an imported build: skips, round trips, grading."""
-    from tokenshift.schemas.manifest import read_manifest
-
     record = read_manifest(out).get("import") or {}
     grading = record.get("grading") or {}
     parts = [f"{grading.get('answers', 0)} answers imported ({record.get('format')})"]
@@ -207,8 +209,6 @@ def import_note(out) -> str:
 
 def ungraded_note(out) -> str:
     """'; N answers ungraded …' for a summary line when the manifest counts ungraded answers, else ''."""
-    from tokenshift.schemas.manifest import read_manifest
-
     counts = read_manifest(out).get("ungraded") or {}
     total = sum(v for v in counts.values() if isinstance(v, int))
     if not total:
@@ -223,6 +223,7 @@ def ungraded_note(out) -> str:
 @click.option("--grade-timeout-s", type=float, default=None, help="Per-answer limit. Default: the build's.")
 def regrade(build_dir: str, grade_timeout_s: float | None) -> None:
     """Grade again the answers a finished build left ungraded (correct = null); recorded in the manifest."""
+    # math-verify loads when the command runs
     from tokenshift.builders.maintenance.regrade import regrade as run_regrade
 
     result = run_regrade(build_dir, timeout_s=grade_timeout_s)
@@ -248,9 +249,9 @@ def benchmark_check(spec: str, limit: int | None, grade_timeout_s: float, exampl
     """Read FILE exactly as `build` would with these flags and grade every gold against itself: counts of
     empty, skipped, transformed and self-failing golds, with examples. Exits 1 when a build would refuse the
     file or a gold is not correct against itself."""
+    # math-verify and the benchmark readers load when the command runs
     from tokenshift.builders.inputs.benchmark_check import check_benchmark
     from tokenshift.builders.pipeline.build import benchmark_fields
-    from tokenshift.runtime.errors import TokenshiftError
 
     if limit is not None and limit < 1:
         raise TokenshiftError(f"--limit must be >= 1 (got {limit})")
@@ -271,9 +272,8 @@ def migrate(build_dir: str, out: str) -> None:
     """Rewrite a build of a past schema version as a build of the current one (DIR is left as it is)."""
     from pathlib import Path
 
+    # the build machinery loads when the command runs
     from tokenshift.builders.maintenance.migrate import migrate_build
-    from tokenshift.schemas.manifest import read_manifest
-
     written = migrate_build(Path(build_dir), Path(out))
     recorded = read_manifest(written)
     old = recorded["migrated_from"]["schema_version"]

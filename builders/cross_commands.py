@@ -6,6 +6,7 @@ import math
 
 import click
 
+from tokenshift.builders.commands import ungraded_note
 from tokenshift.builders.cross_sampling.config import (
     DEFAULT_THRESHOLDS,
     DELTA_GE_THRESHOLDS,
@@ -15,6 +16,7 @@ from tokenshift.builders.cross_sampling.config import (
 )
 from tokenshift.runtime.arguments import default_of
 from tokenshift.runtime.errors import TokenshiftError
+from tokenshift.runtime.meter import run_planned
 from tokenshift.schemas.values import BUDGET_UNITS, CRITERIA, DIRECTION_CHOICES, MIX_SPACES, PROTOCOLS, SIGNS
 
 
@@ -101,9 +103,9 @@ def cross_sample(build_dir: str, thresholds: str | None, budgets: str | None, ra
     Each run appends its rows, with its settings as columns, to table cross_samples; the same flags
     again resume or change nothing.
     """
+    # torch and transformers load with the cross-sampling machinery, only when the command runs
     from tokenshift.builders.cross_sampling.runner import load_build, resolve, run_cross_sample, unfinished_shards
     from tokenshift.builders.plan import check_speed, cross_sample_plan
-    from tokenshift.runtime.meter import run_planned
 
     config = cross_sample_config(build_dir, thresholds, budgets, rate, **options)
     check_speed(tokens_per_second)
@@ -119,8 +121,6 @@ def cross_sample(build_dir: str, thresholds: str | None, budgets: str | None, ra
         click.echo(f"cross-sampled shards {config.shard} of {out}; {len(remaining)} shard(s) remain: run the "
                    "other --shard values (the last to finish records cross_samples in the manifest)")
     else:
-        from tokenshift.builders.commands import ungraded_note
-
         click.echo(f"cross_samples written to {out}{ungraded_note(out)}")
 
 
