@@ -19,6 +19,7 @@ class Target:
 
 
 def _targets() -> tuple[Target, ...]:
+    # huggingface_hub loads with the Hub target, only when publishing runs
     from tokenshift.publish.hub import parse_hub_target, publish_hub
 
     return (Target("hub", parse_hub_target, publish_hub),

@@ -104,7 +104,8 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
     PNG and loads the build's tokenizer for the viewer while DuckDB computes the next recipe (DuckDB
     releases the GIL, and matplotlib is only ever used from that thread).
     """
-    from tokenshift.queries.viewer import build_tokenizer, report_section  # the most divergent answers' pages
+    # transformers (the build's tokenizer, for the most divergent answers' pages) loads only when a report is written
+    from tokenshift.queries.viewer import build_tokenizer, report_section
 
     out = Path(out_dir)
     con, src = connect(source)

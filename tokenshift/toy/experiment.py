@@ -116,6 +116,7 @@ def train_arm(config: ExperimentConfig, arm: str, seed: int, base_dir: Path, row
     """One GRPO run of `arm` from the base in `base_dir`; appends accuracy rows; returns the trainer's log."""
     from datasets import Dataset
 
+    # TRL, an optional dependency, loads only when an arm trains
     from tokenshift.training.dw_grpo import DivergenceWeightedGRPOTrainer
 
     trl = require_trl()
