@@ -1,13 +1,14 @@
 -- criteria_comparison: each selection criterion and its matched random control at the budget it realises.
 --
 -- Per setting of the threshold protocol in cross_samples (rl_model, benchmark from prompts, direction,
--- criterion, match_criterion, mix_weight, threshold, rate, budget, budget_unit; a random control's
--- repetitions pooled): the effective budget as the study reports it, effective_pct = 100 x mean
+-- criterion, match_criterion, sign, mix_weight, mix_space, threshold, rate, budget, budget_unit; a random
+-- control's repetitions pooled; sign and mix_space read as NULL on builds older than schema 2.1, and NULL
+-- mix_space is 'prob'): the effective budget as the study reports it, effective_pct = 100 x mean
 -- intervention_fraction and effective_n = mean n_interventions per answer; accuracy; and gap_share = the
 -- share of the base-to-RL gap recovered (forward: (accuracy - base) / (rl - base)) or lost (reverse:
 -- (rl - accuracy) / (rl - base)), reference accuracies from generations on the same problems as in
 -- cross_sampling_curve; gap_share_per_token = gap_share / effective_n. A random control matched to a
--- criterion (match_criterion set) shares that setting's threshold and budget: matched_accuracy is the
+-- criterion (match_criterion set) shares that setting's sign, mix weight and space, threshold and budget: matched_accuracy is the
 -- criterion's accuracy there and criterion_minus_control = matched_accuracy - accuracy (forward: > 0 when
 -- the criterion's positions matter more than random ones; reverse: < 0, the criterion's swaps hurt more).
 --
@@ -27,9 +28,10 @@
 --
 -- Columns (one row per setting):
 --   rl_model, benchmark, direction      the pair, benchmark and direction
---   selection                  criterion, '@' match_criterion for a matched control, ' r=' rate, ' w=' mix weight
---   criterion, match_criterion, mix_weight, threshold, rate, budget, budget_unit   the setting (threshold in
---                              the criterion's units, nats; rate: random with a fixed rate)
+--   selection                  criterion, '@' match_criterion for a matched control, ' <=' or ' >=' for sign le or ge,
+--                              ' r=' rate, ' w=' mix weight (when not 1), ' log' for mix_space 'log'
+--   criterion, match_criterion, sign, mix_weight, mix_space, threshold, rate, budget, budget_unit   the setting
+--                              (threshold in the criterion's units, nats; rate: random with a fixed rate)
 --   n_samples                  cross-sampled answers
 --   effective_pct              mean % of an answer's tokens taken from (or mixed with) the other model
 --   effective_n                mean number of such tokens per answer
@@ -43,7 +45,8 @@ SET VARIABLE bootstrap_reps = COALESCE(getvariable('bootstrap_reps'), 1000)::INT
 SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGER;
 
 WITH cs AS (
-    SELECT c.*, p.benchmark, CASE WHEN c.match_criterion IS NULL THEN c.rate END AS rate_setting
+    SELECT c.* REPLACE (coalesce(c.mix_space, 'prob') AS mix_space), p.benchmark,
+           CASE WHEN c.match_criterion IS NULL THEN c.rate END AS rate_setting
     FROM cross_samples AS c LEFT JOIN prompts AS p USING (problem_id)
     WHERE c.protocol = 'threshold'
 ),
@@ -53,14 +56,14 @@ ref AS (  -- cross_reference: a view of the preamble (tokenshift query NAME --pr
     FROM cross_reference GROUP BY rl_model, benchmark
 ),
 settings AS (
-    SELECT rl_model, benchmark, direction, criterion, match_criterion, mix_weight, threshold, rate_setting AS rate,
-           budget, budget_unit,
+    SELECT rl_model, benchmark, direction, criterion, match_criterion, sign, mix_weight, mix_space, threshold,
+           rate_setting AS rate, budget, budget_unit,
            count(*) AS n_samples, 100 * avg(intervention_fraction) AS effective_pct,
            avg(n_interventions::DOUBLE) AS effective_n, avg(correct::DOUBLE) AS accuracy,
-           hash(rl_model, benchmark, direction, criterion, match_criterion, mix_weight, threshold, rate_setting,
-                budget, budget_unit) AS setting,
-           hash(rl_model, benchmark, direction, coalesce(match_criterion, criterion), mix_weight, threshold,
-                budget, budget_unit) AS matched
+           hash(rl_model, benchmark, direction, criterion, match_criterion, sign, mix_weight, mix_space, threshold,
+                rate_setting, budget, budget_unit) AS setting,
+           hash(rl_model, benchmark, direction, coalesce(match_criterion, criterion), sign, mix_weight, mix_space,
+                threshold, budget, budget_unit) AS matched
     FROM cs GROUP BY ALL
 ),
 per_problem AS (
@@ -68,8 +71,8 @@ per_problem AS (
            row_number() OVER (PARTITION BY s.setting ORDER BY s.problem_id) - 1 AS idx,
            count(*) OVER (PARTITION BY s.setting) AS n_set
     FROM (SELECT rl_model, problem_id, direction,
-                 hash(rl_model, benchmark, direction, criterion, match_criterion, mix_weight, threshold,
-                      rate_setting, budget, budget_unit) AS setting,
+                 hash(rl_model, benchmark, direction, criterion, match_criterion, sign, mix_weight, mix_space,
+                      threshold, rate_setting, budget, budget_unit) AS setting,
                  count_if(correct)::BIGINT AS c, count(correct) AS n
           FROM cs GROUP BY ALL) AS s
     LEFT JOIN cross_reference AS r USING (rl_model, problem_id)
@@ -108,9 +111,11 @@ paired AS (  -- matched control vs the setting it matches, on the same replicate
     GROUP BY s.setting
 )
 SELECT s.rl_model, s.benchmark, s.direction,
-       s.criterion || coalesce('@' || s.match_criterion, '') || coalesce(' r=' || s.rate, '')
-           || CASE WHEN s.mix_weight <> 1 THEN ' w=' || s.mix_weight ELSE '' END AS selection,
-       s.criterion, s.match_criterion, s.mix_weight, s.threshold, s.rate, s.budget, s.budget_unit, s.n_samples,
+       s.criterion || coalesce('@' || s.match_criterion, '')
+           || coalesce(CASE s.sign WHEN 'le' THEN ' <=' WHEN 'ge' THEN ' >=' END, '') || coalesce(' r=' || s.rate, '')
+           || CASE WHEN s.mix_weight <> 1 THEN ' w=' || s.mix_weight ELSE '' END
+           || CASE WHEN s.mix_space = 'log' THEN ' log' ELSE '' END AS selection,
+       s.criterion, s.match_criterion, s.sign, s.mix_weight, s.mix_space, s.threshold, s.rate, s.budget, s.budget_unit, s.n_samples,
        s.effective_pct, s.effective_n, s.accuracy, i.accuracy_lo, i.accuracy_hi,
        CASE WHEN s.direction = 'forward' THEN (s.accuracy - r.base_accuracy) ELSE (r.rl_accuracy - s.accuracy) END
            / nullif(r.rl_accuracy - r.base_accuracy, 0) AS gap_share,
@@ -125,4 +130,4 @@ LEFT JOIN intervals AS i ON i.setting = s.setting
 LEFT JOIN settings AS t ON s.match_criterion IS NOT NULL AND t.criterion <> 'random' AND t.matched = s.matched
 LEFT JOIN paired AS p ON p.setting = s.setting
 ORDER BY s.rl_model, s.benchmark, s.direction, s.criterion = 'random', s.criterion, s.match_criterion NULLS FIRST,
-         s.mix_weight, s.threshold NULLS LAST, s.rate NULLS LAST, s.budget;
+         s.sign NULLS FIRST, s.mix_space DESC, s.mix_weight, s.threshold NULLS LAST, s.rate NULLS LAST, s.budget;

@@ -1,8 +1,9 @@
 -- cross_sampling_curve: accuracy of cross-sampled answers vs the fraction of tokens taken from the other model.
 --
 -- Per setting of cross_samples (rl_model, benchmark from prompts, protocol, direction, criterion,
--- match_criterion, mix_weight, rate, threshold, budget, budget_unit; a random control's repetitions
--- (control_seed) are pooled, and a matched control's per-answer rate is not a setting): accuracy over
+-- match_criterion, sign, mix_weight, mix_space, rate, threshold, budget, budget_unit; a random control's
+-- repetitions (control_seed) are pooled, and a matched control's per-answer rate is not a setting; sign and
+-- mix_space read as NULL on builds older than schema 2.1, and NULL mix_space is 'prob'): accuracy over
 -- graded answers (correct not NULL; ungraded counted apart), mean intervention_fraction and mean
 -- n_interventions. Reference accuracies come from generations on the same problems (those of the
 -- rl_model in cross_samples): base_accuracy (sampler 'base') and rl_accuracy (sampler = rl_model), graded
@@ -29,7 +30,8 @@
 --   rl_model, benchmark, protocol, direction, threshold, budget, budget_unit   the setting (threshold in
 --                               the criterion's units, nats; NULL for 'resample', 'top1_differs' and random
 --                               with a rate; budget in budget_unit, inf = unlimited)
---   criterion, match_criterion, mix_weight, rate   the selection rule (rate: random with a fixed rate)
+--   criterion, match_criterion, sign, mix_weight, mix_space, rate   the selection rule (sign: delta_logp's 'le' or
+--                               'ge', NULL otherwise; mix_space 'prob' or 'log'; rate: random with a fixed rate)
 --   n_samples                   cross-sampled answers
 --   n_ungraded                  of which correct is NULL
 --   accuracy, accuracy_lo, accuracy_hi             correct / graded and its 95% interval, fraction
@@ -44,7 +46,8 @@ SET VARIABLE bootstrap_reps = COALESCE(getvariable('bootstrap_reps'), 1000)::INT
 SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGER;
 
 WITH cs AS (
-    SELECT c.*, p.benchmark, CASE WHEN c.match_criterion IS NULL THEN c.rate END AS rate_setting
+    SELECT c.* REPLACE (coalesce(c.mix_space, 'prob') AS mix_space), p.benchmark,
+           CASE WHEN c.match_criterion IS NULL THEN c.rate END AS rate_setting
     FROM cross_samples AS c LEFT JOIN prompts AS p USING (problem_id)
 ),
 ref AS (  -- cross_reference: a view of the preamble (tokenshift query NAME --print-sql)
@@ -54,23 +57,23 @@ ref AS (  -- cross_reference: a view of the preamble (tokenshift query NAME --pr
 ),
 curve AS (
     SELECT rl_model, benchmark, protocol, direction, threshold, budget, budget_unit,
-           criterion, match_criterion, mix_weight, rate_setting AS rate,
+           criterion, match_criterion, sign, mix_weight, mix_space, rate_setting AS rate,
            count(*) AS n_samples, count(*) - count(correct) AS n_ungraded,
            avg(correct::DOUBLE) AS accuracy,
            avg(intervention_fraction) AS mean_intervention_fraction,
            avg(n_interventions::DOUBLE) AS mean_n_interventions
     FROM cs
     GROUP BY rl_model, benchmark, protocol, direction, threshold, budget, budget_unit,
-             criterion, match_criterion, mix_weight, rate_setting
+             criterion, match_criterion, sign, mix_weight, mix_space, rate_setting
 ),
 per_problem AS (  -- one row per setting and problem, numbered within the setting
     SELECT s.*, r.c_base, r.n_base, r.c_rl, r.n_rl,
            row_number() OVER setting - 1 AS idx, count(*) OVER (PARTITION BY s.setting) AS n_set
     FROM (SELECT rl_model, benchmark, protocol, direction, threshold, budget, budget_unit,
-                 criterion, match_criterion, mix_weight, rate_setting, problem_id,
+                 criterion, match_criterion, sign, mix_weight, mix_space, rate_setting, problem_id,
                  count_if(correct)::BIGINT AS c, count(correct) AS n,
                  hash(rl_model, benchmark, protocol, direction, threshold, budget, budget_unit,
-                      criterion, match_criterion, mix_weight, rate_setting) AS setting
+                      criterion, match_criterion, sign, mix_weight, mix_space, rate_setting) AS setting
           FROM cs GROUP BY ALL) AS s
     LEFT JOIN cross_reference AS r USING (rl_model, problem_id)
     WINDOW setting AS (PARTITION BY s.setting ORDER BY s.problem_id)
@@ -101,7 +104,7 @@ intervals AS (
     GROUP BY setting
 )
 SELECT c.rl_model, c.benchmark, c.protocol, c.direction, c.threshold, c.budget, c.budget_unit,
-       c.criterion, c.match_criterion, c.mix_weight, c.rate, c.n_samples, c.n_ungraded,
+       c.criterion, c.match_criterion, c.sign, c.mix_weight, c.mix_space, c.rate, c.n_samples, c.n_ungraded,
        c.accuracy, i.accuracy_lo, i.accuracy_hi, c.mean_intervention_fraction, c.mean_n_interventions,
        r.base_accuracy, i.base_accuracy_lo, i.base_accuracy_hi, r.rl_accuracy, i.rl_accuracy_lo, i.rl_accuracy_hi,
        CASE WHEN c.direction = 'forward'
@@ -116,6 +119,7 @@ FROM curve AS c
 LEFT JOIN ref AS r ON r.rl_model = c.rl_model AND r.benchmark IS NOT DISTINCT FROM c.benchmark
 LEFT JOIN intervals AS i
        ON i.setting = hash(c.rl_model, c.benchmark, c.protocol, c.direction, c.threshold, c.budget, c.budget_unit,
-                           c.criterion, c.match_criterion, c.mix_weight, c.rate)
-ORDER BY c.rl_model, c.benchmark, c.protocol, c.criterion, c.match_criterion NULLS FIRST, c.mix_weight,
+                           c.criterion, c.match_criterion, c.sign, c.mix_weight, c.mix_space, c.rate)
+ORDER BY c.rl_model, c.benchmark, c.protocol, c.criterion, c.match_criterion NULLS FIRST, c.sign NULLS FIRST,
+         c.mix_space DESC, c.mix_weight,
          c.direction, c.threshold NULLS LAST, c.rate NULLS LAST, c.budget;

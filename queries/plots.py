@@ -215,11 +215,14 @@ def _reference_band(ax, g: pd.DataFrame, column: str, color: str, label: str) ->
 
 
 def _setting_label(df: pd.DataFrame) -> pd.Series:
-    """criterion, '@match' for matched random controls, ' r=' rate, ' w=' mix weight (when not 1)."""
+    """criterion, '@match' for matched random controls, ' <=' / ' >=' for sign le / ge, ' r=' rate, ' w=' mix
+    weight (when not 1), ' log' for mix_space 'log' (as criteria_comparison's selection)."""
     def label(row) -> str:
         text = row.criterion + (f"@{row.match_criterion}" if pd.notna(row.match_criterion) else "")
+        text += {"le": " <=", "ge": " >="}.get(getattr(row, "sign", None), "")
         text += f" r={row.rate:g}" if pd.notna(row.rate) else ""
-        return text + (f" w={row.mix_weight:g}" if row.mix_weight != 1 else "")
+        text += f" w={row.mix_weight:g}" if row.mix_weight != 1 else ""
+        return text + (" log" if getattr(row, "mix_space", None) == "log" else "")
 
     return pd.Series([label(r) for r in df.itertuples()], index=df.index, dtype=object)
 

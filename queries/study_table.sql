@@ -4,8 +4,10 @@
 -- start_accuracy is the driver's own accuracy on the same problems (forward: base's, reverse: the RL
 -- model's, from generations, graded responses only), end_accuracy the cross-sampled answers' accuracy,
 -- effective_pct = 100 x mean intervention_fraction and effective_n = mean n_interventions per answer.
--- Settings as in cross_sampling_curve (a random control's repetitions pooled); selection names the
--- criterion ('@' match_criterion for a matched random control, ' r=' rate, ' w=' mix weight).
+-- Settings as in cross_sampling_curve (a random control's repetitions pooled; sign and mix_space read as NULL
+-- on builds older than schema 2.1, NULL mix_space being 'prob'); selection names the criterion ('@'
+-- match_criterion for a matched random control, ' <=' or ' >=' for delta_logp's sign le or ge, ' r=' rate,
+-- ' w=' mix weight when not 1, ' log' for mix_space 'log').
 --
 -- Intervals: 95% percentile bootstrap over problems with the draws of the accuracy recipe (problems of a
 -- setting numbered 0..n-1 in problem_id order; replicate r takes problem number h(bootstrap_seed, r, j)
@@ -36,8 +38,10 @@ SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGE
 WITH cs AS (
     SELECT c.*, p.benchmark, CASE WHEN c.match_criterion IS NULL THEN c.rate END AS rate_setting,
            c.criterion || coalesce('@' || c.match_criterion, '')
+               || coalesce(CASE c.sign WHEN 'le' THEN ' <=' WHEN 'ge' THEN ' >=' END, '')
                || coalesce(' r=' || CASE WHEN c.match_criterion IS NULL THEN c.rate END, '')
-               || CASE WHEN c.mix_weight <> 1 THEN ' w=' || c.mix_weight ELSE '' END AS selection
+               || CASE WHEN c.mix_weight <> 1 THEN ' w=' || c.mix_weight ELSE '' END
+               || CASE WHEN c.mix_space = 'log' THEN ' log' ELSE '' END AS selection
     FROM cross_samples AS c LEFT JOIN prompts AS p USING (problem_id)
 ),
 per_problem AS (

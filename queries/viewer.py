@@ -43,7 +43,7 @@ _INT_COLUMNS = ("rank_base", "rank_rl", "rl_top1_rank_base")
 _TOPK_COLUMNS = ("topk_base_ids", "topk_base_logp", "topk_rl_ids", "topk_rl_logp")
 CROSS_TEXT_BUDGET = 200_000  # characters of cross-sampled answer text embedded per page (long answers are cut)
 _CROSS_COLUMNS = ("cross_id", "problem_id", "rl_model", "criterion", "match_criterion", "rate", "control_seed",
-                  "mix_weight", "protocol", "direction", "threshold", "budget", "budget_unit", "sample_index", "n_tokens", "n_interventions", "intervention_positions",
+                  "sign", "mix_weight", "mix_space", "protocol", "direction", "threshold", "budget", "budget_unit", "sample_index", "n_tokens", "n_interventions", "intervention_positions",
                   "extracted_answer", "correct", "finish_reason", "response_text")
 _SCRIPT_UNSAFE = re.compile("[<>&\u2028\u2029\ud800-\udfff]")
 
@@ -270,7 +270,8 @@ def _cross(con: duckdb.DuckDBPyConnection, src: Source, problems: list[str]) -> 
     return con.execute(f"""SELECT {', '.join(_CROSS_COLUMNS)} FROM cross_samples
                            WHERE list_contains(?, problem_id)
                            ORDER BY rl_model, direction, protocol, criterion, match_criterion NULLS FIRST,
-                                    control_seed NULLS FIRST, mix_weight DESC, threshold NULLS FIRST, budget_unit,
+                                    control_seed NULLS FIRST, sign NULLS FIRST, coalesce(mix_space, 'prob') DESC,
+                                    mix_weight DESC, threshold NULLS FIRST, budget_unit,
                                     budget, sample_index""", [problems]).df()
 
 
@@ -339,11 +340,14 @@ def _cut(text: str | None, limit: int) -> str | None:
 
 
 def selection_label(row: dict) -> str:
-    """How a cross-sampled answer's positions were chosen, e.g. 'js', 'random @js, seed 1', 'kl, W = 0.5'."""
-    label = str(row["criterion"])
-    if _text(row.get("match_criterion")) is not None:
-        label += f" @{row['match_criterion']}"
-    elif _float(row.get("rate")) is not None:
+    """How a cross-sampled answer's positions were chosen, e.g. 'js', 'random @js, seed 1', 'kl, W = 0.5',
+    'delta_logp <=' (sign le), 'js, W = 1.5, log space' (mix_space 'log')."""
+    matched = _text(row.get("match_criterion"))
+    label = str(row["criterion"]) + (f" @{matched}" if matched is not None else "")
+    sign = {"le": "<=", "ge": ">="}.get(_text(row.get("sign")))
+    if sign:
+        label += f" {sign}"
+    if matched is None and _float(row.get("rate")) is not None:
         label += f", rate {_float(row['rate']):g}"
     seed = row.get("control_seed")
     if seed is not None and not pd.isna(seed):
@@ -351,6 +355,8 @@ def selection_label(row: dict) -> str:
     weight = _float(row.get("mix_weight"))
     if weight is not None and weight != 1.0:
         label += f", W = {weight:g}"
+    if _text(row.get("mix_space")) == "log":
+        label += ", log space"
     return label
 
 

@@ -753,3 +753,63 @@ def test_cli_errors_are_one_line(cli, args, needle):
     assert out.exit_code == 2
     lines = out.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], out.output
+
+
+def _write_tables(out: Path, tables: dict[str, list[dict]]) -> Path:
+    for name, rows in tables.items():
+        write_parquet(to_arrow(name, rows), out / name / "part-00000.parquet")
+    return write_manifest(out)
+
+
+def test_runs_differing_only_in_sign_or_mix_space_are_separate_rows(tmp_path):
+    """Two delta_logp runs that differ only in sign, and a js run copied into log space (same W = 1), stay apart in
+    every cross-sampling recipe, each with its own accuracy; rows without mix_space (older builds) read as 'prob'."""
+    tables = make_tables(seed=3)
+    js = [r for r in tables["cross_samples"] if r["criterion"] == "js" and r["protocol"] == "threshold"
+          and r["rl_model"] == "rl-step200"]
+    assert js and all(r.get("mix_space") is None and r.get("sign") is None for r in js)
+    extra = [{**r, "cross_id": "log/" + r["cross_id"], "mix_space": "log", "run_id": "js-log", "correct": False}
+             for r in js]  # every log-space answer wrong, every 'ge' answer right: pooling would move both
+    extra += [{**r, "cross_id": f"delta_logp/{sign}/" + r["cross_id"], "criterion": "delta_logp", "sign": sign,
+               "run_id": f"delta_logp-{sign}", "correct": r["correct"] if sign == "le" else True}
+              for r in js for sign in ("le", "ge")]
+    tables["cross_samples"] = tables["cross_samples"] + extra
+    build = _write_tables(tmp_path / "build", tables)
+    cs = pd.DataFrame(tables["cross_samples"]).merge(pd.DataFrame(tables["prompts"])[["problem_id", "benchmark"]],
+                                                     on="problem_id")
+    cs = cs.assign(mix_space=cs.mix_space.fillna("prob"), rate=cs.rate.where(cs.match_criterion.isna()))
+    keys = SETTING + ["sign", "mix_space"]
+    want = (cs.groupby(keys, dropna=False).correct.agg(lambda s: s.dropna().astype(float).mean())
+            .rename("want").reset_index())
+    curve = run_recipe("cross_sampling_curve", build, {"bootstrap_reps": 20})
+    assert len(curve) == len(want)
+    merged = curve.merge(want, on=keys)
+    assert len(merged) == len(want)
+    _close(merged.accuracy, merged.want)
+    mine = want[want.rl_model.eq("rl-step200") & want.protocol.eq("threshold") & want.criterion.isin(["js", "delta_logp"])]
+    assert set(zip(mine.criterion, mine.sign.fillna("-"), mine.mix_space)) == {
+        ("js", "-", "prob"), ("js", "-", "log"), ("delta_logp", "le", "prob"), ("delta_logp", "ge", "prob")}
+    assert (mine[mine.mix_space == "log"].want == 0).all() and (mine[mine.sign == "ge"].want == 1).all()
+    assert (mine[(mine.mix_space == "prob") & (mine.sign.isna() | (mine.sign == "le"))].want < 1).any()
+
+    crit = run_recipe("criteria_comparison", build, {"bootstrap_reps": 20})
+    threshold = want[want.protocol == "threshold"]
+    assert len(crit) == len(threshold)
+    merged = crit.merge(threshold, on=[k for k in keys if k != "protocol"])
+    assert len(merged) == len(threshold)
+    _close(merged.accuracy, merged.want)
+    labels = set(crit.loc[crit.rl_model == "rl-step200", "selection"])
+    assert {"js", "js log", "delta_logp <=", "delta_logp >="} <= labels
+
+    study = run_recipe("study_table", build, {"bootstrap_reps": 20})
+    assert len(study) == len(want)
+    for selection, criterion, sign, space in [("js", "js", None, "prob"), ("js log", "js", None, "log"),
+                                              ("delta_logp <=", "delta_logp", "le", "prob"),
+                                              ("delta_logp >=", "delta_logp", "ge", "prob")]:
+        got = study[(study.rl_model == "rl-step200") & (study.selection == selection) & (study.protocol == "threshold")]
+        exp = _pick(want, {"rl_model": "rl-step200", "criterion": criterion, "sign": sign, "mix_space": space,
+                           "protocol": "threshold"})
+        assert len(got) == len(exp) > 0
+        both = got.merge(exp, on=["benchmark", "direction", "threshold", "budget"])
+        assert len(both) == len(exp)
+        _close(both.end_accuracy, both.want)

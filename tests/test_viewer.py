@@ -490,13 +490,16 @@ def test_untrusted_text_is_shown_literally_and_never_run(page, tmp_path):
 
 def _expected_selection(row) -> str:
     """Independent restatement of how a cross row's positions were chosen, from its run columns."""
-    parts = [row.criterion + (f" @{row.match_criterion}" if isinstance(row.match_criterion, str) else "")]
+    parts = [row.criterion + (f" @{row.match_criterion}" if isinstance(row.match_criterion, str) else "")
+             + {"le": " <=", "ge": " >="}.get(row.sign, "")]
     if not isinstance(row.match_criterion, str) and not pd.isna(row.rate):
         parts.append(f"rate {row.rate:g}")
     if not pd.isna(row.control_seed):
         parts.append(f"seed {int(row.control_seed)}")
     if row.mix_weight != 1.0:
         parts.append(f"W = {row.mix_weight:g}")
+    if row.mix_space == "log":
+        parts.append("log space")
     return ", ".join(parts)
 
 
@@ -512,3 +515,15 @@ def test_cross_rows_name_the_criterion_that_chose_their_positions(page, build, t
     shown = page.locator("#cross tbody tr td:nth-child(2)").all_text_contents()
     assert sorted(shown) == sorted(_expected_selection(r) for r in mine.itertuples())
     assert {"js", "kl", "random @js, seed 0", "random @js, seed 1"} <= set(shown)
+
+
+def test_selection_labels_tell_apart_runs_differing_only_in_sign_or_mix_space():
+    from tokenshift.queries.viewer import selection_label
+
+    run = {"criterion": "delta_logp", "match_criterion": None, "rate": None, "control_seed": None, "mix_weight": 1.0}
+    labels = [selection_label({**run, "sign": sign, "mix_space": space})
+              for sign, space in (("le", "prob"), ("ge", "prob"), ("le", "log"), ("le", None))]
+    assert labels == ["delta_logp <=", "delta_logp >=", "delta_logp <=, log space", "delta_logp <="]
+    control = {**run, "criterion": "random", "match_criterion": "delta_logp", "rate": 0.1, "control_seed": 1}
+    assert selection_label({**control, "sign": "ge", "mix_weight": 1.5, "mix_space": "log"}) == \
+        "random @delta_logp >=, seed 1, W = 1.5, log space"
