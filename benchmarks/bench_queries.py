@@ -3,9 +3,10 @@
 Makes a dataset of `--rows` token rows (default 10M) by replicating a build's parquet parts with
 fresh ids (each copy's problem, generation and cross ids get a suffix `~k`; part k of the copy
 concatenates the copies of the source's part k, so the part count stays the source's), then
-runs `write_report` on it in a fresh process per mode: "before" as "views" but with the recipe
-files of git revision `--before-ref` (default 1eb8944: the recipes before the slow ones were rewritten),
-"views" as `tokenshift report` runs
+runs `write_report` on it in a fresh process per mode: "before" as "views" but with the SQL of git
+revision `--before-ref` (default 0fc0d9d, before the report was made to meet its 2 s / 12 s / 25 s targets):
+its recipe files (queries/*.sql) and its preamble's views and macros (the string constants of its
+queries/sources.py), the Python of the working tree; "views" as `tokenshift report` runs
 (`connect(source)`: each recipe scans the parquet files it needs, DuckDB's memory uncapped),
 "capped" (the same with DuckDB's memory capped at 1.5 GB), "cache" (`connect(source, cache=True)`:
 each table read once into a compressed DuckDB file, tokens projected to the columns the recipes
@@ -54,7 +55,7 @@ SAME_PROBLEM_IDS = {"prompts": (), "generations": ("generation_id",), "tokens": 
 RENUMBERED = {"generations": "sample_index", "cross_samples": "sample_index"}  # --same-problems: copy k's samples follow
 MODES = ("before", "views", "capped", "cache")
 CAPPED_LIMIT = "1.5GB"
-BEFORE_REF = "1eb8944"  # the recipes before the slow ones were rewritten
+BEFORE_REF = "0fc0d9d"  # the recipes and preamble before the report met its targets on 2 cores
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -143,6 +144,26 @@ def recipes_at(ref: str, dest: Path) -> Path:
     return dest
 
 
+def preamble_at(ref: str) -> dict[str, str]:
+    """The preamble's SQL at git revision `ref`: the upper-case constants of its queries/sources.py that are text.
+
+    Only those assignments are evaluated (in file order, each from the ones before it), never the module's
+    imports, so a revision whose imports no longer resolve still gives its SQL."""
+    import ast
+
+    text = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:queries/sources.py"],
+                          capture_output=True, text=True, check=True).stdout
+    names: dict[str, object] = {}
+    for node in ast.parse(text).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+        if isinstance(target, ast.Name) and target.id.isupper():
+            try:
+                names[target.id] = eval(compile(ast.Expression(node.value), "sources.py", "eval"), names)
+            except Exception:  # noqa: BLE001 - a constant built from an import (a regex, a tuple of names)
+                continue
+    return {name: value for name, value in names.items() if name.isupper() and isinstance(value, str)}
+
+
 def worker(mode: str, data: Path, threads: int | None, before_ref: str = BEFORE_REF,
            with_alone: bool = True) -> dict:
     """One report in this (fresh) process; per-recipe seconds, total seconds and peak memory as a dict."""
@@ -152,8 +173,13 @@ def worker(mode: str, data: Path, threads: int | None, before_ref: str = BEFORE_
     import tokenshift.queries.report as report
     from tokenshift.queries import run
 
-    if mode == "before":  # the report reads its recipe files from RECIPE_DIR
+    if mode == "before":  # the report reads its recipe files from RECIPE_DIR, the preamble from sources' constants
+        import tokenshift.queries.sources as sources
+
         recipes.RECIPE_DIR = recipes_at(before_ref, Path(tempfile.mkdtemp(prefix="bench-recipes-")))
+        for name, sql in preamble_at(before_ref).items():
+            if isinstance(getattr(sources, name, None), str):
+                setattr(sources, name, sql)
 
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}
