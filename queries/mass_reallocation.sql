@@ -47,22 +47,38 @@
 
 SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
 
--- One scan of tokens; both subsets are aggregated together (GROUPING SETS).
-SELECT sampler, rl_model, CASE WHEN grouping(is_over) = 1 THEN 'all' ELSE 'over_threshold' END AS subset,
-       count(*) AS n_tokens,
-       avg(top1_in_base_topk::DOUBLE) AS rl_top1_in_base_topk,
-       avg(q_top1) AS mean_q_rl_top1,
-       avg(p_top1_lo) AS mean_p_rl_top1_lo, avg(p_top1_hi) AS mean_p_rl_top1_hi,
-       avg(q_top1 - p_top1_hi) AS mean_gain_lo, avg(q_top1 - p_top1_lo) AS mean_gain_hi,
-       avg(p_top1_exact::DOUBLE) AS exact_top1_share,
-       avg(base_mass) AS mean_base_mass_base_topk,
-       avg(rl_mass_lo) AS mean_rl_mass_base_topk_lo, avg(rl_mass_hi) AS mean_rl_mass_base_topk_hi,
-       avg(rl_mass_lo - base_mass) AS mean_net_into_base_topk_lo,
-       avg(rl_mass_hi - base_mass) AS mean_net_into_base_topk_hi,
-       avg(rl_mass_exact::DOUBLE) AS exact_topk_share,
-       avg(base_mass_rl_lo) AS mean_base_mass_rl_topk_lo, avg(base_mass_rl_hi) AS mean_base_mass_rl_topk_hi,
-       avg(base_mass_rl_exact::DOUBLE) AS exact_rl_topk_share
-FROM (SELECT *, js::DOUBLE >= getvariable('js_threshold') AS is_over FROM tokens_reallocation)
-GROUP BY GROUPING SETS ((sampler, rl_model), (sampler, rl_model, is_over))
-HAVING grouping(is_over) = 1 OR is_over
+-- One scan of tokens: sums per (sampler, rl_model, over threshold or not); the two subsets and every mean follow
+-- from those few rows (gain and net are summed per position: a difference of sums would lose their digits).
+WITH sums AS (
+    SELECT sampler, rl_model, js::DOUBLE >= getvariable('js_threshold') AS is_over, count(*) AS n,
+           sum(top1_in_base_topk::DOUBLE) AS top1_in, sum(q_top1) AS q, sum(p_top1_lo) AS p_lo, sum(p_top1_hi) AS p_hi,
+           sum(q_top1 - p_top1_hi) AS gain_lo, sum(q_top1 - p_top1_lo) AS gain_hi, sum(p_top1_exact::DOUBLE) AS p_exact, sum(base_mass) AS base_mass,
+           sum(rl_mass_lo) AS rl_lo, sum(rl_mass_hi) AS rl_hi, sum(rl_mass_lo - base_mass) AS net_lo,
+           sum(rl_mass_hi - base_mass) AS net_hi, sum(rl_mass_exact::DOUBLE) AS rl_exact,
+           sum(base_mass_rl_lo) AS brl_lo, sum(base_mass_rl_hi) AS brl_hi, sum(base_mass_rl_exact::DOUBLE) AS brl_exact
+    FROM tokens_reallocation
+    GROUP BY ALL
+),
+subsets AS (
+    SELECT sampler, rl_model, CASE WHEN grouping(is_over) = 1 THEN 'all' ELSE 'over_threshold' END AS subset,
+           sum(n) AS n, sum(top1_in) AS top1_in, sum(q) AS q, sum(p_lo) AS p_lo, sum(p_hi) AS p_hi,
+           sum(gain_lo) AS gain_lo, sum(gain_hi) AS gain_hi, sum(p_exact) AS p_exact, sum(base_mass) AS base_mass, sum(rl_lo) AS rl_lo, sum(rl_hi) AS rl_hi,
+           sum(net_lo) AS net_lo, sum(net_hi) AS net_hi, sum(rl_exact) AS rl_exact, sum(brl_lo) AS brl_lo, sum(brl_hi) AS brl_hi, sum(brl_exact) AS brl_exact
+    FROM sums
+    GROUP BY GROUPING SETS ((sampler, rl_model), (sampler, rl_model, is_over))
+    HAVING grouping(is_over) = 1 OR is_over
+)
+SELECT sampler, rl_model, subset, n AS n_tokens,
+       top1_in / n AS rl_top1_in_base_topk,
+       q / n AS mean_q_rl_top1,
+       p_lo / n AS mean_p_rl_top1_lo, p_hi / n AS mean_p_rl_top1_hi,
+       gain_lo / n AS mean_gain_lo, gain_hi / n AS mean_gain_hi,
+       p_exact / n AS exact_top1_share,
+       base_mass / n AS mean_base_mass_base_topk,
+       rl_lo / n AS mean_rl_mass_base_topk_lo, rl_hi / n AS mean_rl_mass_base_topk_hi,
+       net_lo / n AS mean_net_into_base_topk_lo, net_hi / n AS mean_net_into_base_topk_hi,
+       rl_exact / n AS exact_topk_share,
+       brl_lo / n AS mean_base_mass_rl_topk_lo, brl_hi / n AS mean_base_mass_rl_topk_hi,
+       brl_exact / n AS exact_rl_topk_share
+FROM subsets
 ORDER BY sampler <> 'base', sampler, rl_model, subset;
