@@ -44,9 +44,16 @@ SET VARIABLE top_shares = COALESCE(getvariable('top_shares'), [0.01, 0.05])::DOU
 SET VARIABLE bootstrap_reps = COALESCE(getvariable('bootstrap_reps'), 1000)::INTEGER;
 SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGER;
 
+-- tokens is read once (with its answers' problem_id) and aggregated per (group, problem) and per-row bucket (how many
+-- thresholds Δ passes each way, the p_base bin, how many top sets the row is in), so the measures at every level
+-- come from those few rows. A top set is the first k rows in (key, generation_id, position) order, key = -|Δ| or
+-- -JS (NULL last): its k-th key v comes from a bounded heap of keys (min(key, k)), and among the rows whose key is v
+-- the top set takes the first ones by (generation_id, position), as many as the heap's first k keys hold v.
 WITH tok AS (
     SELECT t.sampler, t.rl_model, g.problem_id, t.generation_id, t.position,
-           t.logp_rl::DOUBLE - t.logp_base::DOUBLE AS delta, exp(t.logp_base::DOUBLE) AS p_base, t.js::DOUBLE AS js
+           t.logp_rl::DOUBLE - t.logp_base::DOUBLE AS delta, exp(t.logp_base::DOUBLE) AS p_base, t.js::DOUBLE AS js,
+           coalesce(-abs(t.logp_rl::DOUBLE - t.logp_base::DOUBLE), 'inf'::DOUBLE) AS key_delta,
+           coalesce(-t.js::DOUBLE, 'inf'::DOUBLE) AS key_js
     FROM tokens AS t JOIN generations AS g USING (generation_id)
 ),
 groups AS (
@@ -54,42 +61,102 @@ groups AS (
            quantile_cont(delta, getvariable('delta_quantiles')) AS q
     FROM tok GROUP BY sampler, rl_model
 ),
-edges AS (
-    SELECT e.edge, coalesce(lead(e.edge) OVER (ORDER BY e.edge), 2.0) AS upper
-    FROM (SELECT DISTINCT unnest(getvariable('base_prob_edges')) AS edge) AS e
+levels AS (  -- each list's distinct values, ascending; a level's rank is its place in its list
+    SELECT (SELECT list(DISTINCT x ORDER BY x) FROM (SELECT unnest(getvariable('delta_thresholds')) AS x)) AS thresholds,
+           (SELECT list(DISTINCT x ORDER BY x) FROM (SELECT unnest(getvariable('base_prob_edges')) AS x)) AS edges,
+           (SELECT list(DISTINCT x ORDER BY x) FROM (SELECT unnest(getvariable('top_shares')) AS x)) AS shares
 ),
-ranked AS (
-    SELECT sampler, rl_model, problem_id,
-           row_number() OVER (PARTITION BY sampler, rl_model ORDER BY abs(delta) DESC, generation_id, position) AS by_delta,
-           row_number() OVER (PARTITION BY sampler, rl_model ORDER BY js DESC, generation_id, position) AS by_js
-    FROM tok
+heaps AS (  -- per group, the smallest max(k) keys of each order, ascending; k = ceil(share x tokens of the group)
+    SELECT t.sampler, t.rl_model, any_value(z.k) AS k,
+           min(t.key_delta, z.k_max) AS h_delta, min(t.key_js, z.k_max) AS h_js
+    FROM tok AS t
+    JOIN (SELECT sampler, rl_model, k, greatest(list_max(k), 1) AS k_max
+          FROM (SELECT g.sampler, g.rl_model, list_transform(l.shares, lambda s: ceil(s * g.n_tokens)::BIGINT) AS k
+                FROM groups AS g, levels AS l)) AS z USING (sampler, rl_model)
+    GROUP BY t.sampler, t.rl_model
+),
+bounds AS (  -- per group and top share of rank i: the k-th key and how many of the first k keys equal it
+    SELECT sampler, rl_model, i, 'delta' AS order_by, h_delta[k[i]] AS v,
+           len(list_filter(h_delta[1:k[i]], lambda x: x = h_delta[k[i]])) AS need
+    FROM heaps, range(1, len(k) + 1) AS r(i) WHERE k[i] > 0
+    UNION ALL
+    SELECT sampler, rl_model, i, 'js', h_js[k[i]], len(list_filter(h_js[1:k[i]], lambda x: x = h_js[k[i]]))
+    FROM heaps, range(1, len(k) + 1) AS r(i) WHERE k[i] > 0
+),
+ties AS (  -- the rows whose key is a k-th key, in (generation_id, position) order
+    SELECT *, row_number() OVER (PARTITION BY sampler, rl_model, i, order_by ORDER BY generation_id, position) AS rn
+    FROM (SELECT b.*, t.generation_id, t.position FROM tok AS t JOIN bounds AS b
+              ON b.order_by = 'delta' AND b.sampler = t.sampler AND b.rl_model = t.rl_model AND b.v = t.key_delta
+          UNION ALL
+          SELECT b.*, t.generation_id, t.position FROM tok AS t JOIN bounds AS b
+              ON b.order_by = 'js' AND b.sampler = t.sampler AND b.rl_model = t.rl_model AND b.v = t.key_js)
+),
+cutoffs AS (  -- per group, the last row of each nonempty top set as a key: a row is in the set when its key is <=
+    SELECT sampler, rl_model,
+           list({'v': v, 'g': generation_id, 'p': position}) FILTER (WHERE order_by = 'delta') AS cut_delta,
+           list(v) FILTER (WHERE order_by = 'delta') AS v_delta,
+           list({'v': v, 'g': generation_id, 'p': position}) FILTER (WHERE order_by = 'js') AS cut_js,
+           list(v) FILTER (WHERE order_by = 'js') AS v_js
+    FROM ties WHERE rn = need
+    GROUP BY sampler, rl_model
+),
+cells AS (  -- per group, problem and bucket: rows, sum of Δ, sum of |Δ|
+    SELECT t.sampler, t.rl_model, t.problem_id,
+           len(list_filter(l.thresholds, lambda x: t.delta >= x)) AS n_ge,
+           len(list_filter(l.thresholds, lambda x: t.delta <= -x)) AS n_le,
+           len(list_filter(l.edges, lambda x: t.p_base >= x)) AS bin,
+           -- the top sets nest (shares ascending), so a row in n of them is in those of the n largest shares
+           -- (the whole key is compared only where the row's key is a k-th key: elsewhere the key alone decides)
+           CASE WHEN list_contains(c.v_delta, t.key_delta)
+                THEN len(list_filter(c.cut_delta, lambda x: {'v': t.key_delta, 'g': t.generation_id, 'p': t.position} <= x))
+                ELSE coalesce(len(list_filter(c.v_delta, lambda x: t.key_delta < x)), 0) END AS tops_delta,
+           CASE WHEN list_contains(c.v_js, t.key_js)
+                THEN len(list_filter(c.cut_js, lambda x: {'v': t.key_js, 'g': t.generation_id, 'p': t.position} <= x))
+                ELSE coalesce(len(list_filter(c.v_js, lambda x: t.key_js < x)), 0) END AS tops_js,
+           count(*) AS n, sum(t.delta) AS sum_delta, sum(abs(t.delta)) AS sum_abs
+    FROM tok AS t LEFT JOIN cutoffs AS c USING (sampler, rl_model), levels AS l
+    GROUP BY t.sampler, t.rl_model, t.problem_id, n_ge, n_le, bin, tops_delta, tops_js
+),
+per_problem AS (
+    SELECT sampler, rl_model, problem_id, sum(n) AS n, sum(sum_abs) AS sum_abs FROM cells
+    GROUP BY sampler, rl_model, problem_id
 ),
 items AS (  -- per group, measure, level and problem: what a replicate sums (num / den)
-    SELECT t.sampler, t.rl_model, m.measure, th.level, t.problem_id,
-           sum(CASE m.measure WHEN 'share_ge' THEN (t.delta >= th.level)::INT
-                              WHEN 'share_le' THEN (t.delta <= -th.level)::INT
-                              ELSE (t.delta >= th.level)::INT - (t.delta <= -th.level)::INT END)::DOUBLE AS num,
-           count(*)::DOUBLE AS den
-    FROM tok AS t CROSS JOIN (SELECT unnest(getvariable('delta_thresholds')) AS level) AS th
-    CROSS JOIN (SELECT unnest(['share_ge', 'share_le', 'asymmetry']) AS measure) AS m
-    GROUP BY ALL
+    -- a threshold of rank i: Δ >= it when n_ge >= i (the thresholds ascend); Δ <= -it when n_le >= i
+    SELECT p.sampler, p.rl_model, m.measure, l.thresholds[i] AS level, p.problem_id,
+           coalesce(CASE m.measure WHEN 'share_ge' THEN sum(c.n) FILTER (WHERE c.n_ge >= i)
+                                   WHEN 'share_le' THEN sum(c.n) FILTER (WHERE c.n_le >= i)
+                                   ELSE coalesce(sum(c.n) FILTER (WHERE c.n_ge >= i), 0)
+                                        - coalesce(sum(c.n) FILTER (WHERE c.n_le >= i), 0) END, 0)::DOUBLE AS num,
+           any_value(p.n)::DOUBLE AS den
+    FROM per_problem AS p, levels AS l, range(1, len(l.thresholds) + 1) AS r(i),
+         (SELECT unnest(['share_ge', 'share_le', 'asymmetry']) AS measure) AS m,
+         cells AS c
+    WHERE c.sampler = p.sampler AND c.rl_model = p.rl_model AND c.problem_id = p.problem_id
+    GROUP BY p.sampler, p.rl_model, m.measure, i, level, p.problem_id
     UNION ALL
-    SELECT t.sampler, t.rl_model, m.measure, e.edge, t.problem_id,
-           sum(CASE WHEN t.p_base >= e.edge AND t.p_base < e.upper THEN
-                   CASE m.measure WHEN 'bin_mean_delta' THEN t.delta WHEN 'bin_token_share' THEN 1 ELSE abs(t.delta) END
-                   ELSE 0 END)::DOUBLE,
-           sum(CASE m.measure WHEN 'bin_mean_delta' THEN (t.p_base >= e.edge AND t.p_base < e.upper)::INT
-                              WHEN 'bin_token_share' THEN 1 ELSE abs(t.delta) END)::DOUBLE
-    FROM tok AS t CROSS JOIN edges AS e
-    CROSS JOIN (SELECT unnest(['bin_mean_delta', 'bin_token_share', 'bin_abs_share']) AS measure) AS m
-    GROUP BY ALL
+    -- the bin of edge rank i: p_base >= that edge and below the next (every p_base < 2, the last bin's end)
+    SELECT p.sampler, p.rl_model, m.measure, l.edges[i] AS level, p.problem_id,
+           coalesce(CASE m.measure WHEN 'bin_mean_delta' THEN sum(c.sum_delta) FILTER (WHERE c.bin = i)
+                                   WHEN 'bin_token_share' THEN sum(c.n) FILTER (WHERE c.bin = i)
+                                   ELSE sum(c.sum_abs) FILTER (WHERE c.bin = i) END, 0)::DOUBLE,
+           CASE m.measure WHEN 'bin_mean_delta' THEN coalesce(sum(c.n) FILTER (WHERE c.bin = i), 0)
+                          WHEN 'bin_token_share' THEN any_value(p.n) ELSE any_value(p.sum_abs) END::DOUBLE
+    FROM per_problem AS p, levels AS l, range(1, len(l.edges) + 1) AS r(i),
+         (SELECT unnest(['bin_mean_delta', 'bin_token_share', 'bin_abs_share']) AS measure) AS m,
+         cells AS c
+    WHERE c.sampler = p.sampler AND c.rl_model = p.rl_model AND c.problem_id = p.problem_id
+    GROUP BY p.sampler, p.rl_model, m.measure, i, level, p.problem_id
     UNION ALL
-    SELECT r.sampler, r.rl_model, 'jaccard_top', s.level, r.problem_id,
-           count_if(r.by_delta <= ceil(s.level * g.n_tokens) AND r.by_js <= ceil(s.level * g.n_tokens))::DOUBLE,
-           count_if(r.by_delta <= ceil(s.level * g.n_tokens) OR r.by_js <= ceil(s.level * g.n_tokens))::DOUBLE
-    FROM ranked AS r JOIN groups AS g USING (sampler, rl_model)
-    CROSS JOIN (SELECT unnest(getvariable('top_shares')) AS level) AS s
-    GROUP BY ALL
+    -- the top share of rank i (of S): a row is in its top set when it is in at least S - i + 1 of them (they nest)
+    SELECT p.sampler, p.rl_model, 'jaccard_top', l.shares[i] AS level, p.problem_id,
+           coalesce(sum(c.n) FILTER (WHERE c.tops_delta >= len(l.shares) - i + 1
+                                       AND c.tops_js >= len(l.shares) - i + 1), 0)::DOUBLE,
+           coalesce(sum(c.n) FILTER (WHERE c.tops_delta >= len(l.shares) - i + 1
+                                       OR c.tops_js >= len(l.shares) - i + 1), 0)::DOUBLE
+    FROM per_problem AS p, levels AS l, range(1, len(l.shares) + 1) AS r(i), cells AS c
+    WHERE c.sampler = p.sampler AND c.rl_model = p.rl_model AND c.problem_id = p.problem_id
+    GROUP BY p.sampler, p.rl_model, i, level, p.problem_id
 ),
 numbered AS (
     SELECT *, dense_rank() OVER (PARTITION BY sampler, rl_model ORDER BY problem_id) - 1 AS idx
