@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from bootstrap_reference import draws as _draws
 from bootstrap_reference import ratio_interval as _ratio_interval
-from synthetic_tables import write_build
+from synthetic_tables import write_build, write_manifest
 
 from tokenshift.queries import run_recipe
 
@@ -48,7 +50,27 @@ def _check(row: pd.Series, num: pd.Series, den: pd.Series) -> None:
 
 
 def test_direction(build, t):
-    thresholds, edges, tops = [0.1, 0.5], [0.0, 0.2, 0.7], [0.02, 0.1]
+    _check_direction(build, t, [0.1, 0.5], [0.0, 0.2, 0.7], [0.02, 0.1])
+
+
+def test_direction_top_sets_break_ties_by_generation_and_position(build, t, tmp_path):
+    """Every answer twice (a copy with another generation_id and the same values): each top set's last key is tied,
+    so which copies it takes is decided by (generation_id, position) alone."""
+    copy = tmp_path / "twice"
+    tables = {}
+    for name in ("prompts", "generations", "tokens"):
+        frame = t[name]
+        if name != "prompts":
+            frame = pd.concat([frame, frame.assign(generation_id=frame.generation_id + "~1")], ignore_index=True)
+        tables[name] = frame
+        (copy / name).mkdir(parents=True)
+        pq.write_table(pa.Table.from_pandas(frame, schema=pq.read_schema(next((build / name).glob("*.parquet"))),
+                                            preserve_index=False), copy / name / "part-00000.parquet")
+    write_manifest(copy)
+    _check_direction(copy, tables, [0.3], [0.0, 0.5], [0.03, 0.07, 0.25])
+
+
+def _check_direction(build, t, thresholds, edges, tops) -> None:
     res = run_recipe("direction", build, {"bootstrap_reps": REPS, "bootstrap_seed": SEED, "delta_thresholds": thresholds,
                                           "base_prob_edges": edges, "top_shares": tops})
     tok = _tokens(t)
