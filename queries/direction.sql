@@ -49,7 +49,7 @@ SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGE
 -- come from those few rows. A top set is the first k rows in (key, generation_id, position) order, key = -|Δ| or
 -- -JS (NULL last): its k-th key v comes from a bounded heap of keys (min(key, k)), and among the rows whose key is v
 -- the top set takes the first ones by (generation_id, position), as many as the heap's first k keys hold v.
-WITH tok AS (
+WITH tok AS NOT MATERIALIZED (  -- read again by each use: held whole it was most of the report's memory
     SELECT t.sampler, t.rl_model, g.problem_id, t.generation_id, t.position,
            t.logp_rl::DOUBLE - t.logp_base::DOUBLE AS delta, exp(t.logp_base::DOUBLE) AS p_base, t.js::DOUBLE AS js,
            coalesce(-abs(t.logp_rl::DOUBLE - t.logp_base::DOUBLE), 'inf'::DOUBLE) AS key_delta,
@@ -85,11 +85,11 @@ bounds AS (  -- per group and top share of rank i: the k-th key and how many of 
 ),
 ties AS (  -- the rows whose key is a k-th key, in (generation_id, position) order
     SELECT *, row_number() OVER (PARTITION BY sampler, rl_model, i, order_by ORDER BY generation_id, position) AS rn
-    FROM (SELECT b.*, t.generation_id, t.position FROM tok AS t JOIN bounds AS b
-              ON b.order_by = 'delta' AND b.sampler = t.sampler AND b.rl_model = t.rl_model AND b.v = t.key_delta
-          UNION ALL
-          SELECT b.*, t.generation_id, t.position FROM tok AS t JOIN bounds AS b
-              ON b.order_by = 'js' AND b.sampler = t.sampler AND b.rl_model = t.rl_model AND b.v = t.key_js)
+    FROM (SELECT b.*, t.generation_id, t.position
+          FROM (SELECT * FROM tok WHERE key_delta IN (SELECT v FROM bounds WHERE order_by = 'delta')
+                                     OR key_js IN (SELECT v FROM bounds WHERE order_by = 'js')) AS t
+          JOIN bounds AS b ON b.sampler = t.sampler AND b.rl_model = t.rl_model
+                          AND b.v = CASE b.order_by WHEN 'delta' THEN t.key_delta ELSE t.key_js END)
 ),
 cutoffs AS (  -- per group, the last row of each nonempty top set as a key: a row is in the set when its key is <=
     SELECT sampler, rl_model,
