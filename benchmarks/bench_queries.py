@@ -4,7 +4,7 @@ Makes a dataset of `--rows` token rows (default 10M) by replicating a build's pa
 fresh ids (each copy's problem, generation and cross ids get a suffix `~k`; part k of the copy
 concatenates the copies of the source's part k, so the part count stays the source's), then
 runs `write_report` on it in a fresh process per mode: "before" as "views" but with the SQL of git
-revision `--before-ref` (default 0fc0d9d, before the report was made to meet its 2 s / 12 s / 25 s targets):
+revision `--before-ref` (default 0fc0d9d: before direction, evolution and mass_reallocation were rewritten):
 its recipe files (queries/*.sql) and its preamble's views and macros (the string constants of its
 queries/sources.py), the Python of the working tree; "views" as `tokenshift report` runs
 (`connect(source)`: each recipe scans the parquet files it needs, DuckDB's memory uncapped),
@@ -55,7 +55,7 @@ SAME_PROBLEM_IDS = {"prompts": (), "generations": ("generation_id",), "tokens": 
 RENUMBERED = {"generations": "sample_index", "cross_samples": "sample_index"}  # --same-problems: copy k's samples follow
 MODES = ("before", "views", "capped", "cache")
 CAPPED_LIMIT = "1.5GB"
-BEFORE_REF = "0fc0d9d"  # the recipes and preamble before the report met its targets on 2 cores
+BEFORE_REF = "0fc0d9d"  # the recipes and preamble before direction, evolution and mass_reallocation were rewritten
 REPO = Path(__file__).resolve().parent.parent
 
 
