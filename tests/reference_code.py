@@ -44,8 +44,10 @@ def reference_tree(commit: str, tmp_path: Path) -> Path:
     return site
 
 
-def run_reference_cross_sample(commit: str, tmp_path: Path, out: Path, settings: str) -> None:
-    """cross-sample `out` with CrossSampleConfig(out=..., <settings>) as `commit`'s code runs it."""
+def run_reference_cross_sample(commit: str, tmp_path: Path, out: Path, settings: str | list[str]) -> None:
+    """cross-sample `out` with CrossSampleConfig(out=..., <settings>) as `commit`'s code runs it (a list: one run
+    after another, in one process)."""
+    runs = [settings] if isinstance(settings, str) else settings
     site = reference_tree(commit, tmp_path)
     script = textwrap.dedent(f"""
         import importlib, math
@@ -56,7 +58,9 @@ def run_reference_cross_sample(commit: str, tmp_path: Path, out: Path, settings:
         cs = importlib.import_module("tokenshift.builders.cross_sample")
         inf = math.inf
         if __name__ == "__main__":
-            cs.run_cross_sample(cs.CrossSampleConfig(out={str(out)!r}, {settings}), progress=False)
+            for settings in {runs!r}:
+                config = eval(f"cs.CrossSampleConfig(out={str(out)!r}, {{settings}})")
+                cs.run_cross_sample(config, progress=False)
     """)
     env = {**os.environ, "PYTHONPATH": str(site)}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=str(tmp_path))
