@@ -138,18 +138,27 @@ def tokenshift(base, rl, prompt, answer, vocab, args):
 
 
 _BEFORE = {}
+MOVED_MODULES = {"tokenshift.errors": "tokenshift.runtime.errors", "tokenshift.arguments": "tokenshift.runtime.arguments",
+                 "tokenshift.builders.models": "tokenshift.builders.engines.models"}
 
 
 def before(base, rl, prompt, answer, vocab, args):
-    """The scorer of git revision --before-ref (builders/scoring/score.py loaded from git), same settings."""
+    """The scorer of git revision --before-ref (its score.py loaded from git), same settings."""
     if args.before_ref not in _BEFORE:
         root = Path(__file__).resolve().parent.parent
-        text = subprocess.run(["git", "-C", str(root), "show", f"{args.before_ref}:builders/score.py"],
-                              capture_output=True, text=True, check=True).stdout
+        for path in ("builders/scoring/score.py", "builders/score.py"):  # where the scorer lived, newest first
+            shown = subprocess.run(["git", "-C", str(root), "show", f"{args.before_ref}:{path}"],
+                                   capture_output=True, text=True)
+            if shown.returncode == 0:
+                break
+        shown.check_returncode()
+        text = shown.stdout
+        for old, new in MOVED_MODULES.items():  # an older scorer imports today's helpers by their old names
+            text = text.replace(f"from {old} import", f"from {new} import")
         spec = importlib.util.spec_from_loader(f"score_{args.before_ref}", loader=None)
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module  # dataclasses look their module up there
-        exec(compile(text, f"{args.before_ref}:builders/score.py", "exec"), module.__dict__)
+        exec(compile(text, f"{args.before_ref}:{path}", "exec"), module.__dict__)
         _BEFORE[args.before_ref] = module
     module = _BEFORE[args.before_ref]
     config = module.ScoreConfig(top_k=TOP_K, chunk_positions=args.chunk, memory_budget_mb=args.memory_budget_mb)
