@@ -167,12 +167,11 @@ class _Flight:
         """Whether member p intervenes at row j this step (and counts it): forced at step 0, else selected while
         its cap allows."""
         m = self.members[p]
-        if self.forced[j] and step == 0:
-            pass
-        elif self.n_int[p][j] >= m.cap:  # its budget is spent (the driver alone: cap 0)
-            return False
-        elif not (by_threshold[m.threshold][j] if m.group is None else by_group[m.group][j]):
-            return False
+        if not (self.forced[j] and step == 0):
+            if self.n_int[p][j] >= m.cap:  # its budget is spent (the driver alone: cap 0)
+                return False
+            if not (by_threshold[m.threshold][j] if m.group is None else by_group[m.group][j]):
+                return False
         self.n_int[p][j] += 1
         self.taken[p][j].append(step)
         return True
