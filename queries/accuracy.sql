@@ -6,21 +6,21 @@
 -- unbiased estimator 1 - C(n - c, k) / C(n, k) (Chen et al. 2021), averaged over the problems with n >= k
 -- (n_problems_k of them; NULL pass_at_k when none).
 --
--- Intervals: percentile bootstrap over problems (answers to one problem are not independent, so the
--- problem is the unit), bootstrap_reps replicates with a fixed seed. Within a group the problems are
--- numbered 0..n-1 in problem_id order; replicate r takes, for j = 0..n-1, problem number
--- h(bootstrap_seed, r, j) mod n, where h is lowbias32 of (seed * 3141592653 + r * 1000003 + j) mod 2^32
+-- Intervals: Poisson percentile bootstrap over problems (answers to one problem are not independent, so the
+-- problem is the unit), bootstrap_reps replicates with a fixed seed. The dataset's problems are numbered
+-- p = 0, 1, ... in prompts.problem_id order; in replicate r problem p weighs w = the Poisson(1) quantile of
+-- x / 2^32, x = h(bootstrap_seed, r, p), where h is lowbias32 of (seed * 3141592653 + r * 1000003 + p) mod 2^32
 -- (x ^= x >> 16; x *= 0x7feb352d; x ^= x >> 15; x *= 0x846ca68b; x ^= x >> 16, all mod 2^32), so the
--- draws can be reproduced outside DuckDB. A replicate's accuracy is its correct / graded (ratio of sums),
--- its pass@k the mean over its drawn problems; replicates with nothing graded are left out. The interval
--- is the 2.5% and 97.5% quantiles (linear interpolation) of the replicates.
--- The draws come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
+-- weights can be reproduced outside DuckDB. A replicate's accuracy is its weighted correct / graded (ratio of
+-- sums), its pass@k the weighted mean over the problems; replicates with nothing graded are left out. The
+-- interval is the 2.5% and 97.5% quantiles (linear interpolation) of the replicates.
+-- The weights come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
 -- prints the preamble and the recipe; paste both).
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):
 --   pass_k           INTEGER[]  [1, 4, 8]   values of k
 --   bootstrap_reps   INTEGER    1000        bootstrap replicates
---   bootstrap_seed   INTEGER    0           seed of the replicates' draws (>= 0)
+--   bootstrap_seed   INTEGER    0           seed of the replicates' weights (>= 0)
 --
 -- Tables: generations
 --
@@ -43,9 +43,7 @@ SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGE
 
 WITH per_problem AS (
     SELECT sampler, benchmark, problem_id, count(*) AS n_gen, count(correct) AS n,
-           count_if(correct)::BIGINT AS c,
-           row_number() OVER (PARTITION BY sampler, benchmark ORDER BY problem_id) - 1 AS idx,
-           count(*) OVER (PARTITION BY sampler, benchmark) AS n_set
+           count_if(correct)::BIGINT AS c
     FROM generations GROUP BY sampler, benchmark, problem_id
 ),
 overall AS (
@@ -58,9 +56,7 @@ pass_problem AS (
     SELECT p.sampler, p.benchmark, k.k, p.problem_id,
            CASE WHEN p.n - p.c < k.k THEN 1.0
                 ELSE 1.0 - exp(lgamma(p.n - p.c + 1) - lgamma(p.n - p.c - k.k + 1)
-                               - lgamma(p.n + 1) + lgamma(p.n - k.k + 1)) END AS pass,
-           row_number() OVER (PARTITION BY p.sampler, p.benchmark, k.k ORDER BY p.problem_id) - 1 AS idx,
-           count(*) OVER (PARTITION BY p.sampler, p.benchmark, k.k) AS n_set
+                               - lgamma(p.n + 1) + lgamma(p.n - k.k + 1)) END AS pass
     FROM per_problem AS p CROSS JOIN (SELECT unnest(getvariable('pass_k')) AS k) AS k
     WHERE p.n >= k.k
 ),
@@ -71,22 +67,23 @@ pass AS (
     LEFT JOIN pass_problem AS q ON q.sampler = p.sampler AND q.benchmark = p.benchmark AND q.k = k.k
     GROUP BY p.sampler, p.benchmark, k.k
 ),
--- the bootstrap draws: per set size n, replicate r, draw j -> problem number idx; weight = times drawn
-sizes AS (SELECT DISTINCT n_set AS n FROM per_problem UNION SELECT DISTINCT n_set FROM pass_problem),
-weights AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
-    SELECT * FROM tokenshift_bootstrap_weights((SELECT list(n ORDER BY n) FROM sizes),
-                                               getvariable('bootstrap_reps'), getvariable('bootstrap_seed'))
-),
-items AS (  -- what a replicate sums over its drawn problems: k NULL: correct and graded; else pass@k and 1
-    SELECT sampler, benchmark, NULL::INTEGER AS k, n_set, idx, c::DOUBLE AS num, n::DOUBLE AS den FROM per_problem
+items AS (  -- what a replicate sums over its problems: k NULL: correct and graded; else pass@k and 1
+    SELECT sampler, benchmark, NULL::INTEGER AS k, problem_id, c::DOUBLE AS num, n::DOUBLE AS den FROM per_problem
     UNION ALL
-    SELECT sampler, benchmark, k, n_set, idx, pass, 1.0 FROM pass_problem
+    SELECT sampler, benchmark, k, problem_id, pass, 1.0 FROM pass_problem
 ),
-intervals AS (
+sums AS (  -- per group, num and den over the dataset's problems in tokenshift_problem_numbers order (0: not in it)
+    SELECT g.sampler, g.benchmark, g.k, list(coalesce(i.num, 0) ORDER BY pn.p) AS num,
+           list(coalesce(i.den, 0) ORDER BY pn.p) AS den
+    FROM (SELECT DISTINCT sampler, benchmark, k FROM items) AS g CROSS JOIN tokenshift_problem_numbers AS pn
+    LEFT JOIN items AS i ON i.sampler = g.sampler AND i.benchmark IS NOT DISTINCT FROM g.benchmark
+                        AND i.k IS NOT DISTINCT FROM g.k AND i.problem_id = pn.problem_id
+    GROUP BY g.sampler, g.benchmark, g.k
+),
+intervals AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
     SELECT sampler, benchmark, k, quantile_cont(value, 0.025) AS lo, quantile_cont(value, 0.975) AS hi
-    FROM (SELECT i.sampler, i.benchmark, i.k, w.r, sum(w.w * i.num) / nullif(sum(w.w * i.den), 0) AS value
-          FROM items AS i JOIN weights AS w ON w.n = i.n_set AND w.idx = i.idx
-          GROUP BY i.sampler, i.benchmark, i.k, w.r)
+    FROM (SELECT s.sampler, s.benchmark, s.k, list_dot_product(w.w, s.num) / nullif(list_dot_product(w.w, s.den), 0) AS value
+          FROM sums AS s, tokenshift_bootstrap_weights(getvariable('bootstrap_reps'), getvariable('bootstrap_seed')) AS w)
     GROUP BY sampler, benchmark, k
 ),
 accuracy_ci AS (SELECT sampler, benchmark, lo AS accuracy_lo, hi AS accuracy_hi FROM intervals WHERE k IS NULL),

@@ -22,7 +22,7 @@
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):
 --   bootstrap_reps   INTEGER    1000   bootstrap replicates
---   bootstrap_seed   INTEGER    0      seed of the replicates' draws (>= 0)
+--   bootstrap_seed   INTEGER    0      seed of the replicates' weights (>= 0)
 --
 -- Tables: cross_samples, generations, prompts
 --
@@ -67,8 +67,7 @@ curve AS (
              criterion, match_criterion, sign, mix_weight, mix_space, rate_setting
 ),
 per_problem AS (  -- one row per setting and problem, numbered within the setting
-    SELECT s.*, r.c_base, r.n_base, r.c_rl, r.n_rl,
-           row_number() OVER setting - 1 AS idx, count(*) OVER (PARTITION BY s.setting) AS n_set
+    SELECT s.*, r.c_base, r.n_base, r.c_rl, r.n_rl
     FROM (SELECT rl_model, benchmark, protocol, direction, threshold, budget, budget_unit,
                  criterion, match_criterion, sign, mix_weight, mix_space, rate_setting, problem_id,
                  count_if(correct)::BIGINT AS c, count(correct) AS n,
@@ -76,20 +75,25 @@ per_problem AS (  -- one row per setting and problem, numbered within the settin
                       criterion, match_criterion, sign, mix_weight, mix_space, rate_setting) AS setting
           FROM cs GROUP BY ALL) AS s
     LEFT JOIN cross_reference AS r USING (rl_model, problem_id)
-    WINDOW setting AS (PARTITION BY s.setting ORDER BY s.problem_id)
 ),
-sizes AS (SELECT DISTINCT n_set AS n FROM per_problem),
-weights AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
-    SELECT * FROM tokenshift_bootstrap_weights((SELECT list(n ORDER BY n) FROM sizes),
-                                               getvariable('bootstrap_reps'), getvariable('bootstrap_seed'))
+sums AS (  -- per setting, each per-problem sum over the dataset's problems (tokenshift_problem_numbers order; 0: not in it)
+    SELECT g.setting, any_value(g.direction) AS direction,
+           list(coalesce(p.c, 0)::DOUBLE ORDER BY pn.p) AS c,
+           list(coalesce(p.n, 0)::DOUBLE ORDER BY pn.p) AS n,
+           list(coalesce(p.c_base, 0)::DOUBLE ORDER BY pn.p) AS c_base,
+           list(coalesce(p.n_base, 0)::DOUBLE ORDER BY pn.p) AS n_base,
+           list(coalesce(p.c_rl, 0)::DOUBLE ORDER BY pn.p) AS c_rl,
+           list(coalesce(p.n_rl, 0)::DOUBLE ORDER BY pn.p) AS n_rl
+    FROM (SELECT DISTINCT setting, direction FROM per_problem) AS g CROSS JOIN tokenshift_problem_numbers AS pn
+    LEFT JOIN per_problem AS p ON p.setting = g.setting AND p.problem_id = pn.problem_id
+    GROUP BY g.setting
 ),
-replicates AS (
-    SELECT p.setting, any_value(p.direction) AS direction,
-           sum(w.w * p.c) / nullif(sum(w.w * p.n), 0) AS accuracy,
-           sum(w.w * p.c_base) / nullif(sum(w.w * p.n_base), 0) AS base_accuracy,
-           sum(w.w * p.c_rl) / nullif(sum(w.w * p.n_rl), 0) AS rl_accuracy
-    FROM per_problem AS p JOIN weights AS w ON w.n = p.n_set AND w.idx = p.idx
-    GROUP BY p.setting, w.r
+replicates AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
+    SELECT s.setting, w.r, s.direction,
+           list_dot_product(w.w, s.c) / nullif(list_dot_product(w.w, s.n), 0) AS accuracy,
+           list_dot_product(w.w, s.c_base) / nullif(list_dot_product(w.w, s.n_base), 0) AS base_accuracy,
+           list_dot_product(w.w, s.c_rl) / nullif(list_dot_product(w.w, s.n_rl), 0) AS rl_accuracy
+    FROM sums AS s, tokenshift_bootstrap_weights(getvariable('bootstrap_reps'), getvariable('bootstrap_seed')) AS w
 ),
 intervals AS (
     SELECT setting,

@@ -21,7 +21,7 @@
 --   base_prob_edges  DOUBLE[]   [0, 0.1, 0.5, 0.9]  lower edges of the p_base bins (the last bin ends at 1)
 --   top_shares       DOUBLE[]   [0.01, 0.05]        fractions of a group's tokens in each top set
 --   bootstrap_reps   INTEGER    1000                bootstrap replicates
---   bootstrap_seed   INTEGER    0                   seed of the replicates' draws (>= 0)
+--   bootstrap_seed   INTEGER    0                   seed of the replicates' weights (>= 0)
 --
 -- Tables: tokens, generations
 --
@@ -158,30 +158,25 @@ items AS (  -- per group, measure, level and problem: what a replicate sums (num
     WHERE c.sampler = p.sampler AND c.rl_model = p.rl_model AND c.problem_id = p.problem_id
     GROUP BY p.sampler, p.rl_model, i, level, p.problem_id
 ),
-numbered AS (
-    SELECT *, dense_rank() OVER (PARTITION BY sampler, rl_model ORDER BY problem_id) - 1 AS idx
-    FROM items
-),
-sized AS (
-    SELECT n.*, g.n_problems AS n_set FROM numbered AS n JOIN groups AS g USING (sampler, rl_model)
-),
 point AS (
     SELECT sampler, rl_model, measure, level, sum(num) / nullif(sum(den), 0) AS value
-    FROM sized GROUP BY ALL
+    FROM items GROUP BY ALL
 ),
-sizes AS (SELECT DISTINCT n_problems AS n FROM groups),
-weights AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
-    SELECT * FROM tokenshift_bootstrap_weights((SELECT list(n ORDER BY n) FROM sizes),
-                                               getvariable('bootstrap_reps'), getvariable('bootstrap_seed'))
+sums AS (  -- per group, measure and level: num and den over the dataset's problems (tokenshift_problem_numbers order)
+    SELECT g.sampler, g.rl_model, g.measure, g.level,
+           list(coalesce(i.num, 0) ORDER BY pn.p) AS num, list(coalesce(i.den, 0) ORDER BY pn.p) AS den
+    FROM (SELECT DISTINCT sampler, rl_model, measure, level FROM items) AS g CROSS JOIN tokenshift_problem_numbers AS pn
+    LEFT JOIN items AS i ON i.sampler = g.sampler AND i.rl_model = g.rl_model AND i.measure = g.measure
+                        AND i.level = g.level AND i.problem_id = pn.problem_id
+    GROUP BY g.sampler, g.rl_model, g.measure, g.level
 ),
-intervals AS (
+intervals AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
     SELECT sampler, rl_model, measure, level, quantile_cont(value, 0.025) AS value_lo,
            quantile_cont(value, 0.975) AS value_hi
     FROM (SELECT s.sampler, s.rl_model, s.measure, s.level, w.r,
-                 sum(w.w * s.num) / nullif(sum(w.w * s.den), 0) AS value
-          FROM sized AS s JOIN weights AS w ON w.n = s.n_set AND w.idx = s.idx
-          GROUP BY ALL)
-    GROUP BY ALL
+                 list_dot_product(w.w, s.num) / nullif(list_dot_product(w.w, s.den), 0) AS value
+          FROM sums AS s, tokenshift_bootstrap_weights(getvariable('bootstrap_reps'), getvariable('bootstrap_seed')) AS w)
+    GROUP BY sampler, rl_model, measure, level
 ),
 quantiles AS (
     SELECT sampler, rl_model, 'quantile' AS measure, unnest(getvariable('delta_quantiles')) AS level,

@@ -26,7 +26,7 @@
 --   top_rank        INTEGER  3      base rank k for "RL top-1 is in base top-k"
 --   final_model     VARCHAR  ''     rl_model whose high-divergence set the others are compared with ('' = last)
 --   bootstrap_reps  INTEGER  1000   bootstrap replicates of rl_accuracy's interval
---   bootstrap_seed  INTEGER  0      seed of the replicates' draws (>= 0)
+--   bootstrap_seed  INTEGER  0      seed of the replicates' weights (>= 0)
 --
 -- Tables: tokens, generations
 --
@@ -121,22 +121,21 @@ top_token AS (
           GROUP BY rl_model, sampler, token_id)
     GROUP BY rl_model, sampler
 ),
-acc_problem AS (  -- a sampler's problems numbered in (benchmark, problem_id) order, as in method_comparison
-    SELECT sampler, count(correct) AS n, count_if(correct)::BIGINT AS c,
-           row_number() OVER (PARTITION BY sampler ORDER BY benchmark, problem_id) - 1 AS idx,
-           count(*) OVER (PARTITION BY sampler) AS n_set
-    FROM generations WHERE sampler IN (SELECT rl_model FROM family) GROUP BY sampler, benchmark, problem_id
+acc_problem AS (  -- per sampler and problem: graded and correct answers
+    SELECT sampler, problem_id, count(correct) AS n, count_if(correct)::BIGINT AS c
+    FROM generations WHERE sampler IN (SELECT rl_model FROM family) GROUP BY sampler, problem_id
 ),
-acc_weights AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
-    SELECT * FROM tokenshift_bootstrap_weights((SELECT list(DISTINCT n_set ORDER BY n_set) FROM acc_problem),
-                                               getvariable('bootstrap_reps'), getvariable('bootstrap_seed'))
+acc_sums AS (  -- per sampler, c and n over the dataset's problems (tokenshift_problem_numbers order; 0: not in it)
+    SELECT g.sampler, list(coalesce(p.c, 0)::DOUBLE ORDER BY pn.p) AS c, list(coalesce(p.n, 0)::DOUBLE ORDER BY pn.p) AS n
+    FROM (SELECT DISTINCT sampler FROM acc_problem) AS g CROSS JOIN tokenshift_problem_numbers AS pn
+    LEFT JOIN acc_problem AS p ON p.sampler = g.sampler AND p.problem_id = pn.problem_id
+    GROUP BY g.sampler
 ),
-acc_ci AS (
+acc_ci AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
     SELECT sampler AS rl_model, quantile_cont(value, 0.025) AS rl_accuracy_lo,
            quantile_cont(value, 0.975) AS rl_accuracy_hi
-    FROM (SELECT p.sampler, w.r, sum(w.w * p.c) / nullif(sum(w.w * p.n), 0) AS value
-          FROM acc_problem AS p JOIN acc_weights AS w ON w.n = p.n_set AND w.idx = p.idx
-          GROUP BY p.sampler, w.r)
+    FROM (SELECT s.sampler, w.r, list_dot_product(w.w, s.c) / nullif(list_dot_product(w.w, s.n), 0) AS value
+          FROM acc_sums AS s, tokenshift_bootstrap_weights(getvariable('bootstrap_reps'), getvariable('bootstrap_seed')) AS w)
     GROUP BY sampler
 ),
 acc AS (

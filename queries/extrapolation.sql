@@ -16,7 +16,7 @@
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):
 --   bootstrap_reps   INTEGER    1000   bootstrap replicates
---   bootstrap_seed   INTEGER    0      seed of the replicates' draws (>= 0)
+--   bootstrap_seed   INTEGER    0      seed of the replicates' weights (>= 0)
 --
 -- Tables: cross_samples, generations, prompts
 --
@@ -57,9 +57,7 @@ points AS (
     FROM rows GROUP BY ALL
 ),
 per_problem AS (
-    SELECT s.*, r.c_base, r.n_base, r.c_rl, r.n_rl,
-           row_number() OVER (PARTITION BY s.point ORDER BY s.problem_id) - 1 AS idx,
-           count(*) OVER (PARTITION BY s.point) AS n_set
+    SELECT s.*, r.c_base, r.n_base, r.c_rl, r.n_rl
     FROM (SELECT rl_model, problem_id, point, count_if(correct)::BIGINT AS c, count(correct) AS n
           FROM rows GROUP BY ALL) AS s
     LEFT JOIN cross_reference AS r USING (rl_model, problem_id)  -- a view of the preamble
@@ -68,16 +66,21 @@ reference AS (
     SELECT point, sum(c_rl) / nullif(sum(n_rl), 0) AS rl_accuracy, sum(c_base) / nullif(sum(n_base), 0) AS base_accuracy
     FROM per_problem GROUP BY point
 ),
-sizes AS (SELECT DISTINCT n_set AS n FROM per_problem),
-weights AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
-    SELECT * FROM tokenshift_bootstrap_weights((SELECT list(n ORDER BY n) FROM sizes),
-                                               getvariable('bootstrap_reps'), getvariable('bootstrap_seed'))
+sums AS (  -- per point, each per-problem sum over the dataset's problems (tokenshift_problem_numbers order; 0: not in it)
+    SELECT g.point,
+           list(coalesce(p.c, 0)::DOUBLE ORDER BY pn.p) AS c,
+           list(coalesce(p.n, 0)::DOUBLE ORDER BY pn.p) AS n,
+           list(coalesce(p.c_rl, 0)::DOUBLE ORDER BY pn.p) AS c_rl,
+           list(coalesce(p.n_rl, 0)::DOUBLE ORDER BY pn.p) AS n_rl
+    FROM (SELECT DISTINCT point FROM per_problem) AS g CROSS JOIN tokenshift_problem_numbers AS pn
+    LEFT JOIN per_problem AS p ON p.point = g.point AND p.problem_id = pn.problem_id
+    GROUP BY g.point
 ),
-replicates AS (
-    SELECT p.point, w.r, sum(w.w * p.c) / nullif(sum(w.w * p.n), 0) AS accuracy,
-           sum(w.w * p.c_rl) / nullif(sum(w.w * p.n_rl), 0) AS rl_accuracy
-    FROM per_problem AS p JOIN weights AS w ON w.n = p.n_set AND w.idx = p.idx
-    GROUP BY p.point, w.r
+replicates AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
+    SELECT s.point, w.r,
+           list_dot_product(w.w, s.c) / nullif(list_dot_product(w.w, s.n), 0) AS accuracy,
+           list_dot_product(w.w, s.c_rl) / nullif(list_dot_product(w.w, s.n_rl), 0) AS rl_accuracy
+    FROM sums AS s, tokenshift_bootstrap_weights(getvariable('bootstrap_reps'), getvariable('bootstrap_seed')) AS w
 ),
 intervals AS (
     SELECT point,

@@ -26,7 +26,7 @@
 --   edge_fraction      DOUBLE   0.05   length of an answer's first / last segment, fraction of its tokens
 --   low_entropy        DOUBLE   0.5    base entropy below which a position is confident ("low"), nats
 --   bootstrap_reps     INTEGER  1000   bootstrap replicates
---   bootstrap_seed     INTEGER  0      seed of the replicates' draws (>= 0)
+--   bootstrap_seed     INTEGER  0      seed of the replicates' weights (>= 0)
 --
 -- Tables: tokens, generations
 --
@@ -80,17 +80,18 @@ sides AS (
 ),
 -- accuracy with the accuracy recipe's bootstrap (problems of a sampler numbered in (benchmark, problem_id) order)
 per_problem AS (
-    SELECT sampler, benchmark, problem_id, count(correct) AS n, count_if(correct)::BIGINT AS c,
-           row_number() OVER (PARTITION BY sampler ORDER BY benchmark, problem_id) - 1 AS idx,
-           count(*) OVER (PARTITION BY sampler) AS n_set
+    SELECT sampler, benchmark, problem_id, count(correct) AS n, count_if(correct)::BIGINT AS c
     FROM generations
     WHERE sampler = 'base' OR sampler IN (SELECT rl_model FROM models)
     GROUP BY sampler, benchmark, problem_id
 ),
-sizes AS (SELECT DISTINCT n_set AS n FROM per_problem),
-weights AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
-    SELECT * FROM tokenshift_bootstrap_weights((SELECT list(n ORDER BY n) FROM sizes),
-                                               getvariable('bootstrap_reps'), getvariable('bootstrap_seed'))
+sums AS (  -- per sampler, each per-problem sum as a list over the dataset's problems (tokenshift_problem_numbers order; 0 outside the sampler)
+    SELECT g.sampler,
+           list(coalesce(p.c, 0)::DOUBLE ORDER BY pn.p) AS c,
+           list(coalesce(p.n, 0)::DOUBLE ORDER BY pn.p) AS n
+    FROM (SELECT DISTINCT sampler FROM per_problem) AS g CROSS JOIN tokenshift_problem_numbers AS pn
+    LEFT JOIN per_problem AS p ON p.sampler = g.sampler AND p.problem_id = pn.problem_id
+    GROUP BY g.sampler
 ),
 acc AS (
     SELECT sampler, sum(c) / nullif(sum(n), 0) AS accuracy, sum(n)::BIGINT AS n_graded
@@ -98,9 +99,8 @@ acc AS (
 ),
 acc_ci AS (
     SELECT sampler, quantile_cont(value, 0.025) AS accuracy_lo, quantile_cont(value, 0.975) AS accuracy_hi
-    FROM (SELECT p.sampler, w.r, sum(w.w * p.c) / nullif(sum(w.w * p.n), 0) AS value
-          FROM per_problem AS p JOIN weights AS w ON w.n = p.n_set AND w.idx = p.idx
-          GROUP BY p.sampler, w.r)
+    FROM (SELECT s.sampler, w.r, list_dot_product(w.w, s.c) / nullif(list_dot_product(w.w, s.n), 0) AS value
+          FROM sums AS s, tokenshift_bootstrap_weights(getvariable('bootstrap_reps'), getvariable('bootstrap_seed')) AS w)
     GROUP BY sampler
 ),
 accuracy AS (

@@ -17,7 +17,7 @@
 -- Parameters (override with SET VARIABLE name = value; before pasting):
 --   js_threshold    DOUBLE   0.1    high-divergence JS threshold, nats
 --   bootstrap_reps  INTEGER  1000   bootstrap replicates
---   bootstrap_seed  INTEGER  0      seed of the replicates' draws (>= 0)
+--   bootstrap_seed  INTEGER  0      seed of the replicates' weights (>= 0)
 --
 -- Tables: tokens, generations
 --
@@ -47,20 +47,18 @@ per_problem AS (
     JOIN generations AS g ON g.generation_id = a.generation_id
     GROUP BY a.rl_model, b.rl_model, g.benchmark, g.problem_id
 ),
-numbered AS (
-    SELECT *, row_number() OVER (PARTITION BY model_a, model_b ORDER BY benchmark, problem_id) - 1 AS idx,
-           count(*) OVER (PARTITION BY model_a, model_b) AS n_set
-    FROM per_problem
+sums AS (  -- per pair, n_both and n_either over the dataset's problems (tokenshift_problem_numbers order; 0: not in it)
+    SELECT g.model_a, g.model_b, list(coalesce(p.n_both, 0)::DOUBLE ORDER BY pn.p) AS n_both,
+           list(coalesce(p.n_either, 0)::DOUBLE ORDER BY pn.p) AS n_either
+    FROM (SELECT DISTINCT model_a, model_b FROM per_problem) AS g CROSS JOIN tokenshift_problem_numbers AS pn
+    LEFT JOIN per_problem AS p ON p.model_a = g.model_a AND p.model_b = g.model_b AND p.problem_id = pn.problem_id
+    GROUP BY g.model_a, g.model_b
 ),
-weights AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
-    SELECT * FROM tokenshift_bootstrap_weights((SELECT list(DISTINCT n_set ORDER BY n_set) FROM numbered),
-                                               getvariable('bootstrap_reps'), getvariable('bootstrap_seed'))
-),
-ci AS (
+ci AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
     SELECT model_a, model_b, quantile_cont(value, 0.025) AS jaccard_lo, quantile_cont(value, 0.975) AS jaccard_hi
-    FROM (SELECT p.model_a, p.model_b, w.r, sum(w.w * p.n_both) / nullif(sum(w.w * p.n_either), 0) AS value
-          FROM numbered AS p JOIN weights AS w ON w.n = p.n_set AND w.idx = p.idx
-          GROUP BY p.model_a, p.model_b, w.r)
+    FROM (SELECT s.model_a, s.model_b, w.r,
+                 list_dot_product(w.w, s.n_both) / nullif(list_dot_product(w.w, s.n_either), 0) AS value
+          FROM sums AS s, tokenshift_bootstrap_weights(getvariable('bootstrap_reps'), getvariable('bootstrap_seed')) AS w)
     GROUP BY model_a, model_b
 ),
 totals AS (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -20,27 +21,47 @@ from tokenshift.schemas.tables import SCHEMA_VERSION
 from tokenshift.schemas.tables import TABLE_NAMES as TABLES
 from tokenshift.schemas.versions import build_version, check_parts, missing_columns
 
-# The bootstrap draws the interval recipes share (accuracy, cross_sampling_curve, criteria_comparison,
-# study_table, evolution, method_comparison): for each set size n in `sizes`, replicate r < reps and draw j < n,
-# problem number idx = lowbias32((seed * 3141592653 + r * 1000003 + j) mod 2^32) mod n; w = times idx is drawn.
-# All in UBIGINT: a BIGINT operand would widen the arithmetic to HUGEINT (twice the time).
-BOOTSTRAP_DRAWS_MACRO = """CREATE OR REPLACE MACRO tokenshift_bootstrap_draws(sizes, seed, r_from, r_to) AS TABLE
-WITH d0 AS (
-    SELECT n, r, (seed::UBIGINT * 3141592653 + r::UBIGINT * 1000003 + j::UBIGINT) % 4294967296 AS x
-    FROM (SELECT unnest(sizes) AS n), range(r_from, r_to) AS t(r), LATERAL (SELECT unnest(range(n)) AS j)
-),
-d1 AS (SELECT n, r, xor(x, x >> 16) * 2146121005 % 4294967296 AS x FROM d0),
-d2 AS (SELECT n, r, xor(x, x >> 15) * 2221713035 % 4294967296 AS x FROM d1)
-SELECT n, r, (xor(x, x >> 16) % n::UBIGINT)::BIGINT AS idx FROM d2;"""
-# The replicates are drawn in BOOTSTRAP_PARTS ranges joined by UNION ALL: DuckDB reads one range() on one thread,
-# so the parts let it count the draws on as many (24,400 problems x 1,000 replicates on 2 cores: 1.9 s, 4.0-4.4 s as
-# one range; 8 parts ran out of memory under a 64 MB cap where 4 and fewer did not).
+# The bootstrap of the interval recipes (accuracy, cross_sampling_curve, criteria_comparison, extrapolation,
+# study_table, evolution, method_comparison, position_overlap, direction): the Poisson bootstrap over problems.
+# Every problem of the dataset has a number p (its rank among prompts.problem_id, ascending, from 0); in replicate
+# r < reps it weighs w = F^-1(u), the Poisson(1) quantile of x = lowbias32((seed * 3141592653 + r * 1000003 + p)
+# mod 2^32), i.e. w = how many of the cuts below x reaches, cut k = round(2^32 * P(Poisson(1) <= k)), k = 0..11
+# (the 13th rounds to 2^32). One weight vector per replicate, over all the dataset's problems, serves every
+# group of every recipe: a group's replicate value is a ratio of dot products of the vector with the group's
+# per-problem sums (0 for problems outside the group). All in UBIGINT: a BIGINT operand would widen the arithmetic
+# to HUGEINT (twice the time).
+POISSON_CUTS = tuple(round(2**32 * math.exp(-1) * sum(1 / math.factorial(i) for i in range(k + 1))) for k in range(12))
+PROBLEM_NUMBERS_VIEW = """CREATE OR REPLACE VIEW tokenshift_problem_numbers AS
+SELECT problem_id, row_number() OVER (ORDER BY problem_id) - 1 AS p FROM prompts;"""
+# The replicates are made in BOOTSTRAP_PARTS ranges joined by UNION ALL: DuckDB reads one range() on one thread.
 BOOTSTRAP_PARTS = 4
-BOOTSTRAP_MACRO = ("CREATE OR REPLACE MACRO tokenshift_bootstrap_weights(sizes, reps, seed) AS TABLE\n"
-                   "SELECT n, r, idx, count(*) AS w FROM (\n    "
-                   + "\n    UNION ALL ".join(f"FROM tokenshift_bootstrap_draws(sizes, seed, {k} * reps // {BOOTSTRAP_PARTS}, "
-                                              f"{k + 1} * reps // {BOOTSTRAP_PARTS})" for k in range(BOOTSTRAP_PARTS))
-                   + "\n) GROUP BY ALL;")
+_POISSON_PART = """SELECT r, list_transform(list_transform(list_transform(list_transform(list_transform(
+        range(n), lambda p: (seed::UBIGINT * 3141592653 + r::UBIGINT * 1000003 + p::UBIGINT) % 4294967296),
+        lambda x: xor(x, x >> 16) * 2146121005 % 4294967296), lambda x: xor(x, x >> 15) * 2221713035 % 4294967296),
+        lambda x: xor(x, x >> 16)),
+        lambda x: (""" + " + ".join(f"(x >= {cut})::UTINYINT" for cut in POISSON_CUTS) + """)::DOUBLE) AS w
+    FROM range({lo}, {hi}) AS t(r), (SELECT count(*) AS n FROM tokenshift_problem_numbers)"""
+BOOTSTRAP_MACRO = ("CREATE OR REPLACE MACRO tokenshift_poisson_weights(reps, seed) AS TABLE\n    "
+                   + "\n    UNION ALL ".join(_POISSON_PART.format(lo=f"{k} * reps // {BOOTSTRAP_PARTS}",
+                                                                  hi=f"{k + 1} * reps // {BOOTSTRAP_PARTS}")
+                                             for k in range(BOOTSTRAP_PARTS)) + ";")
+# What the recipes call: the weights above; a report, which runs every recipe on one connection, replaces it by a
+# macro reading them from a table made once (`cache_bootstrap`).
+BOOTSTRAP_WEIGHTS_MACRO = """CREATE OR REPLACE MACRO tokenshift_bootstrap_weights(reps, seed) AS TABLE
+SELECT r, w FROM tokenshift_poisson_weights(reps, seed);"""
+CACHED_WEIGHTS_MACRO = """CREATE OR REPLACE MACRO tokenshift_bootstrap_weights(reps, seed) AS TABLE
+SELECT r, w FROM tokenshift_bootstrap_cache WHERE cached_reps = reps AND cached_seed = seed
+UNION ALL
+SELECT r, w FROM tokenshift_poisson_weights(reps, seed) WHERE reps <> {reps} OR seed <> {seed};"""
+
+
+def cache_bootstrap(con, reps: int, seed: int) -> None:
+    """Make the weights of (reps, seed) once on `con`; its recipes' tokenshift_bootstrap_weights then read them."""
+    con.execute("CREATE OR REPLACE TEMP TABLE tokenshift_bootstrap_cache AS "
+                "SELECT ?::BIGINT AS cached_reps, ?::BIGINT AS cached_seed, r, w FROM tokenshift_poisson_weights(?, ?)",
+                [reps, seed, reps, seed])
+    con.execute(CACHED_WEIGHTS_MACRO.format(reps=int(reps), seed=int(seed)))
+
 
 # p(t*), base's probability of RL's top-1 token t* (mass_reallocation, evolution), where the row says it exactly:
 # t*'s own entry in base's top-K, else the entry at t*'s base rank when that is within K (ties share the best rank,
@@ -253,7 +274,8 @@ def preamble_statements(source: str | os.PathLike | Source) -> list[tuple[str | 
         out.append((table, table_view(src, table)))
     if "cross_samples" in src.tables:
         out.append(("cross_samples", CROSS_REFERENCE_VIEW))
-    out += [(None, BOOTSTRAP_DRAWS_MACRO), (None, BOOTSTRAP_MACRO), (None, P_RL_TOP1_MACRO)]
+    out += [("prompts", PROBLEM_NUMBERS_VIEW), (None, BOOTSTRAP_MACRO), (None, BOOTSTRAP_WEIGHTS_MACRO),
+            (None, P_RL_TOP1_MACRO)]
     if "tokens" in src.tables:
         out.append(("tokens", reallocation_view(src)))
     return out
@@ -261,7 +283,7 @@ def preamble_statements(source: str | os.PathLike | Source) -> list[tuple[str | 
 
 def preamble_sql(source: str | os.PathLike | Source) -> str:
     """The preamble text to paste into the duckdb shell before any recipe: one view per table, the cross-sampling
-    reference view (with cross_samples), the bootstrap macros (draws, weights) and the p(t*) macro."""
+    reference view (with cross_samples), the bootstrap's problem numbers and weights, and the p(t*) macro."""
     src = resolve_source(source)
     lines = [f"-- tokenshift preamble: views over {src.root} (schema version {src.version})",
              "-- Then paste any recipe (queries/*.sql). Override a parameter first with SET VARIABLE name = value;",
@@ -269,9 +291,9 @@ def preamble_sql(source: str | os.PathLike | Source) -> str:
     if src.kind == "hf":
         lines.append("-- Hub token from HF_TOKEN or ~/.cache/huggingface/token (needed for private/gated datasets).")
     for table, statement in preamble_statements(src):
-        if statement == BOOTSTRAP_DRAWS_MACRO:
-            lines.append("-- The bootstrap draws of the recipes with intervals (accuracy, cross_sampling_curve, ...), "
-                         "and their weights.")
+        if statement == PROBLEM_NUMBERS_VIEW:
+            lines.append("-- The Poisson bootstrap of the recipes with intervals (accuracy, cross_sampling_curve, ...): "
+                         "problem numbers, each replicate's weights.")
         if statement == P_RL_TOP1_MACRO:
             lines.append("-- Base's probability of RL's top-1 token where a row says it exactly (mass_reallocation, evolution).")
         if statement == CROSS_REFERENCE_VIEW:

@@ -18,7 +18,7 @@
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):
 --   bootstrap_reps   INTEGER    1000   bootstrap replicates
---   bootstrap_seed   INTEGER    0      seed of the replicates' draws (>= 0)
+--   bootstrap_seed   INTEGER    0      seed of the replicates' weights (>= 0)
 --
 -- Tables: cross_samples, generations, prompts
 --
@@ -47,9 +47,7 @@ WITH cs AS (
 per_problem AS (
     SELECT s.*,
            CASE WHEN s.direction = 'forward' THEN d.c_base ELSE d.c_rl END AS c_start,
-           CASE WHEN s.direction = 'forward' THEN d.n_base ELSE d.n_rl END AS n_start,
-           row_number() OVER (PARTITION BY s.setting ORDER BY s.problem_id) - 1 AS idx,
-           count(*) OVER (PARTITION BY s.setting) AS n_set
+           CASE WHEN s.direction = 'forward' THEN d.n_base ELSE d.n_rl END AS n_start
     FROM (SELECT rl_model, benchmark, selection, protocol, threshold, budget, budget_unit, direction, problem_id,
                  hash(rl_model, benchmark, selection, protocol, threshold, budget, budget_unit, direction) AS setting,
                  count(*) AS n_samples, count_if(correct)::BIGINT AS c, count(correct) AS n,
@@ -64,20 +62,24 @@ settings AS (
            sum(c_start) / nullif(sum(n_start), 0) AS start_accuracy, sum(c) / nullif(sum(n), 0) AS end_accuracy
     FROM per_problem GROUP BY ALL
 ),
-sizes AS (SELECT DISTINCT n_set AS n FROM per_problem),
-weights AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
-    SELECT * FROM tokenshift_bootstrap_weights((SELECT list(n ORDER BY n) FROM sizes),
-                                               getvariable('bootstrap_reps'), getvariable('bootstrap_seed'))
+sums AS (  -- per setting, each per-problem sum as a list over the dataset's problems (tokenshift_problem_numbers order; 0 outside the setting)
+    SELECT g.setting,
+           list(coalesce(p.c_start, 0)::DOUBLE ORDER BY pn.p) AS c_start,
+           list(coalesce(p.n_start, 0)::DOUBLE ORDER BY pn.p) AS n_start,
+           list(coalesce(p.c, 0)::DOUBLE ORDER BY pn.p) AS c,
+           list(coalesce(p.n, 0)::DOUBLE ORDER BY pn.p) AS n
+    FROM (SELECT DISTINCT setting FROM per_problem) AS g CROSS JOIN tokenshift_problem_numbers AS pn
+    LEFT JOIN per_problem AS p ON p.setting = g.setting AND p.problem_id = pn.problem_id
+    GROUP BY g.setting
 ),
 intervals AS (
     SELECT setting,
            quantile_cont(start_accuracy, 0.025) AS start_accuracy_lo, quantile_cont(start_accuracy, 0.975) AS start_accuracy_hi,
            quantile_cont(end_accuracy, 0.025) AS end_accuracy_lo, quantile_cont(end_accuracy, 0.975) AS end_accuracy_hi
-    FROM (SELECT p.setting, w.r,
-                 sum(w.w * p.c_start) / nullif(sum(w.w * p.n_start), 0) AS start_accuracy,
-                 sum(w.w * p.c) / nullif(sum(w.w * p.n), 0) AS end_accuracy
-          FROM per_problem AS p JOIN weights AS w ON w.n = p.n_set AND w.idx = p.idx
-          GROUP BY p.setting, w.r)
+    FROM (SELECT s.setting, w.r,  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
+                 list_dot_product(w.w, s.c_start) / nullif(list_dot_product(w.w, s.n_start), 0) AS start_accuracy,
+                 list_dot_product(w.w, s.c) / nullif(list_dot_product(w.w, s.n), 0) AS end_accuracy
+          FROM sums AS s, tokenshift_bootstrap_weights(getvariable('bootstrap_reps'), getvariable('bootstrap_seed')) AS w)
     GROUP BY setting
 )
 SELECT s.rl_model, s.benchmark, s.selection, s.protocol, s.threshold, s.budget, s.budget_unit, s.direction,

@@ -13,14 +13,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from bootstrap_reference import draws as _draws
+from bootstrap_reference import numbers as _numbers
+from bootstrap_reference import poisson_cuts as _poisson_cuts
 from bootstrap_reference import ratio_interval as _ratio_interval
+from bootstrap_reference import weights as _weights
 from synthetic_tables import make_tables, write_build, write_manifest
 
 from tokenshift.queries import preamble_sql, recipe_names, run_recipe
 from tokenshift.queries.recipes import load_recipe, recipe_doc
 from tokenshift.queries.run import MissingTableError, connect
-from tokenshift.queries.sources import resolve_source
+from tokenshift.queries.sources import POISSON_CUTS, cache_bootstrap, resolve_source
 from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.schemas.tables import to_arrow, write_parquet
 
@@ -394,20 +396,42 @@ def _pick(frame: pd.DataFrame, setting: dict) -> pd.DataFrame:
     return frame[mask]
 
 
-def test_bootstrap_macro_counts_the_numpy_draws(build):
-    """tokenshift_bootstrap_weights (the preamble's macro the interval recipes share): w = times each problem is drawn,
-    whether the replicates split evenly into the macro's parallel parts or not, or leave some parts empty."""
+def _w(t: dict[str, pd.DataFrame], problem_ids) -> np.ndarray:
+    """The recipes' bootstrap weights of these problems (numbered among the build's prompts)."""
+    return _weights(SEED, REPS, _numbers(t["prompts"].problem_id, problem_ids))
+
+
+def test_bootstrap_weights_are_the_numpy_poisson_weights(build, t):
+    """tokenshift_bootstrap_weights (the preamble's macro the interval recipes share): one Poisson(1) weight per
+    problem and replicate, whether the replicates split evenly into the macro's parallel parts or not, or leave
+    some parts empty; its cuts are the Poisson(1) quantiles computed in decimal arithmetic."""
+    assert np.array_equal(np.array(POISSON_CUTS, dtype=np.uint64), _poisson_cuts())
     con, _ = connect(build)
     try:
+        ids = sorted(t["prompts"].problem_id)
+        assert con.execute("SELECT list(problem_id ORDER BY p) FROM tokenshift_problem_numbers").fetchone()[0] == ids
         for reps in (REPS, 3):
-            got = con.execute("SELECT n, r, idx, w FROM tokenshift_bootstrap_weights([1, 7, 40], ?, ?)",
-                              [reps, SEED]).df()
-            for n in (1, 7, 40):
-                rows = got[got.n == n]
-                counts = np.zeros((reps, n), dtype=int)
-                counts[rows.r.to_numpy(), rows.idx.to_numpy()] = rows.w.to_numpy()
-                want = np.stack([np.bincount(d, minlength=n) for d in _draws(SEED, reps, n)])
-                assert (rows.w > 0).all() and np.array_equal(counts, want), (reps, n)
+            got = con.execute("SELECT r, w FROM tokenshift_bootstrap_weights(?, ?) ORDER BY r", [reps, SEED]).fetchall()
+            assert [r for r, _ in got] == list(range(reps))
+            assert np.array_equal(np.array([w for _, w in got]), _weights(SEED, reps, np.arange(len(ids)))), reps
+    finally:
+        con.close()
+    many = _weights(SEED, 2000, np.arange(500)).ravel()  # a million draws: Poisson(1) has mean 1, variance 1
+    assert abs(many.mean() - 1) < 0.005 and abs(many.var() - 1) < 0.01
+    assert abs((many == 0).mean() - math.exp(-1)) < 0.002
+
+
+def test_the_reports_weights_cache_reads_as_the_weights_it_replaces(build):
+    """cache_bootstrap (write_report) makes one (reps, seed)'s weights once; the macro then reads those from the
+    table and computes any other (reps, seed) as before."""
+    con, _ = connect(build)
+    try:
+        query = "SELECT r, w FROM tokenshift_bootstrap_weights(?, ?) ORDER BY r"
+        before = {(reps, seed): con.execute(query, [reps, seed]).fetchall() for reps in (REPS, 3) for seed in (SEED, 5)}
+        cache_bootstrap(con, REPS, SEED)
+        assert con.execute("SELECT count(*) FROM tokenshift_bootstrap_cache").fetchone()[0] == REPS
+        for (reps, seed), rows in before.items():
+            assert con.execute(query, [reps, seed]).fetchall() == rows, (reps, seed)
     finally:
         con.close()
 
@@ -418,14 +442,13 @@ def test_accuracy_intervals_equal_a_numpy_bootstrap(build, t):
     checked = 0
     for (sampler, bench), g in per.groupby(["sampler", "benchmark"]):
         rows = res[(res.sampler == sampler) & (res.benchmark == bench)]
-        draws = _draws(SEED, REPS, len(g))
-        lo, hi = _ratio_interval(g.c.to_numpy(float), g.n.to_numpy(float), draws)
+        lo, hi = _ratio_interval(g.c.to_numpy(float), g.n.to_numpy(float), _w(t, g.problem_id))
         _close(rows[["accuracy_lo", "accuracy_hi"]].to_numpy(), [[lo, hi]] * len(rows))
         assert (rows.accuracy_lo <= rows.accuracy).all() and (rows.accuracy <= rows.accuracy_hi).all()
         for k in (1, 2):
             ok = g[g.n >= k]
             values = np.array([_pass_at_k(int(n), int(c), k) for n, c in zip(ok.n, ok.c)])
-            want = _ratio_interval(values, np.ones(len(values)), _draws(SEED, REPS, len(values)))
+            want = _ratio_interval(values, np.ones(len(values)), _w(t, ok.problem_id))
             _close(rows.loc[rows.k == k, ["pass_at_k_lo", "pass_at_k_hi"]].to_numpy()[0], want)
             checked += 1
     assert checked == 2 * per.groupby(["sampler", "benchmark"]).ngroups > 0
@@ -458,14 +481,14 @@ def test_cross_sampling_curve_intervals_equal_a_numpy_bootstrap(build, t):
         row = _pick(res, dict(zip(SETTING, key)))
         assert len(row) == 1
         row = row.iloc[0]
-        draws = _draws(SEED, REPS, len(g))
+        draws = _w(t, g.problem_id)
         c_b, n_b, c_r, n_r = _reference(t, row.rl_model, g.problem_id)
         _close([row.accuracy_lo, row.accuracy_hi], _ratio_interval(g.c.to_numpy(float), g.n.to_numpy(float), draws))
         _close([row.base_accuracy_lo, row.base_accuracy_hi], _ratio_interval(c_b, n_b, draws))
         _close([row.rl_accuracy_lo, row.rl_accuracy_hi], _ratio_interval(c_r, n_r, draws))
         with np.errstate(invalid="ignore", divide="ignore"):
-            acc = g.c.to_numpy(float)[draws].sum(1) / g.n.to_numpy(float)[draws].sum(1)
-            base, rl = c_b[draws].sum(1) / n_b[draws].sum(1), c_r[draws].sum(1) / n_r[draws].sum(1)
+            acc = (draws @ g.c.to_numpy(float)) / (draws @ g.n.to_numpy(float))
+            base, rl = (draws @ c_b) / (draws @ n_b), (draws @ c_r) / (draws @ n_r)
             share = (acc - base) / (rl - base) if row.direction == "forward" else (rl - acc) / (rl - base)
         share = share[np.isfinite(share)]
         column = "gap_recovered" if row.direction == "forward" else "gap_lost"
@@ -496,9 +519,11 @@ def test_criteria_comparison(build, t):
         target = dict(zip(keys, key), criterion=row.match_criterion, match_criterion=np.nan)
         mine, theirs = (_pick(per, d) for d in (dict(zip(keys, key)), target))
         assert list(mine.problem_id) == list(theirs.problem_id)
-        draws = _draws(SEED, REPS, len(mine))
-        diff = (theirs.c.to_numpy(float)[draws].sum(1) / theirs.n.to_numpy(float)[draws].sum(1)
-                - mine.c.to_numpy(float)[draws].sum(1) / mine.n.to_numpy(float)[draws].sum(1))
+        draws = _w(t, mine.problem_id)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            diff = ((draws @ theirs.c.to_numpy(float)) / (draws @ theirs.n.to_numpy(float))
+                    - (draws @ mine.c.to_numpy(float)) / (draws @ mine.n.to_numpy(float)))
+        diff = diff[np.isfinite(diff)]
         matched = _pick(cs, target)
         _close([row.matched_accuracy, row.criterion_minus_control],
                [matched.correct.dropna().astype(float).mean(),
@@ -527,7 +552,7 @@ def test_study_table(build, t):
         row = row.iloc[0]
         c_b, n_b, c_r, n_r = _reference(t, setting["rl_model"], g.problem_id)
         c_s, n_s = (c_b, n_b) if setting["direction"] == "forward" else (c_r, n_r)
-        draws = _draws(SEED, REPS, len(g))
+        draws = _w(t, g.problem_id)
         _close([row.effective_pct, row.effective_n], [100 * rows.intervention_fraction.mean(), rows.n_interventions.mean()])
         _close([row.start_accuracy, row.start_accuracy_lo, row.start_accuracy_hi],
                [c_s.sum() / n_s.sum(), *_ratio_interval(c_s, n_s, draws)])
