@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal, getcontext
+from pathlib import Path
 
 import numpy as np
 
@@ -44,3 +45,12 @@ def ratio_interval(num: np.ndarray, den: np.ndarray, w: np.ndarray) -> tuple[flo
         values = (w @ np.asarray(num, float)) / (w @ np.asarray(den, float))
     values = values[np.isfinite(values)]
     return tuple(np.quantile(values, [0.025, 0.975])) if len(values) else (np.nan, np.nan)
+
+
+def build_weights(build, seed: int, reps: int, problem_ids) -> np.ndarray:
+    """weights() of these problems, numbered among the prompts of the build directory `build`."""
+    import pyarrow.parquet as pq
+
+    all_ids = [pid for part in sorted((Path(build) / "prompts").glob("*.parquet"))
+               for pid in pq.read_table(part, columns=["problem_id"]).column(0).to_pylist()]
+    return weights(seed, reps, numbers(all_ids, problem_ids))

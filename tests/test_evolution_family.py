@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from bootstrap_reference import draws, ratio_interval
+from bootstrap_reference import build_weights, ratio_interval
 from synthetic_tables import ExtraModel, make_tables, write_manifest
 
 from tokenshift.queries import run_recipe
@@ -77,7 +77,7 @@ def test_rl_accuracy_interval_is_the_bootstrap_over_each_models_problems(with_fi
         g = gen[gen.sampler == model].assign(c=lambda d: d.correct.fillna(False).astype(int),
                                              n=lambda d: d.correct.notna().astype(int))
         per = g.groupby(["benchmark", "problem_id"])[["c", "n"]].sum().sort_index()
-        lo, hi = ratio_interval(per.c.to_numpy(float), per.n.to_numpy(float), draws(seed, reps, len(per)))
+        lo, hi = ratio_interval(per.c.to_numpy(float), per.n.to_numpy(float), build_weights(with_final_and_sft, seed, reps, per.index.get_level_values("problem_id")))
         assert row.rl_accuracy == pytest.approx(per.c.sum() / per.n.sum())
         assert (row.rl_accuracy_lo, row.rl_accuracy_hi) == pytest.approx((lo, hi))
         assert row.rl_accuracy_lo < row.rl_accuracy_hi

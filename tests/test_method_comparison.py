@@ -7,7 +7,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from bootstrap_reference import draws as bootstrap_draws
+from bootstrap_reference import build_weights
 from synthetic_tables import ExtraModel, write_build
 
 from tokenshift.queries import preamble_sql, run_recipe, write_report
@@ -33,15 +33,15 @@ def tables(build) -> dict[str, pd.DataFrame]:
                             ignore_index=True) for name in ("tokens", "generations")}
 
 
-def _accuracy(gen: pd.DataFrame, sampler: str, reps: int, seed: int) -> tuple[float, float, float, int]:
+def _accuracy(gen: pd.DataFrame, sampler: str, reps: int, seed: int, build) -> tuple[float, float, float, int]:
     """Pooled accuracy over graded answers and its percentile bootstrap interval over (benchmark, problem)."""
     g = gen[gen.sampler == sampler].assign(c=lambda d: d.correct.fillna(False).astype(int),
                                            n=lambda d: d.correct.notna().astype(int))
     per = g.groupby(["benchmark", "problem_id"])[["c", "n"]].sum().sort_index()
     c, n = per.c.to_numpy(float), per.n.to_numpy(float)
-    draws = bootstrap_draws(seed, reps, len(per))
+    w = build_weights(build, seed, reps, per.index.get_level_values("problem_id"))
     with np.errstate(invalid="ignore", divide="ignore"):
-        values = c[draws].sum(1) / n[draws].sum(1)
+        values = (w @ c) / (w @ n)
     lo, hi = np.quantile(values[np.isfinite(values)], [0.025, 0.975])
     return c.sum() / n.sum(), lo, hi, int(n.sum())
 
@@ -64,14 +64,14 @@ def test_recipe_equals_pandas(build, tables):
     gen = tables["generations"]
     models = sorted(tok.rl_model.unique())
     assert list(res.rl_model) == models == ["rl-step100", "rl-step200", "sft"]
-    base_acc = _accuracy(gen, "base", PARAMS["bootstrap_reps"], PARAMS["bootstrap_seed"])
+    base_acc = _accuracy(gen, "base", PARAMS["bootstrap_reps"], PARAMS["bootstrap_seed"], build)
     for row in res.itertuples():
         mine = tok[tok.rl_model == row.rl_model]
         for side, sampler in (("own", row.rl_model), ("base", "base")):
             want = _side_stats(mine[mine.sampler == sampler], PARAMS)
             got = [getattr(row, f"{c}_{side}") for c in SIDE_COLUMNS]
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=f"{row.rl_model} {side}")
-        acc = _accuracy(gen, row.rl_model, PARAMS["bootstrap_reps"], PARAMS["bootstrap_seed"])
+        acc = _accuracy(gen, row.rl_model, PARAMS["bootstrap_reps"], PARAMS["bootstrap_seed"], build)
         np.testing.assert_allclose([row.accuracy, row.accuracy_lo, row.accuracy_hi, row.n_graded], acc, rtol=1e-9)
         np.testing.assert_allclose([row.base_accuracy, row.base_accuracy_lo, row.base_accuracy_hi], base_acc[:3],
                                    rtol=1e-9)

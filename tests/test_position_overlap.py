@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from bootstrap_reference import draws, ratio_interval
+from bootstrap_reference import build_weights, ratio_interval
 from synthetic_tables import ExtraModel, write_build
 
 from tokenshift.queries import preamble_sql, run_recipe
@@ -31,7 +31,7 @@ def tables(build) -> dict[str, pd.DataFrame]:
                             ignore_index=True) for name in ("tokens", "generations")}
 
 
-def _expected(tables: dict[str, pd.DataFrame], a: str, b: str, p: dict) -> dict:
+def _expected(tables: dict[str, pd.DataFrame], a: str, b: str, p: dict, build) -> dict:
     tok = tables["tokens"]
     base = tok[tok.sampler == "base"].assign(over=lambda d: d.js.astype("float64") >= p["js_threshold"])
     key = ["generation_id", "position"]
@@ -41,7 +41,8 @@ def _expected(tables: dict[str, pd.DataFrame], a: str, b: str, p: dict) -> dict:
     both = both.assign(n_both=both.over_a & both.over_b, n_either=both.over_a | both.over_b)
     per = both.groupby(["benchmark", "problem_id"])[["n_both", "n_either"]].sum().sort_index()
     lo, hi = ratio_interval(per.n_both.to_numpy(float), per.n_either.to_numpy(float),
-                            draws(p["bootstrap_seed"], p["bootstrap_reps"], len(per)))
+                            build_weights(build, p["bootstrap_seed"], p["bootstrap_reps"],
+                                          per.index.get_level_values("problem_id")))
     n, na, nb = len(both), int(both.over_a.sum()), int(both.over_b.sum())
     return {"n_problems": len(per), "n_tokens": n, "n_over_a": na, "n_over_b": nb,
             "n_both": int(both.n_both.sum()), "n_either": int(both.n_either.sum()),
@@ -54,7 +55,7 @@ def test_recipe_equals_pandas_for_every_pair(build, tables):
     models = sorted(tables["tokens"].rl_model.unique())
     assert list(zip(res.model_a, res.model_b)) == list(itertools.combinations(models, 2)) and len(res) == 3
     for row in res.itertuples():
-        want = _expected(tables, row.model_a, row.model_b, PARAMS)
+        want = _expected(tables, row.model_a, row.model_b, PARAMS, build)
         got = {k: getattr(row, k) for k in want}
         np.testing.assert_allclose(list(got.values()), list(want.values()), rtol=1e-9, err_msg=str(row))
         assert row.jaccard_lo <= row.jaccard <= row.jaccard_hi and 0 < row.n_both < row.n_either

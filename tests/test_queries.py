@@ -663,9 +663,10 @@ def test_hf_preamble_text():
     for table in ("prompts", "generations", "tokens", "cross_samples"):
         assert (f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM "
                 f"read_parquet('hf://datasets/some-org/token-shift@v1.0/{table}/*.parquet');") in text
-    # parses as SQL: setup, 4 views, the cross-sampling reference view, the bootstrap draws, weights and p(t*)
-    # macros, the reallocation view (bounds where the exact columns are NULL: a Hub dataset's rows are not read here)
-    assert len(duckdb.extract_statements(text)) == 12
+    # parses as SQL: setup, 4 views, the cross-sampling reference view, the bootstrap's problem numbers view and two
+    # weights macros, the p(t*) macro, the reallocation view (bounds where the exact columns are NULL: a Hub
+    # dataset's rows are not read here)
+    assert len(duckdb.extract_statements(text)) == 13
     assert "CREATE OR REPLACE VIEW tokens_reallocation AS\nWITH t AS" in text
     assert text.index("VIEW cross_reference") > text.index("VIEW cross_samples")  # DuckDB binds it when created
     for bad in ("hf://datasets/org", "hf://models/org/name@v1", "hf://datasets/org/name@v1'; DROP"):

@@ -31,8 +31,9 @@ def test_every_recipe_equal_on_views_and_on_the_cached_tables(crossed):
     cached, cached_src = connect(crossed, cache=True)
     try:
         assert src.tables == cached_src.tables == ("prompts", "generations", "tokens", "cross_samples")
-        # the preamble's views over the others (cross-sampling reference counts, per-position reallocation)
-        derived = ("cross_reference", "tokens_reallocation")
+        # the preamble's views over the others (cross-sampling reference counts, per-position reallocation, the
+        # bootstrap's problem numbers)
+        derived = ("cross_reference", "tokens_reallocation", "tokenshift_problem_numbers")
         assert sorted(_sources(views)) == sorted(src.tables + derived)
         assert all("read_parquet" in sql for name, sql in _sources(views).items() if name not in derived)
         cached_sources = _sources(cached)  # every table's view now reads the cache database, no parquet file
