@@ -10,6 +10,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from tokenshift.builders.grading.gold_rules import MEANING
 from tokenshift.builders.inputs.benchmarks import answer_rule
+from tokenshift.queries.recipes import load_recipe
 from tokenshift.queries.report import markdown_table
 from tokenshift.schemas.manifest import listed_tables, rl_model_names, table_entry
 from tokenshift.schemas.tables import PRIMARY_KEYS, SCHEMA_VERSION
@@ -216,13 +217,22 @@ FIGURE_TEXT = {  # heading and reading note of each headline recipe's table
 }
 
 
+def _intervals_text() -> str:
+    """How the headline intervals are made, with the recipes' bootstrap defaults."""
+    params = load_recipe("accuracy").params
+    return (f"Intervals (`*_lo`, `*_hi`) are 95% Poisson percentile bootstrap intervals over problems "
+            f"({int(params['bootstrap_reps'].default_sql):,} replicates, seed {params['bootstrap_seed'].default_sql}): "
+            "in each replicate every problem weighs an independent Poisson(1) draw, and the value is recomputed as a "
+            "ratio of weighted sums; the recipe `accuracy` states the exact weights.")
+
+
 def _figures(figures: dict[str, pd.DataFrame]) -> str:
-    out = ["## Headline figures"]
+    out = ["## Headline figures", _intervals_text()]
     for name, df in figures.items():
         title, note = FIGURE_TEXT.get(name, (name, ""))
         out.append(f"### {title}\n\n{note} Recipe `{name}` (`tokenshift query {name} --data DIR`).")
         out.append(markdown_table(df, max_rows=max(len(df), 1)))
-    return "\n\n".join(out) if len(out) > 1 else ""
+    return "\n\n".join(out) if len(out) > 2 else ""
 
 
 def _schemas(manifest: dict, version: str = SCHEMA_VERSION) -> str:

@@ -12,12 +12,12 @@
 -- criterion's accuracy there and criterion_minus_control = matched_accuracy - accuracy (forward: > 0 when
 -- the criterion's positions matter more than random ones; reverse: < 0, the criterion's swaps hurt more).
 --
--- Intervals: 95% percentile bootstrap over problems with the draws of the accuracy recipe (problems of a
--- setting numbered 0..n-1 in problem_id order; replicate r takes problem number h(bootstrap_seed, r, j)
--- mod n for j = 0..n-1, h = lowbias32 of (seed * 3141592653 + r * 1000003 + j) mod 2^32). A control and
--- the setting it matches answer the same problems, so criterion_minus_control is bootstrapped paired
--- (the same draws for both). Replicates where a value is undefined (nothing graded, gap 0) are left out.
--- The draws come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
+-- Intervals: 95% Poisson percentile bootstrap over problems, the Poisson weights of the accuracy recipe (each of
+-- the dataset's problems, numbered in prompts.problem_id order, weighs a Poisson(1) draw in each replicate, a
+-- function of bootstrap_seed, the replicate and the number; see accuracy). A control and the setting it matches
+-- answer the same problems, so criterion_minus_control is bootstrapped paired (the same weights for both).
+-- Replicates where a value is undefined (nothing graded, gap 0) are left out.
+-- The weights come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
 -- prints the preamble and the recipe; paste both).
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):
@@ -104,7 +104,7 @@ intervals AS (
           FROM replicates)
     GROUP BY setting
 ),
-paired AS (  -- matched control vs the setting it matches, on the same replicate draws
+paired AS (  -- matched control vs the setting it matches, on the same replicate weights
     SELECT s.setting,
            quantile_cont(m.accuracy - c.accuracy, 0.025) AS lo, quantile_cont(m.accuracy - c.accuracy, 0.975) AS hi
     FROM settings AS s

@@ -12,12 +12,12 @@
 -- reverse (RL drives, base intervenes): gap_lost = (rl_accuracy - accuracy) / gap.
 -- Both NULL when gap = 0 or a reference accuracy is missing.
 --
--- Intervals: 95% percentile bootstrap over problems, the draws of the accuracy recipe (problems of a
--- setting numbered 0..n-1 in problem_id order; replicate r takes problem number h(bootstrap_seed, r, j)
--- mod n for j = 0..n-1, h = lowbias32 of (seed * 3141592653 + r * 1000003 + j) mod 2^32). Each replicate
--- recomputes accuracy, base_accuracy, rl_accuracy (ratios of sums over its drawn problems) and the gap
--- shares from them; replicates where a value is undefined (nothing graded, gap 0) are left out.
--- The draws come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
+-- Intervals: 95% Poisson percentile bootstrap over problems, the Poisson weights of the accuracy recipe (each of
+-- the dataset's problems, numbered in prompts.problem_id order, weighs a Poisson(1) draw in each replicate, a
+-- function of bootstrap_seed, the replicate and the number; see accuracy). Each replicate recomputes accuracy,
+-- base_accuracy, rl_accuracy (ratios of weighted sums over the setting's problems) and the gap shares from them;
+-- replicates where a value is undefined (nothing graded, gap 0) are left out.
+-- The weights come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
 -- prints the preamble and the recipe; paste both).
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):
@@ -66,7 +66,7 @@ curve AS (
     GROUP BY rl_model, benchmark, protocol, direction, threshold, budget, budget_unit,
              criterion, match_criterion, sign, mix_weight, mix_space, rate_setting
 ),
-per_problem AS (  -- one row per setting and problem, numbered within the setting
+per_problem AS (  -- one row per setting and problem
     SELECT s.*, r.c_base, r.n_base, r.c_rl, r.n_rl
     FROM (SELECT rl_model, benchmark, protocol, direction, threshold, budget, budget_unit,
                  criterion, match_criterion, sign, mix_weight, mix_space, rate_setting, problem_id,

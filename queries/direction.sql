@@ -8,11 +8,12 @@
 -- and the Jaccard overlap between the top positions by |Δ| and the top positions by JS at the same count
 -- (k = ceil(top_share x tokens of the group); ties by generation_id, position), |both| / |either|.
 --
--- Intervals: 95% percentile bootstrap over problems (problem_id from generations; problems of a group
--- numbered 0..n-1 in problem_id order), the draws of the other interval recipes (accuracy), each value a
--- ratio of sums over the drawn problems (the top sets and bins are fixed from all rows, not redrawn).
+-- Intervals: 95% Poisson percentile bootstrap over problems (problem_id from generations), the Poisson weights of
+-- the accuracy recipe (each of the dataset's problems, numbered in prompts.problem_id order, weighs a Poisson(1)
+-- draw in each replicate, a function of bootstrap_seed, the replicate and the number; see accuracy), each value a
+-- ratio of weighted sums over the group's problems (the top sets and bins are fixed from all rows, not redrawn).
 -- Quantiles have no interval (value_lo, value_hi NULL): a bootstrap of token quantiles would redraw every token.
--- The draws come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
+-- The weights come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
 -- prints the preamble and the recipe; paste both).
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):

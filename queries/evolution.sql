@@ -51,8 +51,8 @@
 --   n_over                     high-divergence positions (js >= js_threshold)
 --   jaccard_final              Jaccard overlap of the high-divergence set with final_model's, fraction
 --                              (1 for final_model itself; NULL when both sets are empty)
---   rl_accuracy_lo, rl_accuracy_hi  95% interval of rl_accuracy: method_comparison's bootstrap over the model's
---                              problems (benchmark, problem_id), macro tokenshift_bootstrap_weights of the preamble
+--   rl_accuracy_lo, rl_accuracy_hi  95% interval of rl_accuracy: method_comparison's Poisson bootstrap over the
+--                              model's problems, macro tokenshift_bootstrap_weights of the preamble
 
 SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
 SET VARIABLE near_zero_js = COALESCE(getvariable('near_zero_js'), 0.01)::DOUBLE;

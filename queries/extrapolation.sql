@@ -9,9 +9,11 @@
 -- (generations, as in cross_sampling_curve); accuracy_minus_rl = accuracy - rl_accuracy (forward, base drives:
 -- > 0 when extrapolating past RL beats RL itself).
 --
--- Intervals: 95% percentile bootstrap over problems with the draws of the accuracy recipe (problems of a
--- setting and W numbered 0..n-1 in problem_id order); accuracy_minus_rl is paired (the same draws for both).
--- The draws come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
+-- Intervals: 95% Poisson percentile bootstrap over problems, the Poisson weights of the accuracy recipe (each of
+-- the dataset's problems, numbered in prompts.problem_id order, weighs a Poisson(1) draw in each replicate, a
+-- function of bootstrap_seed, the replicate and the number; see accuracy); accuracy_minus_rl is paired (the same
+-- weights for both).
+-- The weights come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
 -- prints the preamble and the recipe; paste both).
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):

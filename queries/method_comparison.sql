@@ -11,12 +11,12 @@
 -- a high-divergence position there rewrites a confident base prediction). The *_token_share columns are
 -- the same shares over all positions: what the high-divergence shares would be if divergence fell anywhere.
 --
--- Accuracy: graded responses sampled by the model (correct not NULL), pooled over benchmarks, with the
--- accuracy recipe's 95% percentile bootstrap over problems: a model's problems (benchmark, problem_id)
--- numbered 0..n-1 in that order; replicate r takes problem number h(bootstrap_seed, r, j) mod n for
--- j = 0..n-1, h = lowbias32 of (seed * 3141592653 + r * 1000003 + j) mod 2^32 (see accuracy), ratio of
--- sums per replicate, replicates with nothing graded left out; base's accuracy the same way, for reference.
--- The draws come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
+-- Accuracy: graded responses sampled by the model (correct not NULL), pooled over benchmarks, with the accuracy
+-- recipe's 95% Poisson percentile bootstrap over problems, the Poisson weights of the accuracy recipe (each of the
+-- dataset's problems, numbered in prompts.problem_id order, weighs a Poisson(1) draw in each replicate, a function
+-- of bootstrap_seed, the replicate and the number; see accuracy): ratio of weighted sums per replicate, replicates
+-- with nothing graded left out; base's accuracy the same way, for reference.
+-- The weights come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
 -- prints the preamble and the recipe; paste both).
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):
@@ -78,7 +78,7 @@ sides AS (
            avg(CASE WHEN is_low_entropy THEN 1.0 ELSE 0.0 END) AS low_entropy_token_share
     FROM t GROUP BY rl_model, side
 ),
--- accuracy with the accuracy recipe's bootstrap (problems of a sampler numbered in (benchmark, problem_id) order)
+-- accuracy with the accuracy recipe's bootstrap
 per_problem AS (
     SELECT sampler, benchmark, problem_id, count(correct) AS n, count_if(correct)::BIGINT AS c
     FROM generations

@@ -8,11 +8,11 @@
 -- jaccard_chance is the overlap two independent sets of the same sizes would have on those positions:
 -- (n_a n_b / n) / (n_a + n_b - n_a n_b / n).
 --
--- Interval: 95% percentile bootstrap over problems: a pair's problems (benchmark, problem_id of base's
--- answers) numbered 0..n-1 in that order; replicate r takes problem number h(bootstrap_seed, r, j) mod n for
--- j = 0..n-1 (the draws of method_comparison, macro tokenshift_bootstrap_weights of the preamble;
--- `tokenshift query NAME --print-sql` prints it), jaccard = sum of |A ∩ B| / sum of |A ∪ B| over the drawn
--- problems; replicates with both sets empty left out.
+-- Interval: 95% Poisson percentile bootstrap over problems (problem_id of base's answers), the Poisson weights of
+-- the accuracy recipe (each of the dataset's problems, numbered in prompts.problem_id order, weighs a Poisson(1)
+-- draw in each replicate, a function of bootstrap_seed, the replicate and the number; see accuracy) (macro
+-- tokenshift_bootstrap_weights of the preamble; `tokenshift query NAME --print-sql` prints it), jaccard = sum of
+-- |A ∩ B| / sum of |A ∪ B| weighted over the problems; replicates with both sets empty left out.
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):
 --   js_threshold    DOUBLE   0.1    high-divergence JS threshold, nats

@@ -9,11 +9,11 @@
 -- match_criterion for a matched random control, ' <=' or ' >=' for delta_logp's sign le or ge, ' r=' rate,
 -- ' w=' mix weight when not 1, ' log' for mix_space 'log').
 --
--- Intervals: 95% percentile bootstrap over problems with the draws of the accuracy recipe (problems of a
--- setting numbered 0..n-1 in problem_id order; replicate r takes problem number h(bootstrap_seed, r, j)
--- mod n for j = 0..n-1, h = lowbias32 of (seed * 3141592653 + r * 1000003 + j) mod 2^32), ratios of sums
--- per replicate, replicates with nothing graded left out.
--- The draws come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
+-- Intervals: 95% Poisson percentile bootstrap over problems, the Poisson weights of the accuracy recipe (each of
+-- the dataset's problems, numbered in prompts.problem_id order, weighs a Poisson(1) draw in each replicate, a
+-- function of bootstrap_seed, the replicate and the number; see accuracy), ratios of weighted sums per replicate,
+-- replicates with nothing graded left out.
+-- The weights come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
 -- prints the preamble and the recipe; paste both).
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):

@@ -64,6 +64,10 @@ def test_card_body_has_provenance_schema_figures_and_rebuild_command(carded):
         assert row + " |" in text
     for row in js_share_rows(carded):
         assert row + " |" in text
+    # the intervals' method, with the recipes' defaults (the SET VARIABLE lines of queries/accuracy.sql)
+    sql = (Path(__file__).resolve().parent.parent / "queries" / "accuracy.sql").read_text()
+    reps = re.search(r"getvariable\('bootstrap_reps'\), (\d+)\)", sql).group(1)
+    assert f"95% Poisson percentile bootstrap intervals over problems ({int(reps):,} replicates, seed 0)" in text
 
 
 def accuracy_rows(build: Path) -> list[str]:
