@@ -177,9 +177,25 @@ def worker(mode: str, data: Path, threads: int | None, before_ref: str = BEFORE_
         import tokenshift.queries.sources as sources
 
         recipes.RECIPE_DIR = recipes_at(before_ref, Path(tempfile.mkdtemp(prefix="bench-recipes-")))
-        for name, sql in preamble_at(before_ref).items():
+        old = preamble_at(before_ref)
+        for name, sql in old.items():
             if isinstance(getattr(sources, name, None), str):
                 setattr(sources, name, sql)
+        if "BOOTSTRAP_DRAWS_MACRO" in old:  # a revision with the multinomial bootstrap, drawn per set size
+            new_only = {sources.PROBLEM_NUMBERS_VIEW, sources.BOOTSTRAP_WEIGHTS_MACRO}
+            statements = sources.preamble_statements
+
+            def old_statements(source):
+                out = []
+                for table, sql in statements(source):
+                    if sql == old["BOOTSTRAP_MACRO"]:
+                        out.append((None, old["BOOTSTRAP_DRAWS_MACRO"]))
+                    if sql not in new_only:
+                        out.append((table, sql))
+                return out
+
+            run.preamble_statements = old_statements
+            report.cache_bootstrap = lambda con, reps, seed: None  # its recipes call no cached weights
 
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}
