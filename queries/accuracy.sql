@@ -9,14 +9,14 @@
 -- Intervals: Poisson percentile bootstrap over problems (answers to one problem are not independent, so the
 -- problem is the unit; Hanley & MacGibbon 2006, Chamandy et al. 2012: each problem's count in a replicate is
 -- Poisson(1), independently, instead of a multinomial draw of n problems), bootstrap_reps replicates with a fixed
--- seed. The dataset's problems are numbered p = 0, 1, ... in prompts.problem_id order; in replicate r problem p
--- weighs w = how many k = 0..11 have x >= round(2^32 * P(Poisson(1) <= k)), x = lowbias32 of
--- (bootstrap_seed * 3141592653 + r * 1000003 + p) mod 2^32 (x ^= x >> 16; x *= 0x7feb352d; x ^= x >> 15;
--- x *= 0x846ca68b; x ^= x >> 16, all mod 2^32), so the weights can be reproduced outside DuckDB. The same weights
--- serve every group and every interval recipe (groups on the same problems are paired). A replicate's accuracy is
--- its weighted correct / graded (ratio of sums), its pass@k the weighted mean over the problems; replicates with
--- nothing graded (every weight 0) are left out. The interval is the 2.5% and 97.5% quantiles (linear
--- interpolation) of the replicates.
+-- seed. The dataset's problems are numbered p = 0, 1, ... in prompts.problem_id order (validate checks that every
+-- answer's problem is there); in replicate r problem p weighs w = how many k = 0..11 have x >= round(2^32 *
+-- P(Poisson(1) <= k)), x = lowbias32 of (bootstrap_seed * 3141592653 + r * 1000003 + p) mod 2^32 (x ^= x >> 16; x
+-- *= 0x7feb352d; x ^= x >> 15; x *= 0x846ca68b; x ^= x >> 16, all mod 2^32), so the weights can be reproduced
+-- outside DuckDB. The same weights serve every group and every interval recipe (groups on the same problems are
+-- paired). A replicate's accuracy is its weighted correct / graded (ratio of sums), its pass@k the weighted mean
+-- over the problems; replicates with nothing graded (every weight 0) are left out. The interval is the 2.5% and
+-- 97.5% quantiles (linear interpolation) of the replicates.
 -- The weights come from the macro tokenshift_bootstrap_weights of the preamble (`tokenshift query NAME --print-sql`
 -- prints the preamble and the recipe; paste both).
 --
