@@ -34,22 +34,32 @@ SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
 SET VARIABLE entropy_bins = COALESCE(getvariable('entropy_bins'), 10)::INTEGER;
 SET VARIABLE fork_quantile = COALESCE(getvariable('fork_quantile'), 0.8)::DOUBLE;
 
--- Two scans of tokens, no window over its rows. The first gives each group's base entropies in order: the fork
--- cutoff interpolates between its order statistics floor(h) and ceil(h) (0-based, h = (n - 1) * fork_quantile, as
--- quantile_cont), and bin > j exactly when more than c_j = ceil(j * max(n - 1, 1) / entropy_bins) positions have a
--- lower entropy, i.e. when the entropy exceeds the c_j-th smallest (bounds). The second counts positions per bin.
+-- Two scans of tokens, no window or sort over its rows. The first gives each group's fork cutoff (quantile_cont:
+-- between the order statistics floor(h) and ceil(h), 0-based, h = (n - 1) * fork_quantile) and its bin bounds:
+-- bin > j exactly when more than c_j = ceil(j * max(n - 1, 1) / entropy_bins) positions have a lower entropy,
+-- i.e. when the entropy exceeds the c_j-th smallest. quantile_disc at level q takes the ceil(n * q)-th smallest, so
+-- the c-th smallest of a group of n is its value at q = (c - 0.5) / n; entropy_bin_levels lists those levels for
+-- every group (quantile_disc takes them as one constant list). The second scan counts positions per bin.
+SET VARIABLE entropy_bin_levels = (
+    SELECT list_concat([0.5], list(DISTINCT (c::DOUBLE - 0.5) / n::DOUBLE))
+    FROM (SELECT count(*) AS n FROM tokens GROUP BY sampler, rl_model),
+         LATERAL (SELECT unnest(list_transform(range(1, getvariable('entropy_bins')),
+                                               lambda j: (j * greatest(n - 1, 1) + getvariable('entropy_bins') - 1)
+                                                         // getvariable('entropy_bins'))) AS c)
+);
+
 WITH s AS (
-    SELECT sampler, rl_model, count(*) AS n_group, list(entropy_base::DOUBLE ORDER BY entropy_base) AS sorted,
-           (count(*) - 1) * getvariable('fork_quantile') AS h
+    SELECT sampler, rl_model, count(*) AS n_group,
+           quantile_cont(entropy_base::DOUBLE, getvariable('fork_quantile')) AS fork_cutoff,
+           quantile_disc(entropy_base::DOUBLE, getvariable('entropy_bin_levels')) AS at_levels
     FROM tokens GROUP BY sampler, rl_model
 ),
 cut AS (
-    SELECT sampler, rl_model, n_group,
-           sorted[floor(h)::BIGINT + 1] + (sorted[ceil(h)::BIGINT + 1] - sorted[floor(h)::BIGINT + 1]) * (h - floor(h))
-               AS fork_cutoff,
-           list_select(sorted, list_transform(range(1, getvariable('entropy_bins')),
-                                              lambda j: (j * greatest(n_group - 1, 1) + getvariable('entropy_bins') - 1)
-                                                        // getvariable('entropy_bins'))) AS bounds
+    SELECT sampler, rl_model, n_group, fork_cutoff,
+           list_transform(range(1, getvariable('entropy_bins')),
+                          lambda j: at_levels[list_position(getvariable('entropy_bin_levels'),
+                              (((j * greatest(n_group - 1, 1) + getvariable('entropy_bins') - 1)
+                                // getvariable('entropy_bins'))::DOUBLE - 0.5) / n_group::DOUBLE)]) AS bounds
     FROM s
 ),
 cuts AS MATERIALIZED (  -- every group's cuts as constant lists, read per row by the group's position in `groups`
@@ -63,25 +73,23 @@ t AS (
            list_position((SELECT groups FROM cuts), {'sampler': sampler, 'rl_model': rl_model}) AS g
     FROM tokens
 ),
-a AS (
-    SELECT sampler, rl_model,
-           1 + len(list_filter((SELECT bounds FROM cuts)[g], lambda x: x < entropy)) AS entropy_bin,
-           grouping(entropy_bin) AS whole_group,
-           min(entropy) AS entropy_min, max(entropy) AS entropy_max, count(*) AS n_tokens, avg(js) AS mean_js,
-           avg(CASE WHEN is_over THEN 1.0 ELSE 0.0 END) AS share_over, count_if(is_over)::BIGINT AS n_over,
-           avg(CASE WHEN entropy >= (SELECT cutoffs FROM cuts)[g] THEN 1.0 ELSE 0.0 END) AS fork_token_share,
+a AS (  -- per bin; the group's figures are sums over its bins
+    SELECT sampler, rl_model, 1 + len(list_filter((SELECT bounds FROM cuts)[g], lambda x: x < entropy)) AS entropy_bin,
+           min(entropy) AS entropy_min, max(entropy) AS entropy_max, count(*) AS n_tokens, sum(js) AS sum_js,
+           count_if(is_over)::BIGINT AS n_over, count_if(entropy >= (SELECT cutoffs FROM cuts)[g]) AS n_fork,
            count_if(is_over AND entropy >= (SELECT cutoffs FROM cuts)[g]) AS n_over_fork,
            any_value((SELECT cutoffs FROM cuts)[g]) AS fork_entropy_cutoff
-    FROM t GROUP BY GROUPING SETS ((sampler, rl_model, entropy_bin), (sampler, rl_model))
+    FROM t GROUP BY sampler, rl_model, entropy_bin
 ),
 g AS (
-    SELECT sampler, rl_model, n_tokens AS n_group_tokens, fork_entropy_cutoff, fork_token_share, n_over,
-           n_over_fork / nullif(n_over, 0) AS over_share_in_forks
-    FROM a WHERE whole_group = 1
+    SELECT sampler, rl_model, sum(n_tokens)::BIGINT AS n_group_tokens, any_value(fork_entropy_cutoff) AS fork_entropy_cutoff,
+           sum(n_fork) / sum(n_tokens) AS fork_token_share, sum(n_over)::BIGINT AS n_over,
+           sum(n_over_fork) / nullif(sum(n_over), 0) AS over_share_in_forks
+    FROM a GROUP BY sampler, rl_model
 )
-SELECT b.sampler, b.rl_model, b.entropy_bin, b.entropy_min, b.entropy_max, b.n_tokens, b.mean_js, b.share_over,
+SELECT b.sampler, b.rl_model, b.entropy_bin, b.entropy_min, b.entropy_max, b.n_tokens, b.sum_js / b.n_tokens AS mean_js,
+       b.n_over / b.n_tokens AS share_over,
        b.n_over / nullif(g.n_over, 0) AS share_of_over,
        g.fork_entropy_cutoff, g.fork_token_share, g.n_over, g.over_share_in_forks, g.n_group_tokens
 FROM a AS b JOIN g USING (sampler, rl_model)
-WHERE b.whole_group = 0
 ORDER BY b.sampler <> 'base', b.sampler, b.rl_model, b.entropy_bin;
