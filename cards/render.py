@@ -10,7 +10,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from tokenshift.builders.grading.gold_rules import MEANING
 from tokenshift.builders.inputs.benchmarks import answer_rule
-from tokenshift.queries.recipes import load_recipe
+from tokenshift.queries.recipes import bootstrap_defaults
 from tokenshift.queries.report import markdown_table
 from tokenshift.schemas.manifest import listed_tables, rl_model_names, table_entry
 from tokenshift.schemas.tables import PRIMARY_KEYS, SCHEMA_VERSION
@@ -219,9 +219,9 @@ FIGURE_TEXT = {  # heading and reading note of each headline recipe's table
 
 def _intervals_text() -> str:
     """How the headline intervals are made, with the recipes' bootstrap defaults."""
-    params = load_recipe("accuracy").params
+    reps, seed = bootstrap_defaults()
     return (f"Intervals (`*_lo`, `*_hi`) are 95% Poisson percentile bootstrap intervals over problems "
-            f"({int(params['bootstrap_reps'].default_sql):,} replicates, seed {params['bootstrap_seed'].default_sql}): "
+            f"({reps:,} replicates, seed {seed}): "
             "in each replicate every problem weighs an independent Poisson(1) draw, and the value is recomputed as a "
             "ratio of weighted sums; the recipe `accuracy` states the exact weights.")
 

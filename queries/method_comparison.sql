@@ -85,7 +85,7 @@ per_problem AS (
     WHERE sampler = 'base' OR sampler IN (SELECT rl_model FROM models)
     GROUP BY sampler, benchmark, problem_id
 ),
-sums AS (  -- per sampler, each per-problem sum as a list over the dataset's problems (tokenshift_problem_numbers order; 0 outside the sampler)
+sums AS (  -- per sampler, c and n over the dataset's problems (tokenshift_problem_numbers order; 0: not in it)
     SELECT g.sampler,
            list(coalesce(p.c, 0)::DOUBLE ORDER BY pn.p) AS c,
            list(coalesce(p.n, 0)::DOUBLE ORDER BY pn.p) AS n

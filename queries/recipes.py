@@ -84,6 +84,12 @@ def load_recipe(name: str) -> Recipe:
     return parse_recipe(name, path.read_text(encoding="utf-8"), path)
 
 
+def bootstrap_defaults() -> tuple[int, int]:
+    """(bootstrap_reps, bootstrap_seed) by default: the interval recipes share them (accuracy's are read)."""
+    params = load_recipe("accuracy").params
+    return int(params["bootstrap_reps"].default_sql), int(params["bootstrap_seed"].default_sql)
+
+
 def parse_recipe(name: str, sql: str, path: Path | None = None) -> Recipe:
     """Parse a recipe's header (first-line summary, `-- Tables:`) and its SET VARIABLE parameter lines."""
     first = sql.splitlines()[0] if sql else ""

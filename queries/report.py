@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 
 from tokenshift.queries.plots import PLOTTERS, save_plot
-from tokenshift.queries.recipes import load_recipe, recipe_names
+from tokenshift.queries.recipes import bootstrap_defaults, load_recipe, recipe_names
 from tokenshift.queries.run import MissingTableError, connect, execute_recipe
 from tokenshift.queries.sources import Source, cache_bootstrap
 from tokenshift.runtime.errors import TokenshiftError
@@ -111,8 +111,7 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
     con, src = connect(source)
     try:
         _prepare_out(out, overwrite)
-        defaults = load_recipe("accuracy").params  # every interval recipe has the same bootstrap defaults
-        cache_bootstrap(con, int(defaults["bootstrap_reps"].default_sql), int(defaults["bootstrap_seed"].default_sql))
+        cache_bootstrap(con, *bootstrap_defaults())
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         head = [MARKER, "# tokenshift report", "",
                 f"- Source: `{src.spec}` (schema version {src.version})", f"- Tables: {_table_counts(con, src)}",
