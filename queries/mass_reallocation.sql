@@ -4,8 +4,8 @@
 -- R = topk_rl_ids (RL top-K), t* = top1_rl (RL top-1 id), p_K = smallest probability in topk_base_logp,
 -- q_K = smallest in topk_rl_logp. Probabilities are exp(logp) (logp in nats).
 --
--- 1. Mass moved onto the RL top-1:  gain = q(t*) - p(t*). q(t*) = exp(topk_rl_logp[1]) (exact).
--- 2. Mass on base's top-K:  base_mass = sum over S of p (exact); rl_mass = sum over S of q.
+-- 1. Mass moved onto the RL top-1:  gain = q(t*) - p(t*). q(t*) = exp(topk_rl_logp[1]) (exact; tokens.p_rl_rl_top1).
+-- 2. Mass on base's top-K:  base_mass = sum over S of p (exact; tokens.base_mass_base_topk); rl_mass = sum over S of q.
 --    net = rl_mass - base_mass: > 0 means RL moved mass into base's top-K (concentrating on base's
 --    candidates), < 0 means mass left base's top-K for tokens base ranked lower.
 -- 3. Base mass on RL's top-K:  sum over R of p (how much of RL's candidates base already held).
@@ -16,7 +16,9 @@
 -- (the entry at that rank: ties share the best rank) or when t* is the sampled token; otherwise
 -- 0 <= p(t*) <= p_K. q(i) for i in S is exact when i is in R or is the sampled token, otherwise
 -- 0 <= q(i) <= q_K, and rl_mass <= 1 - sum of q over R \ S; the base mass on R the same way with the roles
--- swapped. (View tokens_reallocation of the preamble: tokenshift query NAME --print-sql.)
+-- swapped. q(t*) and base_mass are read from their columns on builds of schema version 2.2 or later and computed
+-- from the lists on older ones (the same values). (View tokens_reallocation of the preamble: tokenshift query NAME
+-- --print-sql.)
 -- All means are over positions of the (sampler, rl_model, subset) group, with lo/hi means of the bounds
 -- (equal when every position is exact; the exact_*_share columns say how often they are).
 --

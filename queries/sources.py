@@ -88,20 +88,26 @@ GROUP BY pr.rl_model, g.benchmark, pr.problem_id;"""
 # The exact reallocation columns the scorer writes (schemas/tables.py, version 2.1): filled in every row of a
 # build made at that version or later; absent (old versions) or NULL (builds migrated from them) otherwise.
 EXACT_COLUMNS = ("p_base_rl_top1", "rl_mass_base_topk", "base_mass_rl_topk")
+# The top-K lists' scalars (version 2.2): q(t*) and p(S) without scanning the lists; where a build lacks them the
+# views compute them from the lists (the same values, in double precision).
+# (view column: the tokens column, the same value from the lists)
+LIST_SCALARS = {"q_top1": ("p_rl_rl_top1", "exp(topk_rl_logp[1]::DOUBLE)"),
+                "base_mass": ("base_mass_base_topk", "list_sum(list_transform(topk_base_logp, lambda lp: exp(lp::DOUBLE)))")}
 
 # tokens_reallocation: tokens with the per-position reallocation quantities mass_reallocation and evolution
 # average, for RL's top-1 token t* and the top-K sets S (base's) and R (RL's); p = base, q = RL.
 #   q_top1 = q(t*), exact (topk_rl_logp[1]); base_mass = p(S), exact (the sum of topk_base_logp's probabilities);
 #   top1_in_base_topk: t* in S or rl_top1_rank_base <= K (validation checks the rank against t*'s place in S);
 #   p_top1_lo/hi: p(t*); rl_mass_lo/hi: q(S); base_mass_rl_lo/hi: p(R); each *_exact says lo = hi = the value.
-# The exact view reads the scorer's columns (lo = hi). The bounds view is for builds without them: p(t*) is
+# The exact view reads the scorer's columns (lo = hi), and q_top1 and base_mass from the lists' scalars where every
+# row has them (LIST_SCALARS). The bounds view is for builds without them: p(t*) is
 # exact where the lists say it (macro tokenshift_p_rl_top1), else 0 <= p(t*) <= p_K; q(i) for i in S is exact
 # when i is in R or is the sampled token, else 0 <= q(i) <= q_K, and q(S) <= 1 - q(R \ S); p(R) the same way
 # with the roles swapped. Where a row has the scorer's column it is used instead (a partly filled build).
 EXACT_VIEW = """CREATE OR REPLACE VIEW tokens_reallocation AS
-SELECT *, exp(topk_rl_logp[1]::DOUBLE) AS q_top1, rl_top1_rank_base <= {k} AS top1_in_base_topk,
+SELECT *, {q_top1} AS q_top1, rl_top1_rank_base <= {k} AS top1_in_base_topk,
        p_base_rl_top1::DOUBLE AS p_top1_lo, p_base_rl_top1::DOUBLE AS p_top1_hi, TRUE AS p_top1_exact,
-       list_sum(list_transform(topk_base_logp, lambda lp: exp(lp::DOUBLE))) AS base_mass,
+       {base_mass} AS base_mass,
        rl_mass_base_topk::DOUBLE AS rl_mass_lo, rl_mass_base_topk::DOUBLE AS rl_mass_hi, TRUE AS rl_mass_exact,
        base_mass_rl_topk::DOUBLE AS base_mass_rl_lo, base_mass_rl_topk::DOUBLE AS base_mass_rl_hi,
        TRUE AS base_mass_rl_exact
@@ -160,6 +166,7 @@ class Source:
     version: str = SCHEMA_VERSION  # the schema version it follows (hf: assumed current)
     columns: tuple[tuple[str, tuple[str, ...]], ...] = ()  # local: (table, the columns its parts have)
     exact_rows: bool = False  # local: every tokens row has the exact reallocation columns filled
+    scalar_rows: bool = False  # local: every tokens row has the top-K lists' scalars filled (LIST_SCALARS)
     top_k: int | None = None  # local: K of the top-K lists (manifest)
 
     def glob(self, table: str) -> str:
@@ -210,20 +217,23 @@ def _local(path: Path, spec: str) -> Source:
     version = build_version(root, recorded)
     check_parts(root, recorded, version)
     columns = tuple((t, tuple(pq.read_schema(paths[0]).names)) for t, paths in files)
+    tokens = dict(files).get("tokens", ())
     return Source("local", root.as_posix(), tuple(t for t, _ in files), spec, files, version, columns,
-                  _exact_rows(dict(files).get("tokens", ())), top_k(recorded))
+                  exact_rows=_filled_rows(tokens, EXACT_COLUMNS),
+                  scalar_rows=_filled_rows(tokens, tuple(column for column, _ in LIST_SCALARS.values())),
+                  top_k=top_k(recorded))
 
 
-def _exact_rows(paths: tuple[str, ...]) -> bool:
-    """Whether every row of these tokens parts has the exact reallocation columns (their footers' null counts)."""
+def _filled_rows(paths: tuple[str, ...], columns: tuple[str, ...]) -> bool:
+    """Whether every row of these tokens parts has `columns` filled (their footers' null counts)."""
     for path in paths:
         meta = pq.ParquetFile(path).metadata
         names = meta.schema.to_arrow_schema().names
-        if any(c not in names for c in EXACT_COLUMNS):
+        if any(c not in names for c in columns):
             return False
         for g in range(meta.num_row_groups):
             group = meta.row_group(g)
-            for c in EXACT_COLUMNS:
+            for c in columns:
                 stats = group.column(names.index(c)).statistics
                 if stats is None or not stats.has_null_count or stats.null_count:
                     return False
@@ -249,7 +259,9 @@ def table_view(src: Source, table: str) -> str:
 def reallocation_view(src: Source) -> str:
     """tokens_reallocation for this source: the exact view where every row has the scorer's columns."""
     if src.exact_rows:
-        return EXACT_VIEW.format(k=src.top_k or "len(topk_base_ids)")
+        scalars = {name: f"{column}::DOUBLE" if src.scalar_rows else from_lists
+                   for name, (column, from_lists) in LIST_SCALARS.items()}
+        return EXACT_VIEW.format(k=src.top_k or "len(topk_base_ids)", **scalars)
     return BOUNDS_VIEW
 
 

@@ -24,6 +24,7 @@ from tokenshift.schemas.values import (
     RL_MODELS,
     SAMPLERS,
     TOP_K,
+    TOPK_SUM_TOL,
 )
 
 
@@ -129,14 +130,19 @@ def value_expectations(table: str, ctx: Context, fields: tuple[Field, ...] | Non
     lists or across tables); their results are reported under the column they are about. The
     invariants the recipes trust are checked here too: topk_overlap against the two id lists, and
     rl_top1_rank_base against the RL top-1's place in base's list (ties share the best rank, so the
-    rank is at most that place, and beyond K only when the token is not in the list).
+    rank is at most that place, and beyond K only when the token is not in the list), and version 2.2's scalars
+    (p_rl_rl_top1, base_mass_base_topk) against the lists they summarise.
     """
-    out = [e for f in (TABLE_FIELDS[table] if fields is None else fields) for e in field_expectations(table, f, ctx)]
+    fields = TABLE_FIELDS[table] if fields is None else fields
+    names = {f.name for f in fields}
+    out = [e for f in fields for e in field_expectations(table, f, ctx)]
     if table == "tokens":
         out += [
             _between(table, "_topk_overlap_error", None, 0, FLOAT32_TOL, "consistency", "topk_overlap"),
             _between(table, "_rl_top1_rank_excess", None, 0, 0, "consistency", "rl_top1_rank_base"),
             _between(table, "_rl_top1_rank_missing", None, 0, 0, "consistency", "rl_top1_rank_base"),
+            *(_between(table, f"_{name}_error", None, 0, TOPK_SUM_TOL, "consistency", name)
+              for name in ("p_rl_rl_top1", "base_mass_base_topk") if name in names),
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(
                 column_A="_n_tokens", column_B="position", or_equal=False, ignore_row_if="either_value_is_missing",
                 meta=meta(table, "consistency", "position")),

@@ -33,7 +33,7 @@ from tokenshift.schemas.values import (
 )
 
 # The version of the contract below; past versions' contracts are frozen in schemas/contracts/ (schemas/versions.py).
-SCHEMA_VERSION = "2.1"
+SCHEMA_VERSION = "2.2"
 Bound = float | str  # a number, or a name in schemas/values.py resolved per build (LN_VOCAB)
 
 
@@ -109,6 +109,8 @@ _LOGP = "log-probability in nats (natural log), <= 0"
 _TOPK_NOTE = "K = the build's top_k_candidates, most probable first"
 _EXACT_NULL = ("computed in float32 from both full distributions at build time; null only in builds migrated from "
                "schema version < 2.1 (`tokenshift migrate`: not computable without the models)")
+_LIST_SCALAR = ("float32, written beside the list so that readers need not scan it; `tokenshift migrate` computes it "
+                "from the list for builds of schema version < 2.2")
 
 PROMPTS = (
     Field("problem_id", pa.string(), "problem identifier from the benchmark, as a string"),
@@ -175,6 +177,10 @@ TOKENS = (
           True, low=0.0, high=1.0, tol=FLOAT32_TOL, unit="probability"),
     Field("base_mass_rl_topk", pa.float32(), f"base probability mass on RL's top-K tokens (topk_rl_ids), in [0, 1]; {_EXACT_NULL}",
           True, low=0.0, high=1.0, tol=FLOAT32_TOL, unit="probability"),
+    Field("p_rl_rl_top1", pa.float32(), f"RL probability of its own top-1 token (top1_rl), in [0, 1]: exp of topk_rl_logp's "
+          f"first entry; {_LIST_SCALAR}", low=0.0, high=1.0, tol=FLOAT32_TOL, unit="probability"),
+    Field("base_mass_base_topk", pa.float32(), f"base probability mass on its own top-K tokens (topk_base_ids), in [0, 1]: "
+          f"the sum of exp(topk_base_logp); {_LIST_SCALAR}", low=0.0, high=1.0, tol=FLOAT32_TOL, unit="probability"),
 )
 
 CROSS_SAMPLES = (

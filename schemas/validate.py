@@ -480,14 +480,15 @@ def _derive_invariants(batch: pa.Table, frame: pd.DataFrame) -> None:
     _topk_overlap_error: |topk_overlap - |ids_base ∩ ids_rl| / K|. Where the RL top-1 t* (top1_rl) is in
     base's list at entry i: _rl_top1_rank_excess = |rl_top1_rank_base - (1 + entries above entry i)|;
     where it is not: _rl_top1_rank_missing = 1 if rl_top1_rank_base is below 1 + the entries above base's
-    K-th value (t* would then be in the list), else 0.
+    K-th value (t* would then be in the list), else 0. _p_rl_rl_top1_error: |p_rl_rl_top1 - exp(topk_rl_logp[1])|;
+    _base_mass_base_topk_error: |base_mass_base_topk - min(1, sum of exp(topk_base_logp))| (version 2.2's scalars).
     """
     lengths = [pc.list_value_length(batch.column(n)).to_numpy(zero_copy_only=False)
                for n in ("topk_base_ids", "topk_rl_ids", "topk_base_logp")]
     n = batch.num_rows
     k = int(lengths[0][0]) if n else 0
     rows = (lengths[0] == k) & (lengths[1] == k) & (lengths[2] == k) if k else np.zeros(n, bool)
-    overlap_error, excess, missing = (np.full(n, np.nan) for _ in range(3))
+    overlap_error, excess, missing, top1_error, mass_error = (np.full(n, np.nan) for _ in range(5))
     if rows.any():
         ids_b, ids_r = _square(batch.column("topk_base_ids"), rows, k), _square(batch.column("topk_rl_ids"), rows, k)
         logp_b = _square(batch.column("topk_base_logp"), rows, k).astype(np.float64)
@@ -504,8 +505,16 @@ def _derive_invariants(batch: pa.Table, frame: pd.DataFrame) -> None:
             above_k = (logp_b > logp_b[:, -1:]).sum(-1)
             excess[rows] = np.where(found, np.abs(rank - (1 + above_t)), np.nan)
             missing[rows] = np.where(found, np.nan, (rank < 1 + above_k).astype(np.float64))
+        if "base_mass_base_topk" in frame.columns:
+            mass = np.minimum(np.exp(logp_b).sum(-1), 1.0)
+            mass_error[rows] = np.abs(frame["base_mass_base_topk"].to_numpy(np.float64)[rows] - mass)
+        if "p_rl_rl_top1" in frame.columns and "topk_rl_logp" in batch.column_names:
+            rl_rows = rows & (pc.list_value_length(batch.column("topk_rl_logp")).to_numpy(zero_copy_only=False) == k)
+            top1 = np.exp(_square(batch.column("topk_rl_logp"), rl_rows, k)[:, 0].astype(np.float64))
+            top1_error[rl_rows] = np.abs(frame["p_rl_rl_top1"].to_numpy(np.float64)[rl_rows] - top1)
     frame["_topk_overlap_error"], frame["_rl_top1_rank_excess"], frame["_rl_top1_rank_missing"] = (
         overlap_error, excess, missing)
+    frame["_p_rl_rl_top1_error"], frame["_base_mass_base_topk_error"] = top1_error, mass_error
 
 
 def token_counts_frame(tokens: pa.Table, generations: pd.DataFrame, rl_models: tuple[str, ...]) -> pd.DataFrame:

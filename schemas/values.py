@@ -11,6 +11,7 @@ import math
 LN2 = math.log(2.0)  # the upper bound of the Jensen-Shannon divergence in nats
 FLOAT32_TOL = 1e-6  # float32 statistics may overshoot an exact bound by rounding
 REL_POSITION_TOL = 1e-5  # rel_position is float32 of position / (n_tokens - 1)
+TOPK_SUM_TOL = 1e-5  # a float32 sum of K top-K probabilities against the same sum in float64
 
 BASE_SAMPLER = "base"  # the sampler name of the base model; RL models go by their own names
 IMPORT_ENGINE = "import"  # generations.engine of answers read from a file (`tokenshift build --completions`)

@@ -15,6 +15,8 @@ Past versions:
   2.1  tokens gain the exact reallocation columns (p_base_rl_top1, rl_mass_base_topk, base_mass_rl_topk);
        cross_samples gain sign and mix_space (delta_logp's side, log-space mixing); imported builds may
        leave prompts.gold_answer, generations.seed and generations.finish_reason null.
+  2.2  tokens gain p_rl_rl_top1 and base_mass_base_topk: scalars of the top-K lists every version has (RL's top-1
+       probability, base's top-K mass), so readers need not scan the lists; `migrate` computes them (DERIVED).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import json
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tokenshift.runtime.errors import TokenshiftError
@@ -31,7 +35,7 @@ from tokenshift.schemas.manifest import listed_files, listed_tables
 from tokenshift.schemas.tables import SCHEMA_VERSION, TABLE_FIELDS, Field
 
 CONTRACT_DIR = Path(__file__).resolve().parent / "contracts"
-PAST_VERSIONS = ("1.0", "2.0")
+PAST_VERSIONS = ("1.0", "2.0", "2.1")
 VERSIONS = (*PAST_VERSIONS, SCHEMA_VERSION)
 LABELLED_1_0 = "2.0"  # builds of this version carry the label "1.0" (written before versions were bumped)
 
@@ -39,6 +43,26 @@ LABELLED_1_0 = "2.0"  # builds of this version carry the label "1.0" (written be
 # (every other missing column reads as NULL): before criteria, cross-sampling selected by JS and took
 # the other model's token (mix weight 1).
 IMPLIED = {"cross_samples": {"criterion": "js", "mix_weight": 1.0}}
+
+
+def _rl_top1_probability(tokens: pa.Table) -> pa.Array:
+    """exp of topk_rl_logp's first entry, in float32 (the scorer's p_rl_rl_top1)."""
+    first = pc.list_element(tokens.column("topk_rl_logp"), 0).to_numpy(zero_copy_only=False)
+    return pa.array(np.exp(first.astype(np.float32)), pa.float32())
+
+
+def _base_topk_mass(tokens: pa.Table) -> pa.Array:
+    """The sum of exp(topk_base_logp) per row, in float32 (the scorer's base_mass_base_topk), at most 1."""
+    lists = tokens.column("topk_base_logp").combine_chunks()
+    values = np.exp(pc.list_flatten(lists).to_numpy(zero_copy_only=False).astype(np.float32))
+    offsets = lists.offsets.to_numpy()
+    sums = np.add.reduceat(np.append(values, np.float32(0.0)), offsets[:-1]) if len(lists) else values[:0]
+    sums[offsets[:-1] == offsets[1:]] = 0.0  # an empty list (reduceat would give the next row's first value)
+    return pa.array(np.minimum(sums, np.float32(1.0)), pa.float32())
+
+
+# Columns a version lacks that follow from columns every version has: `migrate` computes them (table -> name -> how).
+DERIVED = {"tokens": {"p_rl_rl_top1": _rl_top1_probability, "base_mass_base_topk": _base_topk_mass}}
 
 
 def version_key(version: str) -> tuple[int, ...]:

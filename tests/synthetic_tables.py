@@ -106,6 +106,7 @@ def _token_rows(gen_id: str, sampler: str, rl_model: str, base_lg: np.ndarray, r
             "topk_overlap": len(set(tk_b[i]) & set(tk_r[i])) / TOP_K,
             "p_base_rl_top1": float(pb[i, top1_r[i]]), "rl_mass_base_topk": float(pr[i, tk_b[i]].sum()),
             "base_mass_rl_topk": float(pb[i, tk_r[i]].sum()),
+            "p_rl_rl_top1": float(pr[i, top1_r[i]]), "base_mass_base_topk": float(pb[i, tk_b[i]].sum()),
         })
     return rows
 

@@ -22,7 +22,7 @@ from synthetic_tables import make_tables, write_build, write_manifest
 from tokenshift.queries import preamble_sql, recipe_names, run_recipe
 from tokenshift.queries.recipes import load_recipe, recipe_doc
 from tokenshift.queries.run import MissingTableError, connect
-from tokenshift.queries.sources import POISSON_CUTS, cache_bootstrap, resolve_source
+from tokenshift.queries.sources import POISSON_CUTS, cache_bootstrap, reallocation_view, resolve_source
 from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.schemas.tables import to_arrow, write_parquet
 
@@ -302,6 +302,27 @@ def test_mass_reallocation(build, build_without_exact, t):
             _close(e.mean_base_mass_base_topk, g.base_mass.mean(), 1e-6)
             assert r.mean_rl_mass_base_topk_lo - 1e-6 <= e.mean_rl_mass_base_topk_lo <= r.mean_rl_mass_base_topk_hi + 1e-6
             assert r.mean_base_mass_rl_topk_lo - 1e-6 <= e.mean_base_mass_rl_topk_lo <= r.mean_base_mass_rl_topk_hi + 1e-6
+
+
+def test_reallocation_reads_the_lists_scalars_where_every_row_has_them(build, t, tmp_path):
+    """q(t*) and p(S) come from p_rl_rl_top1 and base_mass_base_topk (version 2.2) when every row has them, and
+    from the lists otherwise (a build of an older version, whose parts lack them): the same values within float32
+    rounding."""
+    from_lists = tmp_path / "from-lists"
+    shutil.copytree(build, from_lists)
+    for part in sorted((from_lists / "tokens").glob("*.parquet")):
+        write_parquet(pq.read_table(part).drop_columns(["p_rl_rl_top1", "base_mass_base_topk"]), part)
+    write_manifest(from_lists)
+    scalars = run_recipe("mass_reallocation", build, {})
+    lists = run_recipe("mass_reallocation", from_lists, {})
+    tok = t["tokens"]
+    for res in (scalars, lists):
+        row = res[(res.sampler == "base") & (res.subset == "all")].iloc[0]
+        g = tok[(tok.sampler == "base") & (tok.rl_model == row.rl_model)]
+        _close(row.mean_q_rl_top1, np.exp(g.topk_rl_logp.map(lambda v: float(v[0]))).mean(), 1e-6)
+        _close(row.mean_base_mass_base_topk, g.topk_base_logp.map(lambda v: np.exp(np.float64(v)).sum()).mean(), 1e-6)
+    assert "p_rl_rl_top1::DOUBLE AS q_top1" in reallocation_view(resolve_source(build))
+    assert "p_rl_rl_top1" not in reallocation_view(resolve_source(from_lists))
 
 
 def test_divergent_tokens(build, t):

@@ -46,6 +46,8 @@ def _reference(base, rl, ids, prompt_len, vocab, k):
     ref["p_base_rl_top1"] = pb[rows, ref["top1_rl"]]
     ref["rl_mass_base_topk"] = np.take_along_axis(pr, ref["topk_base_ids"], -1).sum(-1)
     ref["base_mass_rl_topk"] = np.take_along_axis(pb, ref["topk_rl_ids"], -1).sum(-1)
+    ref["p_rl_rl_top1"] = pr.max(-1)
+    ref["base_mass_base_topk"] = np.sort(pb, -1)[:, -k:].sum(-1)
     return ref
 
 

@@ -8,9 +8,11 @@ The fixtures under tests/fixtures/schema/<version>/ are tiny builds written by t
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -30,6 +32,7 @@ from tokenshift.schemas.versions import PAST_VERSIONS, build_version, contract, 
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "schema"
 EXACT = ("p_base_rl_top1", "rl_mass_base_topk", "base_mass_rl_topk")
+SCALARS = ("p_rl_rl_top1", "base_mass_base_topk")  # 2.2: the top-K lists' scalars
 FAST = {"bootstrap_reps": 20}  # the interval recipes' replicates (their intervals are checked elsewhere)
 
 
@@ -56,7 +59,9 @@ def test_every_past_version_has_a_fixture_and_a_frozen_contract():
     assert ({f.name for f in contract("2.0")["cross_samples"]} | {"sign", "mix_space"}
             == {f.name for f in TABLE_FIELDS["cross_samples"]})
     assert not set(EXACT) & {f.name for f in contract("2.0")["tokens"]}
-    assert set(EXACT) <= {f.name for f in TABLE_FIELDS["tokens"]}
+    assert set(EXACT) <= {f.name for f in contract("2.1")["tokens"]}
+    assert not set(SCALARS) & {f.name for f in contract("2.1")["tokens"]}
+    assert set(EXACT + SCALARS) <= {f.name for f in TABLE_FIELDS["tokens"]}
 
 
 def test_contract_json_round_trips_the_current_contract(tmp_path, monkeypatch):
@@ -75,7 +80,8 @@ def test_contract_json_round_trips_the_current_contract(tmp_path, monkeypatch):
 def test_fixture_versions_are_resolved(old):
     version, build = old
     manifest = json.loads((build / "manifest.json").read_text())
-    assert manifest["schema_version"] == "1.0"  # both were written labelled 1.0; 2.0 is told by cross_samples.run_id
+    # 1.0 and 2.0 were both written labelled 1.0; 2.0 is told by cross_samples.run_id
+    assert manifest["schema_version"] == ("1.0" if version in ("1.0", "2.0") else version)
     assert build_version(build, manifest) == version
     assert resolve_source(build).version == version
 
@@ -106,7 +112,11 @@ def test_every_recipe_runs_on_old_builds(old):
         if name in ("js_distribution", "reranking", "mass_reallocation", "accuracy", "cross_sampling_curve", "evolution"):
             assert len(result) > 0, name
     mass = run_recipe("mass_reallocation", build)
-    assert (mass.exact_topk_share < 1).any()  # no exact columns: the bounds, said by the exact shares
+    if version in ("1.0", "2.0"):
+        assert (mass.exact_topk_share < 1).any()  # no exact columns: the bounds, said by the exact shares
+    else:
+        filled = mass[mass.n_tokens > 0]
+        assert (filled.exact_topk_share == 1).all() and (filled.mean_gain_lo == filled.mean_gain_hi).all()
     assert (mass.mean_gain_lo <= mass.mean_gain_hi + 1e-12).all()
     curve = run_recipe("cross_sampling_curve", build, _params("cross_sampling_curve"))
     assert len(curve) > 0
@@ -120,11 +130,13 @@ def test_old_cross_samples_read_as_their_version_implies(old):
     try:
         rows = con.execute("SELECT DISTINCT criterion, mix_weight, run_id IS NULL FROM cross_samples "
                            "WHERE criterion = 'js'").fetchall()
-        exact = con.execute("SELECT count(*), count(p_base_rl_top1) FROM tokens").fetchone()
+        exact = con.execute("SELECT count(*), count(p_base_rl_top1), count(p_rl_rl_top1), "
+                            "count(base_mass_base_topk) FROM tokens").fetchone()
     finally:
         con.close()
     assert rows == [("js", 1.0, version == "1.0")]
-    assert exact[0] > 0 and exact[1] == 0  # the 2.1 columns read as NULL
+    assert exact[0] > 0 and exact[2] == exact[3] == 0  # the 2.2 columns read as NULL
+    assert exact[1] == (exact[0] if version == "2.1" else 0)  # and the 2.1 columns before 2.1
 
 
 def test_card_publish_and_view_of_an_old_build(old, tmp_path):
@@ -138,9 +150,10 @@ def test_card_publish_and_view_of_an_old_build(old, tmp_path):
     assert f"schema version {version}." in text and "tokenshift migrate" in text
     if version == "1.0":
         assert "JS threshold in nats for an intervention" in text and "`criterion`" not in text
-    assert "`p_base_rl_top1`" not in text
+    assert "`p_rl_rl_top1`" not in text and ("`p_base_rl_top1`" in text) == (version == "2.1")
     published = publish_local(build, tmp_path / "registry", "1.0.0")
-    assert json.loads((published / "manifest.json").read_text())["schema_version"] == "1.0"
+    label = json.loads((build / "manifest.json").read_text())["schema_version"]
+    assert json.loads((published / "manifest.json").read_text())["schema_version"] == label
     assert len(run_recipe("mass_reallocation", f"{tmp_path / 'registry'}@latest")) > 0
     index = write_viewer(f"{tmp_path / 'registry'}@1.0.0", tmp_path / "view", top=1)
     assert Path(index).is_file() and len(list((tmp_path / "view").rglob("*.html"))) > 1
@@ -174,7 +187,13 @@ def test_migrate_keeps_every_old_column_and_validates(old, tmp_path):
             assert new.column(name).to_pylist() == before.column(name).to_pylist(), (table, name)
         assert pq.read_schema(out / sorted(entry["files"])[0]).metadata[b"schema_version"].decode() == SCHEMA_VERSION
     tokens = pa.concat_tables([pq.read_table(p) for p in sorted((out / "tokens").glob("*.parquet"))])
-    assert all(tokens.column(c).null_count == tokens.num_rows for c in EXACT)
+    if version in ("1.0", "2.0"):
+        assert all(tokens.column(c).null_count == tokens.num_rows for c in EXACT)
+    # the lists' scalars are computed from the lists: RL's top-1 probability and base's top-K mass
+    rl_logp, base_logp = (np.array(tokens.column(c).to_pylist(), np.float64) for c in ("topk_rl_logp", "topk_base_logp"))
+    np.testing.assert_allclose(tokens.column("p_rl_rl_top1").to_numpy(), np.exp(rl_logp[:, 0]), rtol=1e-6)
+    np.testing.assert_allclose(tokens.column("base_mass_base_topk").to_numpy(),
+                               np.minimum(np.exp(base_logp).sum(-1), 1.0), rtol=1e-6)
     cross = pa.concat_tables([pq.read_table(p) for p in sorted((out / "cross_samples").glob("*.parquet"))])
     run_ids = {r["run_id"] for r in manifest["cross_sampling_runs"]}
     assert set(cross.column("run_id").to_pylist()) <= run_ids
@@ -201,7 +220,8 @@ def test_a_build_is_one_version(tmp_path):
     old = table.drop_columns(list(EXACT)).replace_schema_metadata({b"schema_version": b"1.0", b"table": b"tokens"})
     write_parquet(old, part)
     refresh_manifest_tables(build)
-    with pytest.raises(TokenshiftError, match=r"follows schema version 1\.0 but .* is version 2\.1: the build mixes"):
+    with pytest.raises(TokenshiftError, match=rf"follows schema version 1\.0 but .* is version {re.escape(SCHEMA_VERSION)}: "
+                                              "the build mixes"):
         resolve_source(build)
     report = validate_build(build)
     assert any(r.expectation == "schema_version_matches" and not r.success for r in report.results)
@@ -234,7 +254,8 @@ def test_resume_under_another_version_is_refused(tmp_path):
 
 
 def test_validation_checks_the_invariants_recipes_trust(tmp_path):
-    """topk_overlap against the two id lists, rl_top1_rank_base against t*'s place in base's list."""
+    """topk_overlap against the two id lists, rl_top1_rank_base against t*'s place in base's list, and the lists'
+    scalars against the lists."""
     build = make_build(tmp_path / "b")
     assert validate_build(build).ok
     part = sorted((build / "tokens").glob("*.parquet"))[0]
@@ -244,10 +265,13 @@ def test_validation_checks_the_invariants_recipes_trust(tmp_path):
                   and r["topk_base_logp"][0] > r["topk_base_logp"][1])
     rows[inside]["rl_top1_rank_base"] = 1  # t* is below base's top-1, so its rank cannot be 1
     rows[0]["topk_overlap"] = 1.0 if rows[0]["topk_overlap"] < 1 else 0.0
+    rows[1]["p_rl_rl_top1"] *= 0.999  # within [0, 1], but not exp(topk_rl_logp[1])
+    rows[2]["base_mass_base_topk"] += 2e-5 if rows[2]["base_mass_base_topk"] < 0.5 else -2e-5  # beyond TOPK_SUM_TOL
     write_parquet(pa.Table.from_pylist(rows, schema=schema("tokens")), part)
     refresh_manifest_tables(build)
     failed = {(r.column, r.unexpected_count) for r in validate_build(build).results if not r.success}
     assert ("rl_top1_rank_base", 1) in failed and ("topk_overlap", 1) in failed
+    assert ("p_rl_rl_top1", 1) in failed and ("base_mass_base_topk", 1) in failed
 
 
 def test_a_hub_dataset_of_an_old_version_reads_missing_columns_as_null(monkeypatch):

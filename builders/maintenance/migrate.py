@@ -2,7 +2,8 @@
 
 Only what is computable without the models is migrated. Every column the old version has is copied
 as it is (same values, same types); a column it lacks gets the value the old version implies
-(schemas/versions.IMPLIED), is derived from the manifest (cross_samples.run_id), or is NULL where the
+(schemas/versions.IMPLIED), is computed from the top-K lists (schemas/versions.DERIVED: tokens.p_rl_rl_top1,
+base_mass_base_topk), is derived from the manifest (cross_samples.run_id), or is NULL where the
 current contract allows it (the exact reallocation columns of tokens: rescoring needs the models). A
 required column that is none of these is refused in one line that says to rebuild. DIR is never written.
 """
@@ -23,7 +24,7 @@ from tokenshift.runtime.files import clean_leftovers
 from tokenshift.schemas import manifest
 from tokenshift.schemas.registry import refuse_published_out
 from tokenshift.schemas.tables import SCHEMA_VERSION, schema
-from tokenshift.schemas.versions import build_version, check_parts, missing_columns
+from tokenshift.schemas.versions import DERIVED, build_version, check_parts, missing_columns
 
 CROSS = "cross_samples"
 
@@ -99,6 +100,8 @@ def _upgraded(table: str, part: pa.Table, runs: list[dict] | None, src: Path, im
     for field, implied in missing_columns(table, present):
         if implied is not None:
             filled[field.name] = pa.array([implied] * part.num_rows, field.type)
+        elif field.name in DERIVED.get(table, {}):
+            filled[field.name] = DERIVED[table][field.name](part)
         elif table == CROSS and field.name == "run_id" and runs is not None:
             filled[field.name] = pa.array([runs[0]["run_id"]] * part.num_rows, field.type)
         elif field.nullable:

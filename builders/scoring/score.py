@@ -210,6 +210,8 @@ def _block_stats(logits_b, logits_r, token_ids, top_k, workspace) -> dict[str, t
         "p_base_rl_top1": values[2].exp(),
         "rl_mass_base_topk": rl_mass_base_topk,
         "base_mass_rl_topk": base_mass_rl_topk,
+        "p_rl_rl_top1": top_r[:, 0].exp(),  # the lists' own scalars, so readers need not scan the lists
+        "base_mass_base_topk": top_b.exp().sum(-1).clamp_(0.0, 1.0),
     }
 
 
