@@ -45,78 +45,78 @@ SET VARIABLE top_shares = COALESCE(getvariable('top_shares'), [0.01, 0.05])::DOU
 SET VARIABLE bootstrap_reps = COALESCE(getvariable('bootstrap_reps'), 1000)::INTEGER;
 SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGER;
 
--- tokens is read once (with its answers' problem_id) and aggregated per (group, problem) and per-row bucket (how many
--- thresholds Δ passes each way, the p_base bin, how many top sets the row is in), so the measures at every level
--- come from those few rows. A top set is the first k rows in (key, generation_id, position) order, key = -|Δ| or
--- -JS (NULL last): its k-th key v comes from a bounded heap of keys (min(key, k)), and among the rows whose key is v
--- the top set takes the first ones by (generation_id, position), as many as the heap's first k keys hold v.
-WITH tok AS NOT MATERIALIZED (  -- read again by each use: held whole it was most of the report's memory
-    SELECT t.sampler, t.rl_model, g.problem_id, t.generation_id, t.position,
-           t.logp_rl::DOUBLE - t.logp_base::DOUBLE AS delta, exp(t.logp_base::DOUBLE) AS p_base, t.js::DOUBLE AS js,
-           coalesce(-abs(t.logp_rl::DOUBLE - t.logp_base::DOUBLE), 'inf'::DOUBLE) AS key_delta,
-           coalesce(-t.js::DOUBLE, 'inf'::DOUBLE) AS key_js
-    FROM tokens AS t JOIN generations AS g USING (generation_id)
-),
-groups AS (
-    SELECT sampler, rl_model, count(DISTINCT problem_id) AS n_problems, count(*) AS n_tokens,
-           quantile_cont(delta, getvariable('delta_quantiles')) AS q
-    FROM tok GROUP BY sampler, rl_model
+-- How it is computed. Δ's quantiles, and per (group, problem) and per-row bucket (how many thresholds Δ passes
+-- each way, the p_base bin) the rows and sums of Δ and |Δ|, so the threshold and bin measures at every level come
+-- from those few rows. A top set is the first k rows of the group in (key, generation_id, position) order, key = -|Δ|
+-- or -JS (NULL last), k = ceil(share x tokens of the group); the sets of a group nest. A count of rows per key
+-- bucket ceil(1000 x key) gives the smallest bucket b_max holding the largest k rows at or below it; only the rows
+-- whose bucket is at most b_max (a few % of the rows) are ranked by (key, generation_id, position), and a row is in
+-- a top set when its rank is at most that set's k.
+WITH tok AS NOT MATERIALIZED (  -- read again by each use (held whole it was most of the report's memory)
+    SELECT sampler, rl_model, generation_id, position,
+           logp_rl::DOUBLE - logp_base::DOUBLE AS delta, exp(logp_base::DOUBLE) AS p_base,
+           coalesce(-abs(logp_rl::DOUBLE - logp_base::DOUBLE), 'inf'::DOUBLE) AS key_delta,
+           coalesce(-js::DOUBLE, 'inf'::DOUBLE) AS key_js
+    FROM tokens
 ),
 levels AS (  -- each list's distinct values, ascending; a level's rank is its place in its list
     SELECT (SELECT list(DISTINCT x ORDER BY x) FROM (SELECT unnest(getvariable('delta_thresholds')) AS x)) AS thresholds,
            (SELECT list(DISTINCT x ORDER BY x) FROM (SELECT unnest(getvariable('base_prob_edges')) AS x)) AS edges,
            (SELECT list(DISTINCT x ORDER BY x) FROM (SELECT unnest(getvariable('top_shares')) AS x)) AS shares
 ),
-heaps AS (  -- per group, the smallest max(k) keys of each order, ascending; k = ceil(share x tokens of the group)
-    SELECT t.sampler, t.rl_model, any_value(z.k) AS k,
-           min(t.key_delta, z.k_max) AS h_delta, min(t.key_js, z.k_max) AS h_js
-    FROM tok AS t
-    JOIN (SELECT sampler, rl_model, k, greatest(list_max(k), 1) AS k_max
-          FROM (SELECT g.sampler, g.rl_model, list_transform(l.shares, lambda s: ceil(s * g.n_tokens)::BIGINT) AS k
-                FROM groups AS g, levels AS l)) AS z USING (sampler, rl_model)
-    GROUP BY t.sampler, t.rl_model
-),
-bounds AS (  -- per group and top share of rank i: the k-th key and how many of the first k keys equal it
-    SELECT sampler, rl_model, i, 'delta' AS order_by, h_delta[k[i]] AS v,
-           len(list_filter(h_delta[1:k[i]], lambda x: x = h_delta[k[i]])) AS need
-    FROM heaps, range(1, len(k) + 1) AS r(i) WHERE k[i] > 0
+buckets AS (  -- per group, how many rows have each key bucket ceil(1000 x key), for each order
+    SELECT sampler, rl_model, TRUE AS is_delta, ceil(key_delta * 1000) AS b, count(*) AS n FROM tok GROUP BY ALL
     UNION ALL
-    SELECT sampler, rl_model, i, 'js', h_js[k[i]], len(list_filter(h_js[1:k[i]], lambda x: x = h_js[k[i]]))
-    FROM heaps, range(1, len(k) + 1) AS r(i) WHERE k[i] > 0
+    SELECT sampler, rl_model, FALSE, ceil(key_js * 1000) AS b, count(*) FROM tok GROUP BY ALL
 ),
-ties AS (  -- the rows whose key is a k-th key, in (generation_id, position) order
-    SELECT *, row_number() OVER (PARTITION BY sampler, rl_model, i, order_by ORDER BY generation_id, position) AS rn
-    FROM (SELECT b.*, t.generation_id, t.position
-          FROM (SELECT * FROM tok WHERE key_delta IN (SELECT v FROM bounds WHERE order_by = 'delta')
-                                     OR key_js IN (SELECT v FROM bounds WHERE order_by = 'js')) AS t
-          JOIN bounds AS b ON b.sampler = t.sampler AND b.rl_model = t.rl_model
-                          AND b.v = CASE b.order_by WHEN 'delta' THEN t.key_delta ELSE t.key_js END)
+sizes AS (  -- per group: tokens, and k of each top share
+    SELECT c.sampler, c.rl_model, c.n_tokens, list_transform(l.shares, lambda s: ceil(s * c.n_tokens)::BIGINT) AS k
+    FROM (SELECT sampler, rl_model, sum(n)::BIGINT AS n_tokens FROM buckets WHERE is_delta GROUP BY sampler, rl_model) AS c,
+         levels AS l
 ),
-cutoffs AS (  -- per group, the last row of each nonempty top set as a key: a row is in the set when its key is <=
-    SELECT sampler, rl_model,
-           list({'v': v, 'g': generation_id, 'p': position}) FILTER (WHERE order_by = 'delta') AS cut_delta,
-           list(v) FILTER (WHERE order_by = 'delta') AS v_delta,
-           list({'v': v, 'g': generation_id, 'p': position}) FILTER (WHERE order_by = 'js') AS cut_js,
-           list(v) FILTER (WHERE order_by = 'js') AS v_js
-    FROM ties WHERE rn = need
-    GROUP BY sampler, rl_model
+reach AS (  -- per group and order: the smallest bucket whose rows and those below it number at least the largest k
+    SELECT b.sampler, b.rl_model, b.is_delta, min(b.b) FILTER (WHERE b.below >= greatest(list_max(z.k), 1)) AS b_max
+    FROM (SELECT *, sum(n) OVER (PARTITION BY sampler, rl_model, is_delta ORDER BY b) AS below FROM buckets) AS b
+    JOIN sizes AS z USING (sampler, rl_model)
+    GROUP BY b.sampler, b.rl_model, b.is_delta
+),
+candidates AS (  -- the rows in a bucket at most the group's b_max in some order: every top set is among them
+    SELECT c.sampler, c.rl_model, c.generation_id, c.position, c.key_delta, c.key_js,
+           ceil(c.key_delta * 1000) <= d.b_max AS in_delta, ceil(c.key_js * 1000) <= j.b_max AS in_js
+    FROM (SELECT * FROM tok WHERE ceil(key_delta * 1000) <= (SELECT max(b_max) FROM reach WHERE is_delta)
+                               OR ceil(key_js * 1000) <= (SELECT max(b_max) FROM reach WHERE NOT is_delta)) AS c
+    JOIN reach AS d ON d.sampler = c.sampler AND d.rl_model = c.rl_model AND d.is_delta
+    JOIN reach AS j ON j.sampler = c.sampler AND j.rl_model = c.rl_model AND NOT j.is_delta
+),
+ranked AS (  -- each candidate's place in its group by (key, generation_id, position), for each order it reaches
+    SELECT sampler, rl_model, generation_id,
+           CASE WHEN in_delta THEN row_number() OVER (PARTITION BY sampler, rl_model, in_delta
+                                                      ORDER BY key_delta, generation_id, position) END AS rn_delta,
+           CASE WHEN in_js THEN row_number() OVER (PARTITION BY sampler, rl_model, in_js
+                                                   ORDER BY key_js, generation_id, position) END AS rn_js
+    FROM candidates
+),
+overlap AS (  -- per group, top share of rank i and problem: rows in both top sets (the first k of each order), in either
+    SELECT r.sampler, r.rl_model, i, g.problem_id,
+           count(*) FILTER (WHERE r.rn_delta <= z.k[i] AND r.rn_js <= z.k[i]) AS n_both,
+           count(*) FILTER (WHERE r.rn_delta <= z.k[i] OR r.rn_js <= z.k[i]) AS n_either
+    FROM ranked AS r JOIN generations AS g USING (generation_id)
+    JOIN sizes AS z ON z.sampler = r.sampler AND z.rl_model = r.rl_model,
+         (SELECT unnest(range(1, len(shares) + 1)) AS i FROM levels) AS t
+    GROUP BY r.sampler, r.rl_model, i, g.problem_id
+),
+quantiles_of AS (  -- per group: Δ's quantiles
+    SELECT sampler, rl_model, quantile_cont(delta, getvariable('delta_quantiles')) AS q FROM tok GROUP BY sampler, rl_model
 ),
 cells AS (  -- per group, problem and bucket: rows, sum of Δ, sum of |Δ|
-    SELECT t.sampler, t.rl_model, t.problem_id,
-           len(list_filter(l.thresholds, lambda x: t.delta >= x)) AS n_ge,
-           len(list_filter(l.thresholds, lambda x: t.delta <= -x)) AS n_le,
-           len(list_filter(l.edges, lambda x: t.p_base >= x)) AS bin,
-           -- the top sets nest (shares ascending), so a row in n of them is in those of the n largest shares
-           -- (the whole key is compared only where the row's key is a k-th key: elsewhere the key alone decides)
-           CASE WHEN list_contains(c.v_delta, t.key_delta)
-                THEN len(list_filter(c.cut_delta, lambda x: {'v': t.key_delta, 'g': t.generation_id, 'p': t.position} <= x))
-                ELSE coalesce(len(list_filter(c.v_delta, lambda x: t.key_delta < x)), 0) END AS tops_delta,
-           CASE WHEN list_contains(c.v_js, t.key_js)
-                THEN len(list_filter(c.cut_js, lambda x: {'v': t.key_js, 'g': t.generation_id, 'p': t.position} <= x))
-                ELSE coalesce(len(list_filter(c.v_js, lambda x: t.key_js < x)), 0) END AS tops_js,
+    -- each CASE settles the common rows (below the smallest threshold, in the last bin) without a lambda
+    SELECT t.sampler, t.rl_model, g.problem_id,
+           CASE WHEN t.delta < l.thresholds[1] THEN 0 ELSE len(list_filter(l.thresholds, lambda x: t.delta >= x)) END AS n_ge,
+           CASE WHEN t.delta > -l.thresholds[1] THEN 0 ELSE len(list_filter(l.thresholds, lambda x: t.delta <= -x)) END AS n_le,
+           CASE WHEN t.p_base >= l.edges[-1] THEN len(l.edges) ELSE len(list_filter(l.edges, lambda x: t.p_base >= x)) END AS bin,
            count(*) AS n, sum(t.delta) AS sum_delta, sum(abs(t.delta)) AS sum_abs
-    FROM tok AS t LEFT JOIN cutoffs AS c USING (sampler, rl_model), levels AS l
-    GROUP BY t.sampler, t.rl_model, t.problem_id, n_ge, n_le, bin, tops_delta, tops_js
+    FROM tok AS t JOIN generations AS g USING (generation_id), levels AS l
+    GROUP BY t.sampler, t.rl_model, g.problem_id, n_ge, n_le, bin
 ),
 per_problem AS (
     SELECT sampler, rl_model, problem_id, sum(n) AS n, sum(sum_abs) AS sum_abs FROM cells
@@ -149,15 +149,12 @@ items AS (  -- per group, measure, level and problem: what a replicate sums (num
     WHERE c.sampler = p.sampler AND c.rl_model = p.rl_model AND c.problem_id = p.problem_id
     GROUP BY p.sampler, p.rl_model, m.measure, i, level, p.problem_id
     UNION ALL
-    -- the top share of rank i (of S): a row is in its top set when it is in at least S - i + 1 of them (they nest)
-    SELECT p.sampler, p.rl_model, 'jaccard_top', l.shares[i] AS level, p.problem_id,
-           coalesce(sum(c.n) FILTER (WHERE c.tops_delta >= len(l.shares) - i + 1
-                                       AND c.tops_js >= len(l.shares) - i + 1), 0)::DOUBLE,
-           coalesce(sum(c.n) FILTER (WHERE c.tops_delta >= len(l.shares) - i + 1
-                                       OR c.tops_js >= len(l.shares) - i + 1), 0)::DOUBLE
-    FROM per_problem AS p, levels AS l, range(1, len(l.shares) + 1) AS r(i), cells AS c
-    WHERE c.sampler = p.sampler AND c.rl_model = p.rl_model AND c.problem_id = p.problem_id
-    GROUP BY p.sampler, p.rl_model, i, level, p.problem_id
+    -- the top share of rank i: the rows in both of its top sets over the rows in either
+    SELECT p.sampler, p.rl_model, 'jaccard_top', l.shares[r.i] AS level, p.problem_id,
+           coalesce(o.n_both, 0)::DOUBLE, coalesce(o.n_either, 0)::DOUBLE
+    FROM per_problem AS p CROSS JOIN levels AS l CROSS JOIN range(1, len(l.shares) + 1) AS r(i)
+    LEFT JOIN overlap AS o ON o.sampler = p.sampler AND o.rl_model = p.rl_model AND o.i = r.i
+                          AND o.problem_id = p.problem_id
 ),
 point AS (
     SELECT sampler, rl_model, measure, level, sum(num) / nullif(sum(den), 0) AS value
@@ -178,6 +175,12 @@ intervals AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokens
                  list_dot_product(w.w, s.num) / nullif(list_dot_product(w.w, s.den), 0) AS value
           FROM sums AS s, tokenshift_bootstrap_weights(getvariable('bootstrap_reps'), getvariable('bootstrap_seed')) AS w)
     GROUP BY sampler, rl_model, measure, level
+),
+groups AS (
+    SELECT z.sampler, z.rl_model, p.n_problems, z.n_tokens, q.q
+    FROM sizes AS z JOIN quantiles_of AS q USING (sampler, rl_model)
+    JOIN (SELECT sampler, rl_model, count(*) AS n_problems FROM per_problem GROUP BY sampler, rl_model) AS p
+         USING (sampler, rl_model)
 ),
 quantiles AS (
     SELECT sampler, rl_model, 'quantile' AS measure, unnest(getvariable('delta_quantiles')) AS level,
