@@ -108,15 +108,20 @@ overlap AS (  -- per group, top share of rank i and problem: rows in both top se
 quantiles_of AS (  -- per group: Δ's quantiles
     SELECT sampler, rl_model, quantile_cont(delta, getvariable('delta_quantiles')) AS q FROM tok GROUP BY sampler, rl_model
 ),
-cells AS (  -- per group, problem and bucket: rows, sum of Δ, sum of |Δ|
-    -- each CASE settles the common rows (below the smallest threshold, in the last bin) without a lambda
-    SELECT t.sampler, t.rl_model, g.problem_id,
-           CASE WHEN t.delta < l.thresholds[1] THEN 0 ELSE len(list_filter(l.thresholds, lambda x: t.delta >= x)) END AS n_ge,
-           CASE WHEN t.delta > -l.thresholds[1] THEN 0 ELSE len(list_filter(l.thresholds, lambda x: t.delta <= -x)) END AS n_le,
-           CASE WHEN t.p_base >= l.edges[-1] THEN len(l.edges) ELSE len(list_filter(l.edges, lambda x: t.p_base >= x)) END AS bin,
-           count(*) AS n, sum(t.delta) AS sum_delta, sum(abs(t.delta)) AS sum_abs
-    FROM tok AS t JOIN generations AS g USING (generation_id), levels AS l
-    GROUP BY t.sampler, t.rl_model, g.problem_id, n_ge, n_le, bin
+cells AS (  -- per group, problem and bucket: rows, sum of Δ, sum of |Δ| (summed per answer first: a join of the
+    -- answers' few rows with generations instead of every token's)
+    SELECT a.sampler, a.rl_model, g.problem_id, a.n_ge, a.n_le, a.bin,
+           sum(a.n) AS n, sum(a.sum_delta) AS sum_delta, sum(a.sum_abs) AS sum_abs
+    FROM (  -- each CASE settles the common rows (below the smallest threshold, in the last bin) without a lambda
+        SELECT t.sampler, t.rl_model, t.generation_id,
+               CASE WHEN t.delta < l.thresholds[1] THEN 0 ELSE len(list_filter(l.thresholds, lambda x: t.delta >= x)) END AS n_ge,
+               CASE WHEN t.delta > -l.thresholds[1] THEN 0 ELSE len(list_filter(l.thresholds, lambda x: t.delta <= -x)) END AS n_le,
+               CASE WHEN t.p_base >= l.edges[-1] THEN len(l.edges) ELSE len(list_filter(l.edges, lambda x: t.p_base >= x)) END AS bin,
+               count(*) AS n, sum(t.delta) AS sum_delta, sum(abs(t.delta)) AS sum_abs
+        FROM tok AS t, levels AS l
+        GROUP BY t.sampler, t.rl_model, t.generation_id, n_ge, n_le, bin
+    ) AS a JOIN generations AS g USING (generation_id)
+    GROUP BY a.sampler, a.rl_model, g.problem_id, a.n_ge, a.n_le, a.bin
 ),
 per_problem AS (
     SELECT sampler, rl_model, problem_id, sum(n) AS n, sum(sum_abs) AS sum_abs FROM cells
