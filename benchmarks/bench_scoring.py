@@ -192,6 +192,8 @@ def full_logits_script(base, rl, prompt, answer, vocab, args):
         "p_base_rl_top1": p_b.gather(-1, top_r.indices[:, :1])[:, 0],
         "rl_mass_base_topk": p_r.gather(-1, top_b.indices).sum(-1),
         "base_mass_rl_topk": p_b.gather(-1, top_r.indices).sum(-1),
+        "p_rl_rl_top1": p_r.gather(-1, top_r.indices[:, :1])[:, 0],
+        "base_mass_base_topk": p_b.gather(-1, top_b.indices).sum(-1),
     }
 
 
