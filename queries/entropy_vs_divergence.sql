@@ -34,12 +34,15 @@ SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
 SET VARIABLE entropy_bins = COALESCE(getvariable('entropy_bins'), 10)::INTEGER;
 SET VARIABLE fork_quantile = COALESCE(getvariable('fork_quantile'), 0.8)::DOUBLE;
 
--- Two scans of tokens, no window or sort over its rows. The first gives each group's fork cutoff (quantile_cont:
+-- Three scans of tokens, no window or sort over its rows. The first gives each group's fork cutoff (quantile_cont:
 -- between the order statistics floor(h) and ceil(h), 0-based, h = (n - 1) * fork_quantile) and its bin bounds:
 -- bin > j exactly when more than c_j = ceil(j * max(n - 1, 1) / entropy_bins) positions have a lower entropy,
 -- i.e. when the entropy exceeds the c_j-th smallest. quantile_disc at level q takes the ceil(n * q)-th smallest, so
 -- the c-th smallest of a group of n is its value at q = (c - 0.5) / n; entropy_bin_levels lists those levels for
--- every group (quantile_disc takes them as one constant list). The second scan counts positions per bin.
+-- every group (quantile_disc takes them as one constant list). The second sums positions per bucket of similar
+-- entropies, f = ceil(64 x ln(entropy)) (-inf for 0), with each bucket's lowest and highest entropy: a bucket with
+-- no bound in [lowest, highest) and the fork cutoff not in (lowest, highest] lies wholly inside one bin and on one
+-- side of the cutoff. The third reads again the positions of the other buckets (few) and puts each into its bin.
 SET VARIABLE entropy_bin_levels = (
     SELECT list_concat([0.5], list(DISTINCT (c::DOUBLE - 0.5) / n::DOUBLE))
     FROM (SELECT count(*) AS n FROM tokens GROUP BY sampler, rl_model),
@@ -62,24 +65,39 @@ cut AS (
                                 // getvariable('entropy_bins'))::DOUBLE - 0.5) / n_group::DOUBLE)]) AS bounds
     FROM s
 ),
-cuts AS MATERIALIZED (  -- every group's cuts as constant lists, read per row by the group's position in `groups`
-    SELECT list({'sampler': sampler, 'rl_model': rl_model} ORDER BY sampler, rl_model) AS groups,
-           list(bounds ORDER BY sampler, rl_model) AS bounds, list(fork_cutoff ORDER BY sampler, rl_model) AS cutoffs
-    FROM cut
+fine AS (  -- per group and bucket of similar entropies: positions, sums and extremes
+    SELECT sampler, rl_model, ceil(64 * ln(greatest(entropy_base::DOUBLE, 0))) AS f, min(entropy_base::DOUBLE) AS entropy_min,
+           max(entropy_base::DOUBLE) AS entropy_max, count(*) AS n_tokens, sum(js::DOUBLE) AS sum_js,
+           count_if(js::DOUBLE >= getvariable('js_threshold')) AS n_over
+    FROM tokens GROUP BY sampler, rl_model, f
 ),
-t AS (
-    SELECT sampler, rl_model, entropy_base::DOUBLE AS entropy, js::DOUBLE AS js,
-           js::DOUBLE >= getvariable('js_threshold') AS is_over,
-           list_position((SELECT groups FROM cuts), {'sampler': sampler, 'rl_model': rl_model}) AS g
-    FROM tokens
+buckets AS MATERIALIZED (  -- each bucket with its group's cuts, and whether a bound or the fork cutoff splits it
+    SELECT b.*, c.bounds, c.fork_cutoff,
+           len(list_filter(c.bounds, lambda x: b.entropy_min <= x AND x < b.entropy_max)) > 0
+               OR (b.entropy_min < c.fork_cutoff AND c.fork_cutoff <= b.entropy_max) AS split
+    FROM fine AS b JOIN cut AS c USING (sampler, rl_model)
 ),
 a AS (  -- per bin; the group's figures are sums over its bins
-    SELECT sampler, rl_model, 1 + len(list_filter((SELECT bounds FROM cuts)[g], lambda x: x < entropy)) AS entropy_bin,
-           min(entropy) AS entropy_min, max(entropy) AS entropy_max, count(*) AS n_tokens, sum(js) AS sum_js,
-           count_if(is_over)::BIGINT AS n_over, count_if(entropy >= (SELECT cutoffs FROM cuts)[g]) AS n_fork,
-           count_if(is_over AND entropy >= (SELECT cutoffs FROM cuts)[g]) AS n_over_fork,
-           any_value((SELECT cutoffs FROM cuts)[g]) AS fork_entropy_cutoff
-    FROM t GROUP BY sampler, rl_model, entropy_bin
+    SELECT sampler, rl_model, entropy_bin, min(entropy_min) AS entropy_min, max(entropy_max) AS entropy_max,
+           sum(n_tokens)::BIGINT AS n_tokens, sum(sum_js) AS sum_js, sum(n_over)::BIGINT AS n_over,
+           sum(n_fork)::BIGINT AS n_fork, sum(n_over_fork)::BIGINT AS n_over_fork, any_value(fork_cutoff) AS fork_entropy_cutoff
+    FROM (  -- whole buckets: every position is above the bounds below the lowest entropy, and a fork when the lowest is
+        SELECT sampler, rl_model, 1 + len(list_filter(bounds, lambda x: x < entropy_min)) AS entropy_bin,
+               entropy_min, entropy_max, n_tokens, sum_js, n_over,
+               CASE WHEN entropy_min >= fork_cutoff THEN n_tokens ELSE 0 END AS n_fork,
+               CASE WHEN entropy_min >= fork_cutoff THEN n_over ELSE 0 END AS n_over_fork, fork_cutoff
+        FROM buckets WHERE NOT split
+        UNION ALL
+        -- the positions of the split buckets, each on its own
+        SELECT t.sampler, t.rl_model, 1 + len(list_filter(b.bounds, lambda x: x < t.entropy)), t.entropy, t.entropy, 1,
+               t.js, t.is_over::INTEGER, (t.entropy >= b.fork_cutoff)::INTEGER,
+               (t.is_over AND t.entropy >= b.fork_cutoff)::INTEGER, b.fork_cutoff
+        FROM (SELECT sampler, rl_model, entropy_base::DOUBLE AS entropy, js::DOUBLE AS js,
+                     js::DOUBLE >= getvariable('js_threshold') AS is_over, ceil(64 * ln(greatest(entropy_base::DOUBLE, 0))) AS f
+              FROM tokens WHERE ceil(64 * ln(greatest(entropy_base::DOUBLE, 0))) IN (SELECT f FROM buckets WHERE split)) AS t
+        JOIN buckets AS b ON b.sampler = t.sampler AND b.rl_model = t.rl_model AND b.f = t.f AND b.split
+    )
+    GROUP BY sampler, rl_model, entropy_bin
 ),
 g AS (
     SELECT sampler, rl_model, sum(n_tokens)::BIGINT AS n_group_tokens, any_value(fork_entropy_cutoff) AS fork_entropy_cutoff,

@@ -110,6 +110,35 @@ def test_entropy_vs_divergence(build, t):
         _close(r.share_of_over.sum(), 1.0)
 
 
+def test_entropy_bins_split_a_bucket_of_similar_entropies(tmp_path):
+    """Entropies exp(12.2 / 64) + i x 1e-6 lie in one bucket of the recipe's second scan (ceil(64 ln entropy) = 13), so
+    every bin bound and the fork cutoff fall inside it: its positions are binned one by one, as numpy bins them."""
+    tables = make_tables(seed=5, with_cross=False)
+    rows = [dict(r, entropy_base=math.exp(12.2 / 64) + i * 1e-6) for i, r in enumerate(tables["tokens"])]
+    for name, table_rows in {**tables, "tokens": rows}.items():
+        write_parquet(to_arrow(name, table_rows), tmp_path / name / "part-00000.parquet")
+    write_manifest(tmp_path)
+    bins, quantile = 4, 0.5
+    res = run_recipe("entropy_vs_divergence", tmp_path, {"entropy_bins": bins, "js_threshold": 0.05,
+                                                         "fork_quantile": quantile})
+    tok = pd.DataFrame(rows).assign(js64=lambda d: d.js.astype("float32").astype("float64"))
+    for (sampler, rl), g in _groups(tok):
+        ent = g.entropy_base.astype("float32").astype("float64")
+        assert np.ceil(64 * np.log(ent)).nunique() == 1
+        n = len(g)
+        g = g.assign(bin=1 + np.minimum((ent.rank(method="min").astype(int) - 1) * bins // max(n - 1, 1), bins - 1),
+                     over=g.js64 >= 0.05, fork=ent >= np.quantile(ent, quantile), ent=ent)
+        r = res[(res.sampler == sampler) & (res.rl_model == rl)].set_index("entropy_bin").sort_index()
+        exp = g.groupby("bin").agg(n=("js64", "size"), mean_js=("js64", "mean"), lo=("ent", "min"), hi=("ent", "max"))
+        assert list(r.index) == list(exp.index) == list(range(1, bins + 1))
+        _close(r.n_tokens, exp.n)
+        _close(r.mean_js, exp.mean_js)
+        _close(r.entropy_min, exp.lo)
+        _close(r.entropy_max, exp.hi)
+        _close(r.fork_token_share.iloc[0], g.fork.mean())
+        _close(r.over_share_in_forks.iloc[0], (g.over & g.fork).sum() / g.over.sum())
+
+
 def test_order_statistics_with_ties_and_a_one_row_group(tmp_path):
     """Entropy bins, the fork cutoff and the median rank come from order statistics: exact with ties, with n = 1."""
     tables = make_tables(seed=4, with_cross=False)
