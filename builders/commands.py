@@ -273,10 +273,15 @@ def migrate(build_dir: str, out: str) -> None:
     from pathlib import Path
 
     # the build machinery loads when the command runs
-    from tokenshift.builders.maintenance.migrate import migrate_build
+    from tokenshift.builders.maintenance.migrate import filled_columns, migrate_build
     written = migrate_build(Path(build_dir), Path(out))
     recorded = read_manifest(written)
     old = recorded["migrated_from"]["schema_version"]
+    filled = filled_columns(old)
+    words = {"implied": "as the old version implies", "computed": "computed from the top-K lists",
+             "derived": "from the manifest", "null": "NULL"}
+    gained = "; ".join(f"{words[kind]}: {', '.join(names)}" for kind, names in filled.items() if names)
+    rebuild = any(name.startswith("tokens.") for name in filled["null"])
     click.echo(f"migrated {build_dir} (schema version {old}) to {written} (schema version "
-               f"{recorded['schema_version']}); columns it lacked read as the old version implies or NULL "
-               "(tokens' exact reallocation columns: rebuild to fill them)")
+               f"{recorded['schema_version']}); columns it lacked: {gained or 'none'}"
+               + (" (the NULL tokens columns need the models: rebuild to fill them)" if rebuild else ""))

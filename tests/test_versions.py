@@ -174,6 +174,8 @@ def test_migrate_keeps_every_old_column_and_validates(old, tmp_path):
     out = tmp_path / "migrated"
     result = CliRunner().invoke(cli, ["migrate", str(build), "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert "computed from the top-K lists: tokens.p_rl_rl_top1, tokens.base_mass_base_topk" in result.output
+    assert ("tokens.p_base_rl_top1" in result.output and "rebuild to fill them" in result.output) == (version != "2.1")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["schema_version"] == SCHEMA_VERSION
     assert manifest["migrated_from"]["schema_version"] == version

@@ -24,7 +24,7 @@ from tokenshift.runtime.files import clean_leftovers
 from tokenshift.schemas import manifest
 from tokenshift.schemas.registry import refuse_published_out
 from tokenshift.schemas.tables import SCHEMA_VERSION, schema
-from tokenshift.schemas.versions import DERIVED, build_version, check_parts, missing_columns
+from tokenshift.schemas.versions import DERIVED, build_version, check_parts, contract, missing_columns
 
 CROSS = "cross_samples"
 
@@ -71,6 +71,18 @@ def migrate_build(source: str | Path, out: str | Path) -> Path:
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def filled_columns(version: str) -> dict[str, list[str]]:
+    """What a build of `version` gains when migrated: 'implied', 'computed' (from the top-K lists), 'derived' (from
+    the manifest) and 'null' columns, each as table.column."""
+    out: dict[str, list[str]] = {"implied": [], "computed": [], "derived": [], "null": []}
+    for table, fields in contract(version).items():
+        for field, implied in missing_columns(table, {f.name for f in fields}):
+            kind = ("implied" if implied is not None else "computed" if field.name in DERIVED.get(table, {})
+                    else "derived" if table == CROSS and field.name == "run_id" else "null")
+            out[kind].append(f"{table}.{field.name}")
+    return out
 
 
 def _cross_runs(src: Path, recorded: dict, version: str) -> list[dict] | None:
