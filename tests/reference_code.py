@@ -10,6 +10,7 @@ shallow clone, an exported tree).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -23,8 +24,10 @@ SOURCES = (".py", ".json", ".sql", ".html")
 PAIR = "tokenshift/toy/pair/"  # the weights: today's, linked
 
 
-def reference_tree(commit: str, tmp_path: Path) -> Path:
-    """A folder holding `commit`'s package as installed (tokenshift/ and its parts), the pair's weights linked."""
+def reference_tree(commit: str, tmp_path: Path, schema_version: str | None = None) -> Path:
+    """A folder holding `commit`'s package as installed (tokenshift/ and its parts), the pair's weights linked;
+    schema_version: the label its schemas/tables.py writes and reads instead of its own (for a test whose table the
+    version bumps since `commit` left unchanged)."""
     site = tmp_path / f"code-{commit}"
     try:
         listed = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "-r", "--name-only", commit, *PARTS, "tokenshift"],
@@ -41,14 +44,21 @@ def reference_tree(commit: str, tmp_path: Path) -> Path:
     for part in PARTS:
         (raw / part).rename(site / "tokenshift" / part)
     (site / "tokenshift" / "toy" / "pair").symlink_to(ROOT / "tokenshift" / "toy" / "pair")
+    if schema_version is not None:
+        tables = site / "tokenshift" / "schemas" / "tables.py"
+        text, n = re.subn(r'^SCHEMA_VERSION = "[^"]*"', f'SCHEMA_VERSION = "{schema_version}"',
+                          tables.read_text(encoding="utf-8"), flags=re.M)
+        assert n == 1, f"{commit}'s schemas/tables.py defines SCHEMA_VERSION {n} times"
+        tables.write_text(text, encoding="utf-8")
     return site
 
 
-def run_reference_cross_sample(commit: str, tmp_path: Path, out: Path, settings: str | list[str]) -> None:
+def run_reference_cross_sample(commit: str, tmp_path: Path, out: Path, settings: str | list[str],
+                               schema_version: str | None = None) -> None:
     """cross-sample `out` with CrossSampleConfig(out=..., <settings>) as `commit`'s code runs it (a list: one run
-    after another, in one process)."""
+    after another, in one process); schema_version as in reference_tree."""
     runs = [settings] if isinstance(settings, str) else settings
-    site = reference_tree(commit, tmp_path)
+    site = reference_tree(commit, tmp_path, schema_version)
     script = textwrap.dedent(f"""
         import importlib, math
         import torch

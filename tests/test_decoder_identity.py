@@ -2,7 +2,9 @@
 
 REFERENCE_COMMIT is the last commit with the per-setting decoder, the shared-prefix tree and the
 per-setting runs as separate code; its whole tree runs in a subprocess (tests/reference_code.py) on a
-copy of the same build, and every parquet part of every run must have the same bytes.
+copy of the same build, and every parquet part of every run must have the same bytes. Its code writes
+schema version 2.1; the bumps since added tokens columns only, so it runs labelled with today's version
+(which every part records) and its cross_samples contract is checked to be today's.
 """
 # ruff: noqa: F811  (pytest fixtures imported from test_cross_sample are parameters here, by design)
 
@@ -15,6 +17,8 @@ from reference_code import run_reference_cross_sample
 from test_cross_sample import build, pair, thresholds  # noqa: F401
 
 import tokenshift.builders.cross_sampling.runner as cs
+from tokenshift.schemas.tables import SCHEMA_VERSION, TABLE_FIELDS
+from tokenshift.schemas.versions import contract
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REFERENCE_COMMIT = "0fc0d9d"  # main before the decoders became one module
@@ -42,7 +46,8 @@ def test_cross_samples_parts_are_byte_identical_to_the_reference_commit(tmp_path
     before, after = tmp_path / "old" / "b", tmp_path / "new" / "b"
     shutil.copytree(build, before)
     shutil.copytree(build, after)
-    run_reference_cross_sample(REFERENCE_COMMIT, tmp_path, before, settings)
+    assert contract("2.1")["cross_samples"] == TABLE_FIELDS["cross_samples"]  # REFERENCE_COMMIT's table is today's
+    run_reference_cross_sample(REFERENCE_COMMIT, tmp_path, before, settings, schema_version=SCHEMA_VERSION)
     for one in settings:
         config = eval(f"dict({one})", {"inf": math.inf})  # noqa: S307 (the test's own literal)
         cs.run_cross_sample(cs.CrossSampleConfig(out=str(after), **config), progress=False)
