@@ -23,7 +23,7 @@ from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.files import clean_leftovers
 from tokenshift.schemas import manifest
 from tokenshift.schemas.registry import refuse_published_out
-from tokenshift.schemas.tables import SCHEMA_VERSION, schema
+from tokenshift.schemas.tables import SCHEMA_VERSION, Field, schema
 from tokenshift.schemas.versions import DERIVED, build_version, check_parts, contract, missing_columns
 
 CROSS = "cross_samples"
@@ -73,15 +73,22 @@ def migrate_build(source: str | Path, out: str | Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _fill_kind(table: str, field: Field, implied: object) -> str:
+    """How a column the old version lacks is filled: 'implied' (IMPLIED), 'computed' (from the top-K lists,
+    DERIVED), 'derived' (cross_samples.run_id, from the manifest) or 'null'."""
+    if implied is not None:
+        return "implied"
+    if field.name in DERIVED.get(table, {}):
+        return "computed"
+    return "derived" if table == CROSS and field.name == "run_id" else "null"
+
+
 def filled_columns(version: str) -> dict[str, list[str]]:
-    """What a build of `version` gains when migrated: 'implied', 'computed' (from the top-K lists), 'derived' (from
-    the manifest) and 'null' columns, each as table.column."""
+    """What a build of `version` gains when migrated, by _fill_kind, each column as table.column."""
     out: dict[str, list[str]] = {"implied": [], "computed": [], "derived": [], "null": []}
     for table, fields in contract(version).items():
         for field, implied in missing_columns(table, {f.name for f in fields}):
-            kind = ("implied" if implied is not None else "computed" if field.name in DERIVED.get(table, {})
-                    else "derived" if table == CROSS and field.name == "run_id" else "null")
-            out[kind].append(f"{table}.{field.name}")
+            out[_fill_kind(table, field, implied)].append(f"{table}.{field.name}")
     return out
 
 
@@ -110,11 +117,12 @@ def _upgraded(table: str, part: pa.Table, runs: list[dict] | None, src: Path, im
     present = set(part.column_names)
     filled = {}
     for field, implied in missing_columns(table, present):
-        if implied is not None:
+        kind = _fill_kind(table, field, implied)
+        if kind == "implied":
             filled[field.name] = pa.array([implied] * part.num_rows, field.type)
-        elif field.name in DERIVED.get(table, {}):
+        elif kind == "computed":
             filled[field.name] = DERIVED[table][field.name](part)
-        elif table == CROSS and field.name == "run_id" and runs is not None:
+        elif kind == "derived" and runs is not None:
             filled[field.name] = pa.array([runs[0]["run_id"]] * part.num_rows, field.type)
         elif field.nullable:
             filled[field.name] = pa.nulls(part.num_rows, field.type)
