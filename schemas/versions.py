@@ -52,13 +52,12 @@ def _rl_top1_probability(tokens: pa.Table) -> pa.Array:
 
 
 def _base_topk_mass(tokens: pa.Table) -> pa.Array:
-    """The sum of exp(topk_base_logp) per row, in float32 (the scorer's base_mass_base_topk), at most 1."""
+    """The sum of exp(topk_base_logp) per row, at most 1, as float32 (the scorer's base_mass_base_topk)."""
     lists = tokens.column("topk_base_logp").combine_chunks()
     values = np.exp(pc.list_flatten(lists).to_numpy(zero_copy_only=False).astype(np.float32))
-    offsets = lists.offsets.to_numpy()
-    sums = np.add.reduceat(np.append(values, np.float32(0.0)), offsets[:-1]) if len(lists) else values[:0]
-    sums[offsets[:-1] == offsets[1:]] = 0.0  # an empty list (reduceat would give the next row's first value)
-    return pa.array(np.minimum(sums, np.float32(1.0)), pa.float32())
+    parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+    sums = np.bincount(parents, weights=values, minlength=len(lists))
+    return pa.array(np.minimum(sums, 1.0).astype(np.float32), pa.float32())
 
 
 # Columns a version lacks that follow from columns every version has: `migrate` computes them (table -> name -> how).
