@@ -56,7 +56,8 @@ WITH tok AS NOT MATERIALIZED (  -- read again by each use (held whole it was mos
     SELECT sampler, rl_model, generation_id, position,
            logp_rl::DOUBLE - logp_base::DOUBLE AS delta, exp(logp_base::DOUBLE) AS p_base,
            coalesce(-abs(logp_rl::DOUBLE - logp_base::DOUBLE), 'inf'::DOUBLE) AS key_delta,
-           coalesce(-js::DOUBLE, 'inf'::DOUBLE) AS key_js
+           coalesce(-js::DOUBLE, 'inf'::DOUBLE) AS key_js,
+           ceil(key_delta * 1000) AS b_delta, ceil(key_js * 1000) AS b_js  -- the keys' buckets
     FROM tokens
 ),
 levels AS (  -- each list's distinct values, ascending; a level's rank is its place in its list
@@ -65,9 +66,9 @@ levels AS (  -- each list's distinct values, ascending; a level's rank is its pl
            (SELECT list(DISTINCT x ORDER BY x) FROM (SELECT unnest(getvariable('top_shares')) AS x)) AS shares
 ),
 buckets AS (  -- per group, how many rows have each key bucket ceil(1000 x key), for each order
-    SELECT sampler, rl_model, TRUE AS is_delta, ceil(key_delta * 1000) AS b, count(*) AS n FROM tok GROUP BY ALL
+    SELECT sampler, rl_model, TRUE AS is_delta, b_delta AS b, count(*) AS n FROM tok GROUP BY ALL
     UNION ALL
-    SELECT sampler, rl_model, FALSE, ceil(key_js * 1000) AS b, count(*) FROM tok GROUP BY ALL
+    SELECT sampler, rl_model, FALSE, b_js AS b, count(*) FROM tok GROUP BY ALL
 ),
 sizes AS (  -- per group: tokens, and k of each top share
     SELECT c.sampler, c.rl_model, c.n_tokens, list_transform(l.shares, lambda s: ceil(s * c.n_tokens)::BIGINT) AS k
@@ -82,9 +83,9 @@ reach AS (  -- per group and order: the smallest bucket whose rows and those bel
 ),
 candidates AS (  -- the rows in a bucket at most the group's b_max in some order: every top set is among them
     SELECT c.sampler, c.rl_model, c.generation_id, c.position, c.key_delta, c.key_js,
-           ceil(c.key_delta * 1000) <= d.b_max AS in_delta, ceil(c.key_js * 1000) <= j.b_max AS in_js
-    FROM (SELECT * FROM tok WHERE ceil(key_delta * 1000) <= (SELECT max(b_max) FROM reach WHERE is_delta)
-                               OR ceil(key_js * 1000) <= (SELECT max(b_max) FROM reach WHERE NOT is_delta)) AS c
+           c.b_delta <= d.b_max AS in_delta, c.b_js <= j.b_max AS in_js
+    FROM (SELECT * FROM tok WHERE b_delta <= (SELECT max(b_max) FROM reach WHERE is_delta)
+                               OR b_js <= (SELECT max(b_max) FROM reach WHERE NOT is_delta)) AS c
     JOIN reach AS d ON d.sampler = c.sampler AND d.rl_model = c.rl_model AND d.is_delta
     JOIN reach AS j ON j.sampler = c.sampler AND j.rl_model = c.rl_model AND NOT j.is_delta
 ),

@@ -88,9 +88,8 @@ GROUP BY pr.rl_model, g.benchmark, pr.problem_id;"""
 # The exact reallocation columns the scorer writes (schemas/tables.py, version 2.1): filled in every row of a
 # build made at that version or later; absent (old versions) or NULL (builds migrated from them) otherwise.
 EXACT_COLUMNS = ("p_base_rl_top1", "rl_mass_base_topk", "base_mass_rl_topk")
-# The top-K lists' scalars (version 2.2): q(t*) and p(S) without scanning the lists; where a build lacks them the
-# views compute them from the lists (the same values, in double precision).
-# (view column: the tokens column, the same value from the lists)
+# The top-K lists' scalars (version 2.2), q(t*) and p(S) without scanning the lists, as view column: (the tokens
+# column, the same value from the lists: what the view computes where a build lacks the column, in double precision).
 LIST_SCALARS = {"q_top1": ("p_rl_rl_top1", "exp(topk_rl_logp[1]::DOUBLE)"),
                 "base_mass": ("base_mass_base_topk", "list_sum(list_transform(topk_base_logp, lambda lp: exp(lp::DOUBLE)))")}
 
