@@ -34,16 +34,21 @@ SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
 SET VARIABLE bootstrap_reps = COALESCE(getvariable('bootstrap_reps'), 1000)::INTEGER;
 SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGER;
 
-WITH t AS (
+WITH models AS (SELECT min(rl_model) AS first, max(rl_model) AS last FROM tokens WHERE sampler = 'base'),
+a AS MATERIALIZED (  -- every model but the last by name, the pairs' model_a (a model without a partner joins nothing)
     SELECT rl_model, generation_id, position, js::DOUBLE >= getvariable('js_threshold') AS is_over
-    FROM tokens WHERE sampler = 'base'
+    FROM tokens WHERE sampler = 'base' AND rl_model < (SELECT last FROM models)
+),
+b AS MATERIALIZED (  -- every model but the first, the pairs' model_b
+    SELECT rl_model, generation_id, position, js::DOUBLE >= getvariable('js_threshold') AS is_over
+    FROM tokens WHERE sampler = 'base' AND rl_model > (SELECT first FROM models)
 ),
 per_problem AS (
     SELECT a.rl_model AS model_a, b.rl_model AS model_b, g.benchmark, g.problem_id, count(*) AS n,
            count_if(a.is_over) AS n_a, count_if(b.is_over) AS n_b,
            count_if(a.is_over AND b.is_over) AS n_both, count_if(a.is_over OR b.is_over) AS n_either
-    FROM t AS a
-    JOIN t AS b ON b.generation_id = a.generation_id AND b.position = a.position AND a.rl_model < b.rl_model
+    FROM a
+    JOIN b ON b.generation_id = a.generation_id AND b.position = a.position AND a.rl_model < b.rl_model
     JOIN generations AS g ON g.generation_id = a.generation_id
     GROUP BY a.rl_model, b.rl_model, g.benchmark, g.problem_id
 ),

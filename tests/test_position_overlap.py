@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from bootstrap_reference import build_weights, ratio_interval
-from synthetic_tables import ExtraModel, write_build
+from synthetic_tables import ExtraModel, make_tables, write_build, write_manifest
 
 from tokenshift.queries import preamble_sql, run_recipe
 from tokenshift.queries.recipes import load_recipe
+from tokenshift.schemas.tables import to_arrow, write_parquet
 
 SFT = ExtraModel("sft", accuracy=0.7, strength=1.5, dense=True)
 PARAMS = {"js_threshold": 0.15, "bootstrap_reps": 300, "bootstrap_seed": 5}  # all off their defaults
@@ -84,3 +85,14 @@ def test_pasted_script_matches_runner(build):
         con.execute(statement)
     pd.testing.assert_frame_equal(con.execute(statements[-1]).df(),
                                   run_recipe("position_overlap", build, {"js_threshold": 0.2, "bootstrap_reps": 50}))
+
+
+def test_one_model_has_no_pair(tmp_path):
+    """Each pair needs two models: a build scoring base's answers against one model gives no row (and no error)."""
+    tables = make_tables(seed=3, with_cross=False)
+    tables["tokens"] = [row for row in tables["tokens"] if row["rl_model"] == "rl-step100"]
+    for name, rows in tables.items():
+        write_parquet(to_arrow(name, rows), tmp_path / name / "part-00000.parquet")
+    write_manifest(tmp_path, 3)
+    assert run_recipe("position_overlap", tmp_path).empty
+    assert not run_recipe("js_distribution", tmp_path).empty  # the one model's positions are there
