@@ -21,10 +21,10 @@
 SET VARIABLE js_percentiles = COALESCE(getvariable('js_percentiles'), [0.5, 0.75, 0.9, 0.95, 0.99, 0.999])::DOUBLE[];
 SET VARIABLE js_thresholds = COALESCE(getvariable('js_thresholds'), [0.01, 0.05, 0.1, 0.2])::DOUBLE[];
 
--- Each CTE reads tokens itself: a CTE used twice would be materialized (a copy of every row).
-WITH n AS (
+WITH n AS (  -- one scan: the percentiles and, per threshold, the positions at or above it (histogram of -js)
     SELECT sampler, rl_model, count(*) AS n_tokens,
-           quantile_cont(js::DOUBLE, getvariable('js_percentiles')) AS js_at
+           quantile_cont(js::DOUBLE, getvariable('js_percentiles')) AS js_at,
+           histogram(-js::DOUBLE, [-level FOR level IN getvariable('js_thresholds')]) AS below_minus
     FROM tokens GROUP BY sampler, rl_model
 ),
 percentiles AS (
@@ -32,11 +32,11 @@ percentiles AS (
            unnest(getvariable('js_percentiles')) AS level, unnest(js_at) AS value
     FROM n
 ),
-thresholds AS (
-    SELECT t.sampler, t.rl_model, 'share_over' AS measure, th.level,
-           avg(CASE WHEN t.js::DOUBLE >= th.level THEN 1.0 ELSE 0.0 END) AS value
-    FROM tokens AS t CROSS JOIN (SELECT unnest(getvariable('js_thresholds')) AS level) AS th
-    GROUP BY t.sampler, t.rl_model, th.level
+thresholds AS (  -- js >= level where -js <= -level: the histogram's bins up to bound -level
+    SELECT n.sampler, n.rl_model, 'share_over' AS measure, th.level,
+           coalesce(list_sum([b.value FOR b IN map_entries(n.below_minus) IF b.key <= -th.level]), 0) / n.n_tokens
+               AS value
+    FROM n CROSS JOIN (SELECT DISTINCT unnest(getvariable('js_thresholds')) AS level) AS th
 )
 SELECT r.sampler, r.rl_model, r.measure, r.level, r.value, n.n_tokens
 FROM (SELECT * FROM percentiles UNION ALL SELECT * FROM thresholds) AS r

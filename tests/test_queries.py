@@ -85,6 +85,23 @@ def test_js_distribution(build, t):
         assert (r.n_tokens == len(g)).all()
 
 
+
+def test_share_over_counts_a_position_at_the_threshold(tmp_path):
+    """js on a grid of 1/8 nats (exact in float32), thresholds on that grid, unsorted, repeated and beyond every
+    value: a position whose js equals a threshold is over it, as numpy's >= says."""
+    tables = make_tables(seed=6, with_cross=False)
+    rows = [dict(r, js=(i % 6) / 8) for i, r in enumerate(tables["tokens"])]
+    for name, table_rows in {**tables, "tokens": rows}.items():
+        write_parquet(to_arrow(name, table_rows), tmp_path / name / "part-00000.parquet")
+    write_manifest(tmp_path)
+    levels = [0.25, 0.125, 0.25, 0.0, 0.6875]
+    res = run_recipe("js_distribution", tmp_path, {"js_thresholds": levels})
+    for (sampler, rl), g in _groups(pd.DataFrame(rows)):
+        r = res[(res.sampler == sampler) & (res.rl_model == rl) & (res.measure == "share_over")].sort_values("level")
+        _close(r.level, sorted(set(levels)))
+        _close(r.value, [(g.js >= level).mean() for level in sorted(set(levels))])
+        assert r.value.iloc[0] == 1 and r.value.iloc[-1] == 0
+
 def test_entropy_vs_divergence(build, t):
     bins = 10
     res = run_recipe("entropy_vs_divergence", build, {"js_threshold": 0.05, "fork_quantile": 0.75})
