@@ -34,26 +34,27 @@ SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
 SET VARIABLE position_bins = COALESCE(getvariable('position_bins'), 20)::INTEGER;
 SET VARIABLE edge_tokens = COALESCE(getvariable('edge_tokens'), 32)::INTEGER;
 
-WITH t AS (
-    SELECT tk.sampler, tk.rl_model, tk.js::DOUBLE AS js,
-           tk.js::DOUBLE >= getvariable('js_threshold') AS is_over,
+WITH t AS (  -- one scan: positions, JS sum and positions over the threshold per (bin, segment) of each group
+    SELECT tk.sampler, tk.rl_model,
            least(tk.position::BIGINT * getvariable('position_bins') // greatest(g.n_tokens - 1, 1),
                  getvariable('position_bins') - 1) AS bin,
            CASE WHEN tk.position < getvariable('edge_tokens') THEN 'first'
                 WHEN tk.position >= g.n_tokens - getvariable('edge_tokens') THEN 'last'
-                ELSE 'middle' END AS part
+                ELSE 'middle' END AS part,
+           count(*) AS n, sum(tk.js::DOUBLE) AS sum_js, count_if(tk.js::DOUBLE >= getvariable('js_threshold')) AS n_over
     FROM tokens AS tk JOIN generations AS g USING (generation_id)
+    GROUP BY ALL
 ),
 g AS (
-    SELECT sampler, rl_model, count(*) AS n_group, count_if(is_over) AS n_over
+    SELECT sampler, rl_model, sum(n)::BIGINT AS n_group, sum(n_over)::BIGINT AS n_over
     FROM t GROUP BY sampler, rl_model
 ),
 cells AS (
-    SELECT sampler, rl_model, 'bin' AS segment, bin, count(*) AS n_tokens, avg(js) AS mean_js,
-           count_if(is_over) AS n_cell_over
+    SELECT sampler, rl_model, 'bin' AS segment, bin, sum(n)::BIGINT AS n_tokens, sum(sum_js) / sum(n) AS mean_js,
+           sum(n_over)::BIGINT AS n_cell_over
     FROM t GROUP BY sampler, rl_model, bin
     UNION ALL
-    SELECT sampler, rl_model, part AS segment, NULL AS bin, count(*), avg(js), count_if(is_over)
+    SELECT sampler, rl_model, part AS segment, NULL AS bin, sum(n)::BIGINT, sum(sum_js) / sum(n), sum(n_over)::BIGINT
     FROM t GROUP BY sampler, rl_model, part
 )
 SELECT c.sampler, c.rl_model, c.segment, c.bin,
