@@ -34,42 +34,60 @@ SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
 SET VARIABLE entropy_bins = COALESCE(getvariable('entropy_bins'), 10)::INTEGER;
 SET VARIABLE fork_quantile = COALESCE(getvariable('fork_quantile'), 0.8)::DOUBLE;
 
--- Three scans of tokens, no window or sort over its rows. The first gives each group's fork cutoff (quantile_cont:
--- between the order statistics floor(h) and ceil(h), 0-based, h = (n - 1) * fork_quantile) and its bin bounds:
--- bin > j exactly when more than c_j = ceil(j * max(n - 1, 1) / entropy_bins) positions have a lower entropy,
--- i.e. when the entropy exceeds the c_j-th smallest. quantile_disc at level q takes the ceil(n * q)-th smallest, so
--- the c-th smallest of a group of n is its value at q = (c - 0.5) / n; entropy_bin_levels lists those levels for
--- every group (quantile_disc takes them as one constant list). The second sums positions per bucket of similar
--- entropies, f = ceil(64 x ln(entropy)) (-inf for 0), with each bucket's lowest and highest entropy: a bucket with
--- no bound in [lowest, highest) and the fork cutoff not in (lowest, highest] lies wholly inside one bin and on one
--- side of the cutoff. The third reads again the positions of the other buckets (few) and puts each into its bin.
-SET VARIABLE entropy_bin_levels = (
-    SELECT list_concat([0.5], list(DISTINCT (c::DOUBLE - 0.5) / n::DOUBLE))
-    FROM (SELECT count(*) AS n FROM tokens GROUP BY sampler, rl_model),
-         LATERAL (SELECT unnest(list_transform(range(1, getvariable('entropy_bins')),
-                                               lambda j: (j * greatest(n - 1, 1) + getvariable('entropy_bins') - 1)
-                                                         // getvariable('entropy_bins'))) AS c)
-);
+-- Two scans of tokens, no window or sort over its rows. The first sums positions per bucket of similar entropies,
+-- f = ceil(64 x ln(entropy)) (-inf for 0), with each bucket's lowest and highest entropy; the buckets' running
+-- counts say which bucket holds each order statistic needed: bin bound j is the c_j-th smallest entropy,
+-- c_j = ceil(j * max(n - 1, 1) / entropy_bins) (bin > j exactly when more than c_j positions have a lower
+-- entropy), and the fork cutoff is quantile_cont's, between the order statistics floor(h) and ceil(h), 0-based,
+-- h = (n - 1) * fork_quantile. The second reads the positions of those buckets (few), which give the order
+-- statistics and are the only buckets a bound or the fork cutoff can split (equal entropies share a bucket): a
+-- bucket with no bound in [lowest, highest) and the fork cutoff not in (lowest, highest] lies wholly inside one
+-- bin and on one side of the cutoff; the positions of the others are put into their bins one by one.
 
-WITH s AS (
-    SELECT sampler, rl_model, count(*) AS n_group,
-           quantile_cont(entropy_base::DOUBLE, getvariable('fork_quantile')) AS fork_cutoff,
-           quantile_disc(entropy_base::DOUBLE, getvariable('entropy_bin_levels')) AS at_levels
-    FROM tokens GROUP BY sampler, rl_model
-),
-cut AS (
-    SELECT sampler, rl_model, n_group, fork_cutoff,
-           list_transform(range(1, getvariable('entropy_bins')),
-                          lambda j: at_levels[list_position(getvariable('entropy_bin_levels'),
-                              (((j * greatest(n_group - 1, 1) + getvariable('entropy_bins') - 1)
-                                // getvariable('entropy_bins'))::DOUBLE - 0.5) / n_group::DOUBLE)]) AS bounds
-    FROM s
-),
-fine AS (  -- per group and bucket of similar entropies: positions, sums and extremes
+SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
+SET VARIABLE entropy_bins = COALESCE(getvariable('entropy_bins'), 10)::INTEGER;
+SET VARIABLE fork_quantile = COALESCE(getvariable('fork_quantile'), 0.8)::DOUBLE;
+
+WITH fine AS (  -- per group and bucket of similar entropies: positions, sums and extremes
     SELECT sampler, rl_model, ceil(64 * ln(greatest(entropy_base::DOUBLE, 0))) AS f, min(entropy_base::DOUBLE) AS entropy_min,
            max(entropy_base::DOUBLE) AS entropy_max, count(*) AS n_tokens, sum(js::DOUBLE) AS sum_js,
            count_if(js::DOUBLE >= getvariable('js_threshold')) AS n_over
     FROM tokens GROUP BY sampler, rl_model, f
+),
+placed AS (  -- each bucket with the group's positions below it and the group's size
+    SELECT *, sum(n_tokens) OVER (PARTITION BY sampler, rl_model ORDER BY f) - n_tokens AS below,
+           sum(n_tokens) OVER (PARTITION BY sampler, rl_model) AS n_group
+    FROM fine
+),
+wanted AS (  -- per group, the order statistics needed (1-based ranks): j = 1.. the bin bounds, j = 0 and -1 the fork
+    -- cutoff's lower and upper neighbours; with the bucket that holds each
+    SELECT w.sampler, w.rl_model, w.n_group, w.h, w.j, w.rank, p.f, (w.rank - p.below)::BIGINT AS rank_in_bucket
+    FROM (SELECT *, CASE WHEN j = -1 THEN ceil(h)::BIGINT + 1 WHEN j = 0 THEN floor(h)::BIGINT + 1
+                         ELSE (j * greatest(n_group - 1, 1) + getvariable('entropy_bins') - 1) // getvariable('entropy_bins')
+                    END AS rank
+          FROM (SELECT sampler, rl_model, n_group, h, unnest(range(-1, getvariable('entropy_bins'))) AS j
+                FROM (SELECT DISTINCT sampler, rl_model, n_group::BIGINT AS n_group,
+                             (n_group::BIGINT - 1) * getvariable('fork_quantile') AS h FROM placed))) AS w
+    JOIN placed AS p ON p.sampler = w.sampler AND p.rl_model = w.rl_model AND p.below < w.rank AND w.rank <= p.below + p.n_tokens
+),
+near AS MATERIALIZED (  -- the positions of the buckets holding an order statistic, each on its own
+    SELECT t.sampler, t.rl_model, t.f, t.entropy, t.js
+    FROM (SELECT sampler, rl_model, ceil(64 * ln(greatest(entropy_base::DOUBLE, 0))) AS f, entropy_base::DOUBLE AS entropy,
+                 js::DOUBLE AS js
+          FROM tokens WHERE ceil(64 * ln(greatest(entropy_base::DOUBLE, 0))) IN (SELECT f FROM wanted)) AS t
+    SEMI JOIN wanted AS w ON w.sampler = t.sampler AND w.rl_model = t.rl_model AND w.f = t.f
+),
+cut AS (  -- per group: the bin bounds and the fork cutoff (quantile_cont's interpolation: lo + (hi - lo) x (h - floor(h)))
+    SELECT sampler, rl_model, any_value(n_group) AS n_group,
+           coalesce(list(value ORDER BY j) FILTER (WHERE j > 0), []::DOUBLE[]) AS bounds,
+           any_value(value) FILTER (WHERE j = 0)
+               + (any_value(value) FILTER (WHERE j = -1) - any_value(value) FILTER (WHERE j = 0))
+                 * (any_value(h) - floor(any_value(h))) AS fork_cutoff
+    FROM (SELECT w.sampler, w.rl_model, w.n_group, w.h, w.j, s.sorted[w.rank_in_bucket] AS value
+          FROM wanted AS w
+          JOIN (SELECT sampler, rl_model, f, list(entropy ORDER BY entropy) AS sorted FROM near GROUP BY ALL) AS s
+            ON s.sampler = w.sampler AND s.rl_model = w.rl_model AND s.f = w.f)
+    GROUP BY sampler, rl_model
 ),
 buckets AS MATERIALIZED (  -- each bucket with its group's cuts, and whether a bound or the fork cutoff splits it
     SELECT b.*, c.bounds, c.fork_cutoff,
@@ -92,9 +110,7 @@ a AS (  -- per bin; the group's figures are sums over its bins
         SELECT t.sampler, t.rl_model, 1 + len(list_filter(b.bounds, lambda x: x < t.entropy)), t.entropy, t.entropy, 1,
                t.js, t.is_over::INTEGER, (t.entropy >= b.fork_cutoff)::INTEGER,
                (t.is_over AND t.entropy >= b.fork_cutoff)::INTEGER, b.fork_cutoff
-        FROM (SELECT sampler, rl_model, entropy_base::DOUBLE AS entropy, js::DOUBLE AS js,
-                     js::DOUBLE >= getvariable('js_threshold') AS is_over, ceil(64 * ln(greatest(entropy_base::DOUBLE, 0))) AS f
-              FROM tokens WHERE ceil(64 * ln(greatest(entropy_base::DOUBLE, 0))) IN (SELECT f FROM buckets WHERE split)) AS t
+        FROM (SELECT *, js >= getvariable('js_threshold') AS is_over FROM near) AS t
         JOIN buckets AS b ON b.sampler = t.sampler AND b.rl_model = t.rl_model AND b.f = t.f AND b.split
     )
     GROUP BY sampler, rl_model, entropy_bin
