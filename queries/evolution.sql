@@ -63,8 +63,8 @@ SET VARIABLE final_model = COALESCE(getvariable('final_model'), '')::VARCHAR;
 SET VARIABLE bootstrap_reps = COALESCE(getvariable('bootstrap_reps'), 1000)::INTEGER;
 SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGER;
 
--- Each row of tokens is read once for the summary (the fork cutoff of its group joined in), and the
--- high-divergence positions once more for the top token and the convergence.
+-- Each row of tokens is read once for the summary, and the high-divergence positions once more for the forks,
+-- the top token and the convergence.
 WITH models AS (
     SELECT rl_model, TRY_CAST(regexp_extract(rl_model, '(\d+)\D*$', 1) AS BIGINT) AS step,
            regexp_replace(rl_model, '([-_./ ]*step)?[-_./ ]*\d+\D*$', '', 'i') AS stem
@@ -75,33 +75,28 @@ family AS (
     WHERE stem = coalesce((SELECT stem FROM models WHERE rl_model = getvariable('final_model')),
                           (SELECT stem FROM models GROUP BY stem ORDER BY count(*) DESC, stem LIMIT 1))
 ),
-cut AS (  -- the run's (rl_model, sampler) groups and their fork cutoffs; joining it keeps only those rows
-    SELECT rl_model, sampler, quantile_cont(entropy_base::DOUBLE, getvariable('fork_quantile')) AS fork_cutoff
-    FROM tokens
-    WHERE rl_model IN (SELECT rl_model FROM family) AND (sampler = 'base' OR sampler IN (SELECT rl_model FROM family))
-    GROUP BY rl_model, sampler
-),
-t AS (
+t AS (  -- the run's (rl_model, sampler) groups
     SELECT tk.rl_model, tk.sampler, tk.js::DOUBLE AS js,
            tk.js::DOUBLE >= getvariable('js_threshold') AS is_over,
            tk.position < getvariable('edge_tokens')
                OR tk.position >= g.n_tokens - getvariable('edge_tokens') AS is_edge,
-           tk.entropy_base::DOUBLE >= c.fork_cutoff AS is_fork,
+           tk.entropy_base::DOUBLE AS entropy,
            tk.rl_top1_rank_base <= getvariable('top_rank') AS in_top,
            tk.topk_overlap::DOUBLE AS overlap,
            -- q(t*) and the bounds of p(t*) (equal where exact): view tokens_reallocation of the preamble
            tk.q_top1, tk.p_top1_lo, tk.p_top1_hi
     FROM tokens_reallocation AS tk JOIN generations AS g USING (generation_id)
-    JOIN cut AS c ON c.rl_model = tk.rl_model AND c.sampler = tk.sampler
+    WHERE tk.rl_model IN (SELECT rl_model FROM family)
+      AND (tk.sampler = 'base' OR tk.sampler IN (SELECT rl_model FROM family))
 ),
 summary AS (
     SELECT rl_model, sampler, count(*) AS n_tokens, avg(js) AS mean_js,
            quantile_cont(js, [0.99, 0.5, 0.95]) AS js_at,
+           quantile_cont(entropy, getvariable('fork_quantile')) AS fork_cutoff,
            avg(CASE WHEN js < getvariable('near_zero_js') THEN 1.0 ELSE 0.0 END) AS share_near_zero,
            avg(CASE WHEN is_over THEN 1.0 ELSE 0.0 END) AS share_over,
            avg(CASE WHEN is_edge THEN 1.0 ELSE 0.0 END) AS edge_token_share,
            count_if(is_over AND is_edge) / nullif(count_if(is_over), 0) AS over_share_in_edges,
-           count_if(is_over AND is_fork) / nullif(count_if(is_over), 0) AS over_share_in_forks,
            avg(CASE WHEN in_top THEN 1.0 ELSE 0.0 END) AS rl_top1_in_base_top,
            count_if(is_over AND in_top) / nullif(count_if(is_over), 0) AS rl_top1_in_base_top_over,
            avg(overlap) AS mean_topk_overlap,
@@ -109,9 +104,15 @@ summary AS (
            avg(q_top1 - p_top1_lo) AS mean_gain_hi
     FROM t GROUP BY rl_model, sampler
 ),
-over_set AS (
-    SELECT rl_model, sampler, generation_id, position, token_id, token FROM tokens
+over_set AS (  -- the high-divergence positions
+    SELECT rl_model, sampler, generation_id, position, token_id, token, entropy_base::DOUBLE AS entropy FROM tokens
     WHERE js::DOUBLE >= getvariable('js_threshold')
+),
+forks AS (  -- per group, the share of its high-divergence positions (of answers in generations) that are forks
+    SELECT o.rl_model, o.sampler, count_if(o.entropy >= s.fork_cutoff) / count(*) AS over_share_in_forks
+    FROM over_set AS o JOIN summary AS s USING (rl_model, sampler)
+    WHERE o.generation_id IN (SELECT generation_id FROM generations)
+    GROUP BY o.rl_model, o.sampler
 ),
 top_token AS (
     SELECT rl_model, sampler, arg_min(token, (-n_over, token_id)) AS top_divergent_token,
@@ -160,7 +161,7 @@ final_n AS (
 )
 SELECT s.rl_model, TRY_CAST(regexp_extract(s.rl_model, '(\d+)\D*$', 1) AS BIGINT) AS checkpoint_step,
        s.sampler, s.n_tokens, s.mean_js, s.js_at[1] AS p99_js, s.share_near_zero, s.share_over, s.edge_token_share,
-       s.over_share_in_edges, s.over_share_in_forks, s.rl_top1_in_base_top, s.rl_top1_in_base_top_over,
+       s.over_share_in_edges, fk.over_share_in_forks, s.rl_top1_in_base_top, s.rl_top1_in_base_top_over,
        s.mean_topk_overlap, s.mean_gain_lo, s.mean_gain_hi,
        tt.top_divergent_token, tt.top_divergent_token_n, a.rl_accuracy,
        s.js_at[2] AS p50_js, s.js_at[3] AS p95_js, (SELECT final_model FROM final) AS final_model,
@@ -170,6 +171,7 @@ SELECT s.rl_model, TRY_CAST(regexp_extract(s.rl_model, '(\d+)\D*$', 1) AS BIGINT
        ci.rl_accuracy_lo, ci.rl_accuracy_hi
 FROM summary AS s
 LEFT JOIN top_token AS tt USING (rl_model, sampler)
+LEFT JOIN forks AS fk USING (rl_model, sampler)
 LEFT JOIN acc AS a USING (rl_model)
 LEFT JOIN acc_ci AS ci USING (rl_model)
 LEFT JOIN convergence AS c USING (rl_model, sampler)
