@@ -17,7 +17,7 @@
 -- prints the preamble and the recipe; paste both).
 --
 -- Parameters (override with SET VARIABLE name = value; before pasting):
---   delta_quantiles  DOUBLE[]   [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]   quantile levels, fractions
+--   delta_quantiles  DOUBLE[]   [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]   quantile levels, fractions in [0, 1]
 --   delta_thresholds DOUBLE[]   [0.1, 0.3, 1.0]     t of the shares Δ >= +t and Δ <= -t, nats (> 0)
 --   base_prob_edges  DOUBLE[]   [0, 0.1, 0.5, 0.9]  lower edges of the p_base bins (the last bin ends at 1)
 --   top_shares       DOUBLE[]   [0.01, 0.05]        fractions of a group's tokens in each top set
@@ -45,11 +45,15 @@ SET VARIABLE top_shares = COALESCE(getvariable('top_shares'), [0.01, 0.05])::DOU
 SET VARIABLE bootstrap_reps = COALESCE(getvariable('bootstrap_reps'), 1000)::INTEGER;
 SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGER;
 
--- How it is computed. Δ's quantiles, and per (group, problem) and per-row bucket (how many thresholds Δ passes
--- each way, the p_base bin) the rows and sums of Δ and |Δ|, so the threshold and bin measures at every level come
--- from those few rows. A top set is the first k rows of the group in (key, generation_id, position) order, key = -|Δ|
--- or -JS (NULL last), k = ceil(share x tokens of the group); the sets of a group nest. A count of rows per key
--- bucket ceil(1000 x key) gives the smallest bucket b_max holding the largest k rows at or below it; only the rows
+-- How it is computed. Per (group, problem) and per-row bucket (how many thresholds Δ passes each way, the p_base
+-- bin) the rows and sums of Δ and |Δ|, so the threshold and bin measures at every level come from those few rows.
+-- Rows are counted per bucket of similar Δ, f = ±(1 + max(ceil(64 ln |Δ|) + 3000, 0)) by Δ's sign (0 for Δ = 0),
+-- with each bucket's lowest and highest Δ. Δ's quantiles are quantile_cont's: the order statistics floor(h) and
+-- ceil(h), 0-based, h = (n - 1) x level, interpolated lo + (hi - lo) x (h - floor(h)); the buckets' running counts
+-- say which bucket holds each, and only the rows of those buckets (if their Δ differ) are read again and sorted.
+-- A top set is the first k rows of the group in (key, generation_id, position) order, key = -|Δ| or -JS (NULL
+-- last), k = ceil(share x tokens of the group); the sets of a group nest. The rows per key bucket (-|f| for |Δ|,
+-- ceil(1000 x key) for JS) give the smallest bucket b_max holding the largest k rows at or below it; only the rows
 -- whose bucket is at most b_max (a few % of the rows) are ranked by (key, generation_id, position), and a row is in
 -- a top set when its rank is at most that set's k.
 WITH tok AS NOT MATERIALIZED (  -- read again by each use (held whole it was most of the report's memory)
@@ -57,7 +61,9 @@ WITH tok AS NOT MATERIALIZED (  -- read again by each use (held whole it was mos
            logp_rl::DOUBLE - logp_base::DOUBLE AS delta, exp(logp_base::DOUBLE) AS p_base,
            coalesce(-abs(logp_rl::DOUBLE - logp_base::DOUBLE), 'inf'::DOUBLE) AS key_delta,
            coalesce(-js::DOUBLE, 'inf'::DOUBLE) AS key_js,
-           ceil(key_delta * 1000) AS b_delta, ceil(key_js * 1000) AS b_js  -- the keys' buckets
+           -- Δ's bucket, ascending with Δ: ±(1 + max(ceil(64 ln |Δ|) + 3000, 0)) by Δ's sign, 0 for Δ = 0
+           sign(delta) * (1 + greatest(ceil(64 * ln(abs(delta))) + 3000, 0)) AS f_delta,
+           -abs(coalesce(f_delta, 0)) AS b_delta, ceil(key_js * 1000) AS b_js  -- the keys' buckets
     FROM tokens
 ),
 levels AS (  -- each list's distinct values, ascending; a level's rank is its place in its list
@@ -65,8 +71,11 @@ levels AS (  -- each list's distinct values, ascending; a level's rank is its pl
            (SELECT list(DISTINCT x ORDER BY x) FROM (SELECT unnest(getvariable('base_prob_edges')) AS x)) AS edges,
            (SELECT list(DISTINCT x ORDER BY x) FROM (SELECT unnest(getvariable('top_shares')) AS x)) AS shares
 ),
-buckets AS (  -- per group, how many rows have each key bucket ceil(1000 x key), for each order
-    SELECT sampler, rl_model, TRUE AS is_delta, b_delta AS b, count(*) AS n FROM tok GROUP BY ALL
+fine AS (  -- per group and Δ bucket: rows, and the lowest and highest Δ
+    SELECT sampler, rl_model, f_delta AS f, count(*) AS n, min(delta) AS lo, max(delta) AS hi FROM tok GROUP BY ALL
+),
+buckets AS (  -- per group, how many rows have each key bucket, for each order: -|f_delta| for |Δ|, ceil(1000 x key) for JS
+    SELECT sampler, rl_model, TRUE AS is_delta, -abs(coalesce(f, 0)) AS b, sum(n) AS n FROM fine GROUP BY ALL
     UNION ALL
     SELECT sampler, rl_model, FALSE, b_js AS b, count(*) FROM tok GROUP BY ALL
 ),
@@ -106,8 +115,38 @@ overlap AS (  -- per group, top share of rank i and problem: rows in both top se
          (SELECT unnest(range(1, len(shares) + 1)) AS i FROM levels) AS t
     GROUP BY r.sampler, r.rl_model, i, g.problem_id
 ),
-quantiles_of AS (  -- per group: Δ's quantiles
-    SELECT sampler, rl_model, quantile_cont(delta, getvariable('delta_quantiles')) AS q FROM tok GROUP BY sampler, rl_model
+placed AS (  -- each Δ bucket with the group's values below it and the group's number of values
+    SELECT *, sum(n) OVER (PARTITION BY sampler, rl_model ORDER BY f) - n AS below,
+           sum(n) OVER (PARTITION BY sampler, rl_model) AS n_values
+    FROM fine WHERE f IS NOT NULL
+),
+wanted AS (  -- per group and quantile level i: the order statistics (1-based) floor(h) + 1 (side 0) and ceil(h) + 1
+    -- (side 1), h = (n - 1) x level as quantile_cont takes them, with the bucket that holds each
+    SELECT w.sampler, w.rl_model, w.i, w.h, w.side, p.f, p.lo, p.hi, (w.rank - p.below)::BIGINT AS rank_in_bucket
+    FROM (SELECT *, CASE side WHEN 0 THEN floor(h) ELSE ceil(h) END::BIGINT + 1 AS rank
+          FROM (SELECT sampler, rl_model, i, side,
+                       (n_values - 1) * CASE WHEN getvariable('delta_quantiles')[i] BETWEEN 0 AND 1
+                                             THEN getvariable('delta_quantiles')[i]
+                                             ELSE error('delta_quantiles: each level must lie in [0, 1]') END AS h
+                FROM (SELECT DISTINCT sampler, rl_model, n_values::BIGINT AS n_values FROM placed),
+                     range(1, len(getvariable('delta_quantiles')) + 1) AS r(i), (VALUES (0), (1)) AS s(side))) AS w
+    JOIN placed AS p ON p.sampler = w.sampler AND p.rl_model = w.rl_model AND p.below < w.rank AND w.rank <= p.below + p.n
+),
+near AS (  -- the Δ of the buckets holding an order statistic and more than one value, sorted
+    SELECT t.sampler, t.rl_model, t.f_delta AS f, list(t.delta ORDER BY t.delta) AS sorted
+    FROM (SELECT * FROM tok WHERE f_delta IN (SELECT f FROM wanted WHERE lo < hi)) AS t
+    SEMI JOIN wanted AS w ON w.sampler = t.sampler AND w.rl_model = t.rl_model AND w.f = t.f_delta AND w.lo < w.hi
+    GROUP BY ALL
+),
+quantiles_of AS (  -- per group: Δ's quantiles, interpolated as quantile_cont does: lo + (hi - lo) x (h - floor(h))
+    SELECT sampler, rl_model, list(CASE WHEN h = floor(h) THEN v_lo ELSE v_lo + (v_hi - v_lo) * (h - floor(h)) END
+                                   ORDER BY i) AS q
+    FROM (SELECT w.sampler, w.rl_model, w.i, w.h,
+                 any_value(CASE WHEN w.lo = w.hi THEN w.lo ELSE s.sorted[w.rank_in_bucket] END) FILTER (WHERE w.side = 0) AS v_lo,
+                 any_value(CASE WHEN w.lo = w.hi THEN w.lo ELSE s.sorted[w.rank_in_bucket] END) FILTER (WHERE w.side = 1) AS v_hi
+          FROM wanted AS w LEFT JOIN near AS s ON s.sampler = w.sampler AND s.rl_model = w.rl_model AND s.f = w.f
+          GROUP BY w.sampler, w.rl_model, w.i, w.h)
+    GROUP BY sampler, rl_model
 ),
 cells AS (  -- per group, problem and bucket: rows, sum of Δ, sum of |Δ| (summed per answer first: a join of the
     -- answers' few rows with generations instead of every token's)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -14,7 +15,9 @@ from bootstrap_reference import build_weights
 from bootstrap_reference import ratio_interval as _ratio_interval
 from synthetic_tables import write_build, write_manifest
 
-from tokenshift.queries import run_recipe
+from tokenshift.queries import preamble_sql, run_recipe
+from tokenshift.queries.recipes import load_recipe
+from tokenshift.runtime.errors import TokenshiftError
 
 REPS, SEED = 200, 3
 
@@ -27,7 +30,7 @@ def build(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def t(build: Path) -> dict[str, pd.DataFrame]:
     return {name: pd.concat([pd.read_parquet(p) for p in sorted((build / name).glob("*.parquet"))], ignore_index=True)
-            for name in ("prompts", "generations", "tokens", "cross_samples")}
+            for name in ("prompts", "generations", "tokens", "cross_samples")} | {"_build": build}
 
 
 def _close(a, b, tol=1e-9) -> None:
@@ -69,6 +72,44 @@ def test_direction_top_sets_break_ties_by_generation_and_position(build, t, tmp_
     write_manifest(copy)
     _check_direction(copy, tables, [0.3], [0.0, 0.5], [0.03, 0.07, 0.25])
 
+
+
+def test_direction_quantiles_with_ties_zeros_and_both_ends(t, tmp_path):
+    """Δ drawn from a few values (0 most often, two that differ in the last bits, both signs) plus a continuous
+    part: the order statistics fall inside buckets of equal values and of distinct ones; levels 0 and 1, repeated
+    and unsorted, each as numpy computes it."""
+    rng = np.random.default_rng(8)
+    tok = t["tokens"].copy()
+    pick = rng.choice([0.0, 0.0, 0.0, -0.5, 1e-7, 1.0000001e-7, 0.25, np.nan], size=len(tok))
+    delta = np.where(np.isnan(pick), rng.normal(0, 0.3, len(tok)), pick)
+    tok["logp_rl"] = np.minimum(tok.logp_base.astype("float64") + delta, 0).astype("float32")
+    frames = {"prompts": t["prompts"], "generations": t["generations"], "tokens": tok}
+    for name, frame in frames.items():
+        (tmp_path / name).mkdir(parents=True)
+        pq.write_table(pa.Table.from_pandas(frame, schema=pq.read_schema(next((Path(t["_build"]) / name).glob("*.parquet"))),
+                                            preserve_index=False), tmp_path / name / "part-00000.parquet")
+    write_manifest(tmp_path)
+    levels = [0.5, 0.0, 1.0, 0.3, 0.3, 0.999]
+    res = run_recipe("direction", tmp_path, {"delta_quantiles": levels, "bootstrap_reps": 10})
+    stored = tok.logp_rl.astype("float64") - tok.logp_base.astype("float64")
+    assert (stored == 0).mean() > 0.3
+    for (sampler, rl), g in stored.groupby([tok.sampler, tok.rl_model]):
+        r = res[(res.sampler == sampler) & (res.rl_model == rl) & (res.measure == "quantile")]
+        _close(r.level, sorted(levels))
+        _close(r.value, np.quantile(g, sorted(levels)))
+
+
+def test_direction_refuses_a_quantile_level_outside_0_1(build):
+    """The runner names the parameter; the pasted SQL, which has no runner, fails on the level itself."""
+    with pytest.raises(TokenshiftError, match=r"parameter delta_quantiles of recipe direction: 1.5 makes no sense"):
+        run_recipe("direction", build, {"delta_quantiles": [0.5, 1.5]})
+    statements = duckdb.extract_statements(preamble_sql(build) + "SET VARIABLE delta_quantiles = [0.5, -0.5];\n"
+                                           + load_recipe("direction").sql)
+    con = duckdb.connect()
+    for statement in statements[:-1]:
+        con.execute(statement)
+    with pytest.raises(duckdb.Error, match=r"delta_quantiles: each level must lie in \[0, 1\]"):
+        con.execute(statements[-1]).fetchall()
 
 def _check_direction(build, t, thresholds, edges, tops) -> None:
     res = run_recipe("direction", build, {"bootstrap_reps": REPS, "bootstrap_seed": SEED, "delta_thresholds": thresholds,
