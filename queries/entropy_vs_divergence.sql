@@ -44,10 +44,6 @@ SET VARIABLE fork_quantile = COALESCE(getvariable('fork_quantile'), 0.8)::DOUBLE
 -- bucket with no bound in [lowest, highest) and the fork cutoff not in (lowest, highest] lies wholly inside one
 -- bin and on one side of the cutoff; the positions of the others are put into their bins one by one.
 
-SET VARIABLE js_threshold = COALESCE(getvariable('js_threshold'), 0.1)::DOUBLE;
-SET VARIABLE entropy_bins = COALESCE(getvariable('entropy_bins'), 10)::INTEGER;
-SET VARIABLE fork_quantile = COALESCE(getvariable('fork_quantile'), 0.8)::DOUBLE;
-
 WITH fine AS (  -- per group and bucket of similar entropies: positions, sums and extremes
     SELECT sampler, rl_model, ceil(64 * ln(greatest(entropy_base::DOUBLE, 0))) AS f, min(entropy_base::DOUBLE) AS entropy_min,
            max(entropy_base::DOUBLE) AS entropy_max, count(*) AS n_tokens, sum(js::DOUBLE) AS sum_js,
