@@ -69,13 +69,13 @@ t AS (
 ),
 sides AS (
     SELECT rl_model, side, count(*) AS n_tokens, avg(js) AS mean_js,
-           avg(CASE WHEN js >= getvariable('js_threshold_low') THEN 1.0 ELSE 0.0 END) AS share_over_low,
-           avg(CASE WHEN is_over THEN 1.0 ELSE 0.0 END) AS share_over,
-           avg(CASE WHEN js >= getvariable('js_threshold_high') THEN 1.0 ELSE 0.0 END) AS share_over_high,
+           count_if(js >= getvariable('js_threshold_low')) / count(*) AS share_over_low,
+           count_if(is_over) / count(*) AS share_over,
+           count_if(js >= getvariable('js_threshold_high')) / count(*) AS share_over_high,
            count_if(is_over AND is_middle) / nullif(count_if(is_over), 0) AS over_share_middle,
-           avg(CASE WHEN is_middle THEN 1.0 ELSE 0.0 END) AS middle_token_share,
+           count_if(is_middle) / count(*) AS middle_token_share,
            count_if(is_over AND is_low_entropy) / nullif(count_if(is_over), 0) AS over_share_low_entropy,
-           avg(CASE WHEN is_low_entropy THEN 1.0 ELSE 0.0 END) AS low_entropy_token_share
+           count_if(is_low_entropy) / count(*) AS low_entropy_token_share
     FROM t GROUP BY rl_model, side
 ),
 -- accuracy with the accuracy recipe's bootstrap
