@@ -6,6 +6,7 @@ import html
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -100,9 +101,10 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
                  overwrite: bool = False) -> Path:
     """Run every recipe on `source` and write CSVs, PNGs and index.md into `out_dir`; returns index.md's path.
 
-    The recipes run one after another on one connection; a second thread writes each result's CSV and
-    PNG and loads the build's tokenizer for the viewer while DuckDB computes the next recipe (DuckDB
-    releases the GIL, and matplotlib is only ever used from that thread).
+    The recipes run one after another on one connection; a second thread loads the build's tokenizer,
+    writes the viewer's pages (on a cursor of the same database) and then each result's CSV and PNG
+    while DuckDB computes the next recipe (DuckDB releases the GIL, and matplotlib is only ever used
+    from that thread).
     """
     # transformers (the build's tokenizer, for the most divergent answers' pages) loads only when a report is written
     from tokenshift.queries.viewer import build_tokenizer, report_section
@@ -126,10 +128,15 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
                 f"`tokenshift query NAME --data {src.spec} --param name=value`, or paste "
                 f"`tokenshift query NAME --data {src.spec} --print-sql` into the duckdb shell.", ""]
         toc, body = ["## Contents", ""], []
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenshift-report") as writer:
+        names = recipe_names()
+        pages = con.cursor()  # a connection of its own to the same database, for the other thread
+        with closing(pages), ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenshift-report") as writer:
             tokenizer = writer.submit(build_tokenizer, src)
+            # the pages' own queries and HTML, while DuckDB computes the first recipes (the section is numbered
+            # after every recipe's, skipped ones included)
+            viewer = writer.submit(report_section, pages, src, out / "viewer", len(names) + 1, tokenizer.result)
             written = []
-            for number, name in enumerate(recipe_names(), start=1):
+            for number, name in enumerate(names, start=1):
                 recipe = load_recipe(name)
                 title = TITLES.get(name, name.replace("_", " ").capitalize())
                 anchor = name.replace("_", "-")
@@ -151,8 +158,7 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
                     section += [f"![{title}]({name}.png)", ""]
                 section += [f"Table ({len(df)} rows; [{name}.csv]({name}.csv)):", "", markdown_table(df), ""]
                 body += section
-            # the viewer's pages are read and written while the last CSVs and PNGs are still being written
-            toc_line, section = report_section(con, src, out / "viewer", len(toc) - 1, tokenizer.result)
+            toc_line, section = viewer.result()
             for job in written:
                 job.result()  # a failed CSV or PNG fails the report here
         toc.append(toc_line)
