@@ -55,7 +55,9 @@ SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGE
 -- last), k = ceil(share x tokens of the group); the sets of a group nest. The rows per key bucket (-|f| for |Δ|,
 -- ceil(1000 x key) for JS) give the smallest bucket b_max holding the largest k rows at or below it; only the rows
 -- whose bucket is at most b_max (a few % of the rows) are ranked by (key, generation_id, position), and a row is in
--- a top set when its rank is at most that set's k.
+-- a top set when its rank is at most that set's k. Each value is a ratio of two of 24 per-problem sums (with the
+-- default levels: tokens, sum of |Δ|, tokens past each threshold either way, tokens and sums of Δ and |Δ| per bin,
+-- rows in both and in either top set; asymmetry divides a difference of two); a replicate weighs each sum once.
 WITH tok AS NOT MATERIALIZED (  -- read again by each use (held whole it was most of the report's memory)
     SELECT sampler, rl_model, generation_id, position,
            logp_rl::DOUBLE - logp_base::DOUBLE AS delta, exp(logp_base::DOUBLE) AS p_base,
@@ -167,58 +169,77 @@ per_problem AS (
     SELECT sampler, rl_model, problem_id, sum(n) AS n, sum(sum_abs) AS sum_abs FROM cells
     GROUP BY sampler, rl_model, problem_id
 ),
-items AS (  -- per group, measure, level and problem: what a replicate sums (num / den)
-    -- a threshold of rank i: Δ >= it when n_ge >= i (the thresholds ascend); Δ <= -it when n_le >= i
-    SELECT p.sampler, p.rl_model, m.measure, l.thresholds[i] AS level, p.problem_id,
-           coalesce(CASE m.measure WHEN 'share_ge' THEN sum(c.n) FILTER (WHERE c.n_ge >= i)
-                                   WHEN 'share_le' THEN sum(c.n) FILTER (WHERE c.n_le >= i)
-                                   ELSE coalesce(sum(c.n) FILTER (WHERE c.n_ge >= i), 0)
-                                        - coalesce(sum(c.n) FILTER (WHERE c.n_le >= i), 0) END, 0)::DOUBLE AS num,
-           any_value(p.n)::DOUBLE AS den
-    FROM per_problem AS p, levels AS l, range(1, len(l.thresholds) + 1) AS r(i),
-         (SELECT unnest(['share_ge', 'share_le', 'asymmetry']) AS measure) AS m,
-         cells AS c
-    WHERE c.sampler = p.sampler AND c.rl_model = p.rl_model AND c.problem_id = p.problem_id
-    GROUP BY p.sampler, p.rl_model, m.measure, i, level, p.problem_id
+quantities AS (  -- per group, quantity and problem: a sum a replicate weighs. A quantity is a kind and a level's rank i:
+    -- 'n' tokens and 'abs' the sum of |Δ| (i = 0); 'ge' / 'le' tokens with Δ >= t / Δ <= -t (threshold of rank i: Δ
+    -- passes it when n_ge >= i, n_le >= i, the thresholds ascending); 'bin_n', 'bin_delta', 'bin_abs' tokens, sum of
+    -- Δ and of |Δ| in the p_base bin of edge rank i (p_base >= that edge and below the next; every p_base < 2, the
+    -- last bin's end); 'both' / 'either' rows in both / either top set of share rank i
+    SELECT sampler, rl_model, 'n' AS kind, 0 AS i, problem_id, n::DOUBLE AS value FROM per_problem
     UNION ALL
-    -- the bin of edge rank i: p_base >= that edge and below the next (every p_base < 2, the last bin's end)
-    SELECT p.sampler, p.rl_model, m.measure, l.edges[i] AS level, p.problem_id,
-           coalesce(CASE m.measure WHEN 'bin_mean_delta' THEN sum(c.sum_delta) FILTER (WHERE c.bin = i)
-                                   WHEN 'bin_token_share' THEN sum(c.n) FILTER (WHERE c.bin = i)
-                                   ELSE sum(c.sum_abs) FILTER (WHERE c.bin = i) END, 0)::DOUBLE,
-           CASE m.measure WHEN 'bin_mean_delta' THEN coalesce(sum(c.n) FILTER (WHERE c.bin = i), 0)
-                          WHEN 'bin_token_share' THEN any_value(p.n) ELSE any_value(p.sum_abs) END::DOUBLE
-    FROM per_problem AS p, levels AS l, range(1, len(l.edges) + 1) AS r(i),
-         (SELECT unnest(['bin_mean_delta', 'bin_token_share', 'bin_abs_share']) AS measure) AS m,
-         cells AS c
-    WHERE c.sampler = p.sampler AND c.rl_model = p.rl_model AND c.problem_id = p.problem_id
-    GROUP BY p.sampler, p.rl_model, m.measure, i, level, p.problem_id
+    SELECT sampler, rl_model, 'abs', 0, problem_id, sum_abs FROM per_problem
     UNION ALL
-    -- the top share of rank i: the rows in both of its top sets over the rows in either
-    SELECT p.sampler, p.rl_model, 'jaccard_top', l.shares[r.i] AS level, p.problem_id,
-           coalesce(o.n_both, 0)::DOUBLE, coalesce(o.n_either, 0)::DOUBLE
-    FROM per_problem AS p CROSS JOIN levels AS l CROSS JOIN range(1, len(l.shares) + 1) AS r(i)
+    SELECT c.sampler, c.rl_model, k.kind, r.i, c.problem_id,
+           coalesce(sum(c.n) FILTER (WHERE CASE k.kind WHEN 'ge' THEN c.n_ge ELSE c.n_le END >= r.i), 0)::DOUBLE
+    FROM cells AS c, (SELECT unnest(range(1, len(thresholds) + 1)) AS i FROM levels) AS r, (VALUES ('ge'), ('le')) AS k(kind)
+    GROUP BY c.sampler, c.rl_model, k.kind, r.i, c.problem_id
+    UNION ALL
+    SELECT c.sampler, c.rl_model, k.kind, r.i, c.problem_id,
+           coalesce(sum(CASE k.kind WHEN 'bin_n' THEN c.n WHEN 'bin_delta' THEN c.sum_delta ELSE c.sum_abs END)
+                        FILTER (WHERE c.bin = r.i), 0)::DOUBLE
+    FROM cells AS c, (SELECT unnest(range(1, len(edges) + 1)) AS i FROM levels) AS r,
+         (VALUES ('bin_n'), ('bin_delta'), ('bin_abs')) AS k(kind)
+    GROUP BY c.sampler, c.rl_model, k.kind, r.i, c.problem_id
+    UNION ALL
+    SELECT p.sampler, p.rl_model, k.kind, r.i, p.problem_id,
+           coalesce(CASE k.kind WHEN 'both' THEN o.n_both ELSE o.n_either END, 0)::DOUBLE
+    FROM per_problem AS p CROSS JOIN (SELECT unnest(range(1, len(shares) + 1)) AS i FROM levels) AS r
+    CROSS JOIN (VALUES ('both'), ('either')) AS k(kind)
     LEFT JOIN overlap AS o ON o.sampler = p.sampler AND o.rl_model = p.rl_model AND o.i = r.i
                           AND o.problem_id = p.problem_id
 ),
+sums AS (  -- per group and quantity: its values over the dataset's problems (tokenshift_problem_numbers order; 0: not in it)
+    SELECT g.sampler, g.rl_model, g.kind, g.i, list(coalesce(q.value, 0) ORDER BY pn.p) AS v
+    FROM (SELECT DISTINCT sampler, rl_model, kind, i FROM quantities) AS g CROSS JOIN tokenshift_problem_numbers AS pn
+    LEFT JOIN quantities AS q ON q.sampler = g.sampler AND q.rl_model = g.rl_model AND q.kind = g.kind AND q.i = g.i
+                             AND q.problem_id = pn.problem_id
+    GROUP BY g.sampler, g.rl_model, g.kind, g.i
+),
+weighted AS (  -- per group, quantity and replicate r: its weighted sum over problems; r = -1 weighs each problem once
+    -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
+    SELECT s.sampler, s.rl_model, s.kind, s.i, w.r, list_dot_product(w.w, s.v) AS d
+    FROM sums AS s, tokenshift_bootstrap_weights(getvariable('bootstrap_reps'), getvariable('bootstrap_seed')) AS w
+    UNION ALL
+    SELECT sampler, rl_model, kind, i, -1, sum(value) FROM quantities GROUP BY sampler, rl_model, kind, i
+),
+measures AS (  -- each measure and level: the quantity it divides (less a second one, for asymmetry) and its divisor
+    SELECT m.measure, l.thresholds[r.i] AS level, m.num, m.minus, m.den, r.i
+    FROM (VALUES ('share_ge', 'ge', NULL, 'n'), ('share_le', 'le', NULL, 'n'), ('asymmetry', 'ge', 'le', 'n'))
+             AS m(measure, num, minus, den),
+         levels AS l, range(1, len(l.thresholds) + 1) AS r(i)
+    UNION ALL
+    SELECT m.measure, l.edges[r.i], m.num, NULL, m.den, r.i
+    FROM (VALUES ('bin_mean_delta', 'bin_delta', 'bin_n'), ('bin_token_share', 'bin_n', 'n'),
+                 ('bin_abs_share', 'bin_abs', 'abs')) AS m(measure, num, den),
+         levels AS l, range(1, len(l.edges) + 1) AS r(i)
+    UNION ALL
+    SELECT 'jaccard_top', l.shares[r.i], 'both', NULL, 'either', r.i FROM levels AS l, range(1, len(l.shares) + 1) AS r(i)
+),
+ratios AS (  -- per group, measure, level and replicate: the measure's value (r = -1: the value itself)
+    SELECT a.sampler, a.rl_model, m.measure, m.level, a.r, (a.d - coalesce(b.d, 0)) / nullif(c.d, 0) AS value
+    FROM measures AS m
+    JOIN weighted AS a ON a.kind = m.num AND a.i = m.i
+    LEFT JOIN weighted AS b ON b.kind = m.minus AND b.i = m.i AND b.sampler = a.sampler AND b.rl_model = a.rl_model
+                           AND b.r = a.r
+    JOIN weighted AS c ON c.kind = m.den AND c.i = CASE WHEN m.den IN ('n', 'abs') THEN 0 ELSE m.i END
+                      AND c.sampler = a.sampler AND c.rl_model = a.rl_model AND c.r = a.r
+),
 point AS (
-    SELECT sampler, rl_model, measure, level, sum(num) / nullif(sum(den), 0) AS value
-    FROM items GROUP BY ALL
+    SELECT sampler, rl_model, measure, level, value FROM ratios WHERE r = -1
 ),
-sums AS (  -- per group, measure and level: num and den over the dataset's problems (tokenshift_problem_numbers order)
-    SELECT g.sampler, g.rl_model, g.measure, g.level,
-           list(coalesce(i.num, 0) ORDER BY pn.p) AS num, list(coalesce(i.den, 0) ORDER BY pn.p) AS den
-    FROM (SELECT DISTINCT sampler, rl_model, measure, level FROM items) AS g CROSS JOIN tokenshift_problem_numbers AS pn
-    LEFT JOIN items AS i ON i.sampler = g.sampler AND i.rl_model = g.rl_model AND i.measure = g.measure
-                        AND i.level = g.level AND i.problem_id = pn.problem_id
-    GROUP BY g.sampler, g.rl_model, g.measure, g.level
-),
-intervals AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
+intervals AS (
     SELECT sampler, rl_model, measure, level, quantile_cont(value, 0.025) AS value_lo,
            quantile_cont(value, 0.975) AS value_hi
-    FROM (SELECT s.sampler, s.rl_model, s.measure, s.level, w.r,
-                 list_dot_product(w.w, s.num) / nullif(list_dot_product(w.w, s.den), 0) AS value
-          FROM sums AS s, tokenshift_bootstrap_weights(getvariable('bootstrap_reps'), getvariable('bootstrap_seed')) AS w)
+    FROM ratios WHERE r >= 0
     GROUP BY sampler, rl_model, measure, level
 ),
 groups AS (
