@@ -57,7 +57,7 @@ placed AS (  -- each bucket with the group's positions below it and the group's 
 ),
 wanted AS (  -- per group, the order statistics needed (1-based ranks): j = 1.. the bin bounds, j = 0 and -1 the fork
     -- cutoff's lower and upper neighbours; with the bucket that holds each
-    SELECT w.sampler, w.rl_model, w.n_group, w.h, w.j, w.rank, p.f, (w.rank - p.below)::BIGINT AS rank_in_bucket
+    SELECT w.sampler, w.rl_model, w.h, w.j, p.f, (w.rank - p.below)::BIGINT AS rank_in_bucket
     FROM (SELECT *, CASE WHEN j = -1 THEN ceil(h)::BIGINT + 1 WHEN j = 0 THEN floor(h)::BIGINT + 1
                          ELSE (j * greatest(n_group - 1, 1) + getvariable('entropy_bins') - 1) // getvariable('entropy_bins')
                     END AS rank
@@ -74,12 +74,12 @@ near AS MATERIALIZED (  -- the positions of the buckets holding an order statist
     SEMI JOIN wanted AS w ON w.sampler = t.sampler AND w.rl_model = t.rl_model AND w.f = t.f
 ),
 cut AS (  -- per group: the bin bounds and the fork cutoff (quantile_cont's interpolation: lo + (hi - lo) x (h - floor(h)))
-    SELECT sampler, rl_model, any_value(n_group) AS n_group,
+    SELECT sampler, rl_model,
            coalesce(list(value ORDER BY j) FILTER (WHERE j > 0), []::DOUBLE[]) AS bounds,
            any_value(value) FILTER (WHERE j = 0)
                + (any_value(value) FILTER (WHERE j = -1) - any_value(value) FILTER (WHERE j = 0))
                  * (any_value(h) - floor(any_value(h))) AS fork_cutoff
-    FROM (SELECT w.sampler, w.rl_model, w.n_group, w.h, w.j, s.sorted[w.rank_in_bucket] AS value
+    FROM (SELECT w.sampler, w.rl_model, w.h, w.j, s.sorted[w.rank_in_bucket] AS value
           FROM wanted AS w
           JOIN (SELECT sampler, rl_model, f, list(entropy ORDER BY entropy) AS sorted FROM near GROUP BY ALL) AS s
             ON s.sampler = w.sampler AND s.rl_model = w.rl_model AND s.f = w.f)

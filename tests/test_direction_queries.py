@@ -30,7 +30,7 @@ def build(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def t(build: Path) -> dict[str, pd.DataFrame]:
     return {name: pd.concat([pd.read_parquet(p) for p in sorted((build / name).glob("*.parquet"))], ignore_index=True)
-            for name in ("prompts", "generations", "tokens", "cross_samples")} | {"_build": build}
+            for name in ("prompts", "generations", "tokens", "cross_samples")}
 
 
 def _close(a, b, tol=1e-9) -> None:
@@ -73,8 +73,7 @@ def test_direction_top_sets_break_ties_by_generation_and_position(build, t, tmp_
     _check_direction(copy, tables, [0.3], [0.0, 0.5], [0.03, 0.07, 0.25])
 
 
-
-def test_direction_quantiles_with_ties_zeros_and_both_ends(t, tmp_path):
+def test_direction_quantiles_with_ties_zeros_and_both_ends(build, t, tmp_path):
     """Δ drawn from a few values (0 most often, two that differ in the last bits, both signs) plus a continuous
     part: the order statistics fall inside buckets of equal values and of distinct ones; levels 0 and 1, repeated
     and unsorted, each as numpy computes it."""
@@ -86,7 +85,7 @@ def test_direction_quantiles_with_ties_zeros_and_both_ends(t, tmp_path):
     frames = {"prompts": t["prompts"], "generations": t["generations"], "tokens": tok}
     for name, frame in frames.items():
         (tmp_path / name).mkdir(parents=True)
-        pq.write_table(pa.Table.from_pandas(frame, schema=pq.read_schema(next((Path(t["_build"]) / name).glob("*.parquet"))),
+        pq.write_table(pa.Table.from_pandas(frame, schema=pq.read_schema(next((build / name).glob("*.parquet"))),
                                             preserve_index=False), tmp_path / name / "part-00000.parquet")
     write_manifest(tmp_path)
     levels = [0.5, 0.0, 1.0, 0.3, 0.3, 0.999]
@@ -110,6 +109,7 @@ def test_direction_refuses_a_quantile_level_outside_0_1(build):
         con.execute(statement)
     with pytest.raises(duckdb.Error, match=r"delta_quantiles: each level must lie in \[0, 1\]"):
         con.execute(statements[-1]).fetchall()
+
 
 def _check_direction(build, t, thresholds, edges, tops) -> None:
     res = run_recipe("direction", build, {"bootstrap_reps": REPS, "bootstrap_seed": SEED, "delta_thresholds": thresholds,
