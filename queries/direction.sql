@@ -53,11 +53,13 @@ SET VARIABLE bootstrap_seed = COALESCE(getvariable('bootstrap_seed'), 0)::INTEGE
 -- say which bucket holds each, and only the rows of those buckets (if their Δ differ) are read again and sorted.
 -- A top set is the first k rows of the group in (key, generation_id, position) order, key = -|Δ| or -JS (NULL
 -- last), k = ceil(share x tokens of the group); the sets of a group nest. The rows per key bucket (-|f| for |Δ|,
--- ceil(1000 x key) for JS) give the smallest bucket b_max holding the largest k rows at or below it; only the rows
--- whose bucket is at most b_max (a few % of the rows) are ranked by (key, generation_id, position), and a row is in
--- a top set when its rank is at most that set's k. Each value is a ratio of two of 24 per-problem sums (with the
--- default levels: tokens, sum of |Δ|, tokens past each threshold either way, tokens and sums of Δ and |Δ| per bin,
--- rows in both and in either top set; asymmetry divides a difference of two); a replicate weighs each sum once.
+-- ceil(1000 x key) for JS; counted with the Δ buckets in one pass) say which bucket holds each set's k-th row; the
+-- rows of that bucket, sorted by (key, generation_id, position), give the set's last row, and a row is in the set
+-- when its (key, generation_id, position) is at most that row's, compared in that order. Only the rows in a bucket
+-- at most the highest such bucket (a few % of the rows) are read again. Each value is a ratio of two of 24
+-- per-problem sums (with the default levels: tokens, sum of |Δ|, tokens past each threshold either way, tokens and
+-- sums of Δ and |Δ| per bin, rows in both and in either top set; asymmetry divides a difference of two); a
+-- replicate weighs each sum once.
 WITH tok AS NOT MATERIALIZED (  -- read again by each use (held whole it was most of the report's memory)
     SELECT sampler, rl_model, generation_id, position,
            logp_rl::DOUBLE - logp_base::DOUBLE AS delta, exp(logp_base::DOUBLE) AS p_base,
@@ -73,49 +75,65 @@ levels AS (  -- each list's distinct values, ascending; a level's rank is its pl
            (SELECT list(DISTINCT x ORDER BY x) FROM (SELECT unnest(getvariable('base_prob_edges')) AS x)) AS edges,
            (SELECT list(DISTINCT x ORDER BY x) FROM (SELECT unnest(getvariable('top_shares')) AS x)) AS shares
 ),
+pairs AS (  -- per group, Δ bucket and JS key bucket: rows, and the lowest and highest Δ
+    SELECT sampler, rl_model, f_delta AS f, b_js, count(*) AS n, min(delta) AS lo, max(delta) AS hi FROM tok GROUP BY ALL
+),
 fine AS (  -- per group and Δ bucket: rows, and the lowest and highest Δ
-    SELECT sampler, rl_model, f_delta AS f, count(*) AS n, min(delta) AS lo, max(delta) AS hi FROM tok GROUP BY ALL
+    SELECT sampler, rl_model, f, sum(n) AS n, min(lo) AS lo, max(hi) AS hi FROM pairs GROUP BY ALL
 ),
 buckets AS (  -- per group, how many rows have each key bucket, for each order: -|f_delta| for |Δ|, ceil(1000 x key) for JS
     SELECT sampler, rl_model, TRUE AS is_delta, -abs(coalesce(f, 0)) AS b, sum(n) AS n FROM fine GROUP BY ALL
     UNION ALL
-    SELECT sampler, rl_model, FALSE, b_js AS b, count(*) FROM tok GROUP BY ALL
+    SELECT sampler, rl_model, FALSE, b_js AS b, sum(n) FROM pairs GROUP BY ALL
 ),
 sizes AS (  -- per group: tokens, and k of each top share
     SELECT c.sampler, c.rl_model, c.n_tokens, list_transform(l.shares, lambda s: ceil(s * c.n_tokens)::BIGINT) AS k
     FROM (SELECT sampler, rl_model, sum(n)::BIGINT AS n_tokens FROM buckets WHERE is_delta GROUP BY sampler, rl_model) AS c,
          levels AS l
 ),
-reach AS (  -- per group and order: the smallest bucket whose rows and those below it number at least the largest k
-    SELECT b.sampler, b.rl_model, b.is_delta, min(b.b) FILTER (WHERE b.below >= greatest(list_max(z.k), 1)) AS b_max
+cuts AS (  -- per group, order and top share rank i: the key bucket that holds the set's last row (the k-th), and that
+    -- row's place in the bucket (k less the rows of lower buckets); none for k = 0
+    SELECT b.sampler, b.rl_model, b.is_delta, z.i, b.b, (z.k - (b.below - b.n))::BIGINT AS rank_in_bucket
     FROM (SELECT *, sum(n) OVER (PARTITION BY sampler, rl_model, is_delta ORDER BY b) AS below FROM buckets) AS b
-    JOIN sizes AS z USING (sampler, rl_model)
-    GROUP BY b.sampler, b.rl_model, b.is_delta
+    JOIN (SELECT sampler, rl_model, unnest(range(1, len(k) + 1)) AS i, unnest(k) AS k
+          FROM sizes) AS z USING (sampler, rl_model)
+    WHERE b.below - b.n < z.k AND z.k <= b.below
 ),
-candidates AS (  -- the rows in a bucket at most the group's b_max in some order: every top set is among them
-    SELECT c.sampler, c.rl_model, c.generation_id, c.position, c.key_delta, c.key_js,
-           c.b_delta <= d.b_max AS in_delta, c.b_js <= j.b_max AS in_js
-    FROM (SELECT * FROM tok WHERE b_delta <= (SELECT max(b_max) FROM reach WHERE is_delta)
-                               OR b_js <= (SELECT max(b_max) FROM reach WHERE NOT is_delta)) AS c
-    JOIN reach AS d ON d.sampler = c.sampler AND d.rl_model = c.rl_model AND d.is_delta
-    JOIN reach AS j ON j.sampler = c.sampler AND j.rl_model = c.rl_model AND NOT j.is_delta
+candidates AS MATERIALIZED (  -- the rows in a bucket at most the highest cut bucket of an order: every top set's rows
+    SELECT t.sampler, t.rl_model, t.generation_id, t.position, t.key_delta, t.key_js, t.b_delta, t.b_js
+    FROM tok AS t
+    WHERE t.b_delta <= (SELECT max(b) FROM cuts WHERE is_delta) OR t.b_js <= (SELECT max(b) FROM cuts WHERE NOT is_delta)
 ),
-ranked AS (  -- each candidate's place in its group by (key, generation_id, position), for each order it reaches
-    SELECT sampler, rl_model, generation_id,
-           CASE WHEN in_delta THEN row_number() OVER (PARTITION BY sampler, rl_model, in_delta
-                                                      ORDER BY key_delta, generation_id, position) END AS rn_delta,
-           CASE WHEN in_js THEN row_number() OVER (PARTITION BY sampler, rl_model, in_js
-                                                   ORDER BY key_js, generation_id, position) END AS rn_js
-    FROM candidates
+last_in AS (  -- per group and share rank i: each order's top set's last row as (key, generation_id, position); a row
+    -- is in the set when its own (key, generation_id, position) is at most that, compared in that order
+    SELECT x.sampler, x.rl_model, x.i,
+           any_value(s.sorted[x.rank_in_bucket]) FILTER (WHERE x.is_delta) AS last_delta,
+           any_value(s.sorted[x.rank_in_bucket]) FILTER (WHERE NOT x.is_delta) AS last_js
+    FROM cuts AS x JOIN (
+        SELECT c.sampler, c.rl_model, TRUE AS is_delta, c.b_delta AS b,
+               list(row(c.key_delta, c.generation_id, c.position) ORDER BY c.key_delta, c.generation_id, c.position) AS sorted
+        FROM candidates AS c SEMI JOIN cuts AS x
+             ON x.sampler = c.sampler AND x.rl_model = c.rl_model AND x.is_delta AND x.b = c.b_delta
+        GROUP BY ALL
+        UNION ALL
+        SELECT c.sampler, c.rl_model, FALSE, c.b_js,
+               list(row(c.key_js, c.generation_id, c.position) ORDER BY c.key_js, c.generation_id, c.position)
+        FROM candidates AS c SEMI JOIN cuts AS x
+             ON x.sampler = c.sampler AND x.rl_model = c.rl_model AND NOT x.is_delta AND x.b = c.b_js
+        GROUP BY ALL
+    ) AS s ON s.sampler = x.sampler AND s.rl_model = x.rl_model AND s.is_delta = x.is_delta AND s.b = x.b
+    GROUP BY x.sampler, x.rl_model, x.i
 ),
-overlap AS (  -- per group, top share of rank i and problem: rows in both top sets (the first k of each order), in either
-    SELECT r.sampler, r.rl_model, i, g.problem_id,
-           count(*) FILTER (WHERE r.rn_delta <= z.k[i] AND r.rn_js <= z.k[i]) AS n_both,
-           count(*) FILTER (WHERE r.rn_delta <= z.k[i] OR r.rn_js <= z.k[i]) AS n_either
-    FROM ranked AS r JOIN generations AS g USING (generation_id)
-    JOIN sizes AS z ON z.sampler = r.sampler AND z.rl_model = r.rl_model,
-         (SELECT unnest(range(1, len(shares) + 1)) AS i FROM levels) AS t
-    GROUP BY r.sampler, r.rl_model, i, g.problem_id
+overlap AS (  -- per group, top share of rank i and problem: rows in both top sets, in either
+    SELECT m.sampler, m.rl_model, m.i, g.problem_id,
+           count(*) FILTER (WHERE m.in_delta AND m.in_js) AS n_both, count(*) AS n_either
+    FROM (SELECT c.sampler, c.rl_model, c.generation_id, l.i,
+                 coalesce(row(c.key_delta, c.generation_id, c.position) <= l.last_delta, FALSE) AS in_delta,
+                 coalesce(row(c.key_js, c.generation_id, c.position) <= l.last_js, FALSE) AS in_js
+          FROM candidates AS c JOIN last_in AS l ON l.sampler = c.sampler AND l.rl_model = c.rl_model) AS m
+    JOIN generations AS g USING (generation_id)
+    WHERE m.in_delta OR m.in_js
+    GROUP BY m.sampler, m.rl_model, m.i, g.problem_id
 ),
 placed AS (  -- each Δ bucket with the group's values below it and the group's number of values
     SELECT *, sum(n) OVER (PARTITION BY sampler, rl_model ORDER BY f) - n AS below,
