@@ -215,12 +215,20 @@ quantities AS (  -- per group, quantity and problem: a sum a replicate weighs. A
     LEFT JOIN overlap AS o ON o.sampler = p.sampler AND o.rl_model = p.rl_model AND o.i = r.i
                           AND o.problem_id = p.problem_id
 ),
-sums AS (  -- per group and quantity: its values over the dataset's problems (tokenshift_problem_numbers order; 0: not in it)
-    SELECT g.sampler, g.rl_model, g.kind, g.i, list(coalesce(q.value, 0) ORDER BY pn.p) AS v
-    FROM (SELECT DISTINCT sampler, rl_model, kind, i FROM quantities) AS g CROSS JOIN tokenshift_problem_numbers AS pn
-    LEFT JOIN quantities AS q ON q.sampler = g.sampler AND q.rl_model = g.rl_model AND q.kind = g.kind AND q.i = g.i
-                             AND q.problem_id = pn.problem_id
-    GROUP BY g.sampler, g.rl_model, g.kind, g.i
+sums AS (  -- per group and quantity: its values over the dataset's problems (tokenshift_problem_numbers order), a
+    -- 0 for each problem outside the group (every quantity has a row per problem of the group)
+    SELECT sampler, rl_model, kind, i, list(value ORDER BY p) AS v
+    FROM (SELECT q.sampler, q.rl_model, q.kind, q.i, pn.p, q.value
+          FROM quantities AS q JOIN tokenshift_problem_numbers AS pn USING (problem_id)
+          UNION ALL
+          SELECT k.sampler, k.rl_model, k.kind, k.i, m.p, 0
+          FROM (SELECT DISTINCT sampler, rl_model, kind, i FROM quantities) AS k
+          JOIN (SELECT g.sampler, g.rl_model, pn.p
+                FROM (SELECT DISTINCT sampler, rl_model FROM per_problem) AS g CROSS JOIN tokenshift_problem_numbers AS pn
+                ANTI JOIN per_problem AS pp
+                     ON pp.sampler = g.sampler AND pp.rl_model = g.rl_model AND pp.problem_id = pn.problem_id) AS m
+               ON m.sampler = k.sampler AND m.rl_model = k.rl_model)
+    GROUP BY sampler, rl_model, kind, i
 ),
 weighted AS (  -- per group, quantity and replicate r: its weighted sum over problems; r = -1 weighs each problem once
     -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)

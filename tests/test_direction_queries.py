@@ -73,6 +73,25 @@ def test_direction_top_sets_break_ties_by_generation_and_position(build, t, tmp_
     _check_direction(copy, tables, [0.3], [0.0, 0.5], [0.03, 0.07, 0.25])
 
 
+def test_direction_groups_without_some_problems(build, t, tmp_path):
+    """One sampler's answers to three problems left out: that group's sums weigh only its own problems, each by its
+    number among all the dataset's (the other problems count 0 in every replicate)."""
+    prompts = t["prompts"]
+    left_out = set(sorted(prompts.problem_id)[:3])
+    gen = t["generations"]
+    gone = set(gen.generation_id[(gen.sampler == "rl-step100") & gen.problem_id.isin(left_out)])
+    tables = {"prompts": prompts, "generations": gen[~gen.generation_id.isin(gone)],
+              "tokens": t["tokens"][~t["tokens"].generation_id.isin(gone)]}
+    for name, frame in tables.items():
+        (tmp_path / name).mkdir(parents=True)
+        pq.write_table(pa.Table.from_pandas(frame, schema=pq.read_schema(next((build / name).glob("*.parquet"))),
+                                            preserve_index=False), tmp_path / name / "part-00000.parquet")
+    write_manifest(tmp_path)
+    counts = _tokens(tables).groupby(["sampler", "rl_model"]).problem_id.nunique()
+    assert counts[("rl-step100", "rl-step100")] == prompts.problem_id.nunique() - 3
+    _check_direction(tmp_path, tables, [0.2], [0.0, 0.4], [0.05])
+
+
 def test_direction_quantiles_with_ties_zeros_and_both_ends(build, t, tmp_path):
     """Δ drawn from a few values (0 most often, two that differ in the last bits, both signs) plus a continuous
     part: the order statistics fall inside buckets of equal values and of distinct ones; levels 0 and 1, repeated
