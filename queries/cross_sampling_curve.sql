@@ -88,12 +88,32 @@ sums AS (  -- per setting, each per-problem sum over the dataset's problems (tok
     LEFT JOIN per_problem AS p ON p.setting = g.setting AND p.problem_id = pn.problem_id
     GROUP BY g.setting
 ),
-replicates AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
-    SELECT s.setting, w.r, s.direction,
-           list_dot_product(w.w, s.c) / nullif(list_dot_product(w.w, s.n), 0) AS accuracy,
-           list_dot_product(w.w, s.c_base) / nullif(list_dot_product(w.w, s.n_base), 0) AS base_accuracy,
-           list_dot_product(w.w, s.c_rl) / nullif(list_dot_product(w.w, s.n_rl), 0) AS rl_accuracy
-    FROM sums AS s, tokenshift_bootstrap_weights(getvariable('bootstrap_reps'), getvariable('bootstrap_seed')) AS w
+refs AS (  -- the distinct reference lists: settings of one rl_model on the same problems share theirs
+    SELECT row_number() OVER () AS ref, * FROM (SELECT DISTINCT c_base, n_base, c_rl, n_rl FROM sums)
+),
+lists AS (  -- what each replicate weighs: every setting's c and n, every distinct reference's four lists (once)
+    SELECT setting AS id, 'c' AS kind, c AS v FROM sums
+    UNION ALL SELECT setting, 'n', n FROM sums
+    UNION ALL SELECT ref, 'c_base', c_base FROM refs
+    UNION ALL SELECT ref, 'n_base', n_base FROM refs
+    UNION ALL SELECT ref, 'c_rl', c_rl FROM refs
+    UNION ALL SELECT ref, 'n_rl', n_rl FROM refs
+),
+weighted AS (  -- tokenshift_bootstrap_weights: a macro of the preamble (tokenshift query NAME --print-sql)
+    SELECT l.id, l.kind, w.r, list_dot_product(w.w, l.v) AS d
+    FROM lists AS l, tokenshift_bootstrap_weights(getvariable('bootstrap_reps'), getvariable('bootstrap_seed')) AS w
+),
+replicates AS (  -- per setting and replicate: the three accuracies, ratios of the weighted sums
+    SELECT s.setting, c.r, s.direction, c.d / nullif(n.d, 0) AS accuracy,
+           cb.d / nullif(nb.d, 0) AS base_accuracy, cr.d / nullif(nr.d, 0) AS rl_accuracy
+    FROM sums AS s
+    JOIN refs AS f ON f.c_base = s.c_base AND f.n_base = s.n_base AND f.c_rl = s.c_rl AND f.n_rl = s.n_rl
+    JOIN weighted AS c ON c.kind = 'c' AND c.id = s.setting
+    JOIN weighted AS n ON n.kind = 'n' AND n.id = s.setting AND n.r = c.r
+    JOIN weighted AS cb ON cb.kind = 'c_base' AND cb.id = f.ref AND cb.r = c.r
+    JOIN weighted AS nb ON nb.kind = 'n_base' AND nb.id = f.ref AND nb.r = c.r
+    JOIN weighted AS cr ON cr.kind = 'c_rl' AND cr.id = f.ref AND cr.r = c.r
+    JOIN weighted AS nr ON nr.kind = 'n_rl' AND nr.id = f.ref AND nr.r = c.r
 ),
 intervals AS (
     SELECT setting,
