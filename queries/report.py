@@ -113,7 +113,6 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
     con, src = connect(source)
     try:
         _prepare_out(out, overwrite)
-        cache_bootstrap(con, *bootstrap_defaults())
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         head = [MARKER, "# tokenshift report", "",
                 f"- Source: `{src.spec}` (schema version {src.version})", f"- Tables: {_table_counts(con, src)}",
@@ -135,6 +134,7 @@ def write_report(source: str | os.PathLike | Source, out_dir: str | os.PathLike,
             # the pages' own queries and HTML, while DuckDB computes the first recipes (the section is numbered
             # after every recipe's, skipped ones included)
             viewer = writer.submit(report_section, pages, src, out / "viewer", len(names) + 1, tokenizer.result)
+            cache_bootstrap(con, *bootstrap_defaults())  # the recipes' weights, made once, beside the pages
             written = []
             for number, name in enumerate(names, start=1):
                 recipe = load_recipe(name)

@@ -33,18 +33,15 @@ from tokenshift.schemas.versions import build_version, check_parts, missing_colu
 POISSON_CUTS = tuple(round(2**32 * math.exp(-1) * sum(1 / math.factorial(i) for i in range(k + 1))) for k in range(12))
 PROBLEM_NUMBERS_VIEW = """CREATE OR REPLACE VIEW tokenshift_problem_numbers AS
 SELECT problem_id, row_number() OVER (ORDER BY problem_id) - 1 AS p FROM prompts;"""
-# The replicates are made in BOOTSTRAP_PARTS ranges joined by UNION ALL: DuckDB reads one range() on one thread.
-BOOTSTRAP_PARTS = 4
-_POISSON_PART = """SELECT r, list_transform(list_transform(list_transform(list_transform(list_transform(
+# The replicates come out of a GROUP BY: DuckDB reads a range() on one thread, but splits an aggregate's groups
+# among its threads, and the weights are computed where they are read.
+BOOTSTRAP_MACRO = """CREATE OR REPLACE MACRO tokenshift_poisson_weights(reps, seed) AS TABLE
+SELECT r, list_transform(list_transform(list_transform(list_transform(list_transform(
         range(n), lambda p: (seed::UBIGINT * 3141592653 + r::UBIGINT * 1000003 + p::UBIGINT) % 4294967296),
         lambda x: xor(x, x >> 16) * 2146121005 % 4294967296), lambda x: xor(x, x >> 15) * 2221713035 % 4294967296),
         lambda x: xor(x, x >> 16)),
         lambda x: (""" + " + ".join(f"(x >= {cut})::UTINYINT" for cut in POISSON_CUTS) + """)::DOUBLE) AS w
-    FROM range({lo}, {hi}) AS t(r), (SELECT count(*) AS n FROM tokenshift_problem_numbers)"""
-BOOTSTRAP_MACRO = ("CREATE OR REPLACE MACRO tokenshift_poisson_weights(reps, seed) AS TABLE\n    "
-                   + "\n    UNION ALL ".join(_POISSON_PART.format(lo=f"{k} * reps // {BOOTSTRAP_PARTS}",
-                                                                  hi=f"{k + 1} * reps // {BOOTSTRAP_PARTS}")
-                                             for k in range(BOOTSTRAP_PARTS)) + ";")
+FROM (SELECT r FROM range(reps) AS t(r) GROUP BY r), (SELECT count(*) AS n FROM tokenshift_problem_numbers);"""
 # What the recipes call: the weights above; a report, which runs every recipe on one connection, replaces it by a
 # macro reading them from a table made once (`cache_bootstrap`).
 BOOTSTRAP_WEIGHTS_MACRO = """CREATE OR REPLACE MACRO tokenshift_bootstrap_weights(reps, seed) AS TABLE

@@ -470,8 +470,8 @@ def _w(t: dict[str, pd.DataFrame], problem_ids) -> np.ndarray:
 
 def test_bootstrap_weights_are_the_numpy_poisson_weights(build, t):
     """tokenshift_bootstrap_weights (the preamble's macro the interval recipes share): one Poisson(1) weight per
-    problem and replicate, whether the replicates split evenly into the macro's parallel parts or not, or leave
-    some parts empty; its cuts are the Poisson(1) quantiles computed in decimal arithmetic."""
+    problem and replicate, each replicate once and in its place whichever thread computed it; its cuts are the
+    Poisson(1) quantiles computed in decimal arithmetic."""
     assert np.array_equal(np.array(POISSON_CUTS, dtype=np.uint64), _poisson_cuts())
     con, _ = connect(build)
     try:
