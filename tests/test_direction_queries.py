@@ -33,6 +33,15 @@ def t(build: Path) -> dict[str, pd.DataFrame]:
             for name in ("prompts", "generations", "tokens", "cross_samples")}
 
 
+def _write_like(build: Path, frames: dict[str, pd.DataFrame], out: Path) -> None:
+    """Write each frame as OUT/<table>/part-00000.parquet with `build`'s schema for that table, and a manifest."""
+    for name, frame in frames.items():
+        (out / name).mkdir(parents=True)
+        pq.write_table(pa.Table.from_pandas(frame, schema=pq.read_schema(next((build / name).glob("*.parquet"))),
+                                            preserve_index=False), out / name / "part-00000.parquet")
+    write_manifest(out)
+
+
 def _close(a, b, tol=1e-9) -> None:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     assert a.shape == b.shape and np.allclose(a, b, rtol=tol, atol=tol, equal_nan=True), (a, b)
@@ -66,10 +75,7 @@ def test_direction_top_sets_break_ties_by_generation_and_position(build, t, tmp_
         if name != "prompts":
             frame = pd.concat([frame, frame.assign(generation_id=frame.generation_id + "~1")], ignore_index=True)
         tables[name] = frame
-        (copy / name).mkdir(parents=True)
-        pq.write_table(pa.Table.from_pandas(frame, schema=pq.read_schema(next((build / name).glob("*.parquet"))),
-                                            preserve_index=False), copy / name / "part-00000.parquet")
-    write_manifest(copy)
+    _write_like(build, tables, copy)
     _check_direction(copy, tables, [0.3], [0.0, 0.5], [0.03, 0.07, 0.25])
 
 
@@ -82,11 +88,7 @@ def test_direction_groups_without_some_problems(build, t, tmp_path):
     gone = set(gen.generation_id[(gen.sampler == "rl-step100") & gen.problem_id.isin(left_out)])
     tables = {"prompts": prompts, "generations": gen[~gen.generation_id.isin(gone)],
               "tokens": t["tokens"][~t["tokens"].generation_id.isin(gone)]}
-    for name, frame in tables.items():
-        (tmp_path / name).mkdir(parents=True)
-        pq.write_table(pa.Table.from_pandas(frame, schema=pq.read_schema(next((build / name).glob("*.parquet"))),
-                                            preserve_index=False), tmp_path / name / "part-00000.parquet")
-    write_manifest(tmp_path)
+    _write_like(build, tables, tmp_path)
     counts = _tokens(tables).groupby(["sampler", "rl_model"]).problem_id.nunique()
     assert counts[("rl-step100", "rl-step100")] == prompts.problem_id.nunique() - 3
     _check_direction(tmp_path, tables, [0.2], [0.0, 0.4], [0.05])
@@ -102,11 +104,7 @@ def test_direction_quantiles_with_ties_zeros_and_both_ends(build, t, tmp_path):
     delta = np.where(np.isnan(pick), rng.normal(0, 0.3, len(tok)), pick)
     tok["logp_rl"] = np.minimum(tok.logp_base.astype("float64") + delta, 0).astype("float32")
     frames = {"prompts": t["prompts"], "generations": t["generations"], "tokens": tok}
-    for name, frame in frames.items():
-        (tmp_path / name).mkdir(parents=True)
-        pq.write_table(pa.Table.from_pandas(frame, schema=pq.read_schema(next((build / name).glob("*.parquet"))),
-                                            preserve_index=False), tmp_path / name / "part-00000.parquet")
-    write_manifest(tmp_path)
+    _write_like(build, frames, tmp_path)
     levels = [0.5, 0.0, 1.0, 0.3, 0.3, 0.999]
     res = run_recipe("direction", tmp_path, {"delta_quantiles": levels, "bootstrap_reps": 10})
     stored = tok.logp_rl.astype("float64") - tok.logp_base.astype("float64")
