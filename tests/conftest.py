@@ -15,6 +15,21 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 SHARED_BENCHMARKS = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
 
 
+REAL_BENCHMARKS = "real_benchmarks"  # the marker of every test that reads them (`pytest -m real_benchmarks`)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", f"{REAL_BENCHMARKS}: reads the real benchmark files in ../shared/benchmarks "
+                                       "(skips in a bare clone)")
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the tests that request `shared_benchmarks`, so CI can run just those where the files are."""
+    for item in items:
+        if "shared_benchmarks" in getattr(item, "fixturenames", ()):
+            item.add_marker(REAL_BENCHMARKS)
+
+
 @pytest.fixture(scope="session")
 def shared_benchmarks() -> Path:
     """The full real benchmark files beside the checkout; tests using them skip in a bare clone."""

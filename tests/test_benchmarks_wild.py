@@ -23,7 +23,6 @@ from tokenshift.cli import cli
 from tokenshift.runtime.errors import TokenshiftError
 from tokenshift.runtime.shards import WORK_DIR
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 # a pair math-verify cannot compare within its own limit: 9^(9^(9^9)) against 3^(9^(9^9))
 HARD_GOLD, HARD_ANSWER = "9^{9^{9^{9}}}", "3^{9^{9^{9}}}"
 SAT_ROW = SAT_MATH[0]
@@ -270,16 +269,14 @@ def test_gaokao_rows_on_the_cli_refused_in_one_line(tmp_path):
     assert [(p.problem_id, p.gold_answer) for p in choice.problems] == [("2", "B")]
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="the real benchmark files (../shared/benchmarks) are absent")
 @pytest.mark.parametrize("name", ["aime24", "amc23", "gsm8k"])
-def test_real_files_check_clean(name):
-    report = check_benchmark(str(SHARED / f"{name}.jsonl"), limit=30, progress=False)
+def test_real_files_check_clean(name, shared_benchmarks):
+    report = check_benchmark(str(shared_benchmarks / f"{name}.jsonl"), limit=30, progress=False)
     assert report.ok and report.problems == 30 and not report.wrong and not report.ungraded, report.lines()
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="the real benchmark files (../shared/benchmarks) are absent")
-def test_real_aime_solution_without_a_box_is_listed_and_refused():
+def test_real_aime_solution_without_a_box_is_listed_and_refused(shared_benchmarks):
     fields = Fields(answer="solution", answer_from="boxed")
-    report = check_benchmark(str(SHARED / "aime24.jsonl"), fields=fields, progress=False)
+    report = check_benchmark(str(shared_benchmarks / "aime24.jsonl"), fields=fields, progress=False)
     assert [(s.row, s.problem_id) for s in report.invalid["no \\boxed{}"]] == [(1, "60")] and not report.ok
     assert report.problems == report.rows - 1 == 29 and not report.wrong

@@ -166,7 +166,8 @@ def _ci_commands(marker: str) -> list[str]:
 def test_the_readme_commands_are_the_ones_ci_runs():
     demo, tests = _readme_quick_start()
     test_runs = _ci_commands("# The README's test command:")
-    assert test_runs == [f'(cd "$clean/repo" && {tests})', tests]  # in a clean clone, then in place
+    # in a clean clone; then in place, only the tests that skipped there for lack of ../shared
+    assert test_runs == [f'(cd "$clean/repo" && {tests})', f"{tests} -m real_benchmarks"]
     assert _ci_commands("# The README's demo command:") == [f'(cd "$clean/repo" && {demo})']
     # the demo installs the package as the tests do, then runs a command the CLI accepts
     install, run = demo.split(" && ")
@@ -175,3 +176,14 @@ def test_the_readme_commands_are_the_ones_ci_runs():
     assert argv[0] == "tokenshift" and argv[1] in cli.commands
     ctx = cli.commands[argv[1]].make_context(argv[1], argv[2:])  # a usage error raises here
     assert ctx.params["out"] is not None
+
+
+def test_only_the_marked_fixture_reaches_the_shared_folder():
+    """CI runs just `-m real_benchmarks` beside ../shared, so a test reaching that folder any other way
+    would run nowhere with the files present."""
+    path_literal = re.compile(r"""["']shared["']\s*/|/\s*["']shared["']|["']\.\./""" + "shared")
+    reaching = [f"{p.name}:{n}" for p in sorted((ROOT / "tests").glob("*.py")) if p.name != "conftest.py"
+                for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if path_literal.search(line)]
+    assert reaching == []
+    for sample in ["ROOT.parent / " + '"shared"', '"../' + 'shared/benchmarks"']:  # the pattern does match
+        assert path_literal.search(sample)
