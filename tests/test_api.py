@@ -70,7 +70,9 @@ def test_score_pair_on_the_embedded_pair_matches_numpy():
     rl = AutoModelForCausalLM.from_pretrained(embedded_rl_dir()).eval()
     prompt = tokenizer("What is 3 + 4?", add_special_tokens=False)["input_ids"]
     response = tokenizer("3 + 4 = 7. \\boxed{7}", add_special_tokens=False)["input_ids"]
+    assert all(w.requires_grad for w in base.parameters())  # as loaded: a graph would be recorded if allowed
     stats = tokenshift.score_pair(base, {"rl": rl}, prompt, response, len(tokenizer))["rl"]
+    assert all(t.is_inference() and not t.requires_grad for t in stats.values())  # as score_answers: inference mode
     with torch.no_grad():
         ids = torch.tensor([prompt + response])
         rows = slice(len(prompt) - 1, len(prompt) + len(response) - 1)

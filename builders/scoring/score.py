@@ -287,7 +287,6 @@ def rows_stats(base, rls: dict[str, object], hidden_b: torch.Tensor, hidden_r: d
             for name, chunks in parts.items() if chunks}
 
 
-@torch.inference_mode()
 def _check_score_arguments(base, rls, prompt_ids, response_ids, vocab_size, config) -> None:
     """score_pair's arguments, each refused in one line when of the wrong kind."""
     def is_model(m):
@@ -313,6 +312,7 @@ def _check_score_arguments(base, rls, prompt_ids, response_ids, vocab_size, conf
         raise TokenshiftError(f"score_pair: a token id is outside 0..{vocab_size - 1}: pass ids of the tokenizer")
 
 
+@torch.inference_mode()  # statistics, not training: no autograd even for a model fresh from training
 def score_pair(base, rls: dict[str, object], prompt_ids: list[int], response_ids: list[int],
                vocab_size: int, config: ScoreConfig = ScoreConfig()) -> dict[str, dict[str, torch.Tensor]]:
     """Teacher-force prompt+response through base and every RL model; stats per response position.
@@ -320,9 +320,8 @@ def score_pair(base, rls: dict[str, object], prompt_ids: list[int], response_ids
     Returns {rl_name: {stat: tensor of length len(response_ids) (or [n, K] for top-k lists)}}.
     """
     _check_score_arguments(base, rls, prompt_ids, response_ids, vocab_size, config)
-    with torch.no_grad():  # statistics, not training: a model fresh from training still requires grad
-        ids = torch.tensor(list(prompt_ids) + list(response_ids), dtype=torch.long, device=input_device(base))
-        rows = slice(len(prompt_ids) - 1, len(ids) - 1)  # logits at index i predict token i + 1
-        hidden_b = final_hidden_states(base, ids)[rows]
-        hidden_r = {name: final_hidden_states(model, ids)[rows] for name, model in rls.items()}
-        return rows_stats(base, rls, hidden_b, hidden_r, ids[len(prompt_ids):], vocab_size, config)
+    ids = torch.tensor(list(prompt_ids) + list(response_ids), dtype=torch.long, device=input_device(base))
+    rows = slice(len(prompt_ids) - 1, len(ids) - 1)  # logits at index i predict token i + 1
+    hidden_b = final_hidden_states(base, ids)[rows]
+    hidden_r = {name: final_hidden_states(model, ids)[rows] for name, model in rls.items()}
+    return rows_stats(base, rls, hidden_b, hidden_r, ids[len(prompt_ids):], vocab_size, config)
